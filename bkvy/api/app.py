@@ -1,0 +1,36 @@
+"""The FastAPI app: composition only. Routes parse and map; core decides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bkvy.api import routes_llm, routes_monitor
+from bkvy.api.errors import install_error_handlers
+from bkvy.core.clock import Clock, MonotonicClock
+from bkvy.core.config import GatewayConfig
+from bkvy.core.services import Services
+from bkvy.core.settings import Settings
+from bkvy.core.transport import Transport
+
+
+def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None = None,
+               transport: Transport | None = None) -> FastAPI:
+    """Build the app; its lifespan starts every service and stops them on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(title="bkvy", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(routes_llm.router)
+    app.include_router(routes_monitor.router)
+    return app

@@ -1,0 +1,72 @@
+"""Read-only monitoring endpoints (SPEC §4). Key ids only, never key values."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from bkvy.api.deps import services_of
+from bkvy.core.routing import CandidateKey
+from bkvy.models.types import IntelligenceLevel
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(request: Request) -> dict:
+    services = services_of(request)
+    return {"status": "ok", "providers": len(services.config.providers),
+            "models": sum(len(p.models) for p in services.config.providers.values()),
+            "scenarios": len(services.config.routing.scenarios)}
+
+
+@router.get("/providers")
+async def providers(request: Request) -> dict:
+    config = services_of(request).config
+    return {"providers": {
+        name: {"type": provider.type.value, "base_url": provider.base_url, "keys": sorted(provider.keys),
+               "models": {model_name: {"intelligence_tier": model.intelligence_tier.value,
+                                       "input_cost_per_1k": model.input_price_per_1k,
+                                       "output_cost_per_1k": model.output_price_per_1k,
+                                       "supports_thinking": model.supports_thinking,
+                                       "capabilities": list(model.capabilities)}
+                          for model_name, model in provider.models.items()}}
+        for name, provider in config.providers.items()}}
+
+
+@router.get("/intelligence/{level}")
+async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
+    services = services_of(request)
+    rows = []
+    for provider_name, provider in services.config.providers.items():
+        for model_name, model in provider.models.items():
+            if model.intelligence_tier is not level:
+                continue
+            for key_id in provider.keys:
+                state = services.executor.candidate_state(CandidateKey(provider_name, model_name, key_id))
+                rows.append({"provider": provider_name, "model": model_name, "key_id": key_id,
+                             "input_cost_per_1k": model.input_price_per_1k,
+                             "output_cost_per_1k": model.output_price_per_1k,
+                             "expected_latency_seconds": round(state.expected_latency_seconds, 3),
+                             "rate_limit_wait_seconds": round(state.rate_limit_wait_seconds, 3),
+                             "circuit_closed": state.is_closed})
+    return {"level": level.value, "candidates": rows}
+
+
+@router.get("/scenarios")
+async def scenarios(request: Request) -> dict:
+    config = services_of(request).config
+    return {"scenarios": {name: [{"provider": e.provider, "model": e.model, "priority": e.priority}
+                                 for e in config.scenario(name) or []]
+                          for name in config.routing.scenarios}}
+
+
+@router.get("/queue/status")
+async def queue_status(request: Request) -> dict:
+    lanes = services_of(request).limiter.status()
+    queued = [lane for lane in lanes if lane["queue_depth"]]
+    return {"total_queued": sum(int(lane["queue_depth"]) for lane in lanes), "queues": queued}
+
+
+@router.get("/rates/status")
+async def rates_status(request: Request) -> dict:
+    return {"lanes": services_of(request).limiter.status()}

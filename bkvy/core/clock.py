@@ -1,0 +1,97 @@
+"""Injectable time. Everything that waits or measures takes a ``Clock``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...                       # monotonic seconds
+    def wall(self) -> float: ...                      # unix seconds, for records and persistence
+    async def sleep(self, seconds: float) -> None: ...
+    def timeout(self, seconds: float): ...            # async context manager raising TimeoutError
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def timeout(self, seconds: float) -> asyncio.Timeout:
+        return asyncio.timeout(max(0.0, seconds))
+
+
+class FakeClock:
+    """A clock that moves only when told to. ``sleep`` parks until ``advance`` passes its deadline."""
+
+    def __init__(self, start: float = 1000.0, wall_start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._wall_offset = wall_start - start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + seconds, future))
+        await future
+
+    @asynccontextmanager
+    async def timeout(self, seconds: float) -> AsyncIterator[None]:
+        """Like ``asyncio.timeout`` but driven by ``advance``: cancels the task, raises TimeoutError."""
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+        deadline: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def _expire(_: asyncio.Future[None]) -> None:
+            nonlocal expired
+            if not deadline.cancelled():
+                expired = True
+                task.cancel()
+
+        deadline.add_done_callback(_expire)
+        self._sleepers.append((self._now + max(0.0, seconds), deadline))
+        if seconds <= 0:
+            self.advance(0)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            if not deadline.done():
+                deadline.cancel()
+
+    @property
+    def sleeper_count(self) -> int:
+        return sum(1 for _, f in self._sleepers if not f.done())
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+        still_waiting = []
+        for deadline, future in self._sleepers:
+            if future.done():
+                continue
+            if deadline <= self._now:
+                future.set_result(None)
+            else:
+                still_waiting.append((deadline, future))
+        self._sleepers = still_waiting

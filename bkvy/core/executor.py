@@ -1,0 +1,297 @@
+"""Walk a route plan: circuit breaker → rate limit → adapter → transport, recording every attempt.
+
+SPEC §5–6: failover by failure class within the request's soft/hard timeouts. ``bad_request`` stops
+at once; every other class moves on to the next candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from bkvy.core.adapters import adapter_for
+from bkvy.core.clock import Clock
+from bkvy.core.config import GatewayConfig
+from bkvy.core.latency import LatencyTracker
+from bkvy.core.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
+from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, plan_route
+from bkvy.core.thinking import should_disable_thinking
+from bkvy.core.transport import Transport
+from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen,
+                                HardTimeout, UpstreamBadRequest, UpstreamError)
+from bkvy.models.types import ChatMessage, Completion, ErrorClass, GenerationOptions, UpstreamCall
+
+log = logging.getLogger(__name__)
+
+_MIN_FAST_ATTEMPT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    provider: str
+    model: str
+    key_id: str
+    outcome: str                  # "success", an ErrorClass value, or "skipped_<why>"
+    duration_ms: float
+    waited_ms: float = 0.0
+    status: int | None = None
+    fast_mode: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {"provider": self.provider, "model": self.model, "key_id": self.key_id, "outcome": self.outcome,
+                "status": self.status, "duration_ms": round(self.duration_ms, 2),
+                "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRequest:
+    request_id: str
+    client_id: str
+    route: RouteRequest
+    messages: tuple[ChatMessage, ...]
+    options: GenerationOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    completion: Completion
+    candidate: Candidate
+    plan: RoutePlan
+    attempts: tuple[Attempt, ...]
+    total_ms: float
+    queue_wait_ms: float
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """What one request did, for the records (never message content)."""
+
+    request: ExecutionRequest
+    result: ExecutionResult | None
+    error: BkvyError | None
+    attempts: tuple[Attempt, ...]
+    total_ms: float
+    queue_wait_ms: float
+    started_wall: float
+
+
+@dataclass(slots=True)
+class _Run:
+    start: float
+    attempts: list[Attempt] = field(default_factory=list)
+    rate_limit_waits: list[float] = field(default_factory=list)
+    queue_wait_seconds: float = 0.0
+
+    def attempt_dicts(self) -> list[dict[str, object]]:
+        return [a.as_dict() for a in self.attempts]
+
+
+class _LiveSnapshot(Mapping[CandidateKey, CandidateState]):
+    """Candidate states computed on demand, so planning only looks at the candidates it considers."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def __getitem__(self, key: CandidateKey) -> CandidateState:
+        return self._executor.candidate_state(key)
+
+    def __iter__(self) -> Iterator[CandidateKey]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def get(self, key, default=None):  # type: ignore[override]
+        return self._executor.candidate_state(key)
+
+
+class Executor:
+    def __init__(self, *, config: GatewayConfig, clock: Clock, transport: Transport, limiter: RateLimiter,
+                 latency: LatencyTracker, breaker=None, soft_timeout_seconds: float = 30.0,
+                 hard_timeout_seconds: float = 120.0) -> None:
+        self.config = config
+        self._clock = clock
+        self._transport = transport
+        self._limiter = limiter
+        self._latency = latency
+        self._breaker = breaker
+        self._soft_timeout_seconds = soft_timeout_seconds
+        self._hard_timeout_seconds = hard_timeout_seconds
+        self._observers: list[Callable[[RequestOutcome], None]] = []
+
+    def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
+        self._observers.append(observer)
+
+    def candidate_state(self, key: CandidateKey) -> CandidateState:
+        model = self.config.providers[key.provider].models[key.model]
+        lane = self._limiter.view(LaneKey(key.provider, key.key_id, key.model))
+        expected = self._latency.expected_seconds(key.provider, key.model, model.expected_latency_ms / 1000.0)
+        circuit = self._breaker.route_view(key.provider, key.model, key.key_id) if self._breaker else None
+        if circuit is None:
+            return CandidateState(expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds,
+                                  lane.used_in_minute, lane.last_used)
+        return CandidateState(expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds, lane.used_in_minute,
+                              lane.last_used, *circuit)
+
+    def plan(self, route: RouteRequest) -> RoutePlan:
+        return plan_route(route, self.config, _LiveSnapshot(self))
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
+        run = _Run(start=self._clock.now())
+        started_wall = self._clock.wall()
+        try:
+            async with self._clock.timeout(self._hard_timeout_seconds):
+                result = await self._walk(request, run)
+        except TimeoutError:
+            error = HardTimeout(f"no answer within {self._hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
+            self._notify(request, None, error, run, started_wall)
+            raise error from None
+        except BkvyError as error:
+            error.attempts = error.attempts if error.attempts is not None else run.attempt_dicts()
+            self._notify(request, None, error, run, started_wall)
+            raise
+        self._notify(request, result, None, run, started_wall)
+        return result
+
+    def _notify(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
+                run: _Run, started_wall: float) -> None:
+        outcome = RequestOutcome(request, result, error, tuple(run.attempts),
+                                 (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0,
+                                 started_wall)
+        for observer in self._observers:
+            try:
+                observer(outcome)
+            except Exception:  # an observer must never break a request
+                log.exception("observer_failed")
+
+    async def _walk(self, request: ExecutionRequest, run: _Run) -> ExecutionResult:
+        plan = self.plan(request.route)
+        tried_pairs: set[tuple[str, str]] = set()
+        for candidate in plan.candidates:
+            fast_mode = self._clock.now() - run.start >= self._soft_timeout_seconds
+            if not self._may_try(candidate, fast_mode, tried_pairs, run):
+                continue
+            tried_pairs.add((candidate.provider, candidate.model))
+            completion = await self._attempt(request, candidate, run, fast_mode)
+            if completion is not None:
+                return self._result(completion, candidate, plan, run)
+        raise self._final_error(plan, run)
+
+    def _may_try(self, candidate: Candidate, fast_mode: bool, tried_pairs: set[tuple[str, str]], run: _Run) -> bool:
+        if self._breaker is None:
+            return True
+        skip = self._breaker.refusal(candidate.provider, candidate.model, candidate.key_id,
+                                     fast_mode=fast_mode, is_retry=(candidate.provider, candidate.model) in tried_pairs,
+                                     is_panic=candidate.reason == "panic_mode")
+        if skip is None:
+            return True
+        run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, f"skipped_{skip}", 0.0,
+                                    fast_mode=fast_mode))
+        return False
+
+    async def _attempt(self, request: ExecutionRequest, candidate: Candidate, run: _Run,
+                       fast_mode: bool) -> Completion | None:
+        lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
+        waited = await self._take_slot(request, candidate, lane, run, fast_mode)
+        if waited is None:
+            return None
+        provider = self.config.providers[candidate.provider]
+        model = provider.models[candidate.model]
+        call = UpstreamCall(
+            base_url=provider.base_url, model=candidate.model, api_key=provider.keys[candidate.key_id].api_key,
+            messages=request.messages, options=request.options, supports_thinking=model.supports_thinking,
+            thinking_off=should_disable_thinking(level=request.route.level, supports_thinking=model.supports_thinking,
+                                                 disable_thinking=request.options.disable_thinking),
+            endpoint=model.endpoint)
+        adapter = adapter_for(provider.type)
+        started = self._clock.now()
+        try:
+            async with self._clock.timeout(self._attempt_timeout(run, fast_mode)):
+                reply = await self._transport.send(adapter.build_request(call))
+            completion = adapter.parse_reply(reply)
+        except TimeoutError:
+            error = UpstreamError(ErrorClass.TIMEOUT, "upstream timed out")
+            return self._failed(candidate, lane, error, started, waited, run, fast_mode)
+        except UpstreamError as error:
+            return self._failed(candidate, lane, error, started, waited, run, fast_mode)
+        self._succeeded(candidate, lane, completion, started, waited, run, fast_mode)
+        return completion
+
+    async def _take_slot(self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: _Run,
+                         fast_mode: bool) -> float | None:
+        """Seconds waited for a rate-limit slot, or None when it would come after the request's max wait."""
+        if self._limiter.try_acquire(lane):
+            return 0.0
+        deadline = run.start + (request.route.max_wait_seconds or 0.0)
+        try:
+            waited = await self._limiter.acquire(lane, deadline)
+        except RateLimitExceeded as exceeded:
+            run.rate_limit_waits.append(exceeded.retry_after_seconds)
+            run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, "skipped_rate_limited",
+                                        0.0, fast_mode=fast_mode))
+            return None
+        run.queue_wait_seconds += waited
+        return waited
+
+    def _attempt_timeout(self, run: _Run, fast_mode: bool) -> float:
+        elapsed = self._clock.now() - run.start
+        if not fast_mode:
+            return max(self._soft_timeout_seconds - elapsed, 0.001)
+        fast = max(_MIN_FAST_ATTEMPT_SECONDS, self._soft_timeout_seconds / 3)
+        return max(min(fast, self._hard_timeout_seconds - elapsed), 0.001)
+
+    def _succeeded(self, candidate: Candidate, lane: LaneKey, completion: Completion, started: float, waited: float,
+                   run: _Run, fast_mode: bool) -> None:
+        seconds = self._clock.now() - started
+        self._latency.observe(candidate.provider, candidate.model, seconds)
+        hint = completion.rate_limit_hint
+        if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
+            self._limiter.block_until(lane, hint.reset_seconds)
+        if self._breaker is not None:
+            self._breaker.record_success(candidate.provider, candidate.model, candidate.key_id, seconds * 1000.0)
+        run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, "success",
+                                    seconds * 1000.0, waited * 1000.0, 200, fast_mode))
+
+    def _failed(self, candidate: Candidate, lane: LaneKey, error: UpstreamError, started: float, waited: float,
+                run: _Run, fast_mode: bool) -> None:
+        seconds = self._clock.now() - started
+        run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, error.error_class.value,
+                                    seconds * 1000.0, waited * 1000.0, error.status, fast_mode))
+        log.warning("upstream_failed", extra={"provider": candidate.provider, "model": candidate.model,
+                                              "key_id": candidate.key_id, "error_class": error.error_class.value,
+                                              "status": error.status})
+        if error.error_class is ErrorClass.BAD_REQUEST:
+            raise UpstreamBadRequest(f"{candidate.provider} rejected the request: {error.message}",
+                                     attempts=run.attempt_dicts())
+        if error.error_class is ErrorClass.RATE_LIMITED:
+            retry_after = error.retry_after_seconds if error.retry_after_seconds is not None else 1.0
+            self._limiter.block_until(lane, retry_after)
+            run.rate_limit_waits.append(retry_after)
+        if self._breaker is not None:
+            self._breaker.record_failure(candidate.provider, candidate.model, candidate.key_id, error.error_class,
+                                         error.retry_after_seconds)
+        return None
+
+    def _result(self, completion: Completion, candidate: Candidate, plan: RoutePlan, run: _Run) -> ExecutionResult:
+        model = self.config.providers[candidate.provider].models[candidate.model]
+        cost = (completion.usage.input_tokens * model.input_price_per_1k
+                + completion.usage.output_tokens * model.output_price_per_1k) / 1000.0
+        return ExecutionResult(completion, candidate, plan, tuple(run.attempts),
+                               (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0, cost)
+
+    def _final_error(self, plan: RoutePlan, run: _Run) -> BkvyError:
+        tried = [a for a in run.attempts if not a.outcome.startswith("skipped_") or a.outcome == "skipped_rate_limited"]
+        limited = [a for a in tried if a.outcome in ("skipped_rate_limited", ErrorClass.RATE_LIMITED.value)]
+        plan_wait = plan.rate_limit_retry_after_seconds
+        waits = run.rate_limit_waits + ([plan_wait] if plan_wait is not None else [])
+        if waits and len(limited) == len(tried):
+            return AllCandidatesRateLimited("every candidate is rate-limited", retry_after_seconds=min(waits),
+                                            attempts=run.attempt_dicts())
+        if not tried:
+            opens = [s for s in plan.skipped if s.reason.startswith("circuit")]
+            if opens or any(a.outcome.startswith("skipped_") for a in run.attempts):
+                return CircuitsOpen("every candidate's circuit is open", attempts=run.attempt_dicts())
+        return AllCandidatesFailed(f"all {len(tried)} attempts failed", attempts=run.attempt_dicts())

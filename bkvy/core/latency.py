@@ -1,0 +1,18 @@
+"""Expected response time per (provider, model), learned online from its own successes (SPEC §5)."""
+
+from __future__ import annotations
+
+_ALPHA = 0.2   # weight of the newest sample: recent behaviour matters, one outlier does not dominate
+
+
+class LatencyTracker:
+    def __init__(self) -> None:
+        self._ewma_seconds: dict[tuple[str, str], float] = {}
+
+    def observe(self, provider: str, model: str, seconds: float) -> None:
+        key = (provider, model)
+        previous = self._ewma_seconds.get(key)
+        self._ewma_seconds[key] = seconds if previous is None else previous + _ALPHA * (seconds - previous)
+
+    def expected_seconds(self, provider: str, model: str, seed_seconds: float) -> float:
+        return self._ewma_seconds.get((provider, model), seed_seconds)

@@ -1,0 +1,199 @@
+"""Rate limits per (provider, key, model): rpm and rpd sliding windows plus a FIFO queue (SPEC §5).
+
+Many requests may be in flight on one key at once: a lane only counts request starts. A request
+that must wait joins its lane's FIFO queue and is served in order when a slot frees, or gives up
+at its deadline. Provider headers (retry-after, remaining=0) block a lane until the time they give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from bkvy.core.clock import Clock
+
+MINUTE_SECONDS = 60.0
+DAY_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class LaneKey:
+    provider: str
+    key_id: str
+    model: str
+
+
+class RateLimitExceeded(Exception):
+    """The lane cannot serve this request before its deadline."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limited for {retry_after_seconds:.1f}s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class _Window:
+    """Start times of the requests in the last ``span_seconds``; at most ``limit`` allowed."""
+
+    __slots__ = ("limit", "span_seconds", "starts")
+
+    def __init__(self, limit: int, span_seconds: float) -> None:
+        self.limit = limit
+        self.span_seconds = span_seconds
+        self.starts: deque[float] = deque()
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.span_seconds
+        while self.starts and self.starts[0] <= horizon:
+            self.starts.popleft()
+
+    def wait_seconds(self, now: float, position: int = 0) -> float:
+        """Seconds until the request ``position`` places behind the head may start."""
+        self._expire(now)
+        index = len(self.starts) + position - self.limit
+        if index < 0:
+            return 0.0
+        rounds, offset = divmod(index, self.limit)
+        return self.starts[offset] + self.span_seconds * (rounds + 1) - now
+
+    def used(self, now: float) -> int:
+        self._expire(now)
+        return len(self.starts)
+
+
+class Lane:
+    __slots__ = ("windows", "blocked_until", "waiters", "last_used")
+
+    def __init__(self, rpm: int | None, rpd: int | None) -> None:
+        self.windows = [w for w in (_Window(rpm, MINUTE_SECONDS) if rpm else None,
+                                    _Window(rpd, DAY_SECONDS) if rpd else None) if w is not None]
+        self.blocked_until = 0.0
+        self.waiters: deque[asyncio.Event] = deque()
+        self.last_used = float("-inf")
+
+    def wait_seconds(self, now: float, position: int = 0) -> float:
+        window_wait = max((w.wait_seconds(now, position) for w in self.windows), default=0.0)
+        return max(window_wait, self.blocked_until - now, 0.0)
+
+    def take(self, now: float) -> None:
+        for window in self.windows:
+            window.starts.append(now)
+        self.last_used = now
+
+
+@dataclass(frozen=True, slots=True)
+class LaneView:
+    """What routing needs to know about one lane, at one instant."""
+
+    rate_limit_wait_seconds: float   # wait if the queue were empty
+    queue_wait_seconds: float        # extra wait caused by the requests queued ahead
+    queue_depth: int
+    used_in_minute: int
+    last_used: float
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lanes: dict[LaneKey, Lane] = {}
+
+    def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None) -> None:
+        self._lanes[key] = Lane(rpm, rpd)
+
+    def _lane(self, key: LaneKey) -> Lane:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(None, None)
+        return lane
+
+    def view(self, key: LaneKey) -> LaneView:
+        lane = self._lane(key)
+        now = self._clock.now()
+        head_wait = lane.wait_seconds(now)
+        depth = len(lane.waiters)
+        queued_wait = lane.wait_seconds(now, depth) if depth else head_wait
+        minute = lane.windows[0].used(now) if lane.windows and lane.windows[0].span_seconds == MINUTE_SECONDS else 0
+        return LaneView(head_wait, max(0.0, queued_wait - head_wait), depth, minute, lane.last_used)
+
+    def block_until(self, key: LaneKey, retry_after_seconds: float) -> None:
+        """A provider said wait (429 retry-after, or remaining=0 with a reset time)."""
+        lane = self._lane(key)
+        lane.blocked_until = max(lane.blocked_until, self._clock.now() + retry_after_seconds)
+
+    def try_acquire(self, key: LaneKey) -> bool:
+        lane = self._lane(key)
+        now = self._clock.now()
+        if lane.waiters or lane.wait_seconds(now) > 0:
+            return False
+        lane.take(now)
+        return True
+
+    async def acquire(self, key: LaneKey, deadline: float) -> float:
+        """Take a slot, waiting in FIFO order until ``deadline`` (clock seconds).
+
+        Returns the seconds waited. Raises RateLimitExceeded when the slot would come after the deadline.
+        """
+        lane = self._lane(key)
+        start = self._clock.now()
+        if not lane.waiters and lane.wait_seconds(start) == 0:
+            lane.take(start)
+            return 0.0
+        turn = asyncio.Event()
+        lane.waiters.append(turn)
+        if lane.waiters[0] is turn:
+            turn.set()
+        try:
+            await self._wait_for_turn(lane, turn, deadline)
+            await self._wait_for_slot(lane, deadline)
+            now = self._clock.now()
+            lane.take(now)
+            return now - start
+        finally:
+            self._leave(lane, turn)
+
+    async def _wait_for_turn(self, lane: Lane, turn: asyncio.Event, deadline: float) -> None:
+        while not turn.is_set():
+            position = list(lane.waiters).index(turn)
+            now = self._clock.now()
+            expected = lane.wait_seconds(now, position)
+            if now + expected > deadline:
+                raise RateLimitExceeded(expected)
+            try:
+                async with self._clock.timeout(deadline - now):
+                    await turn.wait()
+            except TimeoutError:
+                raise RateLimitExceeded(lane.wait_seconds(self._clock.now(), position)) from None
+
+    async def _wait_for_slot(self, lane: Lane, deadline: float) -> None:
+        while True:
+            now = self._clock.now()
+            wait = lane.wait_seconds(now)
+            if wait <= 0:
+                return
+            if now + wait > deadline:
+                raise RateLimitExceeded(wait)
+            await self._clock.sleep(wait)
+
+    @staticmethod
+    def _leave(lane: Lane, turn: asyncio.Event) -> None:
+        was_head = bool(lane.waiters) and lane.waiters[0] is turn
+        try:
+            lane.waiters.remove(turn)
+        except ValueError:
+            pass
+        if was_head and lane.waiters:
+            lane.waiters[0].set()
+
+    def status(self) -> list[dict[str, object]]:
+        now = self._clock.now()
+        rows = []
+        for key, lane in self._lanes.items():
+            rows.append({
+                "provider": key.provider, "key_id": key.key_id, "model": key.model,
+                "limits": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.limit for w in lane.windows},
+                "used": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.used(now) for w in lane.windows},
+                "wait_seconds": round(lane.wait_seconds(now), 3),
+                "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
+                "queue_depth": len(lane.waiters),
+            })
+        return rows

@@ -1,0 +1,152 @@
+"""One error tree. ``api`` maps any ``BkvyError`` to ``{success:false, error:{code,message}}``.
+
+    BkvyError
+    ├── InvalidRequest            400 invalid_request
+    │   ├── InvalidJson           400 invalid_json
+    │   └── InvalidEncoding       400 invalid_encoding
+    ├── ValidationFailed          422 validation_error
+    ├── UnknownScenario           404 unknown_scenario
+    ├── UnknownProvider           404 unknown_provider
+    ├── UnknownModel              404 unknown_model
+    ├── UnknownKey                404 unknown_key
+    ├── NoCandidates              404 no_candidates
+    ├── BodyTooLarge              413 body_too_large
+    ├── UnsupportedMediaType      415 unsupported_media_type
+    ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
+    ├── UpstreamBadRequest        400 upstream_bad_request
+    ├── AllCandidatesFailed       502 all_candidates_failed
+    ├── CircuitsOpen              503 circuits_open
+    ├── Unauthorized              401 unauthorized
+    ├── AdminDisabled             403 admin_disabled
+    ├── Forbidden                 403 forbidden
+    └── HardTimeout               504 hard_timeout
+
+``UpstreamError`` is not a ``BkvyError``: it is what an adapter raises for one attempt,
+and the executor decides what it means for the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from bkvy.models.types import ErrorClass
+
+
+class BkvyError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, attempts: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+
+
+class InvalidRequest(BkvyError):
+    code = "invalid_request"
+    status = 400
+
+
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+
+
+class InvalidEncoding(InvalidRequest):
+    code = "invalid_encoding"
+
+
+class ValidationFailed(BkvyError):
+    code = "validation_error"
+    status = 422
+
+
+class UnknownScenario(BkvyError):
+    code = "unknown_scenario"
+    status = 404
+
+
+class UnknownProvider(BkvyError):
+    code = "unknown_provider"
+    status = 404
+
+
+class UnknownModel(BkvyError):
+    code = "unknown_model"
+    status = 404
+
+
+class UnknownKey(BkvyError):
+    code = "unknown_key"
+    status = 404
+
+
+class NoCandidates(BkvyError):
+    code = "no_candidates"
+    status = 404
+
+
+class BodyTooLarge(BkvyError):
+    code = "body_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(BkvyError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class AllCandidatesRateLimited(BkvyError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: float,
+                 attempts: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamBadRequest(BkvyError):
+    code = "upstream_bad_request"
+    status = 400
+
+
+class AllCandidatesFailed(BkvyError):
+    code = "all_candidates_failed"
+    status = 502
+
+
+class CircuitsOpen(BkvyError):
+    code = "circuits_open"
+    status = 503
+
+
+class Unauthorized(BkvyError):
+    code = "unauthorized"
+    status = 401
+
+
+class AdminDisabled(BkvyError):
+    code = "admin_disabled"
+    status = 403
+
+
+class Forbidden(BkvyError):
+    code = "forbidden"
+    status = 403
+
+
+class HardTimeout(BkvyError):
+    code = "hard_timeout"
+    status = 504
+
+
+class UpstreamError(Exception):
+    """One failed upstream attempt, classified by the adapter from status and headers."""
+
+    def __init__(self, error_class: ErrorClass, message: str, *, status: int | None = None,
+                 retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds

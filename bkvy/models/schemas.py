@@ -1,0 +1,100 @@
+"""Request bodies of the routing endpoints (SPEC §4), validated once at the edge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel
+
+_Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageUrl(_Body):
+    url: str = Field(min_length=1, max_length=20 * 1024 * 1024)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ContentPart(_Body):
+    type: Literal["text", "image_url"]
+    text: str | None = None
+    image_url: ImageUrl | None = None
+
+
+class MessageIn(_Body):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[ContentPart]
+
+    @field_validator("content")
+    @classmethod
+    def _parts_not_empty(cls, content: str | list[ContentPart]) -> str | list[ContentPart]:
+        if isinstance(content, list):
+            if not content:
+                raise ValueError("content parts must not be empty")
+            for part in content:
+                if (part.type == "text") != (part.text is not None) or (part.type == "image_url") != (
+                        part.image_url is not None):
+                    raise ValueError("a 'text' part needs 'text'; an 'image_url' part needs 'image_url'")
+        return content
+
+    def to_message(self) -> ChatMessage:
+        if isinstance(self.content, str):
+            return ChatMessage(self.role, self.content)
+        return ChatMessage(self.role, tuple(part.model_dump(exclude_none=True) for part in self.content))
+
+
+class OptionsIn(_Body):
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, strict=True)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, strict=True)
+    stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(default=None)
+    disable_thinking: bool = Field(default=False, strict=True)
+    json_mode: bool = Field(default=False, strict=True)
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and len(stop) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return stop
+
+    def to_options(self) -> GenerationOptions:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return GenerationOptions(self.max_tokens, self.temperature, self.top_p, stop, self.json_mode,
+                                 self.disable_thinking)
+
+
+class _RoutedRequest(_Body):
+    client_id: _Name
+    messages: list[MessageIn] = Field(min_length=1, max_length=10_000)
+    options: OptionsIn = Field(default_factory=OptionsIn)
+    debug: bool = Field(default=False, strict=True)  # "true", 1: 422, not a silent coercion
+
+    @field_validator("messages")
+    @classmethod
+    def _has_a_non_system_message(cls, messages: list[MessageIn]) -> list[MessageIn]:
+        if all(message.role == "system" for message in messages):
+            raise ValueError("needs at least one user or assistant message")
+        return messages
+
+
+class IntelligenceRequest(_RoutedRequest):
+    intelligence_level: IntelligenceLevel
+    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
+
+
+class ScenarioRequest(_RoutedRequest):
+    scenario: _Name
+    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
+
+
+class DirectRequest(_RoutedRequest):
+    provider: _Name
+    model: _Name
+    api_key_id: _Name | None = None
+    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)

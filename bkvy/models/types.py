@@ -1,0 +1,141 @@
+"""Internal value types shared by core, api and sim.
+
+Everything here is a frozen dataclass or an enum: validated data crosses the
+boundaries once (pydantic, in ``schemas`` and ``core.config``) and is plain and
+immutable inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class IntelligenceLevel(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {IntelligenceLevel.LOW: 0, IntelligenceLevel.MEDIUM: 1, IntelligenceLevel.HIGH: 2}
+
+
+class ProviderType(str, Enum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OLLAMA = "ollama"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class RoutingMethod(str, Enum):
+    INTELLIGENCE = "intelligence"
+    SCENARIO = "scenario"
+    DIRECT = "direct"
+
+
+class FinishReason(str, Enum):
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    TOOL_CALLS = "tool_calls"
+
+
+class ErrorClass(str, Enum):
+    """How an upstream failure is treated by failover and the circuit breaker."""
+
+    AUTH = "auth"                  # 401/403: the key is bad
+    RATE_LIMITED = "rate_limited"  # 429: wait retry_after_seconds
+    SERVER = "server"              # 5xx, or an unparseable reply
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    BAD_REQUEST = "bad_request"    # this input is wrong: no failover, no circuit blame
+
+    @property
+    def is_retryable(self) -> bool:
+        return self is not ErrorClass.BAD_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message; ``content`` is text or a list of OpenAI-style content parts."""
+
+    role: str
+    content: str | tuple[dict[str, Any], ...]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    json_mode: bool = False
+    disable_thinking: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """Everything an adapter needs to build one upstream request."""
+
+    base_url: str
+    model: str            # the provider's model id, e.g. "gpt-4o-mini" or "models/..." stripped
+    api_key: str          # the key value; adapters put it in headers only, never in the URL
+    messages: tuple[ChatMessage, ...]
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    thinking_off: bool = False   # SPEC §5 thinking control, decided by core.thinking
+    supports_thinking: bool = False
+    endpoint: str | None = None  # per-model override of the path, from config
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    json_body: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    status: int
+    headers: dict[str, str]   # lower-cased names
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHint:
+    """What a provider's headers said about the key's remaining budget."""
+
+    remaining_requests: int | None = None
+    reset_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    content: str
+    usage: Usage
+    finish_reason: FinishReason
+    model_reported: str | None = None
+    rate_limit_hint: RateLimitHint | None = None

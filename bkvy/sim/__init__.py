@@ -1,0 +1,11 @@
+"""Simulated LLM providers: real HTTP servers on loopback speaking each provider's wire format.
+
+Used by end-to-end tests, `python main.py --demo` and benchmarks; never touches the network.
+"""
+
+from .fleet import SimFleet
+from .knobs import ModelKnobs
+from .server import WIRE_FORMATS, SimServer
+from .stats import SimStats
+
+__all__ = ["SimServer", "SimFleet", "ModelKnobs", "SimStats", "WIRE_FORMATS"]

@@ -1,0 +1,50 @@
+"""One SimServer per wire format, with a small default catalogue of models per provider."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .knobs import ModelKnobs
+from .server import WIRE_FORMATS, SimServer
+
+# Names only: the sim serves any model asked for; these are what listings show and the demo config uses.
+DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
+    "openai": {"gpt-4o-mini": ModelKnobs(latency_ms=20), "gpt-4o": ModelKnobs(latency_ms=40),
+               "o3-mini": ModelKnobs(latency_ms=60, thinks=True)},
+    "anthropic": {"claude-3-5-haiku-latest": ModelKnobs(latency_ms=25),
+                  "claude-sonnet-4-5": ModelKnobs(latency_ms=50, thinks=True)},
+    "gemini": {"gemini-2.0-flash": ModelKnobs(latency_ms=15), "gemini-2.5-flash": ModelKnobs(latency_ms=30, thinks=True)},
+    "ollama": {"llama3.2:3b": ModelKnobs(latency_ms=10)},
+    "openai_compatible": {"llama-3.1-8b-instant": ModelKnobs(latency_ms=10)},
+}
+
+
+def default_models(wire_format: str) -> dict[str, ModelKnobs]:
+    """Fresh knob objects each call, so two fleets never share mutable state."""
+    return {name: ModelKnobs(**_fields(knobs)) for name, knobs in DEFAULT_MODELS[wire_format].items()}
+
+
+def _fields(knobs: ModelKnobs) -> dict[str, object]:
+    return {name: getattr(knobs, name) for name in ("latency_ms", "thinks")}
+
+
+class SimFleet:
+    def __init__(self, *, seed: int = 0, with_default_latency: bool = True) -> None:
+        self.servers: dict[str, SimServer] = {}
+        for index, wire_format in enumerate(WIRE_FORMATS):
+            models = default_models(wire_format)
+            if not with_default_latency:
+                for knobs in models.values():
+                    knobs.latency_ms = 0.0
+            self.servers[wire_format] = SimServer(wire_format, seed=seed + index, models=models)
+
+    async def start(self, host: str = "127.0.0.1", *, port_base: int = 0) -> None:
+        """port_base 0 gives every server an ephemeral port; else port_base + index in WIRE_FORMATS order."""
+        for index, server in enumerate(self.servers.values()):
+            await server.start(host, port_base + index if port_base else 0)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(server.stop() for server in self.servers.values()))
+
+    def base_url(self, wire_format: str) -> str:
+        return self.servers[wire_format].base_url

@@ -1,0 +1,92 @@
+"""Per-model behaviour knobs of a simulated provider, and the pure decisions drawn from them."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+# Failure kinds a knob can inject; `down` and `rpm` are decided by state, not by a dice roll.
+FAILURE_KINDS = ("server", "timeout", "auth", "bad_request", "rate_limited")
+WINDOW_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class ModelKnobs:
+    """Mutable at runtime: tests and the demo flip these between calls."""
+
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    error_rates: dict[str, float] = field(default_factory=dict)
+    down: bool = False
+    rpm_limit: int | None = None
+    stream_cut_after_chunks: int | None = None
+    stream_fail_before_first_byte: bool = False
+    chunk_delay_ms: float = 0.0
+    tokens_per_reply: int = 16
+    thinks: bool = False
+    pending_429s: int = 0
+    burst_retry_after_seconds: float = 1.0
+
+    def burst_429(self, count: int, retry_after_seconds: float = 1.0) -> None:
+        """The next `count` calls to this model get 429 with this Retry-After."""
+        self.pending_429s = count
+        self.burst_retry_after_seconds = retry_after_seconds
+
+    def apply(self, changes: dict[str, object]) -> None:
+        """Set fields from a JSON object (the `/_sim/knobs` control route); unknown names raise KeyError."""
+        for name, value in changes.items():
+            if name not in _SETTABLE:
+                raise KeyError(name)
+            if name == "error_rates":
+                unknown = set(value) - set(FAILURE_KINDS)  # type: ignore[arg-type]
+                if unknown:
+                    raise KeyError(f"error_rates.{sorted(unknown)[0]}")
+                value = {str(k): float(v) for k, v in value.items()}  # type: ignore[union-attr]
+            setattr(self, name, value)
+
+
+_SETTABLE = frozenset(
+    name for name in ModelKnobs.__slots__ if name not in ("pending_429s", "burst_retry_after_seconds")  # type: ignore[attr-defined]
+)
+
+
+def roll_failure(knobs: ModelKnobs, rng: random.Random) -> str | None:
+    """One draw against the cumulative error rates, in the fixed FAILURE_KINDS order."""
+    draw = rng.random()
+    cumulative = 0.0
+    for kind in FAILURE_KINDS:
+        cumulative += knobs.error_rates.get(kind, 0.0)
+        if draw < cumulative:
+            return kind
+    return None
+
+
+def latency_seconds(knobs: ModelKnobs, rng: random.Random) -> float:
+    jitter_ms = rng.uniform(-knobs.latency_jitter_ms, knobs.latency_jitter_ms)
+    return max(0.0, knobs.latency_ms + jitter_ms) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateView:
+    limit: int
+    remaining: int
+    reset_seconds: float
+    is_exceeded: bool
+
+
+@dataclass(slots=True)
+class RpmWindow:
+    """Sliding 60 s window of accepted calls for one (model, key); honest remaining/reset numbers."""
+
+    accepted_at: deque[float] = field(default_factory=deque)
+
+    def admit(self, limit: int, now_seconds: float) -> RateView:
+        while self.accepted_at and now_seconds - self.accepted_at[0] >= WINDOW_SECONDS:
+            self.accepted_at.popleft()
+        is_exceeded = len(self.accepted_at) >= limit
+        if not is_exceeded:
+            self.accepted_at.append(now_seconds)
+        oldest = self.accepted_at[0] if self.accepted_at else now_seconds
+        reset_seconds = max(0.0, WINDOW_SECONDS - (now_seconds - oldest))
+        return RateView(limit, max(0, limit - len(self.accepted_at)), reset_seconds, is_exceeded)

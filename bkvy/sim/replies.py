@@ -1,0 +1,75 @@
+"""What a simulated call asked for, and the deterministic reply it gets (lorem text, never an echo)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from .knobs import ModelKnobs
+
+_WORDS = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip "
+    "ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla"
+).split()
+_CHARS_PER_TOKEN = 4
+_PROMPT_OVERHEAD_TOKENS = 3
+_THOUGHT_TOKENS_PER_REPLY_TOKEN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    model: str
+    api_key: str | None
+    is_stream: bool
+    max_tokens: int | None
+    prompt_chars: int
+    is_thinking_off: bool  # the request switched reasoning off (budget 0, lowest effort, ...)
+    include_usage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SimReply:
+    response_id: str
+    model: str
+    chunks: tuple[str, ...]  # one streamed content delta per entry; "".join gives the text
+    prompt_tokens: int
+    completion_tokens: int
+    thought_tokens: int
+    is_truncated: bool  # max_tokens cut it: finish "length" / "max_tokens"
+    created_seconds: int
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimReply:
+    limit = call.max_tokens if call.max_tokens is not None else knobs.tokens_per_reply
+    completion_tokens = max(1, min(knobs.tokens_per_reply, limit))
+    words = [rng.choice(_WORDS) for _ in range(completion_tokens)]
+    words[0] = words[0].capitalize()
+    chunks = tuple(word if i == 0 else " " + word for i, word in enumerate(words[:-1])) + (
+        (" " if completion_tokens > 1 else "") + words[-1] + ".",
+    )
+    is_thinking = knobs.thinks and not call.is_thinking_off
+    return SimReply(
+        response_id=f"{rng.getrandbits(64):016x}",
+        model=call.model,
+        chunks=chunks,
+        prompt_tokens=_PROMPT_OVERHEAD_TOKENS + call.prompt_chars // _CHARS_PER_TOKEN,
+        completion_tokens=completion_tokens,
+        thought_tokens=completion_tokens * _THOUGHT_TOKENS_PER_REPLY_TOKEN if is_thinking else 0,
+        is_truncated=limit < knobs.tokens_per_reply,
+        created_seconds=int(time.time()),
+    )
+
+
+def text_length(content: object) -> int:
+    """Characters of text in a message content: a string, or a list of parts with `text`."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(text_length(part.get("text", "")) for part in content if isinstance(part, dict))
+    return 0

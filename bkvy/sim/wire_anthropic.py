@@ -1,0 +1,126 @@
+"""Anthropic Messages wire format: required headers and max_tokens, SSE events, `event: error` on a cut."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+
+from .knobs import RateView
+from .replies import ChatCall, SimReply, text_length
+from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
+
+# kind -> (status, error.type). `server` is 529 overloaded, the failure Anthropic actually sends under load.
+_ERRORS = {
+    "server": (529, "overloaded_error"),
+    "timeout": (504, "timeout_error"),
+    "auth": (401, "authentication_error"),
+    "bad_request": (400, "invalid_request_error"),
+    "rate_limited": (429, "rate_limit_error"),
+    DOWN: (503, "api_error"),
+    "stream_failed": (500, "api_error"),
+}
+
+
+class AnthropicWire:
+    name = "anthropic"
+    requires_key = True
+    stream_content_type = "text/event-stream"
+    chat_routes = ("/v1/messages",)
+
+    def parse_call(self, request: web.Request, body: dict) -> ChatCall:
+        if not request.headers.get("anthropic-version"):
+            raise Rejection("bad_request", "anthropic-version: header is required")
+        max_tokens = int_or_none(body.get("max_tokens"))
+        if max_tokens is None:
+            raise Rejection("bad_request", "max_tokens: Field required")
+        messages = body.get("messages")
+        if not isinstance(body.get("model"), str) or not isinstance(messages, list) or not messages:
+            raise Rejection("bad_request", "model and messages: Field required")
+        thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+        return ChatCall(
+            model=body["model"],
+            # SDK 2.x sends the key as `Authorization: Bearer`; older clients and curl use `x-api-key`.
+            api_key=request.headers.get("x-api-key") or bearer_key(request),
+            is_stream=body.get("stream") is True,
+            max_tokens=max_tokens,
+            prompt_chars=text_length(body.get("system")) + sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
+            # Claude thinks only when asked: no `thinking` block (or type disabled) means off.
+            is_thinking_off=thinking.get("type") not in ("enabled", "adaptive"),
+        )
+
+    def error_reply(self, failure: Failure) -> tuple[int, dict]:
+        status, error_type = _ERRORS[failure.kind]
+        return status, _error_body(error_type, failure.message)
+
+    def rate_limit_headers(self, view: RateView) -> dict[str, str]:
+        reset_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=view.reset_seconds)
+        return {
+            "anthropic-ratelimit-requests-limit": str(view.limit),
+            "anthropic-ratelimit-requests-remaining": str(view.remaining),
+            "anthropic-ratelimit-requests-reset": reset_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        }
+
+    def request_id_headers(self, request_id: str) -> dict[str, str]:
+        return {"request-id": f"req_{request_id}"}
+
+    def reply_body(self, reply: SimReply) -> dict:
+        return self._message(reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), reply.completion_tokens)
+
+    def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        return [
+            sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
+            sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start"),
+            sse({"type": "ping"}, "ping"),
+        ]
+
+    def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        return sse(delta, "content_block_delta")
+
+    def stream_tail(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        message_delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
+            "usage": {"output_tokens": reply.completion_tokens},
+        }
+        return [
+            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            sse(message_delta, "message_delta"),
+            sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+    def stream_cut(self, reply: SimReply) -> bytes | None:
+        return sse(_error_body("overloaded_error", "Overloaded"), "error")
+
+    def info_routes(self, model_names: ModelNames) -> list[web.RouteDef]:
+        async def list_models(request: web.Request) -> web.Response:
+            data = [
+                {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
+                for name in model_names.model_names()
+            ]
+            first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+            return web.json_response({"data": data, "has_more": False, "first_id": first, "last_id": last})
+
+        return [web.get("/v1/models", list_models)]
+
+    def _message(self, reply: SimReply, content: list, stop_reason: str | None, output_tokens: int) -> dict:
+        return {
+            "id": f"msg_{reply.response_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": reply.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": output_tokens},
+        }
+
+
+def _stop_reason(reply: SimReply) -> str:
+    return "max_tokens" if reply.is_truncated else "end_turn"
+
+
+def _error_body(error_type: str, message: str) -> dict:
+    return {"type": "error", "error": {"type": error_type, "message": message}}

@@ -1,0 +1,133 @@
+"""OpenAI Chat Completions wire format (also serves openai_compatible servers: vLLM, Groq, llama.cpp)."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from .knobs import RateView
+from .replies import ChatCall, SimReply, text_length
+from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
+
+# kind -> (status, error.type, error.code), as the real API sends them.
+_ERRORS = {
+    "server": (500, "server_error", None),
+    "timeout": (504, "server_error", None),
+    "auth": (401, "invalid_request_error", "invalid_api_key"),
+    "bad_request": (400, "invalid_request_error", None),
+    "rate_limited": (429, "requests", "rate_limit_exceeded"),
+    DOWN: (503, "server_error", "service_unavailable"),
+    "stream_failed": (500, "server_error", None),
+}
+_OFF_EFFORTS = frozenset({"none", "minimal"})
+
+
+class OpenAIWire:
+    requires_key = True
+    stream_content_type = "text/event-stream"
+    chat_routes = ("/v1/chat/completions",)
+
+    def __init__(self, name: str = "openai") -> None:
+        self.name = name
+
+    def parse_call(self, request: web.Request, body: dict) -> ChatCall:
+        messages = body.get("messages")
+        if not isinstance(body.get("model"), str) or not isinstance(messages, list) or not messages:
+            raise Rejection("bad_request", "'model' and a non-empty 'messages' array are required.")
+        max_tokens = int_or_none(body.get("max_completion_tokens")) or int_or_none(body.get("max_tokens"))
+        stream_options = body.get("stream_options") or {}
+        return ChatCall(
+            model=body["model"],
+            api_key=bearer_key(request),
+            is_stream=body.get("stream") is True,
+            max_tokens=max_tokens,
+            prompt_chars=sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
+            is_thinking_off=body.get("reasoning_effort") in _OFF_EFFORTS,
+            include_usage=bool(stream_options.get("include_usage")),
+        )
+
+    def error_reply(self, failure: Failure) -> tuple[int, dict]:
+        status, error_type, code = _ERRORS[failure.kind]
+        return status, {"error": {"message": failure.message, "type": error_type, "param": None, "code": code}}
+
+    def rate_limit_headers(self, view: RateView) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(view.limit),
+            "x-ratelimit-remaining-requests": str(view.remaining),
+            "x-ratelimit-reset-requests": f"{math.ceil(view.reset_seconds)}s",
+        }
+
+    def request_id_headers(self, request_id: str) -> dict[str, str]:
+        return {"x-request-id": f"req_{request_id}"}
+
+    def reply_body(self, reply: SimReply) -> dict:
+        return {
+            "id": f"chatcmpl-{reply.response_id}",
+            "object": "chat.completion",
+            "created": reply.created_seconds,
+            "model": reply.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": _finish_reason(reply),
+                }
+            ],
+            "usage": _usage(reply),
+            "system_fingerprint": "fp_sim",
+        }
+
+    def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        return [self._chunk(reply, call, {"role": "assistant", "content": ""}, None)]
+
+    def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
+        return self._chunk(reply, call, {"content": text}, None)
+
+    def stream_tail(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        frames = [self._chunk(reply, call, {}, _finish_reason(reply))]
+        if call.include_usage:
+            usage_chunk = self._envelope(reply) | {"choices": [], "usage": _usage(reply)}
+            frames.append(sse(usage_chunk))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    def stream_cut(self, reply: SimReply) -> bytes | None:
+        return None  # OpenAI just drops the connection
+
+    def info_routes(self, model_names: ModelNames) -> list[web.RouteDef]:
+        async def list_models(request: web.Request) -> web.Response:
+            data = [{"id": name, "object": "model", "created": 0, "owned_by": "sim"} for name in model_names.model_names()]
+            return web.json_response({"object": "list", "data": data})
+
+        return [web.get("/v1/models", list_models)]
+
+    def _envelope(self, reply: SimReply) -> dict:
+        return {
+            "id": f"chatcmpl-{reply.response_id}",
+            "object": "chat.completion.chunk",
+            "created": reply.created_seconds,
+            "model": reply.model,
+            "system_fingerprint": "fp_sim",
+        }
+
+    def _chunk(self, reply: SimReply, call: ChatCall, delta: dict, finish_reason: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        chunk = self._envelope(reply) | {"choices": [choice]}
+        if call.include_usage:
+            chunk["usage"] = None
+        return sse(chunk)
+
+
+def _finish_reason(reply: SimReply) -> str:
+    return "length" if reply.is_truncated else "stop"
+
+
+def _usage(reply: SimReply) -> dict:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens + reply.thought_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens + reply.thought_tokens,
+        "completion_tokens_details": {"reasoning_tokens": reply.thought_tokens},
+    }

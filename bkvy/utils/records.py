@@ -1,0 +1,80 @@
+"""One row per request (SPEC §7): the transaction record and its time helpers.
+
+A record holds ids, routing facts, timings, token counts and costs; never message content and never a key
+value (``api_key_used`` is the configured key *id*). Field order is the CSV column order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    timestamp: str                                  # ISO 8601 UTC, see ``utc_timestamp``
+    request_id: str
+    client_id: str = ""
+    routing_method: str = ""                        # RoutingMethod value
+    intelligence_level: str = ""
+    scenario: str = ""
+    requested_provider: str = ""
+    requested_model: str = ""
+    max_wait_seconds: float | None = None
+    success: bool = False
+    provider_used: str = ""
+    model_used: str = ""
+    api_key_used: str = ""                          # key id only, never the key
+    total_time_ms: float | None = None
+    queue_wait_ms: float | None = None
+    rate_limit_wait_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_estimate: float | None = None              # USD
+    finish_reason: str = ""
+    decision_reason: str = ""
+    error_type: str = ""                            # BkvyError code or ErrorClass value
+    error_message: str = ""
+    fallback_attempts: int = 0
+    alternatives_tried: str = ""                    # "provider/model/key_id;provider/model/key_id"
+
+    def to_row(self) -> list[str]:
+        """The record as CSV cells in ``COLUMNS`` order (not yet neutralised against formulas)."""
+        return [_format_cell(getattr(self, name)) for name in COLUMNS]
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransactionRecord))
+
+
+def _format_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # repr is the shortest text that reads back to the same float; nan/inf are not data.
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)
+
+
+def utc_timestamp(wall_seconds: float) -> str:
+    """Unix seconds -> ``2023-11-14T22:13:20.000Z`` (millisecond precision)."""
+    moment = datetime.fromtimestamp(wall_seconds, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> float | None:
+    """ISO 8601 text -> unix seconds; naive times are taken as UTC; None when unparseable."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def utc_day(wall_seconds: float) -> str:
+    """Unix seconds -> the UTC calendar day ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(wall_seconds, tz=timezone.utc).strftime("%Y-%m-%d")

@@ -1,0 +1,317 @@
+"""The transaction log (SPEC §7): one CSV row per request, written off the request path.
+
+``record`` only appends to an in-memory queue. A writer task flushes the queue every
+``flush_interval_seconds`` (sooner once ``batch_size`` rows wait) in a thread, so a request never waits on
+disk; ``stop`` flushes everything still queued, so a clean shutdown loses no row.
+
+Files in ``log_dir``::
+
+    transactions.csv                  the current file, rows of the current UTC day
+    transactions-YYYY-MM-DD.N.csv     pieces of that day cut when the current file would exceed max_bytes
+    transactions-YYYY-MM-DD.csv       the last piece of that day, cut at the UTC day change
+
+Rotated files older than ``retention_days`` are deleted at start and on every rotation.
+
+CSV injection: a cell a spreadsheet would read as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR)
+gets a leading ``'``, except a plain negative decimal (``-1.5``, ``-2e-05``): that is read as a number,
+and our numeric columns need it. ``+1`` is escaped: we never write a leading ``+``, so it came from request
+text. ``'=x`` gets one more quote too, so ``restore_cell`` undoes the escaping exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+from bkvy.core.clock import Clock
+from bkvy.utils.records import COLUMNS, TransactionRecord, parse_timestamp, utc_day
+
+log = logging.getLogger(__name__)
+
+_CURRENT_NAME = "transactions.csv"
+_ROTATED_NAME = re.compile(r"^transactions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv$")
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_ESCAPED_CELL = re.compile(r"^'+[=+\-@\t\r]")
+_DAY_END_PIECE = 1_000_000_000                        # sorts the unnumbered day file after its .N pieces
+_SECONDS_PER_DAY = 86_400.0
+
+
+def neutralise_cell(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would evaluate; plain negative numbers stay as they are."""
+    if _NEGATIVE_NUMBER.match(cell):
+        return cell
+    if cell.lstrip("'").startswith(_FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+def restore_cell(cell: str) -> str:
+    """Undo ``neutralise_cell``."""
+    return cell[1:] if _ESCAPED_CELL.match(cell) else cell
+
+
+class TransactionLog:
+    def __init__(
+        self,
+        log_dir: Path,
+        clock: Clock,
+        *,
+        max_bytes: int = 50 * 1024 * 1024,
+        retention_days: int = 30,
+        batch_size: int = 256,
+        flush_interval_seconds: float = 1.0,
+        max_queued_rows: int = 100_000,
+    ) -> None:
+        self._log_dir = Path(log_dir)
+        self._clock = clock
+        self._max_bytes = max_bytes
+        self._retention_days = retention_days
+        self._batch_size = max(1, batch_size)
+        self._flush_interval_seconds = flush_interval_seconds
+        self._max_queued_rows = max_queued_rows
+        self._queue: deque[TransactionRecord] = deque()
+        self._wakeup = asyncio.Event()
+        self._flush_lock = asyncio.Lock()             # keeps batches in queue order
+        self._file_lock = threading.Lock()            # one writer thread at a time, even if a flush is cancelled
+        self._writer: asyncio.Task[None] | None = None
+        self._is_running = False
+        self._current_day: str | None = None          # UTC day of the rows in the current file; thread-owned
+        self.written_count = 0
+        self.dropped_count = 0
+
+    @property
+    def current_path(self) -> Path:
+        return self._log_dir / _CURRENT_NAME
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def record(self, rec: TransactionRecord) -> None:
+        """Queue one row. O(1); never blocks, never raises; drops (and counts) past ``max_queued_rows``.
+
+        After ``stop`` rows still queue, and are written by the next ``flush``."""
+        if len(self._queue) >= self._max_queued_rows:
+            self.dropped_count += 1
+            if self.dropped_count % 1000 == 1:
+                log.warning("transaction_log_queue_full", extra={"dropped_count": self.dropped_count})
+            return
+        self._queue.append(rec)
+        if len(self._queue) >= self._batch_size:
+            self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        today = utc_day(self._clock.wall())
+        await asyncio.to_thread(self._prepare_dir, today)
+        self._is_running = True
+        self._writer = asyncio.create_task(self._write_loop(), name="transaction-log-writer")
+
+    async def stop(self) -> None:
+        """Stop the writer and write every row queued so far."""
+        self._is_running = False
+        self._wakeup.set()
+        if self._writer is not None:
+            await self._writer
+            self._writer = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write every row queued now, in ``batch_size`` batches, in a thread."""
+        async with self._flush_lock:
+            if not self._queue:
+                return
+            records = list(self._queue)
+            self._queue.clear()
+            today = utc_day(self._clock.wall())
+            written_before = self.written_count
+            try:
+                await asyncio.to_thread(self._write_records, records, today)
+            except (OSError, csv.Error) as exc:
+                lost = len(records) - (self.written_count - written_before)
+                self.dropped_count += lost
+                log.warning("transaction_log_write_failed", extra={"rows": lost, "error": type(exc).__name__})
+
+    async def _write_loop(self) -> None:
+        while self._is_running:
+            await self._wait_for_work()
+            await self.flush()
+
+    async def _wait_for_work(self) -> None:
+        if len(self._queue) >= self._batch_size or not self._is_running:
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(self._flush_interval_seconds))
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        self._wakeup.clear()
+
+    # --- file work: runs in a thread -------------------------------------------------------------------
+
+    def _prepare_dir(self, today: str) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        self._apply_retention(today)
+
+    def _write_records(self, records: list[TransactionRecord], today: str) -> None:
+        with self._file_lock:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            self._rotate_if_new_day(today)
+            for start in range(0, len(records), self._batch_size):
+                batch = records[start:start + self._batch_size]
+                self._write_batch(_render_rows(batch), today)
+                self.written_count += len(batch)
+
+    def _write_batch(self, text: str, today: str) -> None:
+        # A batch goes whole into one file with one write, so no row is ever split across files or torn.
+        path = self.current_path
+        size_bytes = path.stat().st_size if path.exists() else 0
+        if size_bytes > 0 and size_bytes + len(text.encode("utf-8")) > self._max_bytes:
+            self._rotate(today, is_size_cut=True)
+            size_bytes = 0
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            handle.write(text if size_bytes > 0 else _render_header() + text)
+            handle.flush()
+
+    def _rotate_if_new_day(self, today: str) -> None:
+        if self._current_day is None:
+            has_our_header, first_day = _inspect(self.current_path)
+            self._current_day = first_day or today
+            if not has_our_header:                    # a file from another schema: set it aside whole
+                self._rotate(self._current_day, is_size_cut=True)
+        if self._current_day != today:
+            self._rotate(self._current_day, is_size_cut=False)
+            self._current_day = today
+            self._apply_retention(today)
+
+    def _rotate(self, day: str, *, is_size_cut: bool) -> None:
+        if not self.current_path.exists():
+            return
+        target = self._log_dir / f"transactions-{day}.csv"
+        if is_size_cut or target.exists():
+            target = self._next_piece_path(day)
+        os.replace(self.current_path, target)
+        log.info("transaction_log_rotated", extra={"file": target.name})
+
+    def _next_piece_path(self, day: str) -> Path:
+        piece = 1
+        while (self._log_dir / f"transactions-{day}.{piece}.csv").exists():
+            piece += 1
+        return self._log_dir / f"transactions-{day}.{piece}.csv"
+
+    def _apply_retention(self, today: str) -> None:
+        cutoff = (date.fromisoformat(today) - timedelta(days=self._retention_days)).isoformat()
+        for day, _, path in self._rotated_files():
+            if day >= cutoff:
+                break
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("transaction_log_retention_failed", extra={"file": path.name, "error": str(exc)})
+
+    def _rotated_files(self) -> list[tuple[str, int, Path]]:
+        """Rotated files, oldest first: by day, then piece number, the day-end file last."""
+        if not self._log_dir.is_dir():
+            return []
+        found = []
+        for path in self._log_dir.iterdir():
+            match = _ROTATED_NAME.match(path.name)
+            if match:
+                piece = int(match.group(2)) if match.group(2) else _DAY_END_PIECE
+                found.append((match.group(1), piece, path))
+        return sorted(found)
+
+    # --- reading: blocking, callers run these with asyncio.to_thread ------------------------------------
+
+    def read_recent(self, limit: int) -> list[dict[str, str]]:
+        """The last ``limit`` written rows, newest first. Blocking: call via ``asyncio.to_thread``.
+
+        Rows still queued in memory are not included.
+        """
+        rows: list[dict[str, str]] = []
+        newest_first = [self.current_path] + [path for _, _, path in reversed(self._rotated_files())]
+        for path in newest_first:
+            wanted = limit - len(rows)
+            if wanted <= 0:
+                break
+            rows.extend(reversed(deque(_read_rows(path), maxlen=wanted)))
+        return rows
+
+    def iter_rows(self, since_wall: float | None = None) -> Iterator[dict[str, str]]:
+        """Written rows, oldest first, whose timestamp is at or after ``since_wall`` (unix seconds).
+
+        Blocking generator: consume it inside a thread, e.g.
+        ``await asyncio.to_thread(lambda: list(log.iter_rows(since)))``.
+        """
+        # A row stamped just before midnight may land in the next day's file, hence one day of slack.
+        first_day = utc_day(since_wall - _SECONDS_PER_DAY) if since_wall is not None else ""
+        paths = [path for day, _, path in self._rotated_files() if day >= first_day]
+        for path in paths + [self.current_path]:
+            for row in _read_rows(path):
+                if since_wall is None:
+                    yield row
+                    continue
+                stamp = parse_timestamp(row.get("timestamp", ""))
+                if stamp is not None and stamp >= since_wall:
+                    yield row
+
+
+def _render_header() -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(COLUMNS)
+    return buffer.getvalue()
+
+
+def _render_rows(records: list[TransactionRecord]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerows([neutralise_cell(cell) for cell in rec.to_row()] for rec in records)
+    return buffer.getvalue()
+
+
+def _inspect(path: Path) -> tuple[bool, str | None]:
+    """(has our header, UTC day of the first row) of an existing log file; (True, None) if absent or empty."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            first_row = next(reader, None)
+    except FileNotFoundError:
+        return True, None
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return False, None
+    if header is None:
+        return True, None
+    stamp = parse_timestamp(first_row[0]) if first_row else None
+    return tuple(header) == COLUMNS, utc_day(stamp) if stamp is not None else None
+
+
+def _read_rows(path: Path) -> Iterator[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            for cells in reader:
+                if len(cells) == len(header):         # skips a row the writer is still appending
+                    yield {name: restore_cell(cell) for name, cell in zip(header, cells)}
+    except FileNotFoundError:                         # rotated away between listing and opening
+        return
+    except csv.Error as exc:
+        log.warning("transaction_log_unreadable", extra={"file": path.name, "error": str(exc)})

@@ -1,0 +1,107 @@
+"""bkvy entry point.
+
+    python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
+    python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
+    python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from bkvy.core.config import ConfigError, GatewayConfig, load_config
+from bkvy.core.settings import Settings, load_settings
+
+log = logging.getLogger("bkvy")
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bkvy", description="bkvy LLM API gateway")
+    parser.add_argument("--demo", action="store_true", help="run a simulated provider fleet on loopback")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    parser.add_argument("--host", help="listen address (default 0.0.0.0, or BKVY_HOST)")
+    parser.add_argument("--port", type=int, help="listen port (default 10006, or BKVY_PORT)")
+    parser.add_argument("--log-level", default=os.environ.get("BKVY_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    return parser.parse_args(argv)
+
+
+def config_summary(config: GatewayConfig) -> str:
+    lines = [f"{len(config.providers)} providers"]
+    for name, provider in config.providers.items():
+        lines.append(f"  {name} ({provider.type.value}) {provider.base_url}  keys: {', '.join(provider.keys)}")
+    for tier in ("low", "medium", "high"):
+        models = [f"{p}/{m}" for p, provider in config.providers.items()
+                  for m, model in provider.models.items() if model.intelligence_tier.value == tier]
+        lines.append(f"  tier {tier:6}: {', '.join(models) or '(none)'}")
+    for name in config.routing.scenarios:
+        chain = " -> ".join(f"{e.provider}/{e.model}" for e in config.scenario(name) or [])
+        lines.append(f"  scenario {name}: {chain}")
+    return "\n".join(lines)
+
+
+async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
+    import uvicorn
+
+    from bkvy.api.app import create_app
+
+    fleet = None
+    if demo:
+        from bkvy.demo import demo_config
+        from bkvy.sim import SimFleet
+
+        fleet = SimFleet(seed=7)
+        await fleet.start("127.0.0.1")
+        config = demo_config(fleet)
+        print("bkvy demo: simulated providers on loopback:", file=sys.stderr)
+        print(config_summary(config), file=sys.stderr)
+    else:
+        config = load_config(settings.config_dir)
+    app = create_app(settings, config)
+    # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
+    # for configured trusted proxies, by bkvy itself (SPEC §8).
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+                                           proxy_headers=False, server_header=False, access_log=False,
+                                           loop="auto", http="auto", timeout_graceful_shutdown=10))
+    try:
+        await server.serve()
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    load_dotenv(Path(".env"), override=False)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+        if args.check_config:
+            config = load_config(settings.config_dir)
+            print(f"config OK ({settings.config_dir})\n{config_summary(config)}")
+            return 0
+        if args.demo and not args.host:
+            settings = settings.model_copy(update={"host": "127.0.0.1"})
+        asyncio.run(_serve(settings, args.demo, args.log_level))
+    except ConfigError as error:
+        print(f"bkvy: configuration error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Shared fixtures: the simulated fleet on loopback and a gateway app bound to it with a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from bkvy.api.app import create_app
+from bkvy.core.clock import Clock, FakeClock
+from bkvy.core.config import GatewayConfig
+from bkvy.core.settings import Settings, load_settings
+from bkvy.demo import demo_config
+from bkvy.sim import SimFleet
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[SimFleet]:
+    sim = SimFleet(seed=1, with_default_latency=False)
+    await sim.start("127.0.0.1")
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@asynccontextmanager
+async def gateway(config: GatewayConfig, *, clock: Clock | None = None,
+                  settings: Settings | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (lifespan included) behind httpx's ASGI transport; upstream calls are real HTTP."""
+    app = create_app(settings or load_settings({}), config, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bkvy.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def demo_gateway(fleet: SimFleet, fake_clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway(demo_config(fleet), clock=fake_clock) as client:
+        yield client

@@ -1,0 +1,315 @@
+import asyncio
+import csv
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from bkvy.core.clock import FakeClock
+from bkvy.utils.records import COLUMNS, TransactionRecord, utc_timestamp
+from bkvy.utils.transaction_log import TransactionLog, neutralise_cell, restore_cell
+
+NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
+
+
+class WallClock(FakeClock):
+    """A FakeClock whose wall time is set directly, independent of the monotonic time."""
+
+    def __init__(self, wall_seconds: float) -> None:
+        super().__init__()
+        self.wall_seconds = wall_seconds
+
+    def wall(self) -> float:
+        return self.wall_seconds
+
+
+def make_record(index: int, wall_seconds: float = NOV_14_NOON, **overrides: object) -> TransactionRecord:
+    values: dict[str, object] = {
+        "timestamp": utc_timestamp(wall_seconds),
+        "request_id": f"req-{index}",
+        "client_id": "team-a",
+        "routing_method": "intelligence",
+        "intelligence_level": "low",
+        "success": True,
+        "provider_used": "openai",
+        "model_used": "gpt-4o-mini",
+        "api_key_used": "k1",
+        "total_time_ms": 123.5,
+        "input_tokens": 10,
+        "output_tokens": 20,
+        "cost_estimate": 1.5e-05,
+        "fallback_attempts": 0,
+    }
+    values.update(overrides)
+    return TransactionRecord(**values)  # type: ignore[arg-type]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def test_columns_follow_record_field_order() -> None:
+    assert COLUMNS[:3] == ("timestamp", "request_id", "client_id")
+    assert COLUMNS[-2:] == ("fallback_attempts", "alternatives_tried")
+    assert len(COLUMNS) == 25
+    row = make_record(1).to_row()
+    assert len(row) == len(COLUMNS)
+    assert row[COLUMNS.index("success")] == "true"
+    assert row[COLUMNS.index("requested_model")] == ""
+    assert row[COLUMNS.index("max_wait_seconds")] == ""
+
+
+@pytest.mark.asyncio
+async def test_n_records_give_n_rows_under_the_header(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    await log.start()
+    for index in range(7):
+        log.record(make_record(index))
+    await log.stop()
+
+    rows = read_csv(tmp_path / "transactions.csv")
+    assert rows[0] == list(COLUMNS)
+    assert [row[COLUMNS.index("request_id")] for row in rows[1:]] == [f"req-{i}" for i in range(7)]
+    assert rows[1] == make_record(0).to_row()
+
+
+@pytest.mark.asyncio
+async def test_stop_flushes_every_queued_row(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), batch_size=64)
+    await log.start()
+    for index in range(5000):
+        log.record(make_record(index, error_message=f"line one\nline, two \"{index}\""))
+    await log.stop()
+
+    rows = read_csv(tmp_path / "transactions.csv")
+    assert rows[0] == list(COLUMNS)
+    assert len(rows) == 5001
+    assert all(len(row) == len(COLUMNS) for row in rows)
+    assert {row[1] for row in rows[1:]} == {f"req-{i}" for i in range(5000)}
+    assert log.written_count == 5000 and log.dropped_count == 0
+
+
+async def let_tasks_run(ticks: int = 20) -> None:
+    for _ in range(ticks):                            # event-loop turns, no wall-clock time
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_writer_flushes_after_the_interval(tmp_path: Path) -> None:
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock, flush_interval_seconds=1.0)
+    await log.start()
+    log.record(make_record(1))
+    await let_tasks_run()
+    assert log.queued_count == 1
+    clock.advance(1.0)
+    await let_tasks_run()
+    assert log.queued_count == 0                      # taken by the writer, not by us
+    await log.flush()                                 # waits for the writer's write to finish
+    assert len(read_csv(tmp_path / "transactions.csv")) == 2
+    await log.stop()
+
+
+@pytest.mark.asyncio
+async def test_writer_flushes_early_when_a_batch_is_full(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), batch_size=10, flush_interval_seconds=60.0)
+    await log.start()
+    for index in range(10):
+        log.record(make_record(index))
+    await let_tasks_run()
+    assert log.queued_count == 0
+    await log.stop()
+    assert len(read_csv(tmp_path / "transactions.csv")) == 11
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("+1", "'+1"),
+        ("@x", "'@x"),
+        ("-cmd", "'-cmd"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("-1+2", "'-1+2"),
+        ("-", "'-"),
+        ("-inf", "'-inf"),
+        ("'=x", "''=x"),
+        ("-1.5", "-1.5"),
+        ("-2", "-2"),
+        ("-2e-05", "-2e-05"),
+        ("1.5", "1.5"),
+        ("plain text", "plain text"),
+        ("a=b", "a=b"),
+        ("'quoted", "'quoted"),
+        ("", ""),
+    ],
+)
+def test_formula_cells_are_neutralised_and_numbers_kept(cell: str, written: str) -> None:
+    assert neutralise_cell(cell) == written
+    assert restore_cell(written) == cell
+
+
+@pytest.mark.asyncio
+async def test_written_file_neutralises_and_reads_back(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    log.record(make_record(1, error_message="=HYPERLINK(\"http://x\")", cost_estimate=-1.5, client_id="@evil"))
+    await log.stop()
+
+    row = read_csv(tmp_path / "transactions.csv")[1]
+    assert row[COLUMNS.index("error_message")] == "'=HYPERLINK(\"http://x\")"
+    assert row[COLUMNS.index("cost_estimate")] == "-1.5"
+    assert row[COLUMNS.index("client_id")] == "'@evil"
+    (recent,) = log.read_recent(10)
+    assert recent["error_message"] == "=HYPERLINK(\"http://x\")"
+    assert recent["client_id"] == "@evil"
+
+
+@pytest.mark.asyncio
+async def test_rotates_by_size_without_losing_or_splitting_rows(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), max_bytes=4000, batch_size=5)
+    for index in range(100):
+        log.record(make_record(index))
+        if index % 10 == 9:
+            await log.flush()
+    await log.stop()
+
+    pieces = sorted(tmp_path.glob("transactions-2023-11-14.*.csv"), key=lambda p: int(p.suffixes[0][1:]))
+    assert len(pieces) >= 3
+    assert not (tmp_path / "transactions-2023-11-14.csv").exists()
+    request_ids = []
+    for path in [*pieces, tmp_path / "transactions.csv"]:
+        rows = read_csv(path)
+        assert rows[0] == list(COLUMNS)
+        assert all(len(row) == len(COLUMNS) for row in rows)
+        assert os.path.getsize(path) <= 4000
+        request_ids += [row[1] for row in rows[1:]]
+    assert request_ids == [f"req-{i}" for i in range(100)]
+
+
+@pytest.mark.asyncio
+async def test_rotates_at_utc_day_change(tmp_path: Path) -> None:
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock)
+    for index in range(3):
+        log.record(make_record(index))
+    await log.flush()
+    clock.wall_seconds = datetime(2023, 11, 15, 0, 0, 1, tzinfo=timezone.utc).timestamp()
+    for index in range(3, 5):
+        log.record(make_record(index, clock.wall_seconds))
+    await log.stop()
+
+    yesterday = read_csv(tmp_path / "transactions-2023-11-14.csv")
+    today = read_csv(tmp_path / "transactions.csv")
+    assert [row[1] for row in yesterday] == ["request_id", "req-0", "req-1", "req-2"]
+    assert [row[1] for row in today] == ["request_id", "req-3", "req-4"]
+
+
+@pytest.mark.asyncio
+async def test_restart_on_a_later_day_rotates_the_old_current_file(tmp_path: Path) -> None:
+    first = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    first.record(make_record(1))
+    await first.stop()
+
+    second = TransactionLog(tmp_path, WallClock(NOV_14_NOON + 86_400))
+    second.record(make_record(2, NOV_14_NOON + 86_400))
+    await second.stop()
+
+    assert [row[1] for row in read_csv(tmp_path / "transactions-2023-11-14.csv")] == ["request_id", "req-1"]
+    assert [row[1] for row in read_csv(tmp_path / "transactions.csv")] == ["request_id", "req-2"]
+
+
+@pytest.mark.asyncio
+async def test_retention_deletes_rotated_files_older_than_retention_days(tmp_path: Path) -> None:
+    names = ["transactions-2023-10-01.csv", "transactions-2023-10-14.3.csv", "transactions-2023-10-15.csv",
+             "transactions-2023-11-01.1.csv", "notes.csv"]
+    for name in names:
+        (tmp_path / name).write_text("x\n")
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), retention_days=30)
+    await log.start()
+    await log.stop()
+
+    remaining = sorted(p.name for p in tmp_path.iterdir())
+    assert remaining == ["notes.csv", "transactions-2023-10-15.csv", "transactions-2023-11-01.1.csv"]
+
+
+@pytest.mark.asyncio
+async def test_retention_runs_on_day_rotation(tmp_path: Path) -> None:
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock, retention_days=1)
+    log.record(make_record(1))
+    await log.flush()
+    clock.wall_seconds += 86_400
+    log.record(make_record(2, clock.wall_seconds))
+    await log.flush()
+    assert (tmp_path / "transactions-2023-11-14.csv").exists()
+    clock.wall_seconds += 86_400                      # 2023-11-16: the cutoff is 2023-11-15
+    log.record(make_record(3, clock.wall_seconds))
+    await log.stop()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["transactions-2023-11-15.csv", "transactions.csv"]
+
+
+@pytest.mark.asyncio
+async def test_record_never_raises_even_after_stop(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), max_queued_rows=2)
+    await log.start()
+    await log.stop()
+    for index in range(5):
+        log.record(make_record(index))
+    assert log.queued_count == 2 and log.dropped_count == 3
+    await log.flush()
+    assert len(read_csv(tmp_path / "transactions.csv")) == 3
+
+
+@pytest.mark.asyncio
+async def test_write_failure_is_counted_not_raised(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    log = TransactionLog(blocker / "logs", WallClock(NOV_14_NOON))
+    log.record(make_record(1))
+    await log.stop()
+    assert log.dropped_count == 1 and log.written_count == 0
+
+
+@pytest.mark.asyncio
+async def test_read_recent_is_newest_first_across_files(tmp_path: Path) -> None:
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock)
+    for index in range(3):
+        log.record(make_record(index))
+    await log.flush()
+    clock.wall_seconds += 86_400
+    for index in range(3, 5):
+        log.record(make_record(index, clock.wall_seconds))
+    await log.stop()
+
+    recent = await asyncio.to_thread(log.read_recent, 4)
+    assert [row["request_id"] for row in recent] == ["req-4", "req-3", "req-2", "req-1"]
+    assert recent[0]["success"] == "true"
+
+
+@pytest.mark.asyncio
+async def test_iter_rows_filters_by_wall_time_oldest_first(tmp_path: Path) -> None:
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock)
+    for index in range(4):
+        log.record(make_record(index, NOV_14_NOON + index * 60))
+    await log.flush()
+    clock.wall_seconds += 86_400
+    log.record(make_record(4, clock.wall_seconds))
+    await log.stop()
+
+    everything = await asyncio.to_thread(lambda: list(log.iter_rows(None)))
+    since = await asyncio.to_thread(lambda: list(log.iter_rows(NOV_14_NOON + 120)))
+    assert [row["request_id"] for row in everything] == [f"req-{i}" for i in range(5)]
+    assert [row["request_id"] for row in since] == ["req-2", "req-3", "req-4"]
+
+
+def test_read_helpers_skip_a_partly_written_last_row(tmp_path: Path) -> None:
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    full_row = ",".join(make_record(1).to_row())
+    (tmp_path / "transactions.csv").write_text(",".join(COLUMNS) + "\r\n" + full_row + "\r\n" + "2023-11-14T12")
+    assert [row["request_id"] for row in log.read_recent(5)] == ["req-1"]
