@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from bkvy.api import routes_llm, routes_monitor
+from bkvy.api import routes_circuits, routes_llm, routes_monitor
 from bkvy.api.errors import install_error_handlers
 from bkvy.core.clock import Clock, MonotonicClock
 from bkvy.core.config import GatewayConfig
@@ -33,4 +33,5 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
     install_error_handlers(app)
     app.include_router(routes_llm.router)
     app.include_router(routes_monitor.router)
+    app.include_router(routes_circuits.router)
     return app

@@ -198,6 +198,7 @@ class Executor:
         waited = await self._take_slot(request, candidate, lane, run, fast_mode)
         if waited is None:
             return None
+        fast_mode = fast_mode or self._clock.now() - run.start >= self._soft_timeout_seconds
         provider = self.config.providers[candidate.provider]
         model = provider.models[candidate.model]
         call = UpstreamCall(
@@ -207,10 +208,17 @@ class Executor:
                                                  disable_thinking=request.options.disable_thinking),
             endpoint=model.endpoint)
         adapter = adapter_for(provider.type)
+        try:
+            upstream_request = adapter.build_request(call)
+        except UpstreamError:
+            # This provider cannot take this input (e.g. a remote image URL): another candidate may.
+            run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id,
+                                        "skipped_unsupported_input", 0.0, waited * 1000.0, fast_mode=fast_mode))
+            return None
         started = self._clock.now()
         try:
             async with self._clock.timeout(self._attempt_timeout(run, fast_mode)):
-                reply = await self._transport.send(adapter.build_request(call))
+                reply = await self._transport.send(upstream_request)
             completion = adapter.parse_reply(reply)
         except TimeoutError:
             error = UpstreamError(ErrorClass.TIMEOUT, "upstream timed out")

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
+from bkvy.core.circuit_store import CircuitStore, DebouncedSaver
+from bkvy.core.circuits import CircuitGuard
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.executor import Executor
 from bkvy.core.latency import LatencyTracker
+from bkvy.core.probes import HealthProber
 from bkvy.core.rate_limits import LaneKey, RateLimiter
 from bkvy.core.settings import Settings
 from bkvy.core.transport import AiohttpTransport, Transport
+
+CIRCUIT_STATE_FILE = "circuit_states.json"
 
 
 @dataclass
@@ -22,26 +29,64 @@ class Services:
     limiter: RateLimiter
     latency: LatencyTracker
     executor: Executor
+    circuits: CircuitBreakerRegistry | None = None
+    prober: HealthProber | None = None
+    circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig, *, clock: Clock,
-                    transport: Transport | None = None) -> Services:
+                    transport: Transport | None = None, rng: random.Random | None = None) -> Services:
         owns_transport = transport is None
+        settings.log_dir.mkdir(parents=True, exist_ok=True)   # start-up, before serving
         if transport is None:
             aiohttp_transport = AiohttpTransport()
             await aiohttp_transport.start()
             transport = aiohttp_transport
         limiter = _configured_limiter(config, clock)
         latency = LatencyTracker()
+        circuits, guard, saver = _circuits(settings, clock, rng)
         executor = Executor(config=config, clock=clock, transport=transport, limiter=limiter, latency=latency,
-                            soft_timeout_seconds=settings.request_soft_timeout_seconds,
+                            breaker=guard, soft_timeout_seconds=settings.request_soft_timeout_seconds,
                             hard_timeout_seconds=settings.request_hard_timeout_seconds)
-        return cls(settings, config, clock, transport, limiter, latency, executor, owns_transport)
+        prober = None
+        if circuits is not None and settings.health_probe_enabled:
+            prober = HealthProber(registry=circuits, config=config, transport=transport, clock=clock,
+                                  interval_seconds=settings.health_probe_interval_seconds,
+                                  timeout_seconds=settings.health_probe_timeout_seconds)
+            prober.start()
+        return cls(settings, config, clock, transport, limiter, latency, executor, circuits, prober, saver,
+                   owns_transport)
 
     async def stop(self) -> None:
+        if self.prober is not None:
+            await self.prober.stop()
+        if self.circuit_saver is not None and self.circuits is not None:
+            circuits = self.circuits
+            self.circuit_saver.schedule(circuits.to_dict)
+            await self.circuit_saver.flush()
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             await self.transport.close()
+
+
+def _circuits(settings: Settings, clock: Clock, rng: random.Random | None
+              ) -> tuple[CircuitBreakerRegistry | None, CircuitGuard | None, DebouncedSaver | None]:
+    """The breaker registry restored from LOG_DIR, with debounced atomic persistence of every change."""
+    if not settings.circuit_breaker_enabled:
+        return None, None, None
+    registry = CircuitBreakerRegistry(CircuitSettings(
+        failure_threshold=settings.circuit_failure_threshold,
+        sliding_window_seconds=settings.circuit_sliding_window_seconds,
+        sliding_window_threshold=settings.circuit_sliding_window_threshold,
+        max_backoff_seconds=settings.circuit_max_backoff_seconds,
+        flapping_threshold=settings.circuit_flapping_threshold), clock, rng)
+    store = CircuitStore(settings.log_dir / CIRCUIT_STATE_FILE)
+    saved = store.load()   # start-up, before serving: a sync read is fine here
+    if saved is not None:
+        registry.load_dict(saved)
+    saver = DebouncedSaver(store, clock, delay_seconds=1.0)
+    registry.on_change(lambda _snapshot: saver.schedule(registry.to_dict))
+    return registry, CircuitGuard(registry, RetryBudget(clock)), saver
 
 
 def _configured_limiter(config: GatewayConfig, clock: Clock) -> RateLimiter:

@@ -322,3 +322,7 @@ class DailyStats:
             os.replace(self._path, self._path.with_name(self._path.name + ".corrupt"))
         except OSError:
             pass
+
+
+# Mergeable totals with latency histogram; the dashboard's rolling buckets reuse them (bkvy.utils.live_stats).
+DayTotals = _DayTotals

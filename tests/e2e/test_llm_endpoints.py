@@ -315,3 +315,34 @@ async def test_rates_status_counts_requests_per_lane(demo_gateway: httpx.AsyncCl
     assert len(haiku) == 1
     assert haiku[0]["used"]["rpm"] == 1
     assert haiku[0]["limits"]["rpm"] == ANTHROPIC_RPM
+
+
+async def test_request_served_after_long_queue_wait_gets_a_usable_upstream_timeout(
+        demo_gateway: httpx.AsyncClient, fleet: SimFleet, fake_clock: FakeClock) -> None:
+    await exhaust_anthropic_haiku(demo_gateway)
+    fleet.servers["anthropic"].knobs(HAIKU).latency_ms = 100  # the upstream call stays in flight ~0.1 s
+    waiting = asyncio.create_task(
+        demo_gateway.post("/llm/direct", json=direct("anthropic", HAIKU, max_wait_seconds=120, debug=True)))
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if (await demo_gateway.get("/queue/status")).json()["total_queued"]:
+                break
+        fake_clock.advance(61)
+        for _ in range(200):  # until the sim has the call in hand
+            if fleet.servers["anthropic"].stats.calls_for(HAIKU) > ANTHROPIC_RPM:
+                break
+            await asyncio.sleep(0.005)
+        fake_clock.advance(0.05)  # 50 ms of upstream time must not time the attempt out
+        response = await asyncio.wait_for(waiting, timeout=5)
+    finally:
+        waiting.cancel()
+    assert_debug_success(response)
+
+
+async def test_image_request_is_routed_to_a_model_that_accepts_images(demo_gateway: httpx.AsyncClient,
+                                                                      fleet: SimFleet) -> None:
+    image = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                          {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]
+    response = await demo_gateway.post("/llm/intelligence", json=intelligence("low", messages=image))
+    assert response.status_code == 200, response.text
