@@ -17,15 +17,11 @@ _MARKER = "BENCH_RESULT "
 @dataclass(frozen=True, slots=True)
 class WrkResult:
     requests: int
-    duration_seconds: float
+    requests_per_second: float
     p50_ms: float
     p99_ms: float
     socket_errors: int      # connect + read + write + timeout
     status_errors: int      # responses with status > 399
-
-    @property
-    def requests_per_second(self) -> float:
-        return self.requests / self.duration_seconds if self.duration_seconds else 0.0
 
     @property
     def errors(self) -> int:
@@ -42,7 +38,7 @@ def require_wrk() -> str:
 def run_wrk(url: str, body: str, *, connections: int, duration_seconds: float,
             cpus: frozenset[int] | None = None, timeout_seconds: float = 5.0) -> WrkResult:
     """One wrk run; all numbers from the Lua done() hook. Bounded: duration plus a margin."""
-    argv = [require_wrk(), "-t1", f"-c{connections}", f"-d{duration_seconds:g}s", f"--timeout",
+    argv = [require_wrk(), "-t1", f"-c{connections}", f"-d{duration_seconds:g}s", "--timeout",
             f"{timeout_seconds:g}s", "-s", str(_POST_LUA), url]
     completed = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_seconds + timeout_seconds + 30,
@@ -52,7 +48,7 @@ def run_wrk(url: str, body: str, *, connections: int, duration_seconds: float,
         if line.startswith(_MARKER):
             raw = json.loads(line[len(_MARKER):])
             return WrkResult(
-                requests=raw["requests"], duration_seconds=raw["duration_us"] / 1e6,
+                requests=raw["requests"], requests_per_second=raw["requests"] / max(raw["duration_us"] / 1e6, 1e-9),
                 p50_ms=raw["p50_us"] / 1000.0, p99_ms=raw["p99_us"] / 1000.0,
                 socket_errors=raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"],
                 status_errors=raw["status_errors"])
@@ -60,10 +56,10 @@ def run_wrk(url: str, body: str, *, connections: int, duration_seconds: float,
 
 
 def median_result(results: list[WrkResult]) -> WrkResult:
-    """Per-field median of repeated runs (errors: the sum, so one bad run is never hidden)."""
+    """Per-field median of repeated runs (requests and errors: the sum, so one bad run is never hidden)."""
     return WrkResult(
-        requests=int(statistics.median(r.requests for r in results)),
-        duration_seconds=statistics.median(r.duration_seconds for r in results),
+        requests=sum(r.requests for r in results),
+        requests_per_second=statistics.median(r.requests_per_second for r in results),
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
         socket_errors=sum(r.socket_errors for r in results),

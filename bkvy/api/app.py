@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from bkvy.api import routes_circuits, routes_llm, routes_monitor
 from bkvy.api.errors import install_error_handlers
+from bkvy.api.routes_records import install_records_routes
 from bkvy.core.clock import Clock, MonotonicClock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.services import Services
@@ -34,4 +35,5 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
     app.include_router(routes_llm.router)
     app.include_router(routes_monitor.router)
     app.include_router(routes_circuits.router)
+    install_records_routes(app, settings)     # statistics, dashboard, /metrics; IP allowlist
     return app

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from bkvy.core.adapters import adapter_for
+from bkvy.core.adapters import ProviderAdapter, adapter_for
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.latency import LatencyTracker
@@ -20,7 +20,8 @@ from bkvy.core.thinking import should_disable_thinking
 from bkvy.core.transport import Transport
 from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen,
                                 HardTimeout, UpstreamBadRequest, UpstreamError)
-from bkvy.models.types import ChatMessage, Completion, ErrorClass, GenerationOptions, UpstreamCall
+from bkvy.models.types import (ChatMessage, Completion, ErrorClass, GenerationOptions, RateLimitHint, UpstreamCall,
+                               UpstreamRequest)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ExecutionRequest:
     route: RouteRequest
     messages: tuple[ChatMessage, ...]
     options: GenerationOptions
+    client_key_id: str | None = None     # the client key that authenticated the request, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +80,29 @@ class RequestOutcome:
 
 
 @dataclass(slots=True)
-class _Run:
+class Run:
+    """The mutable bookkeeping of one request while it walks its plan (shared with ``core.streaming``)."""
+
     start: float
+    started_wall: float = 0.0
     attempts: list[Attempt] = field(default_factory=list)
     rate_limit_waits: list[float] = field(default_factory=list)
     queue_wait_seconds: float = 0.0
 
     def attempt_dicts(self) -> list[dict[str, object]]:
         return [a.as_dict() for a in self.attempts]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAttempt:
+    """A candidate with its rate-limit slot taken and its upstream request built, ready to send."""
+
+    candidate: Candidate
+    lane: LaneKey
+    adapter: ProviderAdapter
+    upstream_request: UpstreamRequest
+    waited_seconds: float
+    fast_mode: bool
 
 
 class _LiveSnapshot(Mapping[CandidateKey, CandidateState]):
@@ -138,49 +155,73 @@ class Executor:
     def plan(self, route: RouteRequest) -> RoutePlan:
         return plan_route(route, self.config, _LiveSnapshot(self))
 
+    def new_run(self) -> Run:
+        return Run(start=self._clock.now(), started_wall=self._clock.wall())
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def hard_timeout_seconds(self) -> float:
+        return self._hard_timeout_seconds
+
+    @property
+    def soft_timeout_seconds(self) -> float:
+        return self._soft_timeout_seconds
+
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
-        run = _Run(start=self._clock.now())
-        started_wall = self._clock.wall()
+        run = self.new_run()
         try:
             async with self._clock.timeout(self._hard_timeout_seconds):
                 result = await self._walk(request, run)
         except TimeoutError:
             error = HardTimeout(f"no answer within {self._hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
-            self._notify(request, None, error, run, started_wall)
+            self.notify(request, None, error, run)
             raise error from None
         except BkvyError as error:
             error.attempts = error.attempts if error.attempts is not None else run.attempt_dicts()
-            self._notify(request, None, error, run, started_wall)
+            self.notify(request, None, error, run)
             raise
-        self._notify(request, result, None, run, started_wall)
+        self.notify(request, result, None, run)
         return result
 
-    def _notify(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
-                run: _Run, started_wall: float) -> None:
+    def notify(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
+               run: Run) -> None:
+        """Hand the request's outcome to every observer (records, client-key spend...)."""
         outcome = RequestOutcome(request, result, error, tuple(run.attempts),
                                  (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0,
-                                 started_wall)
+                                 run.started_wall)
         for observer in self._observers:
             try:
                 observer(outcome)
             except Exception:  # an observer must never break a request
                 log.exception("observer_failed")
 
-    async def _walk(self, request: ExecutionRequest, run: _Run) -> ExecutionResult:
+    async def _walk(self, request: ExecutionRequest, run: Run) -> ExecutionResult:
         plan = self.plan(request.route)
         tried_pairs: set[tuple[str, str]] = set()
         for candidate in plan.candidates:
-            fast_mode = self._clock.now() - run.start >= self._soft_timeout_seconds
-            if not self._may_try(candidate, fast_mode, tried_pairs, run):
+            fast_mode = self.is_fast_mode(run)
+            if not self.may_try(candidate, fast_mode, tried_pairs, run):
                 continue
             tried_pairs.add((candidate.provider, candidate.model))
             completion = await self._attempt(request, candidate, run, fast_mode)
             if completion is not None:
-                return self._result(completion, candidate, plan, run)
-        raise self._final_error(plan, run)
+                return self.result_of(completion, candidate, plan, run)
+        raise self.final_error(plan, run)
 
-    def _may_try(self, candidate: Candidate, fast_mode: bool, tried_pairs: set[tuple[str, str]], run: _Run) -> bool:
+    def is_fast_mode(self, run: Run) -> bool:
+        """Past the soft timeout (SPEC §6): fewer retries, shorter upstream timeouts."""
+        return self._clock.now() - run.start >= self._soft_timeout_seconds
+
+    def may_try(self, candidate: Candidate, fast_mode: bool, tried_pairs: set[tuple[str, str]], run: Run) -> bool:
+        """The breaker's say on this candidate; a refusal is recorded as a skipped attempt."""
         if self._breaker is None:
             return True
         skip = self._breaker.refusal(candidate.provider, candidate.model, candidate.key_id,
@@ -192,13 +233,31 @@ class Executor:
                                     fast_mode=fast_mode))
         return False
 
-    async def _attempt(self, request: ExecutionRequest, candidate: Candidate, run: _Run,
+    async def _attempt(self, request: ExecutionRequest, candidate: Candidate, run: Run,
                        fast_mode: bool) -> Completion | None:
+        prepared = await self.prepare_attempt(request, candidate, run, fast_mode)
+        if prepared is None:
+            return None
+        started = self._clock.now()
+        try:
+            async with self._clock.timeout(self.attempt_timeout(run, prepared.fast_mode)):
+                reply = await self._transport.send(prepared.upstream_request)
+            completion = prepared.adapter.parse_reply(reply)
+        except TimeoutError:
+            return self.record_failure(prepared, UpstreamError(ErrorClass.TIMEOUT, "upstream timed out"), started, run)
+        except UpstreamError as error:
+            return self.record_failure(prepared, error, started, run)
+        self.record_success(prepared, started, run, completion.rate_limit_hint)
+        return completion
+
+    async def prepare_attempt(self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, *,
+                              stream: bool = False) -> PreparedAttempt | None:
+        """Take a rate-limit slot and build the upstream request; None (recorded) when the candidate is skipped."""
         lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
         waited = await self._take_slot(request, candidate, lane, run, fast_mode)
         if waited is None:
             return None
-        fast_mode = fast_mode or self._clock.now() - run.start >= self._soft_timeout_seconds
+        fast_mode = fast_mode or self.is_fast_mode(run)
         provider = self.config.providers[candidate.provider]
         model = provider.models[candidate.model]
         call = UpstreamCall(
@@ -206,7 +265,7 @@ class Executor:
             messages=request.messages, options=request.options, supports_thinking=model.supports_thinking,
             thinking_off=should_disable_thinking(level=request.route.level, supports_thinking=model.supports_thinking,
                                                  disable_thinking=request.options.disable_thinking),
-            endpoint=model.endpoint)
+            endpoint=model.endpoint, stream=stream)
         adapter = adapter_for(provider.type)
         try:
             upstream_request = adapter.build_request(call)
@@ -215,20 +274,9 @@ class Executor:
             run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id,
                                         "skipped_unsupported_input", 0.0, waited * 1000.0, fast_mode=fast_mode))
             return None
-        started = self._clock.now()
-        try:
-            async with self._clock.timeout(self._attempt_timeout(run, fast_mode)):
-                reply = await self._transport.send(upstream_request)
-            completion = adapter.parse_reply(reply)
-        except TimeoutError:
-            error = UpstreamError(ErrorClass.TIMEOUT, "upstream timed out")
-            return self._failed(candidate, lane, error, started, waited, run, fast_mode)
-        except UpstreamError as error:
-            return self._failed(candidate, lane, error, started, waited, run, fast_mode)
-        self._succeeded(candidate, lane, completion, started, waited, run, fast_mode)
-        return completion
+        return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode)
 
-    async def _take_slot(self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: _Run,
+    async def _take_slot(self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: Run,
                          fast_mode: bool) -> float | None:
         """Seconds waited for a rate-limit slot, or None when it would come after the request's max wait."""
         if self._limiter.try_acquire(lane):
@@ -244,30 +292,34 @@ class Executor:
         run.queue_wait_seconds += waited
         return waited
 
-    def _attempt_timeout(self, run: _Run, fast_mode: bool) -> float:
+    def attempt_timeout(self, run: Run, fast_mode: bool) -> float:
+        """Seconds one upstream attempt may take (to the whole reply, or to a stream's first content)."""
         elapsed = self._clock.now() - run.start
         if not fast_mode:
             return max(self._soft_timeout_seconds - elapsed, 0.001)
         fast = max(_MIN_FAST_ATTEMPT_SECONDS, self._soft_timeout_seconds / 3)
         return max(min(fast, self._hard_timeout_seconds - elapsed), 0.001)
 
-    def _succeeded(self, candidate: Candidate, lane: LaneKey, completion: Completion, started: float, waited: float,
-                   run: _Run, fast_mode: bool) -> None:
+    def record_success(self, prepared: PreparedAttempt, started: float, run: Run,
+                       hint: RateLimitHint | None) -> None:
+        """Latency, rate-limit hint and breaker success for an attempt that answered."""
+        candidate, lane = prepared.candidate, prepared.lane
         seconds = self._clock.now() - started
         self._latency.observe(candidate.provider, candidate.model, seconds)
-        hint = completion.rate_limit_hint
         if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
             self._limiter.block_until(lane, hint.reset_seconds)
         if self._breaker is not None:
             self._breaker.record_success(candidate.provider, candidate.model, candidate.key_id, seconds * 1000.0)
         run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, "success",
-                                    seconds * 1000.0, waited * 1000.0, 200, fast_mode))
+                                    seconds * 1000.0, prepared.waited_seconds * 1000.0, 200, prepared.fast_mode))
 
-    def _failed(self, candidate: Candidate, lane: LaneKey, error: UpstreamError, started: float, waited: float,
-                run: _Run, fast_mode: bool) -> None:
+    def record_failure(self, prepared: PreparedAttempt, error: UpstreamError, started: float, run: Run) -> None:
+        """Record a failed attempt for failover and the breaker. Raises UpstreamBadRequest for bad_request."""
+        candidate, lane = prepared.candidate, prepared.lane
         seconds = self._clock.now() - started
         run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, error.error_class.value,
-                                    seconds * 1000.0, waited * 1000.0, error.status, fast_mode))
+                                    seconds * 1000.0, prepared.waited_seconds * 1000.0, error.status,
+                                    prepared.fast_mode))
         log.warning("upstream_failed", extra={"provider": candidate.provider, "model": candidate.model,
                                               "key_id": candidate.key_id, "error_class": error.error_class.value,
                                               "status": error.status})
@@ -283,14 +335,15 @@ class Executor:
                                          error.retry_after_seconds)
         return None
 
-    def _result(self, completion: Completion, candidate: Candidate, plan: RoutePlan, run: _Run) -> ExecutionResult:
+    def result_of(self, completion: Completion, candidate: Candidate, plan: RoutePlan, run: Run) -> ExecutionResult:
         model = self.config.providers[candidate.provider].models[candidate.model]
         cost = (completion.usage.input_tokens * model.input_price_per_1k
                 + completion.usage.output_tokens * model.output_price_per_1k) / 1000.0
         return ExecutionResult(completion, candidate, plan, tuple(run.attempts),
                                (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0, cost)
 
-    def _final_error(self, plan: RoutePlan, run: _Run) -> BkvyError:
+    def final_error(self, plan: RoutePlan, run: Run) -> BkvyError:
+        """The error for a plan that ran out: 429 all rate-limited, 503 all open, else 502."""
         tried = [a for a in run.attempts if not a.outcome.startswith("skipped_") or a.outcome == "skipped_rate_limited"]
         limited = [a for a in tried if a.outcome in ("skipped_rate_limited", ErrorClass.RATE_LIMITED.value)]
         plan_wait = plan.rate_limit_retry_after_seconds

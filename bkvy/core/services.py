@@ -12,10 +12,12 @@ from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.executor import Executor
 from bkvy.core.latency import LatencyTracker
+from bkvy.core.observability import start_records
 from bkvy.core.probes import HealthProber
 from bkvy.core.rate_limits import LaneKey, RateLimiter
 from bkvy.core.settings import Settings
 from bkvy.core.transport import AiohttpTransport, Transport
+from bkvy.utils.recorder import Records
 
 CIRCUIT_STATE_FILE = "circuit_states.json"
 
@@ -33,6 +35,7 @@ class Services:
     prober: HealthProber | None = None
     circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
+    records: Records | None = None          # transaction log, daily stats, dashboard aggregate, metrics
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig, *, clock: Clock,
@@ -55,10 +58,14 @@ class Services:
                                   interval_seconds=settings.health_probe_interval_seconds,
                                   timeout_seconds=settings.health_probe_timeout_seconds)
             prober.start()
-        return cls(settings, config, clock, transport, limiter, latency, executor, circuits, prober, saver,
-                   owns_transport)
+        services = cls(settings, config, clock, transport, limiter, latency, executor, circuits, prober, saver,
+                       owns_transport)
+        services.records = await start_records(services)
+        return services
 
     async def stop(self) -> None:
+        if self.records is not None:            # first: flush every row before anything else goes
+            await self.records.stop()
         if self.prober is not None:
             await self.prober.stop()
         if self.circuit_saver is not None and self.circuits is not None:

@@ -26,6 +26,8 @@ class Settings(BaseModel):
     dashboard_enabled: bool = False
     dashboard_allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     trusted_proxies: tuple[str, ...] = ()
+    transaction_log_retention_days: int = Field(default=30, ge=1)
+    transaction_log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
     circuit_breaker_enabled: bool = True
     circuit_failure_threshold: int = Field(default=3, ge=1)
     circuit_sliding_window_seconds: float = Field(default=600.0, gt=0)
@@ -53,7 +55,9 @@ _ENV_NAMES = {
     "BKVY_CONFIG_DIR": "config_dir", "BKVY_HOST": "host", "BKVY_PORT": "port", "LOG_DIR": "log_dir",
     "TRANSACTION_LOGGING": "transaction_logging", "SUMMARY_STATS": "summary_stats",
     "DASHBOARD_ENABLED": "dashboard_enabled", "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
-    "TRUSTED_PROXIES": "trusted_proxies", "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
+    "TRUSTED_PROXIES": "trusted_proxies",
+    "TRANSACTION_LOG_RETENTION_DAYS": "transaction_log_retention_days",
+    "TRANSACTION_LOG_MAX_BYTES": "transaction_log_max_bytes", "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
     "CIRCUIT_FAILURE_THRESHOLD": "circuit_failure_threshold",
     "CIRCUIT_SLIDING_WINDOW_SECONDS": "circuit_sliding_window_seconds",
     "CIRCUIT_SLIDING_WINDOW_THRESHOLD": "circuit_sliding_window_threshold",

@@ -15,6 +15,11 @@
     ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
     ├── UpstreamBadRequest        400 upstream_bad_request
     ├── AllCandidatesFailed       502 all_candidates_failed
+    ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
+    ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
+    ├── ClientRateLimited         429 client_rate_limited (a client key's rpm; api adds Retry-After)
+    ├── BudgetExceeded            402 budget_exceeded     (a client key's monthly budget is spent)
+    ├── UnknownClientKey          404 unknown_client_key
     ├── CircuitsOpen              503 circuits_open
     ├── Unauthorized              401 unauthorized
     ├── AdminDisabled             403 admin_disabled
@@ -113,6 +118,35 @@ class UpstreamBadRequest(BkvyError):
 class AllCandidatesFailed(BkvyError):
     code = "all_candidates_failed"
     status = 502
+
+
+class StreamInterrupted(BkvyError):
+    code = "stream_interrupted"
+    status = 502
+
+
+class ClientDisconnected(BkvyError):
+    code = "client_disconnected"
+    status = 499
+
+
+class ClientRateLimited(BkvyError):
+    code = "client_rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class BudgetExceeded(BkvyError):
+    code = "budget_exceeded"
+    status = 402
+
+
+class UnknownClientKey(BkvyError):
+    code = "unknown_client_key"
+    status = 404
 
 
 class CircuitsOpen(BkvyError):

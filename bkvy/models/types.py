@@ -62,11 +62,42 @@ class ErrorClass(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call asked for by the model; ``arguments`` is a JSON object as text (OpenAI's form)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One function the model may call; ``parameters`` is its JSON Schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``mode``: "auto", "none", "required", or "function" (then ``name`` says which)."""
+
+    mode: str = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One message; ``content`` is text or a list of OpenAI-style content parts."""
+    """One message; ``content`` is text or a list of OpenAI-style content parts.
+
+    Roles: system, user, assistant (optionally with ``tool_calls``) and tool (a result for ``tool_call_id``).
+    """
 
     role: str
     content: str | tuple[dict[str, Any], ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -82,6 +113,9 @@ class GenerationOptions:
     stop: tuple[str, ...] = ()
     json_mode: bool = False
     disable_thinking: bool = False
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    user: str | None = None       # the end user's id, for the provider's abuse monitoring
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +173,4 @@ class Completion:
     finish_reason: FinishReason
     model_reported: str | None = None
     rate_limit_hint: RateLimitHint | None = None
+    tool_calls: tuple[ToolCall, ...] = ()

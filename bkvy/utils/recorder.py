@@ -46,7 +46,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         requested_provider=route.provider or "", requested_model=route.model or "",
         max_wait_seconds=route.max_wait_seconds, success=result is not None,
         total_time_ms=round(outcome.total_ms, 3), queue_wait_ms=round(outcome.queue_wait_ms, 3),
-        rate_limit_wait_ms=round(sum(a.waited_ms for a in outcome.attempts), 3),
+        rate_limit_wait_ms=round(sum((a.waited_ms for a in outcome.attempts), 0.0), 3),
         fallback_attempts=max(len(tried) - 1, 0),
         alternatives_tried=";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in failed),
     )

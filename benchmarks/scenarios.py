@@ -1,0 +1,143 @@
+"""The measurements: interleaved wrk runs (median of N), TTFT, the soak, and a py-spy profile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet import BenchFleet, Target
+from loadgen import WrkResult, median_result, run_wrk
+from ttft import STREAM_BODY, TtftResult, measure_ttft
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_scenario(name: str, targets: list[Target], *, connections: int, duration_seconds: float, repeats: int,
+                  cpus: frozenset[int] | None) -> dict[str, WrkResult]:
+    """Warm every target, then `repeats` rounds; each round visits every target, in a rotated order."""
+    for target in targets:
+        run_wrk(target.url, target.body, connections=connections, duration_seconds=1, cpus=cpus)
+    runs: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
+    for round_index in range(repeats):
+        shift = round_index % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            result = run_wrk(target.url, target.body, connections=connections, duration_seconds=duration_seconds,
+                             cpus=cpus)
+            runs[target.label].append(result)
+            _say(f"  [{name}] round {round_index + 1}/{repeats} {target.label:<42} {result.requests_per_second:9.0f}"
+                 f" req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}")
+    return {label: median_result(results) for label, results in runs.items()}
+
+
+def ttft_scenario(fleet: BenchFleet, requests: int) -> dict[str, TtftResult | None]:
+    """Streaming targets: direct, the references, bkvy's /v1/chat/completions (None when it has none), LiteLLM."""
+    chat = "/v1/chat/completions"
+    endpoints: dict[str, tuple[str, dict] | None] = {"direct (upstream)": (fleet.servers["upstream"].base_url + chat,
+                                                                           STREAM_BODY)}
+    for role, label in (("ref_aiohttp", "ref aiohttp"), ("ref_httpx", "ref httpx")):
+        endpoints[label] = (fleet.servers[role].base_url + chat, STREAM_BODY)
+    for role, suffix in (("bkvy", "log off"), ("bkvy_log", "log on")):
+        body = {**STREAM_BODY, "model": fleet.chat_model} if fleet.chat_model else None
+        endpoints[f"bkvy {chat} ({suffix})"] = (fleet.servers[role].base_url + chat, body) if body else None
+    if "litellm" in fleet.servers:
+        endpoints["LiteLLM proxy"] = (fleet.servers["litellm"].base_url + chat, STREAM_BODY)
+    results: dict[str, TtftResult | None] = {}
+    for label, endpoint in endpoints.items():
+        results[label] = asyncio.run(measure_ttft(endpoint[0], requests, endpoint[1])) if endpoint else None
+        _say(f"  [ttft] {label:<42} {results[label]}")
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class SoakResult:
+    requests: int
+    errors: int
+    rss_start_kib: int
+    rss_end_kib: int
+    peak_kib: int           # VmHWM: the process's peak over the whole run, not just the soak
+
+    @property
+    def growth_percent(self) -> float:
+        return 100.0 * (self.rss_end_kib - self.rss_start_kib) / self.rss_start_kib
+
+
+def soak(targets: list[Target], total_requests: int, *, segment_seconds: float,
+         cpus: frozenset[int] | None) -> SoakResult:
+    """Back-to-back wrk segments at c=64 until `total_requests`, cycling over one server's endpoints."""
+    server = targets[0].server
+    assert server is not None
+    rss_start_kib, _ = server.memory_kib()
+    done = errors = segment = 0
+    while done < total_requests:
+        target = targets[segment % len(targets)]
+        result = run_wrk(target.url, target.body, connections=64, duration_seconds=segment_seconds, cpus=cpus)
+        done, errors, segment = done + result.requests, errors + result.errors, segment + 1
+        if result.requests == 0:
+            break
+    rss_end_kib, peak_kib = server.memory_kib()
+    _say(f"  [soak] {server.name}: {done} requests, RSS {rss_start_kib} -> {rss_end_kib} KiB, peak {peak_kib} KiB")
+    return SoakResult(done, errors, rss_start_kib, rss_end_kib, peak_kib)
+
+
+def profile(target: Target, out_dir: Path, stem: str, seconds: float, cpus: frozenset[int] | None) -> str:
+    """py-spy (raw collapsed stacks) on the target's server during a c=64 wrk run; a text summary."""
+    py_spy = shutil.which("py-spy")
+    if py_spy is None or target.server is None:
+        return "py-spy not installed (pip install py-spy): no profile."
+    raw_path = out_dir / f"{stem}-profile.txt"
+    spy = subprocess.Popen([py_spy, "record", "-d", f"{seconds:g}", "-r", "250", "-f", "raw", "-o", str(raw_path),
+                            "--pid", str(target.server.pid), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    result = run_wrk(target.url, target.body, connections=64, duration_seconds=seconds + 1, cpus=cpus)
+    _, spy_errors = spy.communicate(timeout=seconds + 30)
+    if spy.returncode != 0 or not raw_path.exists():
+        return f"py-spy failed ({spy.returncode}): {spy_errors.strip()[-300:]}"
+    summary = summarise_collapsed(raw_path.read_text(), top=15)
+    return (f"py-spy on {target.label} at c=64 for {seconds:g} s ({result.requests_per_second:.0f} req/s); "
+            f"raw stacks: {raw_path.name}\n\n{summary}")
+
+
+def summarise_collapsed(collapsed: str, top: int) -> str:
+    """Self time (leaf frame) and inclusive time per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return "(no samples)"
+    lines = [f"{total} samples. Self time (where the CPU was):"]
+    lines += [f"  {100.0 * n / total:5.1f} %  {frame}" for frame, n in own.most_common(top)]
+    lines.append("Inclusive time (bkvy/app frames, incl. callees):")
+    ours = [(f, n) for f, n in inclusive.most_common() if "bkvy/" in f or "main.py" in f or "reference_forw" in f]
+    lines += [f"  {100.0 * n / total:5.1f} %  {frame}" for frame, n in ours[:top]]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """'func (/long/path/site-packages/pkg/mod.py:12)' -> 'func (pkg/mod.py:12)'."""
+    name, _, where = frame.partition(" (")
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where}" if where else name
+
+
+def as_json(value: object) -> str:
+    return json.dumps(value, default=lambda o: {k: getattr(o, k) for k in getattr(o, "__slots__", ())})
