@@ -41,13 +41,14 @@ class Budget:
     ttft_requests: int
     soak_requests: int
     soak_segment_seconds: float
+    soak_max_seconds: float
     profile_seconds: float
 
 
 FULL = Budget(c1_seconds=10, load_seconds=10, repeats=3, ttft_requests=200, soak_requests=100_000,
-              soak_segment_seconds=5, profile_seconds=10)
+              soak_segment_seconds=5, soak_max_seconds=200, profile_seconds=10)
 QUICK = Budget(c1_seconds=2, load_seconds=2, repeats=3, ttft_requests=40, soak_requests=10_000,
-               soak_segment_seconds=2, profile_seconds=5)
+               soak_segment_seconds=2, soak_max_seconds=30, profile_seconds=5)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -104,7 +105,8 @@ def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: arg
         soak_targets = [t for t in targets if t.role == role]
         if soak_targets:
             found.soak[role] = soak(soak_targets, budget.soak_requests,
-                                    segment_seconds=budget.soak_segment_seconds, cpus=load_cpus)
+                                    segment_seconds=budget.soak_segment_seconds,
+                                    max_seconds=budget.soak_max_seconds, cpus=load_cpus)
     found.peak_kib = {name: server.memory_kib()[1] for name, server in fleet.servers.items() if name != "upstream"}
     bkvy_target = next((t for t in targets if t.role == "bkvy"), None)
     if not args.no_profile and bkvy_target is not None:
@@ -121,7 +123,8 @@ def main() -> int:
     args = _parse_args()
     require_wrk()
     budget = QUICK if args.quick else FULL
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a backgrounded shell job starts with it ignored
+        signal.signal(signum, _raise_interrupt)
     fleet = BenchFleet(cpu_plan(not args.no_pin))
     if fleet.cpus.load:
         os.sched_setaffinity(0, fleet.cpus.load)  # the runner's own clients (TTFT) stay off the gateway's CPU

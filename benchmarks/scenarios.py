@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +70,16 @@ class SoakResult:
         return 100.0 * (self.rss_end_kib - self.rss_start_kib) / self.rss_start_kib
 
 
-def soak(targets: list[Target], total_requests: int, *, segment_seconds: float,
+def soak(targets: list[Target], total_requests: int, *, segment_seconds: float, max_seconds: float,
          cpus: frozenset[int] | None) -> SoakResult:
-    """Back-to-back wrk segments at c=64 until `total_requests`, cycling over one server's endpoints."""
+    """Back-to-back wrk segments at c=64 until `total_requests` (or `max_seconds`), cycling over one server's
+    endpoints."""
     server = targets[0].server
     assert server is not None
     rss_start_kib, _ = server.memory_kib()
     done = errors = segment = 0
-    while done < total_requests:
+    deadline = time.monotonic() + max_seconds
+    while done < total_requests and time.monotonic() < deadline:
         target = targets[segment % len(targets)]
         result = run_wrk(target.url, target.body, connections=64, duration_seconds=segment_seconds, cpus=cpus)
         done, errors, segment = done + result.requests, errors + result.errors, segment + 1
@@ -93,8 +96,8 @@ def profile(target: Target, out_dir: Path, stem: str, seconds: float, cpus: froz
     if py_spy is None or target.server is None:
         return "py-spy not installed (pip install py-spy): no profile."
     raw_path = out_dir / f"{stem}-profile.txt"
-    spy = subprocess.Popen([py_spy, "record", "-d", f"{seconds:g}", "-r", "250", "-f", "raw", "-o", str(raw_path),
-                            "--pid", str(target.server.pid), "--nonblocking"],
+    spy = subprocess.Popen([py_spy, "record", "-d", f"{seconds:g}", "-r", "100", "-f", "raw", "-o", str(raw_path),
+                            "--pid", str(target.server.pid)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     result = run_wrk(target.url, target.body, connections=64, duration_seconds=seconds + 1, cpus=cpus)
     _, spy_errors = spy.communicate(timeout=seconds + 30)
@@ -125,7 +128,7 @@ def summarise_collapsed(collapsed: str, top: int) -> str:
     lines = [f"{total} samples. Self time (where the CPU was):"]
     lines += [f"  {100.0 * n / total:5.1f} %  {frame}" for frame, n in own.most_common(top)]
     lines.append("Inclusive time (bkvy/app frames, incl. callees):")
-    ours = [(f, n) for f, n in inclusive.most_common() if "bkvy/" in f or "main.py" in f or "reference_forw" in f]
+    ours = [(f, n) for f, n in inclusive.most_common() if "bkvy/" in f or "reference_forw" in f]
     lines += [f"  {100.0 * n / total:5.1f} %  {frame}" for frame, n in ours[:top]]
     return "\n".join(lines)
 

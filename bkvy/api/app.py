@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from bkvy.api import routes_circuits, routes_llm, routes_monitor
+from bkvy.api import routes_admin, routes_circuits, routes_llm, routes_monitor, routes_openai
 from bkvy.api.errors import install_error_handlers
 from bkvy.api.routes_records import install_records_routes
 from bkvy.core.clock import Clock, MonotonicClock
@@ -35,5 +35,7 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
     app.include_router(routes_llm.router)
     app.include_router(routes_monitor.router)
     app.include_router(routes_circuits.router)
+    app.include_router(routes_openai.router)
+    app.include_router(routes_admin.router)
     install_records_routes(app, settings)     # statistics, dashboard, /metrics; IP allowlist
     return app

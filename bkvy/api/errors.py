@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bkvy.models.errors import AllCandidatesRateLimited, BkvyError
+from bkvy.api.openai_format import error_body as openai_error_body
+from bkvy.models.errors import BkvyError
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,15 @@ def request_id_of(request: Request) -> str:
     return request_id
 
 
+_OPENAI_PATH_PREFIX = "/v1/"
+
+
 def failure_response(request: Request, status: int, code: str, message: str,
                      attempts: list[dict[str, object]] | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:
+    if request.url.path.startswith(_OPENAI_PATH_PREFIX):   # OpenAI's envelope, so its SDKs raise their classes
+        headers = {**(headers or {}), "x-bkvy-request-id": request_id_of(request)}
+        return JSONResponse(openai_error_body(status, code, message), status_code=status, headers=headers)
     body: dict[str, object] = {"success": False, "request_id": request_id_of(request),
                                "error": {"code": code, "message": message}}
     if attempts:
@@ -38,8 +45,9 @@ def failure_response(request: Request, status: int, code: str, message: str,
 
 def bkvy_error_response(request: Request, error: BkvyError) -> JSONResponse:
     headers = None
-    if isinstance(error, AllCandidatesRateLimited):
-        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after_seconds)))}
+    retry_after_seconds = getattr(error, "retry_after_seconds", None)   # every 429 says when to retry
+    if retry_after_seconds is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after_seconds)))}
     return failure_response(request, error.status, error.code, error.message, error.attempts, headers)
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body, read_body
+from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.errors import request_id_of
 from bkvy.core.executor import ExecutionRequest, ExecutionResult
@@ -66,10 +67,12 @@ def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: E
 async def _handle(request: Request, schema: type[_RoutedRequest]) -> JSONResponse:
     services = services_of(request)
     request_id = request_id_of(request)
+    client_key = authenticate_client(request)   # a client key's name overrides the body's client_id
     body = parse_body(await read_body(request, services.settings.max_body_bytes), schema)
     route = _route_of(body)
-    execution = ExecutionRequest(request_id, body.client_id, route, tuple(m.to_message() for m in body.messages),
-                                 body.options.to_options())
+    execution = ExecutionRequest(request_id, client_key.name if client_key else body.client_id, route,
+                                 tuple(m.to_message() for m in body.messages), body.options.to_options(),
+                                 client_key.key_id if client_key else None)
     result = await services.executor.execute(execution)
     return JSONResponse(_reply(request_id, body, route, result))
 

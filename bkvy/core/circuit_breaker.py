@@ -6,7 +6,7 @@ The ``ErrorClass`` that opened a circuit decides how it ends:
 - ``auth``: every circuit of the key opens and stays open until ``reset`` or a config reload.
 - ``rate_limited``: open until the provider's retry-after, then only a successful probe leads on.
 - ``server`` / ``connection`` / ``timeout``: exponential backoff with full jitter; after it a probe
-  or one real trial request may go through.
+  or, only while no prober runs, one real trial request may go through.
 
 Times are monotonic seconds from the injected clock; ``to_dict`` stores wall time so a restart keeps
 the remaining time.
@@ -79,7 +79,7 @@ class CircuitSnapshot:
     is_flapping: bool
     last_failure_class: ErrorClass | None
     last_change: float                # monotonic seconds of the last state change
-    needs_probe: bool                 # OPEN for 429: only a successful probe leads on, never a trial
+    needs_probe: bool                 # OPEN for 429, or any OPEN while a prober runs: only a probe leads on
     is_probe_due: bool                # OPEN, backoff over, not auth
 
 
@@ -153,6 +153,15 @@ class CircuitBreakerRegistry:
         self._circuits: dict[CircuitKey, _Circuit] = {}
         self._auth_blocked: set[tuple[str, str]] = set()      # (provider, key_id)
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
+        self._is_prober_running = False
+
+    def set_prober_running(self, is_running: bool) -> None:
+        """While a prober runs, OPEN circuits leave OPEN only through a successful probe.
+
+        No user request is spent as a trial on an upstream that may still be down (and may hang until the
+        soft timeout): the probe takes that risk instead. Without a prober, trials are the only way back.
+        """
+        self._is_prober_running = is_running
 
     def on_change(self, callback: Callable[[CircuitSnapshot], None]) -> None:
         """Call ``callback`` with the new snapshot after every state transition (e.g. to persist)."""
@@ -166,7 +175,7 @@ class CircuitBreakerRegistry:
         if circuit.state is CircuitState.CLOSED:
             return True
         if circuit.state is CircuitState.OPEN:
-            if circuit.open_reason not in _TRIAL_CLASSES or not _is_backoff_over(circuit, now):
+            if not self._may_trial(circuit, now):
                 return False
             self._transition(circuit, CircuitState.HALF_OPEN, now)
         if circuit.trial_started_at is not None and now - circuit.trial_started_at < _TRIAL_LEASE_SECONDS:
@@ -290,6 +299,11 @@ class CircuitBreakerRegistry:
                 continue
             self._circuits[circuit.key] = circuit
 
+    def _may_trial(self, circuit: _Circuit, now: float) -> bool:
+        """An OPEN circuit may let one real request through instead of waiting for a probe."""
+        return (not self._is_prober_running and circuit.open_reason in _TRIAL_CLASSES
+                and _is_backoff_over(circuit, now))
+
     def _should_open(self, circuit: _Circuit, error_class: ErrorClass, now: float) -> bool:
         settings = self._settings
         if error_class is ErrorClass.RATE_LIMITED:
@@ -397,7 +411,8 @@ class CircuitBreakerRegistry:
             consecutive_failures=circuit.consecutive_failures, failures_in_window=failures, calls_in_window=calls,
             open_count=circuit.open_count, is_flapping=circuit.is_flapping,
             last_failure_class=circuit.last_failure_class, last_change=circuit.last_change,
-            needs_probe=is_open and circuit.open_reason is ErrorClass.RATE_LIMITED, is_probe_due=is_probe_due)
+            needs_probe=is_open and (circuit.open_reason is ErrorClass.RATE_LIMITED or self._is_prober_running),
+            is_probe_due=is_probe_due)
 
 
 def _is_backoff_over(circuit: _Circuit, now: float) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
@@ -30,11 +29,7 @@ def circuit_samples(circuits: Any) -> list[CircuitSample]:
     if snapshots is None:
         return []
     return [CircuitSample(s.key.provider, s.key.model, s.key.key_id, getattr(s.state, "value", str(s.state)))
-            for s in _as_list(snapshots())]
-
-
-def _as_list(items: Iterable[Any]) -> list[Any]:
-    return list(items)
+            for s in snapshots()]
 
 
 def _queue_depth(services: Any) -> int:

@@ -36,9 +36,11 @@ class HealthProber:
         self.probes_sent = 0
 
     def start(self) -> None:
+        self._registry.set_prober_running(True)     # from now on only probes reopen the way (SPEC §6)
         self._task = asyncio.create_task(self._run(), name="bkvy-health-prober")
 
     async def stop(self) -> None:
+        self._registry.set_prober_running(False)
         if self._task is not None:
             self._task.cancel()
             try:

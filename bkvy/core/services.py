@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuit_store import CircuitStore, DebouncedSaver
 from bkvy.core.circuits import CircuitGuard
+from bkvy.core.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.executor import Executor
@@ -36,6 +37,7 @@ class Services:
     circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
     records: Records | None = None          # transaction log, daily stats, dashboard aggregate, metrics
+    client_keys: ClientKeyStore | None = None   # bkvy-sk-... keys, hashed in LOG_DIR/client_keys.sqlite3
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig, *, clock: Clock,
@@ -61,11 +63,16 @@ class Services:
         services = cls(settings, config, clock, transport, limiter, latency, executor, circuits, prober, saver,
                        owns_transport)
         services.records = await start_records(services)
+        services.client_keys = ClientKeyStore(settings.log_dir / CLIENT_KEYS_FILE, clock)
+        await services.client_keys.start()
+        executor.add_observer(services.client_keys.observe)
         return services
 
     async def stop(self) -> None:
         if self.records is not None:            # first: flush every row before anything else goes
             await self.records.stop()
+        if self.client_keys is not None:
+            await self.client_keys.stop()
         if self.prober is not None:
             await self.prober.stop()
         if self.circuit_saver is not None and self.circuits is not None:

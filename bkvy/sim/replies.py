@@ -27,6 +27,7 @@ class ChatCall:
     prompt_chars: int
     is_thinking_off: bool  # the request switched reasoning off (budget 0, lowest effort, ...)
     include_usage: bool = False
+    tool_to_call: str | None = None  # tools were offered and the user spoke last: call this one with {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,11 @@ class SimReply:
     thought_tokens: int
     is_truncated: bool  # max_tokens cut it: finish "length" / "max_tokens"
     created_seconds: int
+    tool_call: str | None = None  # the function called instead of a text reply
+
+    @property
+    def tool_call_id(self) -> str:
+        return f"call_{self.response_id}"
 
     @property
     def text(self) -> str:
@@ -54,6 +60,8 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
         (" " if completion_tokens > 1 else "") + words[-1] + ".",
     )
     is_thinking = knobs.thinks and not call.is_thinking_off
+    if call.tool_to_call is not None:
+        chunks = ()
     return SimReply(
         response_id=f"{rng.getrandbits(64):016x}",
         model=call.model,
@@ -61,8 +69,9 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
         prompt_tokens=_PROMPT_OVERHEAD_TOKENS + call.prompt_chars // _CHARS_PER_TOKEN,
         completion_tokens=completion_tokens,
         thought_tokens=completion_tokens * _THOUGHT_TOKENS_PER_REPLY_TOKEN if is_thinking else 0,
-        is_truncated=limit < knobs.tokens_per_reply,
+        is_truncated=limit < knobs.tokens_per_reply and call.tool_to_call is None,
         created_seconds=int(time.time()),
+        tool_call=call.tool_to_call,
     )
 
 

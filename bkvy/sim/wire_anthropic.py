@@ -47,6 +47,7 @@ class AnthropicWire:
             prompt_chars=text_length(body.get("system")) + sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             # Claude thinks only when asked: no `thinking` block (or type disabled) means off.
             is_thinking_off=thinking.get("type") not in ("enabled", "adaptive"),
+            tool_to_call=_tool_to_call(body.get("tools"), messages),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -65,9 +66,19 @@ class AnthropicWire:
         return {"request-id": f"req_{request_id}"}
 
     def reply_body(self, reply: SimReply) -> dict:
+        if reply.tool_call is not None:
+            block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
+            return self._message(reply, [block], "tool_use", reply.completion_tokens)
         return self._message(reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), reply.completion_tokens)
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        if reply.tool_call is not None:
+            block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
+            json_delta = {"type": "content_block_delta", "index": 0,
+                          "delta": {"type": "input_json_delta", "partial_json": "{}"}}
+            return [sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
+                    sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
+                    sse(json_delta, "content_block_delta")]
         return [
             sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
             sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
@@ -119,7 +130,20 @@ class AnthropicWire:
 
 
 def _stop_reason(reply: SimReply) -> str:
+    if reply.tool_call is not None:
+        return "tool_use"
     return "max_tokens" if reply.is_truncated else "end_turn"
+
+
+def _tool_to_call(tools: object, messages: list) -> str | None:
+    """Offered tools and a user turn last that is not a tool result -> call the first tool; else text."""
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict) or not tools[0].get("name"):
+        return None
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    content = last.get("content")
+    is_tool_result = isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+    return str(tools[0]["name"]) if last.get("role") == "user" and not is_tool_result else None
 
 
 def _error_body(error_type: str, message: str) -> dict:

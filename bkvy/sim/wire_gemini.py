@@ -51,6 +51,7 @@ class GeminiWire:
             max_tokens=int_or_none(config.get("maxOutputTokens")),
             prompt_chars=prompt_chars,
             is_thinking_off=thinking_budget == 0,
+            tool_to_call=_tool_to_call(body.get("tools"), contents),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -64,9 +65,11 @@ class GeminiWire:
         return {}
 
     def reply_body(self, reply: SimReply) -> dict:
-        return self._response(reply, [{"text": reply.text}], _finish_reason(reply), with_usage=True)
+        return self._response(reply, _parts(reply), _finish_reason(reply), with_usage=True)
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
+        if reply.tool_call is not None:   # Gemini streams a function call whole, in one chunk
+            return [sse(self._response(reply, _parts(reply), None, with_usage=False))]
         return []
 
     def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
@@ -115,6 +118,25 @@ class GeminiWire:
                 usage["thoughtsTokenCount"] = reply.thought_tokens
         response["usageMetadata"] = usage
         return response
+
+
+def _parts(reply: SimReply) -> list[dict]:
+    if reply.tool_call is not None:
+        return [{"functionCall": {"name": reply.tool_call, "args": {}}}]
+    return [{"text": reply.text}]
+
+
+def _tool_to_call(tools: object, contents: list) -> str | None:
+    """Offered functions and a user turn last that is not a functionResponse -> call the first; else text."""
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
+        return None
+    declarations = tools[0].get("functionDeclarations") or tools[0].get("function_declarations") or []
+    if not declarations or not isinstance(declarations[0], dict) or not declarations[0].get("name"):
+        return None
+    last = contents[-1] if isinstance(contents[-1], dict) else {}
+    parts = last.get("parts") if isinstance(last.get("parts"), list) else []
+    is_response = any(isinstance(p, dict) and ("functionResponse" in p or "function_response" in p) for p in parts)
+    return str(declarations[0]["name"]) if last.get("role", "user") == "user" and not is_response else None
 
 
 def _finish_reason(reply: SimReply) -> str:

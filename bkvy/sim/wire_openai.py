@@ -45,6 +45,7 @@ class OpenAIWire:
             prompt_chars=sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             is_thinking_off=body.get("reasoning_effort") in _OFF_EFFORTS,
             include_usage=bool(stream_options.get("include_usage")),
+            tool_to_call=_tool_to_call(body.get("tools"), messages),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -70,7 +71,7 @@ class OpenAIWire:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "message": _message(reply),
                     "logprobs": None,
                     "finish_reason": _finish_reason(reply),
                 }
@@ -80,7 +81,15 @@ class OpenAIWire:
         }
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
-        return [self._chunk(reply, call, {"role": "assistant", "content": ""}, None)]
+        head = [self._chunk(reply, call, {"role": "assistant", "content": ""}, None)]
+        if reply.tool_call is not None:   # id and name first, then the arguments, as the real API streams them
+            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "id": reply.tool_call_id,
+                                                                  "type": "function", "function": {
+                                                                      "name": reply.tool_call, "arguments": ""}}]},
+                                    None))
+            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+                                    None))
+        return head
 
     def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
         return self._chunk(reply, call, {"content": text}, None)
@@ -121,7 +130,26 @@ class OpenAIWire:
 
 
 def _finish_reason(reply: SimReply) -> str:
+    if reply.tool_call is not None:
+        return "tool_calls"
     return "length" if reply.is_truncated else "stop"
+
+
+def _message(reply: SimReply) -> dict:
+    if reply.tool_call is None:
+        return {"role": "assistant", "content": reply.text, "refusal": None}
+    call = {"id": reply.tool_call_id, "type": "function", "function": {"name": reply.tool_call, "arguments": "{}"}}
+    return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
+
+
+def _tool_to_call(tools: object, messages: list) -> str | None:
+    """Deterministic tool use: offered tools and a user turn last -> call the first tool; else answer in text."""
+    if not isinstance(tools, list) or not tools or not isinstance(messages[-1], dict):
+        return None
+    if messages[-1].get("role") != "user":
+        return None
+    function = tools[0].get("function") if isinstance(tools[0], dict) else None
+    return str(function.get("name")) if isinstance(function, dict) and function.get("name") else None
 
 
 def _usage(reply: SimReply) -> dict:

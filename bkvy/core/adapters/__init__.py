@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from bkvy.core.adapters.anthropic import AnthropicAdapter
-from bkvy.core.adapters.base import ProviderAdapter, StreamDecoder, StreamDelta
+from bkvy.core.adapters.base import ProviderAdapter, StreamDecoder, StreamDelta, ToolCallDelta
 from bkvy.core.adapters.gemini import GeminiAdapter
 from bkvy.core.adapters.ollama import OllamaAdapter
 from bkvy.core.adapters.openai import OpenAIAdapter
@@ -26,4 +26,4 @@ def adapter_for(provider_type: ProviderType) -> ProviderAdapter:
     return _ADAPTERS[provider_type]
 
 
-__all__ = ["ProviderAdapter", "StreamDecoder", "StreamDelta", "adapter_for"]
+__all__ = ["ProviderAdapter", "StreamDecoder", "StreamDelta", "ToolCallDelta", "adapter_for"]

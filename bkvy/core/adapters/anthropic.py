@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bkvy.core.adapters._errors import (
@@ -11,9 +12,9 @@ from bkvy.core.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.adapters._wire import (
     JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, unsupported_part,
 )
-from bkvy.core.adapters.base import StreamDelta
+from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -38,13 +39,16 @@ class AnthropicAdapter:
         try:
             blocks = payload["content"]
             content = "".join(b["text"] for b in blocks if b.get("type") == "text")
+            tool_calls = tuple(ToolCall(str(b["id"]), str(b["name"]), json.dumps(b.get("input") or {}))
+                               for b in blocks if b.get("type") == "tool_use")
             usage = payload["usage"]
             tokens = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
         except (KeyError, TypeError, AttributeError):
             raise unparseable_reply(reply.status) from None
         finish = _FINISH.get(payload.get("stop_reason") or "end_turn", FinishReason.STOP)
         return Completion(content=content, usage=tokens, finish_reason=finish,
-                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers))
+                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers),
+                          tool_calls=tool_calls)
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         return self.build_request(probe_call(call))
@@ -68,9 +72,23 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
         body["system"] = system
     if options.stop:
         body["stop_sequences"] = list(options.stop)
+    if options.tools:
+        body["tools"] = [{"name": t.name, **({"description": t.description} if t.description else {}),
+                          "input_schema": t.parameters or {"type": "object", "properties": {}}}
+                         for t in options.tools]
+        if options.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(options.tool_choice)
+    if options.user:
+        body["metadata"] = {"user_id": options.user}
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "function":
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"required": "any"}.get(choice.mode, choice.mode)}   # auto, any, none
 
 
 def _alternating_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
@@ -79,18 +97,32 @@ def _alternating_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, A
     for message in messages:
         if message.role == "system":
             continue
+        role = "user" if message.role == "tool" else message.role   # tool results travel in a user turn
         blocks = _blocks(message)
-        if merged and merged[-1]["role"] == message.role:
+        if merged and merged[-1]["role"] == role:
             merged[-1]["content"].extend(blocks)
         else:
-            merged.append({"role": message.role, "content": blocks})
+            merged.append({"role": role, "content": blocks})
     return merged
 
 
 def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.text()}]
     if isinstance(message.content, str):
-        return [{"type": "text", "text": message.content}]
-    return [_block(part) for part in message.content]
+        blocks = [{"type": "text", "text": message.content}] if message.content or not message.tool_calls else []
+    else:
+        blocks = [_block(part) for part in message.content]
+    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name, "input": _arguments(c.arguments)}
+                     for c in message.tool_calls]
+
+
+def _arguments(arguments: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        raise unsupported_part("anthropic", "tool_call with non-JSON arguments") from None
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _block(part: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +145,7 @@ class AnthropicStreamDecoder:
     def __init__(self) -> None:
         self._events = SseBuffer()
         self._input_tokens = 0
+        self._tool_index_by_block: dict[int, int] = {}   # Anthropic block index -> OpenAI tool_calls index
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
         deltas: list[StreamDelta] = []
@@ -129,13 +162,22 @@ class AnthropicStreamDecoder:
         if event_type == "message_start":
             usage = (event.get("message") or {}).get("usage") or {}
             self._input_tokens = int(usage.get("input_tokens") or 0)
+        elif event_type == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self._tool_index_by_block.setdefault(int(event.get("index") or 0),
+                                                             len(self._tool_index_by_block))
+                return StreamDelta(tool_calls=(ToolCallDelta(index, str(block.get("id")), str(block.get("name"))),))
         elif event_type == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta" and delta.get("text"):
                 return StreamDelta(content=str(delta["text"]))
+            tool_index = self._tool_index_by_block.get(int(event.get("index") or 0))
+            if delta.get("type") == "input_json_delta" and tool_index is not None and delta.get("partial_json"):
+                return StreamDelta(tool_calls=(ToolCallDelta(tool_index, arguments=str(delta["partial_json"])),))
         elif event_type == "message_delta":
             return self._final_delta(event)
-        return None  # ping, content_block_start/stop, message_stop, thinking deltas
+        return None  # ping, text block starts, content_block_stop, message_stop, thinking deltas
 
     def _final_delta(self, event: dict[str, Any]) -> StreamDelta:
         usage = event.get("usage") or {}

@@ -13,12 +13,23 @@ from bkvy.models.types import Completion, FinishReason, UpstreamCall, UpstreamRe
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one streamed tool call, in OpenAI's shape: id and name come first, arguments in fragments."""
+
+    index: int
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamDelta:
     """One translated piece of a streamed reply."""
 
     content: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 class StreamDecoder(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bkvy.core.adapters._errors import (
@@ -11,9 +12,9 @@ from bkvy.core.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.adapters._wire import (
     JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, unsupported_part,
 )
-from bkvy.core.adapters.base import StreamDelta
+from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
 )
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
@@ -40,8 +41,11 @@ class GeminiAdapter:
         if delta is None:  # neither candidates nor a block reason
             raise unparseable_reply(reply.status)
         usage = _usage(payload.get("usageMetadata")) or Usage()
+        tool_calls = tuple(ToolCall(c.call_id or f"call_{c.index}", c.name or "", c.arguments)
+                           for c in delta.tool_calls)
         return Completion(content=delta.content, usage=usage, finish_reason=delta.finish_reason or FinishReason.STOP,
-                          model_reported=payload.get("modelVersion"), rate_limit_hint=rate_limit_hint(reply.headers))
+                          model_reported=payload.get("modelVersion"), rate_limit_hint=rate_limit_hint(reply.headers),
+                          tool_calls=tool_calls)
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         """Model info (``GET models/{model}``): proves key and model without spending tokens."""
@@ -61,14 +65,28 @@ def _headers(call: UpstreamCall) -> dict[str, str]:
 
 
 def _body(call: UpstreamCall) -> dict[str, Any]:
-    body: dict[str, Any] = {"contents": [_content(m) for m in call.messages if m.role != "system"]}
+    # A Gemini functionResponse names its function; OpenAI's tool message only has the call id.
+    names = {c.call_id: c.name for m in call.messages for c in m.tool_calls}
+    body: dict[str, Any] = {"contents": [_content(m, names) for m in call.messages if m.role != "system"]}
     system = "\n\n".join(m.text() for m in call.messages if m.role == "system")
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     config = _generation_config(call)
     if config:
         body["generationConfig"] = config
+    if call.options.tools:
+        body["tools"] = [{"functionDeclarations": [
+            {"name": t.name, **({"description": t.description} if t.description else {}),
+             **({"parameters": t.parameters} if t.parameters else {})} for t in call.options.tools]}]
+        if call.options.tool_choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": _tool_choice(call.options.tool_choice)}
     return body
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    if choice.mode == "function":
+        return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
+    return {"mode": {"required": "ANY", "none": "NONE"}.get(choice.mode, "AUTO")}
 
 
 def _generation_config(call: UpstreamCall) -> dict[str, Any]:
@@ -82,11 +100,26 @@ def _generation_config(call: UpstreamCall) -> dict[str, Any]:
     return config
 
 
-def _content(message: ChatMessage) -> dict[str, Any]:
+def _content(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
     role = "model" if message.role == "assistant" else "user"
+    if message.role == "tool":
+        name = names.get(message.tool_call_id or "", message.tool_call_id or "")
+        return {"role": "user", "parts": [{"functionResponse": {"name": name,
+                                                                "response": {"content": message.text()}}}]}
     if isinstance(message.content, str):
-        return {"role": role, "parts": [{"text": message.content}]}
-    return {"role": role, "parts": [_part(p) for p in message.content]}
+        parts = [{"text": message.content}] if message.content or not message.tool_calls else []
+    else:
+        parts = [_part(p) for p in message.content]
+    parts += [{"functionCall": {"name": c.name, "args": _arguments(c.arguments)}} for c in message.tool_calls]
+    return {"role": role, "parts": parts}
+
+
+def _arguments(arguments: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        raise unsupported_part("gemini", "tool_call with non-JSON arguments") from None
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _part(part: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +146,14 @@ def _response_delta(payload: dict[str, Any]) -> StreamDelta | None:
     candidate = candidates[0]
     parts = (candidate.get("content") or {}).get("parts") or []
     text = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+    calls = tuple(ToolCallDelta(index, p["functionCall"].get("id"), str(p["functionCall"].get("name") or ""),
+                                json.dumps(p["functionCall"].get("args") or {}))
+                  for index, p in enumerate(q for q in parts if isinstance(q.get("functionCall"), dict)))
     raw_finish = candidate.get("finishReason")
     finish = _FINISH.get(raw_finish, FinishReason.STOP) if raw_finish else None
-    return StreamDelta(content=text, finish_reason=finish, usage=usage if finish else None)
+    if calls and finish is FinishReason.STOP:   # Gemini says STOP after a function call; OpenAI says tool_calls
+        finish = FinishReason.TOOL_CALLS
+    return StreamDelta(content=text, finish_reason=finish, usage=usage if finish else None, tool_calls=calls)
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -129,11 +167,25 @@ class GeminiStreamDecoder:
 
     def __init__(self) -> None:
         self._events = SseBuffer()
+        self._tool_calls_seen = 0   # Gemini sends whole calls, one chunk each: number them across chunks
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
         deltas: list[StreamDelta] = []
         for data in self._events.feed(chunk):
             delta = _response_delta(decode_event_json(data))
-            if delta is not None and (delta.content or delta.finish_reason):
-                deltas.append(delta)
+            if delta is None or not (delta.content or delta.finish_reason or delta.tool_calls):
+                continue
+            if delta.tool_calls:
+                delta = self._numbered(delta)
+            elif delta.finish_reason is FinishReason.STOP and self._tool_calls_seen:
+                delta = StreamDelta(delta.content, FinishReason.TOOL_CALLS, delta.usage)
+            deltas.append(delta)
         return deltas
+
+    def _numbered(self, delta: StreamDelta) -> StreamDelta:
+        calls = []
+        for call in delta.tool_calls:
+            index = self._tool_calls_seen
+            self._tool_calls_seen += 1
+            calls.append(ToolCallDelta(index, call.call_id or f"call_{index}", call.name, call.arguments))
+        return StreamDelta(delta.content, delta.finish_reason, delta.usage, tuple(calls))

@@ -45,6 +45,9 @@ class OllamaAdapter:
 
 def _body(call: UpstreamCall) -> dict[str, Any]:
     options = call.options
+    if options.tools or any(m.tool_calls or m.role == "tool" for m in call.messages):
+        # Not translated yet: failover moves such a request to a provider that takes tools.
+        raise unsupported_part("ollama", "tools")
     candidates = {"num_predict": options.max_tokens, "temperature": options.temperature,
                   "top_p": options.top_p, "stop": list(options.stop) or None}
     body: dict[str, Any] = {"model": call.model, "messages": [_message(m) for m in call.messages],

@@ -9,9 +9,9 @@ from bkvy.core.adapters._errors import (
 )
 from bkvy.core.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.adapters._wire import JSON_CONTENT_TYPE, join_url, probe_call
-from bkvy.core.adapters.base import StreamDelta
+from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -46,12 +46,14 @@ class OpenAIAdapter:
         try:
             choice = payload["choices"][0]
             content = choice["message"].get("content") or ""
+            tool_calls = tuple(_tool_call(raw) for raw in choice["message"].get("tool_calls") or ())
             usage = _usage(payload.get("usage"))
             finish = _FINISH.get(choice.get("finish_reason") or "stop", FinishReason.STOP)
         except (KeyError, IndexError, TypeError, AttributeError):
             raise unparseable_reply(reply.status) from None
         return Completion(content=content, usage=usage or Usage(), finish_reason=finish,
-                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers))
+                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers),
+                          tool_calls=tool_calls)
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         return self.build_request(probe_call(call))
@@ -68,6 +70,14 @@ class OpenAIAdapter:
             body.update(_sampling_params(call))
         if options.json_mode:
             body["response_format"] = {"type": "json_object"}
+        if options.tools:
+            body["tools"] = [{"type": "function", "function": {
+                "name": t.name, **({"description": t.description} if t.description else {}),
+                "parameters": t.parameters or {"type": "object", "properties": {}}}} for t in options.tools]
+            if options.tool_choice is not None:
+                body["tool_choice"] = _tool_choice(options.tool_choice)
+        if options.user:
+            body["user"] = options.user
         if call.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -98,9 +108,27 @@ def _sampling_params(call: UpstreamCall) -> dict[str, Any]:
     return params
 
 
+def _tool_choice(choice: ToolChoice) -> Any:
+    if choice.mode == "function":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
 def _message(message: ChatMessage) -> dict[str, Any]:
     content = message.content if isinstance(message.content, str) else [dict(p) for p in message.content]
-    return {"role": message.role, "content": content}
+    result: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        result["content"] = content or None
+        result["tool_calls"] = [{"id": c.call_id, "type": "function",
+                                 "function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
+    if message.tool_call_id is not None:
+        result["tool_call_id"] = message.tool_call_id
+    return result
+
+
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    function = raw["function"]
+    return ToolCall(str(raw["id"]), str(function["name"]), str(function.get("arguments") or "{}"))
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -132,10 +160,18 @@ def _chunk_delta(payload: dict[str, Any]) -> StreamDelta | None:
         raise error_from_event(payload)
     choices = payload.get("choices") or []
     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-    content = (choice.get("delta") or {}).get("content") or ""
+    delta = choice.get("delta") or {}
+    content = delta.get("content") or ""
+    tool_calls = tuple(_tool_call_delta(raw) for raw in delta.get("tool_calls") or () if isinstance(raw, dict))
     raw_finish = choice.get("finish_reason")
     finish = _FINISH.get(raw_finish, FinishReason.STOP) if raw_finish else None
     usage = _usage(payload.get("usage"))
-    if not content and finish is None and usage is None:
+    if not content and not tool_calls and finish is None and usage is None:
         return None
-    return StreamDelta(content=content, finish_reason=finish, usage=usage)
+    return StreamDelta(content=content, finish_reason=finish, usage=usage, tool_calls=tool_calls)
+
+
+def _tool_call_delta(raw: dict[str, Any]) -> ToolCallDelta:
+    function = raw.get("function") or {}
+    return ToolCallDelta(int(raw.get("index") or 0), raw.get("id"), function.get("name"),
+                         str(function.get("arguments") or ""))

@@ -1,0 +1,75 @@
+"""The OpenAI-compatible API: ``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``.
+
+Errors on these paths use OpenAI's envelope (see ``api.errors``) so the official SDK raises its own classes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from bkvy.api.body import parse_body, read_body
+from bkvy.api.client_auth import authenticate_client
+from bkvy.api.deps import services_of
+from bkvy.api.errors import request_id_of
+from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
+                                    route_for_model)
+from bkvy.core.executor import ExecutionRequest
+from bkvy.core.streaming import LiveStream, open_stream
+from bkvy.models.errors import StreamInterrupted
+from bkvy.models.openai_schemas import ChatCompletionIn
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+_CHARS_PER_TOKEN = 4
+_ANONYMOUS_CLIENT = "openai-client"
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> JSONResponse:
+    authenticate_client(request)
+    return JSONResponse(model_list(services_of(request).config))
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+    services = services_of(request)
+    request_id = request_id_of(request)
+    client_key = authenticate_client(request)
+    body = parse_body(await read_body(request, services.settings.max_body_bytes), ChatCompletionIn)
+    messages = body.to_messages()
+    options = body.to_options()
+    route = route_for_model(body.model, services.config, max_wait_seconds=body.bkvy.max_wait_seconds,
+                            input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
+                            output_tokens_estimate=options.max_tokens or 500)
+    client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
+    execution = ExecutionRequest(request_id, client_id, route, messages, options,
+                                 client_key.key_id if client_key else None)
+    created = int(services.clock.wall())
+    if body.stream:
+        stream = await open_stream(services.executor, execution)
+        writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
+        headers = decision_headers(request_id, stream.candidate.provider, stream.candidate.model,
+                                   stream.candidate.reason) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(_sse_events(stream, writer), media_type="text/event-stream", headers=headers)
+    result = await services.executor.execute(execution)
+    headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
+    return JSONResponse(completion_json(request_id, created, result), headers=headers)
+
+
+async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
+    """Relay the stream; a break after content ends it with an error event, never a ``stop``."""
+    try:
+        async for delta in stream.deltas():
+            events = writer.delta_events(delta)
+            if events:
+                yield events
+    except StreamInterrupted as error:
+        yield error_event(error.status, error.code, error.message)
+        return
+    yield writer.closing_events()

@@ -1,0 +1,122 @@
+"""The dashboard in headless Chromium: charts render with the network blocked, recorded strings render as
+text (no script runs), nothing is fetched from another origin. Saves docs/dashboard.png."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from bkvy.api.app import create_app
+from bkvy.core.settings import load_settings
+from bkvy.demo import demo_config
+from bkvy.sim import SimFleet
+from bkvy.utils.records import TransactionRecord, utc_timestamp
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+XSS_CLIENT = '<img src=x onerror="window.__xss=1">'
+XSS_MESSAGE = '<script>window.__xss=2</script><b onmouseover="window.__xss=3">bold</b>'
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           proxy_headers=False, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(400):                                   # ≤ 20 s, polling every 0.05 s
+        if server.started:
+            return server, task
+        await asyncio.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+async def _traffic(base_url: str) -> None:
+    messages = [{"role": "user", "content": "hello"}]
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        for index in range(12):
+            await client.post("/llm/intelligence", json={"client_id": f"team-{index % 3}",
+                                                         "intelligence_level": "low", "messages": messages})
+        await client.post("/llm/scenario", json={"client_id": "support", "scenario": "customer_support",
+                                                 "messages": messages})
+        await client.post("/llm/direct", json={"client_id": "ops", "provider": "vllm",
+                                               "model": "qwen2.5-7b-instruct", "messages": messages})
+        await client.post("/llm/direct", json={"client_id": "ops", "provider": "nope", "model": "x",
+                                               "messages": messages})
+
+
+async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFleet, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: .ci/run installs it (apt-get install -y chromium)")
+
+    settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True,
+                             dashboard_enabled=True)
+    app = create_app(settings, demo_config(fleet))
+    port = _free_port()
+    origin = f"http://127.0.0.1:{port}"
+    server, task = await _serve(app, port)
+    try:
+        await _traffic(origin)
+        services = app.state.services
+        services.records.observe_record(TransactionRecord(
+            timestamp=utc_timestamp(services.clock.wall()), request_id="xss-probe", client_id=XSS_CLIENT,
+            routing_method="direct", success=False, error_type="bad_request", error_message=XSS_MESSAGE,
+            total_time_ms=12.0))
+        await _check_in_browser(origin)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _check_in_browser(origin: str) -> None:
+    from playwright.async_api import async_playwright
+
+    foreign: list[str] = []
+    console_errors: list[str] = []
+
+    async def only_same_origin(route) -> None:
+        if route.request.url.startswith(origin + "/"):
+            await route.continue_()
+        else:
+            foreign.append(route.request.url)
+            await route.abort()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.on("console", lambda message: console_errors.append(message.text)
+                    if message.type == "error" else None)
+            page.on("pageerror", lambda error: console_errors.append(str(error)))
+            await page.route("**/*", only_same_origin)
+            response = await page.goto(origin + "/dashboard")
+            assert response is not None and response.status == 200
+            assert "script-src 'self'" in (await response.all_headers())["content-security-policy"]
+            await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+            drawn = await page.evaluate("""() => ['chart-requests', 'chart-latency', 'chart-providers', 'chart-models']
+                .map(id => { const chart = Chart.getChart(document.getElementById(id));
+                             return !!chart && chart.data.datasets.length > 0; })""")
+            assert drawn == [True, True, True, True]
+            recent_text = await page.text_content("#table-recent tbody")
+            assert XSS_CLIENT in recent_text and "<script>window.__xss=2</script>" in recent_text
+            assert await page.evaluate("() => window.__xss") is None
+            assert await page.locator("#table-recent img, #table-recent script, #table-recent b").count() == 0
+            assert (await page.text_content("#kpi-total")).strip() == "16"
+            await page.select_option("#range", "1h")
+            await page.wait_for_function("() => document.getElementById('status').textContent.includes('live')")
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            await browser.close()
+    assert foreign == []
+    assert console_errors == []

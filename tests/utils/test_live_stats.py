@@ -1,0 +1,44 @@
+"""The dashboard's rolling aggregate: bounded buckets, range views, latest transactions."""
+
+from __future__ import annotations
+
+from bkvy.utils.live_stats import DAY_SECONDS, LiveStats
+from bkvy.utils.records import TransactionRecord, utc_timestamp
+
+NOW = 1_700_000_000.0
+
+
+def _rec(wall: float, *, success: bool = True, ms: float = 100.0, provider: str = "ollama") -> TransactionRecord:
+    return TransactionRecord(timestamp=utc_timestamp(wall), request_id=f"r{wall}", success=success,
+                             provider_used=provider if success else "", total_time_ms=ms, cost_estimate=0.5,
+                             error_type="" if success else "all_candidates_failed")
+
+
+def test_view_counts_only_the_range_and_fills_the_series() -> None:
+    live = LiveStats()
+    for minutes_ago in (0, 5, 30, 90):
+        live.observe(_rec(NOW - minutes_ago * 60))
+    live.observe(_rec(NOW - 10, success=False, ms=900.0))
+    report, series = live.view(3600.0, NOW, 60.0)
+    assert report["total"] == 4 and report["failures"] == 1
+    assert report["errors_by_code"] == {"all_candidates_failed": 1}
+    assert report["by_provider"] == {"ollama": 3}
+    assert len(series) == 61 and sum(p.requests for p in series) == 4
+    assert live.view(6 * 3600.0, NOW, 300.0)[0]["total"] == 5
+
+
+def test_old_buckets_are_dropped_so_memory_stays_bounded() -> None:
+    live = LiveStats()
+    for hour in range(0, 24 * 40):
+        live.observe(_rec(NOW - DAY_SECONDS * 40 + hour * 3600))
+    assert len(live._minutes._buckets) <= 24 * 60
+    assert len(live._hours._buckets) <= 30 * 24
+    assert live.view(365 * DAY_SECONDS, NOW, DAY_SECONDS)[0]["total"] == 24 * 40
+    assert live.view(30 * DAY_SECONDS, NOW, 6 * 3600.0)[0]["total"] <= 30 * 24
+
+
+def test_recent_is_newest_first_and_bounded() -> None:
+    live = LiveStats(recent_limit=3)
+    for index in range(5):
+        live.observe(_rec(NOW + index))
+    assert [r.request_id for r in live.recent(10)] == [f"r{NOW + 4}", f"r{NOW + 3}", f"r{NOW + 2}"]
