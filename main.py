@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -47,6 +48,24 @@ def config_summary(config: GatewayConfig) -> str:
     return "\n".join(lines)
 
 
+def _graceful_server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown, which kills the process before our own
+        clean-up (the demo fleet) runs and makes a clean stop exit -15. Shutdown is already complete here."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                if self._captured_signals:
+                    log.info("shutdown_by_signal", extra={"signals": list(self._captured_signals)})
+                self._captured_signals.clear()
+
+    return GracefulServer
+
+
 async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
     import uvicorn
 
@@ -67,7 +86,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
     app = create_app(settings, config)
     # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
     # for configured trusted proxies, by bkvy itself (SPEC §8).
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+    server = _graceful_server_class()(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
                                            proxy_headers=False, server_header=False, access_log=False,
                                            loop="auto", http="auto", timeout_graceful_shutdown=10))
     try:

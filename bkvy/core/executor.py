@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-
-from bkvy.core.adapters import ProviderAdapter, adapter_for
+from bkvy.core.adapters import adapter_for
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
+from bkvy.core.execution import (Attempt, ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome,
+                                 Run)
 from bkvy.core.latency import LatencyTracker
 from bkvy.core.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
 from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, plan_route
@@ -20,89 +20,13 @@ from bkvy.core.thinking import should_disable_thinking
 from bkvy.core.transport import Transport
 from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen,
                                 HardTimeout, UpstreamBadRequest, UpstreamError)
-from bkvy.models.types import (ChatMessage, Completion, ErrorClass, GenerationOptions, RateLimitHint, UpstreamCall,
-                               UpstreamRequest)
+from bkvy.models.types import Completion, ErrorClass, RateLimitHint, UpstreamCall
 
 log = logging.getLogger(__name__)
 
 _MIN_FAST_ATTEMPT_SECONDS = 5.0
 
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    provider: str
-    model: str
-    key_id: str
-    outcome: str                  # "success", an ErrorClass value, or "skipped_<why>"
-    duration_ms: float
-    waited_ms: float = 0.0
-    status: int | None = None
-    fast_mode: bool = False
-
-    def as_dict(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "key_id": self.key_id, "outcome": self.outcome,
-                "status": self.status, "duration_ms": round(self.duration_ms, 2),
-                "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRequest:
-    request_id: str
-    client_id: str
-    route: RouteRequest
-    messages: tuple[ChatMessage, ...]
-    options: GenerationOptions
-    client_key_id: str | None = None     # the client key that authenticated the request, if any
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionResult:
-    completion: Completion
-    candidate: Candidate
-    plan: RoutePlan
-    attempts: tuple[Attempt, ...]
-    total_ms: float
-    queue_wait_ms: float
-    cost_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class RequestOutcome:
-    """What one request did, for the records (never message content)."""
-
-    request: ExecutionRequest
-    result: ExecutionResult | None
-    error: BkvyError | None
-    attempts: tuple[Attempt, ...]
-    total_ms: float
-    queue_wait_ms: float
-    started_wall: float
-
-
-@dataclass(slots=True)
-class Run:
-    """The mutable bookkeeping of one request while it walks its plan (shared with ``core.streaming``)."""
-
-    start: float
-    started_wall: float = 0.0
-    attempts: list[Attempt] = field(default_factory=list)
-    rate_limit_waits: list[float] = field(default_factory=list)
-    queue_wait_seconds: float = 0.0
-
-    def attempt_dicts(self) -> list[dict[str, object]]:
-        return [a.as_dict() for a in self.attempts]
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedAttempt:
-    """A candidate with its rate-limit slot taken and its upstream request built, ready to send."""
-
-    candidate: Candidate
-    lane: LaneKey
-    adapter: ProviderAdapter
-    upstream_request: UpstreamRequest
-    waited_seconds: float
-    fast_mode: bool
+__all__ = ["Attempt", "ExecutionRequest", "ExecutionResult", "Executor", "PreparedAttempt", "RequestOutcome", "Run"]
 
 
 class _LiveSnapshot(Mapping[CandidateKey, CandidateState]):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DayTotals, estimate_percentile_ms
+from bkvy.utils.daily_stats import DayTotals
+from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS, estimate_percentile_ms
 from bkvy.utils.records import TransactionRecord, parse_timestamp
 
 MINUTE_SECONDS = 60.0
