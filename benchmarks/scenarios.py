@@ -108,24 +108,32 @@ def profile(target: Target, out_dir: Path, stem: str, seconds: float, cpus: froz
             f"raw stacks: {raw_path.name}\n\n{summary}")
 
 
+# Leaf frames of threads parked in a blocking wait, which py-spy can count as active: left out.
+_IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "wait (threading.py", "get (queue.py")
+
+
 def summarise_collapsed(collapsed: str, top: int) -> str:
-    """Self time (leaf frame) and inclusive time per function from py-spy's collapsed stacks."""
+    """Self time (leaf frame) and inclusive time per function from py-spy's collapsed stacks, idle threads
+    (a thread-pool worker waiting for work) left out."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";")]
+        if frames[-1].startswith(_IDLE_LEAVES):
+            idle += count
+            continue
         total += count
         own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
+        for function in {frame.rsplit(":", 1)[0] + ")" for frame in frames}:  # per function, not per line
+            inclusive[function] += count
     if not total:
         return "(no samples)"
-    lines = [f"{total} samples. Self time (where the CPU was):"]
+    lines = [f"{total} busy samples ({idle} idle thread-pool samples left out). Self time (where the CPU was):"]
     lines += [f"  {100.0 * n / total:5.1f} %  {frame}" for frame, n in own.most_common(top)]
     lines.append("Inclusive time (bkvy/app frames, incl. callees):")
     ours = [(f, n) for f, n in inclusive.most_common() if "bkvy/" in f or "reference_forw" in f]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,15 +34,15 @@ def fake_clock() -> FakeClock:
 
 
 @asynccontextmanager
-async def gateway(config: GatewayConfig, *, clock: Clock | None = None,
-                  settings: Settings | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(config: GatewayConfig, *, clock: Clock | None = None, settings: Settings | None = None,
+                  rng: random.Random | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (lifespan included) behind httpx's ASGI transport; upstream calls are real HTTP.
 
     Without explicit settings, LOG_DIR is a fresh temporary folder so no state leaks between tests.
     """
     if settings is None:
         settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"))
-    app = create_app(settings, config, clock=clock)
+    app = create_app(settings, config, clock=clock, rng=rng)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://bkvy.test") as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,12 +19,13 @@ from bkvy.core.transport import Transport
 
 
 def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None = None,
-               transport: Transport | None = None) -> FastAPI:
+               transport: Transport | None = None, rng: random.Random | None = None) -> FastAPI:
     """Build the app; its lifespan starts every service and stops them on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport)
+        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport,
+                                        rng=rng)
         app.state.services = services
         try:
             yield

@@ -58,8 +58,10 @@ class RequestOutcome:
     error: BkvyError | None
     attempts: tuple[Attempt, ...]
     total_ms: float
-    queue_wait_ms: float
+    queue_wait_ms: float           # behind other requests on the same key and model
     started_wall: float
+    rate_limit_wait_ms: float = 0.0   # for the key's rpm/rpd window (or a provider's retry-after) to free
+    plan: RoutePlan | None = None     # None when the request failed before it was planned (e.g. unknown name)
 
 
 @dataclass(slots=True)
@@ -71,6 +73,9 @@ class Run:
     attempts: list[Attempt] = field(default_factory=list)
     rate_limit_waits: list[float] = field(default_factory=list)
     queue_wait_seconds: float = 0.0
+    rate_limit_wait_seconds: float = 0.0
+    plan: RoutePlan | None = None
+    in_flight: tuple[Candidate, float, bool] | None = None   # (candidate, started, fast_mode) while sending
 
     def attempt_dicts(self) -> list[dict[str, object]]:
         return [a.as_dict() for a in self.attempts]

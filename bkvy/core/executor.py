@@ -7,7 +7,8 @@ at once; every other class moves on to the next candidate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TypeVar
 from bkvy.core.adapters import adapter_for
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
@@ -19,10 +20,12 @@ from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan
 from bkvy.core.thinking import should_disable_thinking
 from bkvy.core.transport import Transport
 from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen,
-                                HardTimeout, UpstreamBadRequest, UpstreamError)
+                                HardTimeout, UnsupportedInput, UpstreamBadRequest, UpstreamError)
 from bkvy.models.types import Completion, ErrorClass, RateLimitHint, UpstreamCall
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _MIN_FAST_ATTEMPT_SECONDS = 5.0
 
@@ -101,10 +104,17 @@ class Executor:
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
         run = self.new_run()
+        result = await self.run_guarded(request, run, lambda: self._walk(request, run))
+        self.notify(request, result, None, run)
+        return result
+
+    async def run_guarded(self, request: ExecutionRequest, run: Run, walk: Callable[[], Awaitable[T]]) -> T:
+        """Run ``walk`` within the hard timeout (504, cancelling what is in flight); failures are reported."""
         try:
             async with self._clock.timeout(self._hard_timeout_seconds):
-                result = await self._walk(request, run)
+                return await walk()
         except TimeoutError:
+            self._record_cut_attempt(run)
             error = HardTimeout(f"no answer within {self._hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
             self.notify(request, None, error, run)
             raise error from None
@@ -112,15 +122,22 @@ class Executor:
             error.attempts = error.attempts if error.attempts is not None else run.attempt_dicts()
             self.notify(request, None, error, run)
             raise
-        self.notify(request, result, None, run)
-        return result
+
+    def _record_cut_attempt(self, run: Run) -> None:
+        """The attempt the hard timeout cancelled is recorded too (SPEC §5: every attempt)."""
+        if run.in_flight is None:
+            return
+        candidate, started, fast_mode = run.in_flight
+        run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, "cancelled_hard_timeout",
+                                    (self._clock.now() - started) * 1000.0, fast_mode=fast_mode))
+        run.in_flight = None
 
     def notify(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
                run: Run) -> None:
         """Hand the request's outcome to every observer (records, client-key spend...)."""
         outcome = RequestOutcome(request, result, error, tuple(run.attempts),
                                  (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0,
-                                 run.started_wall)
+                                 run.started_wall, run.rate_limit_wait_seconds * 1000.0, run.plan)
         for observer in self._observers:
             try:
                 observer(outcome)
@@ -128,7 +145,7 @@ class Executor:
                 log.exception("observer_failed")
 
     async def _walk(self, request: ExecutionRequest, run: Run) -> ExecutionResult:
-        plan = self.plan(request.route)
+        plan = run.plan = self.plan(request.route)
         tried_pairs: set[tuple[str, str]] = set()
         for candidate in plan.candidates:
             fast_mode = self.is_fast_mode(run)
@@ -163,14 +180,18 @@ class Executor:
         if prepared is None:
             return None
         started = self._clock.now()
+        run.in_flight = (candidate, started, prepared.fast_mode)
         try:
             async with self._clock.timeout(self.attempt_timeout(run, prepared.fast_mode)):
                 reply = await self._transport.send(prepared.upstream_request)
             completion = prepared.adapter.parse_reply(reply)
         except TimeoutError:
+            run.in_flight = None
             return self.record_failure(prepared, UpstreamError(ErrorClass.TIMEOUT, "upstream timed out"), started, run)
         except UpstreamError as error:
+            run.in_flight = None
             return self.record_failure(prepared, error, started, run)
+        run.in_flight = None   # not cleared on cancellation: the hard timeout records the cut attempt
         self.record_success(prepared, started, run, completion.rate_limit_hint)
         return completion
 
@@ -207,14 +228,15 @@ class Executor:
             return 0.0
         deadline = run.start + (request.route.max_wait_seconds or 0.0)
         try:
-            waited = await self._limiter.acquire(lane, deadline)
+            slot = await self._limiter.acquire(lane, deadline)
         except RateLimitExceeded as exceeded:
             run.rate_limit_waits.append(exceeded.retry_after_seconds)
             run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, "skipped_rate_limited",
                                         0.0, fast_mode=fast_mode))
             return None
-        run.queue_wait_seconds += waited
-        return waited
+        run.queue_wait_seconds += slot.queue_seconds
+        run.rate_limit_wait_seconds += slot.rate_limit_seconds
+        return slot.total_seconds
 
     def attempt_timeout(self, run: Run, fast_mode: bool) -> float:
         """Seconds one upstream attempt may take (to the whole reply, or to a stream's first content)."""
@@ -264,7 +286,8 @@ class Executor:
         cost = (completion.usage.input_tokens * model.input_price_per_1k
                 + completion.usage.output_tokens * model.output_price_per_1k) / 1000.0
         return ExecutionResult(completion, candidate, plan, tuple(run.attempts),
-                               (self._clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0, cost)
+                               (self._clock.now() - run.start) * 1000.0,
+                               (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0, cost)
 
     def final_error(self, plan: RoutePlan, run: Run) -> BkvyError:
         """The error for a plan that ran out: 429 all rate-limited, 503 all open, else 502."""
@@ -276,7 +299,10 @@ class Executor:
             return AllCandidatesRateLimited("every candidate is rate-limited", retry_after_seconds=min(waits),
                                             attempts=run.attempt_dicts())
         if not tried:
-            opens = [s for s in plan.skipped if s.reason.startswith("circuit")]
-            if opens or any(a.outcome.startswith("skipped_") for a in run.attempts):
+            skips = {a.outcome for a in run.attempts} | {f"skipped_{s.reason}" for s in plan.skipped}
+            if skips == {"skipped_unsupported_input"}:
+                return UnsupportedInput("no candidate model accepts this input (e.g. its images or tools)",
+                                        attempts=run.attempt_dicts())
+            if any(skip.startswith("skipped_circuit") for skip in skips):
                 return CircuitsOpen("every candidate's circuit is open", attempts=run.attempt_dicts())
         return AllCandidatesFailed(f"all {len(tried)} attempts failed", attempts=run.attempt_dicts())

@@ -24,6 +24,18 @@ class LaneKey:
     model: str
 
 
+@dataclass(frozen=True, slots=True)
+class SlotWait:
+    """How long a request waited for its slot: behind other requests, then for the window itself."""
+
+    queue_seconds: float = 0.0
+    rate_limit_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.queue_seconds + self.rate_limit_seconds
+
+
 class RateLimitExceeded(Exception):
     """The lane cannot serve this request before its deadline."""
 
@@ -128,26 +140,28 @@ class RateLimiter:
         lane.take(now)
         return True
 
-    async def acquire(self, key: LaneKey, deadline: float) -> float:
+    async def acquire(self, key: LaneKey, deadline: float) -> SlotWait:
         """Take a slot, waiting in FIFO order until ``deadline`` (clock seconds).
 
-        Returns the seconds waited. Raises RateLimitExceeded when the slot would come after the deadline.
+        Returns how long it waited, split into queue and window time. Raises RateLimitExceeded when the
+        slot would come after the deadline.
         """
         lane = self._lane(key)
         start = self._clock.now()
         if not lane.waiters and lane.wait_seconds(start) == 0:
             lane.take(start)
-            return 0.0
+            return SlotWait()
         turn = asyncio.Event()
         lane.waiters.append(turn)
         if lane.waiters[0] is turn:
             turn.set()
         try:
             await self._wait_for_turn(lane, turn, deadline)
+            at_head = self._clock.now()
             await self._wait_for_slot(lane, deadline)
             now = self._clock.now()
             lane.take(now)
-            return now - start
+            return SlotWait(at_head - start, now - at_head)
         finally:
             self._leave(lane, turn)
 

@@ -19,7 +19,7 @@ from bkvy.core.adapters import StreamDecoder, StreamDelta
 from bkvy.core.adapters._errors import rate_limit_hint
 from bkvy.core.executor import Attempt, ExecutionRequest, ExecutionResult, Executor, PreparedAttempt, Run
 from bkvy.core.routing import Candidate, RoutePlan
-from bkvy.models.errors import (BkvyError, ClientDisconnected, HardTimeout, StreamInterrupted, UpstreamBadRequest,
+from bkvy.models.errors import (BkvyError, ClientDisconnected, StreamInterrupted, UpstreamBadRequest,
                                 UpstreamError)
 from bkvy.models.types import Completion, ErrorClass, FinishReason, RateLimitHint, UpstreamReply, Usage
 
@@ -35,21 +35,11 @@ async def open_stream(executor: Executor, request: ExecutionRequest) -> LiveStre
     the outcome is then already reported to the executor's observers.
     """
     run = executor.new_run()
-    try:
-        async with executor.clock.timeout(executor.hard_timeout_seconds):
-            return await _walk(executor, request, run)
-    except TimeoutError:
-        error = HardTimeout(f"no answer within {executor.hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
-        executor.notify(request, None, error, run)
-        raise error from None
-    except BkvyError as error:
-        error.attempts = error.attempts if error.attempts is not None else run.attempt_dicts()
-        executor.notify(request, None, error, run)
-        raise
+    return await executor.run_guarded(request, run, lambda: _walk(executor, request, run))
 
 
 async def _walk(executor: Executor, request: ExecutionRequest, run: Run) -> LiveStream:
-    plan = executor.plan(request.route)
+    plan = run.plan = executor.plan(request.route)
     tried_pairs: set[tuple[str, str]] = set()
     for candidate in plan.candidates:
         fast_mode = executor.is_fast_mode(run)

@@ -14,6 +14,7 @@
     ├── UnsupportedMediaType      415 unsupported_media_type
     ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
     ├── UpstreamBadRequest        400 upstream_bad_request
+    ├── UnsupportedInput          400 unsupported_input
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
     ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
@@ -112,6 +113,11 @@ class AllCandidatesRateLimited(BkvyError):
 
 class UpstreamBadRequest(BkvyError):
     code = "upstream_bad_request"
+    status = 400
+
+
+class UnsupportedInput(BkvyError):
+    code = "unsupported_input"
     status = 400
 
 

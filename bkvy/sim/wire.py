@@ -6,6 +6,11 @@ status codes. Sleeping, counting, rate windows and connection aborts live in the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .knobs import ModelKnobs
+
 import json
 from dataclasses import dataclass
 from typing import Protocol
@@ -55,6 +60,7 @@ class WireFormat(Protocol):
 
 class ModelNames(Protocol):
     def model_names(self) -> list[str]: ...
+    def knobs(self, model: str) -> "ModelKnobs": ...
 
 
 def sse(payload: dict, event: str | None = None) -> bytes:

@@ -84,6 +84,9 @@ class GeminiWire:
     def info_routes(self, model_names: ModelNames) -> list[web.RouteDef]:
         async def model_info(request: web.Request) -> web.Response:
             model = request.match_info["name"]
+            if model_names.knobs(model).down:   # an outage covers the probe route too, as for the real service
+                status, body = self.error_reply(Failure("down", "The service is currently unavailable."))
+                return web.json_response(body, status=status)
             return web.json_response(_model_info(model))
 
         async def list_models(request: web.Request) -> web.Response:

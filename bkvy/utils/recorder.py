@@ -46,7 +46,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         requested_provider=route.provider or "", requested_model=route.model or "",
         max_wait_seconds=route.max_wait_seconds, success=result is not None,
         total_time_ms=round(outcome.total_ms, 3), queue_wait_ms=round(outcome.queue_wait_ms, 3),
-        rate_limit_wait_ms=round(sum((a.waited_ms for a in outcome.attempts), 0.0), 3),
+        rate_limit_wait_ms=round(outcome.rate_limit_wait_ms, 3),
         fallback_attempts=max(len(tried) - 1, 0),
         alternatives_tried=";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in failed),
     )
@@ -58,7 +58,9 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
                         finish_reason=result.completion.finish_reason.value,
                         decision_reason=result.candidate.reason)
     if error is not None:
-        return replace(base, error_type=error.code, error_message=error.message[:_MAX_ERROR_MESSAGE_CHARS])
+        decision = outcome.plan.decision_reason if outcome.plan is not None else ""
+        return replace(base, error_type=error.code, error_message=error.message[:_MAX_ERROR_MESSAGE_CHARS],
+                       decision_reason=decision)
     return base
 
 

@@ -7,13 +7,11 @@ Nothing here sleeps on fake time; the only real waits are ≤ 2 ms yields while 
 from __future__ import annotations
 
 import asyncio
-import types
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
-from bkvy.core import circuit_breaker
 from bkvy.core.clock import FakeClock
 from bkvy.core.config import GatewayConfig, build_config
 from bkvy.sim import SimFleet
@@ -59,13 +57,6 @@ class FixedJitter:
     def random(self) -> float:
         return self.fraction
 
-
-def pin_backoff_jitter(monkeypatch: Any, fraction: float) -> None:
-    """Make the registry the next gateway builds draw ``fraction`` for every backoff.
-
-    ``create_app`` has no rng seam, so the module's ``random`` is swapped for the duration of the test.
-    """
-    monkeypatch.setattr(circuit_breaker, "random", types.SimpleNamespace(Random=lambda: FixedJitter(fraction)))
 
 
 def attempts_of(body: dict[str, Any]) -> list[dict[str, Any]]:

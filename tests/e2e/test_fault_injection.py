@@ -26,7 +26,7 @@ from bkvy.core.settings import load_settings
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
 from tests.e2e.fault_driver import (FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL, PRIMARY, PRIMARY_KEY_ID,
-                                    PRIMARY_MODEL, FaultDriver, attempts_of, pin_backoff_jitter, scenario_body,
+                                    PRIMARY_MODEL, FaultDriver, attempts_of, FixedJitter, scenario_body,
                                     two_provider_config)
 
 INTERVAL = 10.0               # HEALTH_PROBE_INTERVAL_SECONDS for every test here
@@ -276,10 +276,11 @@ async def test_flapping_provider_is_flagged_ranked_last_and_cleared_after_ten_st
 # -- 6. the whole fleet blips ----------------------------------------------------------------------------------------
 
 async def test_fleet_wide_blip_is_served_in_panic_mode_without_an_error_plateau(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pin_backoff_jitter(monkeypatch, 0.5)           # first backoff = 5 s: still running when the blip ends
+        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
     blip = 2.0
-    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
+    jitter = FixedJitter(0.5)                      # first backoff = 5 s: still running when the blip ends
+    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path),
+                       rng=jitter) as client:  # type: ignore[arg-type]
         drive = FaultDriver(client, fake_clock, fleet)
         await drive.advance(1.0)
         for server in fleet.servers.values():
@@ -455,3 +456,4 @@ async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_a
     assert fake_clock.now() - started < hard + 0.1
     assert hard_attempts[0] == (PRIMARY, "timeout", False)
     assert fallback_calls == 2                 # the fast-mode attempt was under way when the deadline hit
+    assert hard_attempts[-1] == (FALLBACK, "cancelled_hard_timeout", True)   # the cut attempt is recorded too

@@ -346,3 +346,11 @@ async def test_image_request_is_routed_to_a_model_that_accepts_images(demo_gatew
                                           {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]
     response = await demo_gateway.post("/llm/intelligence", json=intelligence("low", messages=image))
     assert response.status_code == 200, response.text
+
+
+async def test_input_no_candidate_can_take_is_400_unsupported_input_not_503(demo_gateway: httpx.AsyncClient) -> None:
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]
+    response = await demo_gateway.post("/llm/direct", json={"client_id": "t", "provider": "ollama",
+                                                            "model": "llama3.2", "messages": image})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_input"
