@@ -17,14 +17,18 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from bkvy.core.bucket_window import BucketWindow
+from bkvy.core.circuit_persist import circuit_from_dict, circuit_to_dict, health_pattern
+from bkvy.core.circuit_types import Circuit, CircuitKey, CircuitSettings, CircuitSnapshot, CircuitState
 from bkvy.core.clock import Clock
+from bkvy.core.retry_budget import RetryBudget
 from bkvy.models.types import ErrorClass
+
+__all__ = ["CircuitBreakerRegistry", "CircuitKey", "CircuitSettings", "CircuitSnapshot", "CircuitState",
+           "RetryBudget"]
 
 log = logging.getLogger(__name__)
 
@@ -39,110 +43,6 @@ _PERSIST_VERSION = 1
 _TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT})
 
 
-class CircuitState(str, Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitSettings:
-    enabled: bool = True
-    failure_threshold: int = 3
-    sliding_window_seconds: float = 600.0
-    sliding_window_threshold: int = 5
-    max_backoff_seconds: float = 1800.0
-    flapping_threshold: int = 3
-    base_backoff_seconds: float = 10.0
-    timeout_failure_threshold: int = 5
-    timeout_max_backoff_seconds: float = 300.0
-    max_rate_limit_seconds: float = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitKey:
-    provider: str
-    model: str
-    key_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitSnapshot:
-    key: CircuitKey
-    state: CircuitState
-    open_reason: ErrorClass | None
-    open_until: float | None          # monotonic seconds; None when closed or auth-open (never)
-    consecutive_failures: int
-    failures_in_window: int
-    calls_in_window: int
-    open_count: int                   # openings since the circuit last closed: the backoff exponent
-    is_flapping: bool
-    last_failure_class: ErrorClass | None
-    last_change: float                # monotonic seconds of the last state change
-    needs_probe: bool                 # OPEN for 429, or any OPEN while a prober runs: only a probe leads on
-    is_probe_due: bool                # OPEN, backoff over, not auth
-
-
-class _BucketWindow:
-    """Counts calls and failures over a sliding window in fixed buckets: O(1) amortised per call."""
-
-    __slots__ = ("_bucket_seconds", "_bucket_count", "_buckets", "calls", "failures")
-
-    def __init__(self, window_seconds: float, bucket_count: int) -> None:
-        self._bucket_seconds = window_seconds / bucket_count
-        self._bucket_count = bucket_count
-        self._buckets: deque[list[int]] = deque()   # [bucket index, calls, failures]
-        self.calls = 0
-        self.failures = 0
-
-    def add(self, now: float, *, calls: int = 1, failures: int = 0) -> None:
-        self._evict(now)
-        index = int(now // self._bucket_seconds)
-        if not self._buckets or self._buckets[-1][0] != index:
-            self._buckets.append([index, 0, 0])
-        bucket = self._buckets[-1]
-        bucket[1] += calls
-        bucket[2] += failures
-        self.calls += calls
-        self.failures += failures
-
-    def totals(self, now: float) -> tuple[int, int]:
-        """(calls, failures) in the window ending at ``now``."""
-        self._evict(now)
-        return self.calls, self.failures
-
-    def clear(self) -> None:
-        self._buckets.clear()
-        self.calls = self.failures = 0
-
-    def _evict(self, now: float) -> None:
-        oldest_kept = int(now // self._bucket_seconds) - self._bucket_count + 1
-        while self._buckets and self._buckets[0][0] < oldest_kept:
-            _, calls, failures = self._buckets.popleft()
-            self.calls -= calls
-            self.failures -= failures
-
-
-@dataclass(slots=True)
-class _Circuit:
-    """Mutable state of one circuit, private to the registry; callers only see frozen snapshots."""
-
-    key: CircuitKey
-    window: _BucketWindow
-    state: CircuitState = CircuitState.CLOSED
-    open_reason: ErrorClass | None = None
-    open_until: float | None = None
-    consecutive_failures: int = 0
-    consecutive_timeouts: int = 0
-    open_count: int = 0
-    is_flapping: bool = False
-    recent_openings: deque[float] = field(default_factory=deque)   # CLOSED -> OPEN times
-    last_opened_at: float | None = None
-    last_failure_class: ErrorClass | None = None
-    last_change: float = 0.0
-    trial_started_at: float | None = None
-
-
 class CircuitBreakerRegistry:
     """All circuits of the gateway. Not thread-safe: use it from the event loop only."""
 
@@ -150,7 +50,7 @@ class CircuitBreakerRegistry:
         self._settings = settings
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
-        self._circuits: dict[CircuitKey, _Circuit] = {}
+        self._circuits: dict[CircuitKey, Circuit] = {}
         self._auth_blocked: set[tuple[str, str]] = set()      # (provider, key_id)
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
@@ -255,7 +155,7 @@ class CircuitBreakerRegistry:
         is_open = [s for s in snaps if s.state is not CircuitState.CLOSED]
         auth_open = sum(1 for s in is_open if s.open_reason is ErrorClass.AUTH)
         rate_limited_open = sum(1 for s in is_open if s.open_reason is ErrorClass.RATE_LIMITED)
-        pattern, action = _health_pattern(len(snaps), len(is_open), auth_open, rate_limited_open)
+        pattern, action = health_pattern(len(snaps), len(is_open), auth_open, rate_limited_open)
         return {"provider": provider, "pattern": pattern, "recommended_action": action,
                 "total_circuits": len(snaps), "open_circuits": len(is_open), "auth_open": auth_open,
                 "rate_limited_open": rate_limited_open, "flapping": sum(1 for s in snaps if s.is_flapping)}
@@ -283,7 +183,7 @@ class CircuitBreakerRegistry:
         kept = [c for c in self._circuits.values() if c.state is not CircuitState.CLOSED or c.is_flapping]
         return {"version": _PERSIST_VERSION, "saved_at_wall": wall,
                 "auth_blocked": [{"provider": p, "key_id": k} for p, k in sorted(self._auth_blocked)],
-                "circuits": [_circuit_to_dict(c, now, wall) for c in kept]}
+                "circuits": [circuit_to_dict(c, now, wall) for c in kept]}
 
     def load_dict(self, state: dict[str, Any]) -> None:
         """Restore ``to_dict`` output; times are rebased on this clock. Bad entries are logged and skipped."""
@@ -293,18 +193,18 @@ class CircuitBreakerRegistry:
                 self._auth_blocked.add((str(entry["provider"]), str(entry["key_id"])))
         for entry in state.get("circuits", []):
             try:
-                circuit = _circuit_from_dict(entry, self._new_window(), now, wall)
+                circuit = circuit_from_dict(entry, self._new_window(), now, wall)
             except (KeyError, TypeError, ValueError, AttributeError):
                 log.warning("circuit_state_entry_skipped")
                 continue
             self._circuits[circuit.key] = circuit
 
-    def _may_trial(self, circuit: _Circuit, now: float) -> bool:
+    def _may_trial(self, circuit: Circuit, now: float) -> bool:
         """An OPEN circuit may let one real request through instead of waiting for a probe."""
         return (not self._is_prober_running and circuit.open_reason in _TRIAL_CLASSES
                 and _is_backoff_over(circuit, now))
 
-    def _should_open(self, circuit: _Circuit, error_class: ErrorClass, now: float) -> bool:
+    def _should_open(self, circuit: Circuit, error_class: ErrorClass, now: float) -> bool:
         settings = self._settings
         if error_class is ErrorClass.RATE_LIMITED:
             return True
@@ -316,7 +216,7 @@ class CircuitBreakerRegistry:
         # a few failures among many successes is noise: they must also be half the window's calls
         return failures >= settings.sliding_window_threshold and 2 * failures >= calls
 
-    def _open(self, circuit: _Circuit, reason: ErrorClass, retry_after_seconds: float | None, now: float) -> None:
+    def _open(self, circuit: Circuit, reason: ErrorClass, retry_after_seconds: float | None, now: float) -> None:
         _refresh_flapping(circuit, now)
         if circuit.state is CircuitState.CLOSED:
             self._note_opening(circuit, now)
@@ -327,7 +227,7 @@ class CircuitBreakerRegistry:
         circuit.trial_started_at = None
         self._transition(circuit, CircuitState.OPEN, now, always_notify=True)
 
-    def _note_opening(self, circuit: _Circuit, now: float) -> None:
+    def _note_opening(self, circuit: Circuit, now: float) -> None:
         circuit.recent_openings.append(now)
         while len(circuit.recent_openings) > self._settings.flapping_threshold:
             circuit.recent_openings.popleft()
@@ -335,7 +235,7 @@ class CircuitBreakerRegistry:
                 and now - circuit.recent_openings[0] <= _FLAPPING_WINDOW_SECONDS:
             circuit.is_flapping = True
 
-    def _backoff_seconds(self, circuit: _Circuit, reason: ErrorClass, retry_after_seconds: float | None) -> float:
+    def _backoff_seconds(self, circuit: Circuit, reason: ErrorClass, retry_after_seconds: float | None) -> float:
         settings = self._settings
         exponent = min(circuit.open_count - 1, _MAX_BACKOFF_EXPONENT)
         if reason is ErrorClass.RATE_LIMITED:
@@ -349,13 +249,13 @@ class CircuitBreakerRegistry:
             ceiling *= _FLAPPING_BACKOFF_MULTIPLIER
         return self._rng.random() * ceiling     # full jitter: uniform over [0, ceiling)
 
-    def _close(self, circuit: _Circuit, now: float) -> None:
+    def _close(self, circuit: Circuit, now: float) -> None:
         circuit.open_reason = circuit.open_until = circuit.trial_started_at = None
         circuit.consecutive_failures = circuit.consecutive_timeouts = circuit.open_count = 0
         circuit.window.clear()
         self._transition(circuit, CircuitState.CLOSED, now)
 
-    def _reset_circuit(self, circuit: _Circuit, now: float) -> None:
+    def _reset_circuit(self, circuit: Circuit, now: float) -> None:
         circuit.is_flapping = False
         circuit.recent_openings.clear()
         circuit.last_failure_class = None
@@ -377,7 +277,7 @@ class CircuitBreakerRegistry:
             if (circuit.key.provider, circuit.key.key_id) == pair and circuit.open_reason is ErrorClass.AUTH:
                 self._reset_circuit(circuit, now)
 
-    def _transition(self, circuit: _Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
+    def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
         if circuit.state is state and not always_notify:
             return
         if circuit.state is not state:
@@ -388,20 +288,20 @@ class CircuitBreakerRegistry:
         for callback in self._listeners:
             callback(snapshot)
 
-    def _circuit(self, key: CircuitKey) -> _Circuit:
+    def _circuit(self, key: CircuitKey) -> Circuit:
         circuit = self._circuits.get(key)
         if circuit is None:
-            circuit = _Circuit(key=key, window=self._new_window(), last_change=self._clock.now())
+            circuit = Circuit(key=key, window=self._new_window(), last_change=self._clock.now())
             if (key.provider, key.key_id) in self._auth_blocked:
                 _set_auth_open(circuit)
                 circuit.state = CircuitState.OPEN
             self._circuits[key] = circuit
         return circuit
 
-    def _new_window(self) -> _BucketWindow:
-        return _BucketWindow(self._settings.sliding_window_seconds, _WINDOW_BUCKETS)
+    def _new_window(self) -> BucketWindow:
+        return BucketWindow(self._settings.sliding_window_seconds, _WINDOW_BUCKETS)
 
-    def _snapshot(self, circuit: _Circuit, now: float) -> CircuitSnapshot:
+    def _snapshot(self, circuit: Circuit, now: float) -> CircuitSnapshot:
         _refresh_flapping(circuit, now)
         calls, failures = circuit.window.totals(now)
         is_open = circuit.state is CircuitState.OPEN
@@ -415,100 +315,18 @@ class CircuitBreakerRegistry:
             is_probe_due=is_probe_due)
 
 
-def _is_backoff_over(circuit: _Circuit, now: float) -> bool:
+def _is_backoff_over(circuit: Circuit, now: float) -> bool:
     return circuit.open_until is not None and now >= circuit.open_until
 
 
-def _set_auth_open(circuit: _Circuit) -> None:
+def _set_auth_open(circuit: Circuit) -> None:
     circuit.open_reason, circuit.open_until, circuit.trial_started_at = ErrorClass.AUTH, None, None
 
 
-def _refresh_flapping(circuit: _Circuit, now: float) -> None:
+def _refresh_flapping(circuit: Circuit, now: float) -> None:
     last_opened_at = circuit.last_opened_at
     if circuit.is_flapping and last_opened_at is not None and now - last_opened_at >= _FLAPPING_STABLE_SECONDS:
         circuit.is_flapping = False
         circuit.recent_openings.clear()
 
 
-def _health_pattern(total: int, open_count: int, auth_open: int, rate_limited_open: int) -> tuple[str, str]:
-    if auth_open:
-        return "auth", "A key was rejected (401/403): fix or replace it, then reset its circuits or reload config."
-    if 2 * rate_limited_open > total:
-        return "rate_limited", "Most circuits are rate limited: lower traffic, raise the quota or add keys."
-    if open_count and 2 * open_count >= total:
-        return "widespread", "Likely provider outage: route elsewhere and check the provider's status page."
-    if open_count:
-        return "isolated", "Isolated failures: no action needed, probes will recover them."
-    return "healthy", "No action needed."
-
-
-def _shift(value: Any, from_base: float, to_base: float) -> float | None:
-    """Rebase a time between clocks (monotonic <-> wall); raises ValueError on a non-finite one."""
-    if value is None:
-        return None
-    if not math.isfinite(float(value)):
-        raise ValueError("time must be finite")
-    return float(value) - from_base + to_base
-
-
-def _circuit_to_dict(circuit: _Circuit, now: float, wall: float) -> dict[str, Any]:
-    return {"provider": circuit.key.provider, "model": circuit.key.model, "key_id": circuit.key.key_id,
-            "state": circuit.state.value,
-            "open_reason": circuit.open_reason.value if circuit.open_reason else None,
-            "open_until_wall": _shift(circuit.open_until, now, wall), "open_count": circuit.open_count,
-            "is_flapping": circuit.is_flapping, "last_opened_wall": _shift(circuit.last_opened_at, now, wall),
-            "recent_openings_wall": [_shift(t, now, wall) for t in circuit.recent_openings]}
-
-
-def _circuit_from_dict(entry: dict[str, Any], window: _BucketWindow, now: float, wall: float) -> _Circuit:
-    """Raises KeyError, TypeError or ValueError on a malformed entry."""
-    reason = entry.get("open_reason")
-    circuit = _Circuit(
-        key=CircuitKey(str(entry["provider"]), str(entry["model"]), str(entry["key_id"])), window=window,
-        state=CircuitState(entry["state"]), open_reason=ErrorClass(reason) if reason is not None else None,
-        open_until=_shift(entry.get("open_until_wall"), wall, now), open_count=int(entry.get("open_count", 0)),
-        is_flapping=bool(entry.get("is_flapping", False)),
-        last_opened_at=_shift(entry.get("last_opened_wall"), wall, now), last_change=now,
-        recent_openings=deque(_shift(t, wall, now) or 0.0 for t in entry.get("recent_openings_wall", [])))
-    is_stuck_open = circuit.open_reason is not ErrorClass.AUTH and circuit.open_until is None
-    if circuit.state is not CircuitState.CLOSED and (circuit.open_reason is None or is_stuck_open):
-        raise ValueError("an open circuit needs a reason and, unless auth, an open_until")
-    return circuit
-
-
-class RetryBudget:
-    """Caps retries per (provider, model) so retries cannot multiply an outage.
-
-    Retries (attempts beyond the first) may be at most ``retry_ratio`` of the pair's requests over the
-    last ``window_seconds``, and at least ``min_retries`` per window.
-    """
-
-    def __init__(self, clock: Clock, *, retry_ratio: float = 0.2, min_retries: int = 3,
-                 window_seconds: float = 10.0) -> None:
-        self._clock = clock
-        self._retry_ratio = retry_ratio
-        self._min_retries = min_retries
-        self._window_seconds = window_seconds
-        self._requests: dict[tuple[str, str], _BucketWindow] = {}
-        self._retries: dict[tuple[str, str], _BucketWindow] = {}
-
-    def record_request(self, provider: str, model: str) -> None:
-        """Count a first attempt."""
-        self._window(self._requests, provider, model).add(self._clock.now())
-
-    def try_acquire_retry(self, provider: str, model: str) -> bool:
-        """True (and the retry is counted) when the budget allows one more retry now."""
-        now = self._clock.now()
-        requests, _ = self._window(self._requests, provider, model).totals(now)
-        retries = self._window(self._retries, provider, model)
-        allowed = max(self._min_retries, math.floor(self._retry_ratio * requests))
-        if retries.totals(now)[0] >= allowed:
-            return False
-        retries.add(now)
-        return True
-
-    def _window(self, windows: dict[tuple[str, str], _BucketWindow], provider: str, model: str) -> _BucketWindow:
-        window = windows.get((provider, model))
-        if window is None:
-            window = windows[(provider, model)] = _BucketWindow(self._window_seconds, 10)
-        return window
