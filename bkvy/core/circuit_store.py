@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from bkvy.core.clock import Clock
+from bkvy.utils.atomic_files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,7 @@ class CircuitStore:
         return state
 
     def _write(self, text: str) -> None:
-        directory = self._path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{self._path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as temp_file:
-                temp_file.write(text)
-                temp_file.flush()
-                os.fsync(temp_file.fileno())
-            os.replace(temp_name, self._path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)   # only still there when the write or the replace failed
+        write_text_atomic(self._path, text)
 
 
 class DebouncedSaver:

@@ -16,7 +16,6 @@ import bisect
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bkvy.core.clock import Clock
+from bkvy.utils.atomic_files import write_text_atomic
 from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS, estimate_percentile_ms
 from bkvy.utils.records import TransactionRecord, parse_timestamp, utc_day
 
@@ -278,17 +278,7 @@ class DailyStats:
         with self._file_lock:
             if generation <= self._written_generation:
                 return
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temp_name = tempfile.mkstemp(dir=self._path.parent, prefix=self._path.name, suffix=".tmp")
-            try:
-                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp_name, self._path)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
+            write_text_atomic(self._path, text)
             self._written_generation = generation
 
     def _set_aside_corrupt_file(self) -> None:

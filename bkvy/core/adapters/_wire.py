@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 from typing import Any
 
@@ -45,3 +47,12 @@ def probe_call(call: UpstreamCall) -> UpstreamCall:
     """The smallest chat call: one word in, one token out, thinking off, no stream."""
     return replace(call, messages=(ChatMessage(role="user", content="ping"),),
                    options=GenerationOptions(max_tokens=1), thinking_off=True, stream=False)
+
+
+def tool_arguments(provider: str, arguments: str) -> dict[str, Any]:
+    """OpenAI's JSON-string tool arguments as the object Anthropic and Gemini expect."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        raise unsupported_part(provider, "tool_call with non-JSON arguments") from None
+    return parsed if isinstance(parsed, dict) else {"value": parsed}

@@ -10,7 +10,7 @@ from bkvy.core.adapters._errors import (
 )
 from bkvy.core.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, unsupported_part,
+    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, tool_arguments, unsupported_part,
 )
 from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
@@ -113,16 +113,8 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
         blocks = [{"type": "text", "text": message.content}] if message.content or not message.tool_calls else []
     else:
         blocks = [_block(part) for part in message.content]
-    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name, "input": _arguments(c.arguments)}
+    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name, "input": tool_arguments("anthropic", c.arguments)}
                      for c in message.tool_calls]
-
-
-def _arguments(arguments: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        raise unsupported_part("anthropic", "tool_call with non-JSON arguments") from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _block(part: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from bkvy.core.adapters._errors import (
 )
 from bkvy.core.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, unsupported_part,
+    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, tool_arguments, unsupported_part,
 )
 from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
@@ -110,16 +110,8 @@ def _content(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
         parts = [{"text": message.content}] if message.content or not message.tool_calls else []
     else:
         parts = [_part(p) for p in message.content]
-    parts += [{"functionCall": {"name": c.name, "args": _arguments(c.arguments)}} for c in message.tool_calls]
+    parts += [{"functionCall": {"name": c.name, "args": tool_arguments("gemini", c.arguments)}} for c in message.tool_calls]
     return {"role": role, "parts": parts}
-
-
-def _arguments(arguments: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        raise unsupported_part("gemini", "tool_call with non-JSON arguments") from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def _part(part: dict[str, Any]) -> dict[str, Any]:
