@@ -96,6 +96,29 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
             await fleet.stop()
 
 
+_DEMO_FEATURES = {"TRANSACTION_LOGGING": "transaction_logging", "SUMMARY_STATS": "summary_stats",
+                  "DASHBOARD_ENABLED": "dashboard_enabled"}
+
+
+def _demo_settings(settings: Settings, *, explicit_host: bool) -> Settings:
+    """The demo binds loopback and shows every feature (records, dashboard) unless the environment says no."""
+    update: dict[str, object] = {field: True for variable, field in _DEMO_FEATURES.items()
+                                 if variable not in os.environ}
+    if not explicit_host and "BKVY_HOST" not in os.environ:
+        update["host"] = "127.0.0.1"
+    return settings.model_copy(update=update)
+
+
+def _run(coroutine) -> None:
+    """uvloop where available: uvicorn's own loop choice does not apply when we own the loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    uvloop.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     load_dotenv(Path(".env"), override=False)
@@ -111,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(settings.config_dir)
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")
             return 0
-        if args.demo and not args.host:
-            settings = settings.model_copy(update={"host": "127.0.0.1"})
-        asyncio.run(_serve(settings, args.demo, args.log_level))
+        if args.demo:
+            settings = _demo_settings(settings, explicit_host=bool(args.host))
+        _run(_serve(settings, args.demo, args.log_level))
     except ConfigError as error:
         print(f"bkvy: configuration error: {error}", file=sys.stderr)
         return 1

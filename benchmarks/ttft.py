@@ -1,4 +1,6 @@
-"""Time to first token: N sequential streaming requests, clock stopped at the first ``data:`` line.
+"""Time to first token: N sequential streaming requests, clock stopped at the first ``data:`` chunk that
+carries content (a role-only opening chunk is not a token: bkvy holds its first byte until real content
+arrives, so that it can still fail over invisibly, SPEC/issue 6).
 
     python benchmarks/ttft.py http://127.0.0.1:PORT/v1/chat/completions --requests 200
 """
@@ -25,6 +27,17 @@ class TtftResult:
     failures: int
 
 
+def _has_content(line: bytes) -> bool:
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        return False
+    try:
+        choices = json.loads(payload).get("choices") or []
+    except ValueError:
+        return False
+    return any((choice.get("delta") or {}).get("content") for choice in choices)
+
+
 async def _one(session: aiohttp.ClientSession, url: str, body: dict) -> float | None:
     started = time.perf_counter()
     async with session.post(url, json=body) as response:
@@ -33,7 +46,7 @@ async def _one(session: aiohttp.ClientSession, url: str, body: dict) -> float | 
             return None
         first_ms: float | None = None
         async for line in response.content:  # lines; keep reading so the connection is reusable
-            if first_ms is None and line.startswith(b"data:"):
+            if first_ms is None and line.startswith(b"data:") and _has_content(line):
                 first_ms = (time.perf_counter() - started) * 1000.0
         return first_ms
 

@@ -1,7 +1,11 @@
 """The dashboard in headless Chromium: charts render with the network blocked, recorded strings render as
-text (no script runs), nothing is fetched from another origin. Saves docs/dashboard.png."""
+text (no script runs), nothing is fetched from another origin.
+
+The screenshot goes to a temp folder; with BKVY_UPDATE_SCREENSHOT=1 it refreshes docs/dashboard.png for README."""
 
 from __future__ import annotations
+
+import os
 
 import asyncio
 import socket
@@ -18,7 +22,7 @@ from bkvy.sim import SimFleet
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 XSS_CLIENT = '<img src=x onerror="window.__xss=1">'
 XSS_MESSAGE = '<script>window.__xss=2</script><b onmouseover="window.__xss=3">bold</b>'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -115,7 +119,9 @@ async def _check_in_browser(origin: str) -> None:
             assert (await page.text_content("#kpi-total")).strip() == "16"
             await page.select_option("#range", "1h")
             await page.wait_for_function("() => document.getElementById('status').textContent.includes('live')")
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            screenshot = DOCS_SCREENSHOT if os.environ.get("BKVY_UPDATE_SCREENSHOT") == "1" else tmp_path / "dash.png"
+            await page.screenshot(path=str(screenshot), full_page=True)
+            assert screenshot.stat().st_size > 10_000
         finally:
             await browser.close()
     assert foreign == []

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.live_demo import ROOT, start_demo, stop_demo
+
 DOCS = [ROOT / "README.md", ROOT / "docs" / "EXAMPLES.md"]
 DEMO_PORT_IN_DOCS = "10006"
 
@@ -30,32 +26,13 @@ def _curl_commands(path: Path) -> list[str]:
     return commands
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def demo_port() -> Iterator[int]:
-    port = _free_port()
-    env = {**os.environ, "BKVY_CONFIG_DIR": "/nonexistent"}
-    process = subprocess.Popen([sys.executable, "main.py", "--demo", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def demo_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    process, port = start_demo({}, tmp_path_factory.mktemp("bkvy-docs"))
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"demo exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)   # waiting for a real subprocess to bind; no clock to inject here
         yield port
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_demo(process)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_openai_sdk import start_demo
+from tests.e2e.live_demo import start_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 API_DOC = ROOT / "docs" / "API.md"

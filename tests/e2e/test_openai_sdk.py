@@ -6,48 +6,17 @@ Every reply is parsed by the SDK's own models and re-validated from the raw JSON
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.live_demo import start_demo, stop_demo
+
 PROVIDER_MODELS = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "gemini/gemini-2.5-flash",
                    "ollama/llama3.2", "vllm/qwen2.5-7b-instruct"]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_demo(env_extra: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    env = {**os.environ, "BKVY_CONFIG_DIR": "/nonexistent", "LOG_DIR": str(log_dir), **env_extra}
-    process = subprocess.Popen([sys.executable, "main.py", "--demo", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"demo exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)   # waiting for a real subprocess to bind; no clock to inject here
-    process.terminate()
-    raise AssertionError("demo did not answer /health within 30 s")
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +25,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_demo(process)
 
 
 def _check_completion(completion: ChatCompletion, raw: dict) -> None:
