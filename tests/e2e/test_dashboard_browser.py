@@ -77,13 +77,13 @@ async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFle
             timestamp=utc_timestamp(services.clock.wall()), request_id="xss-probe", client_id=XSS_CLIENT,
             routing_method="direct", success=False, error_type="bad_request", error_message=XSS_MESSAGE,
             total_time_ms=12.0))
-        await _check_in_browser(origin)
+        await _check_in_browser(origin, tmp_path)
     finally:
         server.should_exit = True
         await task
 
 
-async def _check_in_browser(origin: str) -> None:
+async def _check_in_browser(origin: str, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
     foreign: list[str] = []
