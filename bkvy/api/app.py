@@ -34,7 +34,7 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
 
     app = FastAPI(title="bkvy", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
-    app.include_router(routes_llm.router)
+    app.router.routes.extend(routes_llm.hot_routes + routes_openai.hot_routes)
     app.include_router(routes_monitor.router)
     app.include_router(routes_circuits.router)
     app.include_router(routes_openai.router)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from bkvy.api.hot_route import HotRoute
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
@@ -14,7 +15,6 @@ from bkvy.core.routing import RouteRequest
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
 from bkvy.models.types import RoutingMethod
 
-router = APIRouter()
 
 _CHARS_PER_TOKEN = 4
 
@@ -77,16 +77,18 @@ async def _handle(request: Request, schema: type[_RoutedRequest]) -> JSONRespons
     return JSONResponse(_reply(request_id, body, route, result))
 
 
-@router.post("/llm/intelligence")
 async def llm_intelligence(request: Request) -> JSONResponse:
     return await _handle(request, IntelligenceRequest)
 
 
-@router.post("/llm/scenario")
 async def llm_scenario(request: Request) -> JSONResponse:
     return await _handle(request, ScenarioRequest)
 
 
-@router.post("/llm/direct")
 async def llm_direct(request: Request) -> JSONResponse:
     return await _handle(request, DirectRequest)
+
+
+hot_routes = [HotRoute("/llm/intelligence", llm_intelligence, methods=["POST"]),
+              HotRoute("/llm/scenario", llm_scenario, methods=["POST"]),
+              HotRoute("/llm/direct", llm_direct, methods=["POST"])]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from bkvy.api.hot_route import HotRoute
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
@@ -36,7 +37,6 @@ async def list_models(request: Request) -> JSONResponse:
     return JSONResponse(model_list(services_of(request).config))
 
 
-@router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
     services = services_of(request)
     request_id = request_id_of(request)
@@ -73,3 +73,6 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[
         yield error_event(error.status, error.code, error.message)
         return
     yield writer.closing_events()
+
+
+hot_routes = [HotRoute("/v1/chat/completions", chat_completions, methods=["POST"])]
