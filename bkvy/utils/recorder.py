@@ -112,8 +112,8 @@ class Records:
 
     def observe(self, outcome: RequestOutcome) -> None:
         """Observer for ``Executor.add_observer``: O(1), in memory, never raises into the request."""
-        rec = record_of(outcome)
-        self.observe_record(rec)
+        if self.transaction_log is not None or self.daily_stats is not None or self.live is not None:
+            self.observe_record(record_of(outcome))   # no sink, no record to build
         self.metrics.observe(outcome)
 
     def observe_record(self, rec: TransactionRecord) -> None:
