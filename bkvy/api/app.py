@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
         services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport,
                                         rng=rng)
         app.state.services = services
+        gc.freeze()   # config, routes and services live as long as the process: keep them out of every GC pass
         try:
             yield
         finally:

@@ -176,13 +176,7 @@ def plan_route(request: RouteRequest, config: GatewayConfig,
     skipped: list[Skipped] = []
     decision_reason = ""
     for index, group in enumerate(groups):
-        rows: list[_Row] = []
-        for entry in group:
-            state = snapshot.get(entry.key) or entry.seed
-            if _is_usable(request, state):
-                rows.append(_row(request, entry, state))
-            else:
-                skipped.append(_refusal(request, entry.key, state))
+        rows = _usable_rows(request, group, snapshot, skipped)
         ordered, reason = _order(request, rows, fallback=index > 0)
         ranked.extend(ordered)
         decision_reason = decision_reason or (reason if ordered else "")
@@ -200,12 +194,26 @@ def _row(request: RouteRequest, entry: _Entry, state: CandidateState) -> _Row:
     return (entry, state, cost, estimate)
 
 
-def _is_usable(request: RouteRequest, state: CandidateState) -> bool:
-    """The fast path of ``_refusal``: most candidates are closed and not rate-limited."""
-    if not state.allows_request or (request.fast_mode and not state.is_closed):
-        return False
-    wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
-    return wait <= 0 or (request.max_wait_seconds is not None and wait <= request.max_wait_seconds)
+def _usable_rows(request: RouteRequest, group: tuple[_Entry, ...], snapshot: Mapping[CandidateKey, CandidateState],
+                 skipped: list[Skipped]) -> list[_Row]:
+    """The group's usable candidates as rows; refusals go to ``skipped``.
+
+    The hot loop of routing (it runs once per candidate per request), so ``_row`` is inlined here.
+    """
+    get = snapshot.get
+    fast_mode, max_wait = request.fast_mode, request.max_wait_seconds
+    input_tokens, output_tokens = request.input_tokens_estimate, request.output_tokens_estimate
+    rows: list[_Row] = []
+    for entry in group:
+        state = get(entry.key) or entry.seed
+        wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
+        if (state.allows_request and (state.is_closed or not fast_mode)
+                and (wait <= 0 or (max_wait is not None and wait <= max_wait))):
+            cost = (input_tokens * entry.input_price_per_1k + output_tokens * entry.output_price_per_1k) / 1000.0
+            rows.append((entry, state, cost, wait + state.expected_latency_seconds))
+        else:
+            skipped.append(_refusal(request, entry.key, state))
+    return rows
 
 
 def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) -> Skipped:
