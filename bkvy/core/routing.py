@@ -226,9 +226,13 @@ def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) ->
 
 
 def _candidate(row: _Row, reason: str) -> Candidate:
-    entry, state, cost, _ = row
-    return Candidate(entry.key.provider, entry.key.model, entry.key.key_id, cost, state.rate_limit_wait_seconds,
-                     state.queue_wait_seconds, state.expected_latency_seconds, reason)
+    return _candidates([row], reason)[0]
+
+
+def _candidates(rows: list[_Row], reason: str) -> list[Candidate]:
+    return [Candidate(entry.key.provider, entry.key.model, entry.key.key_id, cost, state.rate_limit_wait_seconds,
+                      state.queue_wait_seconds, state.expected_latency_seconds, reason)
+            for entry, state, cost, _ in rows]
 
 
 # Sort keys. Ties between equal choices go to the key used least in the last minute, then least recently.
@@ -248,23 +252,23 @@ def _by_priority(row: _Row) -> tuple:
 
 def _order(request: RouteRequest, rows: list[_Row], *, fallback: bool) -> tuple[list[Candidate], str]:
     if request.method is RoutingMethod.SCENARIO:
-        return [_candidate(r, "scenario_priority") for r in sorted(rows, key=_by_priority)], "scenario_priority"
+        return _candidates(sorted(rows, key=_by_priority), "scenario_priority"), "scenario_priority"
     if request.method is RoutingMethod.DIRECT:
         rows.sort(key=lambda r: (r[1].is_flapping, r[1].rate_limit_wait_seconds + r[1].queue_wait_seconds,
                                  r[1].used_in_minute, r[1].last_used))
-        return [_candidate(r, "direct") for r in rows], "direct"
+        return _candidates(rows, "direct"), "direct"
     suffix = "_higher_tier" if fallback else ""
     deadline = request.max_wait_seconds
     if not request.fast_mode:
-        fits = [r for r in rows if deadline is None or r[3] <= deadline]
+        fits = rows if deadline is None else [r for r in rows if r[3] <= deadline]
         if fits:
-            late = [r for r in rows if deadline is not None and r[3] > deadline]
+            late = [] if deadline is None else [r for r in rows if r[3] > deadline]
             fits.sort(key=_by_cost)
             late.sort(key=_by_speed)
             reason = "cheapest_within_estimate" + suffix
-            return [_candidate(r, reason) for r in fits] + [_candidate(r, "outside_estimate") for r in late], reason
+            return _candidates(fits, reason) + _candidates(late, "outside_estimate"), reason
     reason = "fastest_available" + suffix
-    return [_candidate(r, reason) for r in sorted(rows, key=_by_speed)], reason
+    return _candidates(sorted(rows, key=_by_speed), reason), reason
 
 
 def _panic_candidate(request: RouteRequest, groups: Sequence[tuple[_Entry, ...]],
