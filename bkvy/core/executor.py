@@ -145,6 +145,16 @@ class Executor:
                 log.exception("observer_failed")
 
     async def _walk(self, request: ExecutionRequest, run: Run) -> ExecutionResult:
+        async def attempt(candidate: Candidate, fast_mode: bool) -> ExecutionResult | None:
+            completion = await self._attempt(request, candidate, run, fast_mode)
+            return None if completion is None else self.result_of(completion, candidate, run.plan, run)
+
+        return await self.walk_plan(request, run, attempt)
+
+    async def walk_plan(self, request: ExecutionRequest, run: Run,
+                        attempt: Callable[[Candidate, bool], Awaitable[T | None]]) -> T:
+        """Plan, then try candidates in order (breaker and retry budget permitting) until ``attempt`` returns
+        something; raises the plan's final error when none does. Shared by whole and streamed replies."""
         plan = run.plan = self.plan(request.route)
         tried_pairs: set[tuple[str, str]] = set()
         for candidate in plan.candidates:
@@ -152,9 +162,9 @@ class Executor:
             if not self.may_try(candidate, fast_mode, tried_pairs, run):
                 continue
             tried_pairs.add((candidate.provider, candidate.model))
-            completion = await self._attempt(request, candidate, run, fast_mode)
-            if completion is not None:
-                return self.result_of(completion, candidate, plan, run)
+            outcome = await attempt(candidate, fast_mode)
+            if outcome is not None:
+                return outcome
         raise self.final_error(plan, run)
 
     def is_fast_mode(self, run: Run) -> bool:

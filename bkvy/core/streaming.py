@@ -39,20 +39,13 @@ async def open_stream(executor: Executor, request: ExecutionRequest) -> LiveStre
 
 
 async def _walk(executor: Executor, request: ExecutionRequest, run: Run) -> LiveStream:
-    plan = run.plan = executor.plan(request.route)
-    tried_pairs: set[tuple[str, str]] = set()
-    for candidate in plan.candidates:
-        fast_mode = executor.is_fast_mode(run)
-        if not executor.may_try(candidate, fast_mode, tried_pairs, run):
-            continue
-        tried_pairs.add((candidate.provider, candidate.model))
+    async def attempt(candidate: Candidate, fast_mode: bool) -> LiveStream | None:
         prepared = await executor.prepare_attempt(request, candidate, run, fast_mode, stream=True)
         if prepared is None:
-            continue
-        stream = await _first_content(executor, request, prepared, plan, run)
-        if stream is not None:
-            return stream
-    raise executor.final_error(plan, run)
+            return None
+        return await _first_content(executor, request, prepared, run.plan, run)
+
+    return await executor.walk_plan(request, run, attempt)
 
 
 async def _first_content(executor: Executor, request: ExecutionRequest, prepared: PreparedAttempt,
