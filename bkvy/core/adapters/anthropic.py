@@ -13,6 +13,7 @@ from bkvy.core.adapters._wire import (
     JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, tool_arguments, unsupported_part,
 )
 from bkvy.core.adapters.base import StreamDelta, ToolCallDelta
+from bkvy.models.errors import UpstreamError
 from bkvy.models.types import (
     ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
 )
@@ -138,11 +139,22 @@ class AnthropicStreamDecoder:
         self._events = SseBuffer()
         self._input_tokens = 0
         self._tool_index_by_block: dict[int, int] = {}   # Anthropic block index -> OpenAI tool_calls index
+        self._pending_error: UpstreamError | None = None
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
+        if self._pending_error is not None:
+            raise self._pending_error
         deltas: list[StreamDelta] = []
         for data in self._events.feed(chunk):
-            delta = self._event_delta(decode_event_json(data))
+            try:
+                delta = self._event_delta(decode_event_json(data))
+            except UpstreamError as error:
+                if not deltas:
+                    raise
+                # Text that arrived in the same read as the error event still reaches the client;
+                # the error is raised on the next feed (or the stream ends without a finish reason).
+                self._pending_error = error
+                return deltas
             if delta is not None:
                 deltas.append(delta)
         return deltas

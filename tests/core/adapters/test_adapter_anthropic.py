@@ -153,3 +153,15 @@ def test_stream_overloaded_error_event_raises_server(to_sse) -> None:
     with pytest.raises(UpstreamError) as raised:
         ANTHROPIC.stream_decoder().feed(raw)
     assert raised.value.error_class is ErrorClass.SERVER and "overloaded_error" in raised.value.message
+
+
+def test_text_in_the_same_read_as_an_error_event_is_delivered_then_the_error_raises(to_sse) -> None:
+    text_event = next(e for e in RECORDED_EVENTS if e["type"] == "content_block_delta")
+    raw = to_sse(RECORDED_EVENTS[0], text_event, OVERLOADED,
+                 events=("message_start", "content_block_delta", "error"))
+    decoder = ANTHROPIC.stream_decoder()
+    deltas = decoder.feed(raw)
+    assert deltas and deltas[0].content
+    with pytest.raises(UpstreamError) as raised:
+        decoder.feed(b"")
+    assert raised.value.error_class is ErrorClass.SERVER
