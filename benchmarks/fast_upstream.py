@@ -15,7 +15,7 @@ import asyncio
 import json
 import re
 
-_COMPLETION = json.dumps({
+COMPLETION = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "m",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the bench upstream."},
                  "logprobs": None, "finish_reason": "stop"}],
@@ -46,7 +46,7 @@ def _response(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
             + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
-_COMPLETION_RESPONSE = _response(b"200 OK", b"application/json", _COMPLETION)
+COMPLETION_RESPONSE = _response(b"200 OK", b"application/json", COMPLETION)
 _MODELS_RESPONSE = _response(b"200 OK", b"application/json", _MODELS)
 _OK_RESPONSE = _response(b"200 OK", b"application/json", b"{}")
 
@@ -96,14 +96,14 @@ class _Upstream(asyncio.Protocol):
         elif _Settings.delay_seconds > 0 or self._tail is not None:
             self._tail = asyncio.ensure_future(self._delayed(self._tail))
         else:
-            self._write(_COMPLETION_RESPONSE)
+            self._write(COMPLETION_RESPONSE)
 
     async def _delayed(self, previous: asyncio.Future | None) -> None:
         if _Settings.delay_seconds > 0:
             await asyncio.sleep(_Settings.delay_seconds)
         if previous is not None:
             await previous
-        self._write(_COMPLETION_RESPONSE)
+        self._write(COMPLETION_RESPONSE)
 
     async def _stream(self, previous: asyncio.Future | None) -> None:
         if previous is not None:

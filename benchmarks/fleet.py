@@ -63,7 +63,7 @@ class BenchFleet:
             port = free_port()
             self._server(f"ref_{role}", uvicorn_argv(f"benchmarks.reference_forwarders:{role}_app", port), port,
                          forward_env, self.cpus.gateway)
-        config_dir = self._write_bkvy_config(upstream.base_url)
+        config_dir = write_bkvy_config(self.work_dir, upstream.base_url)
         for name, is_logging in (("bkvy", False), ("bkvy_log", True)):
             log_dir = self.work_dir / f"{name}-logs"
             log_dir.mkdir()
@@ -83,18 +83,6 @@ class BenchFleet:
     def stop(self) -> None:
         for server in reversed(list(self.servers.values())):
             server.stop()
-
-    def _write_bkvy_config(self, upstream_url: str) -> Path:
-        config_dir = self.work_dir / "config"
-        config_dir.mkdir()
-        providers = {PROVIDER: {
-            "type": "openai", "base_url": upstream_url,
-            "keys": {"bench_key": {"api_key": "sk-bench"}},   # no rate_limits: unlimited
-            "models": {MODEL: {"intelligence_tier": "low", "input_cost_per_1k": 0.0001,
-                               "output_cost_per_1k": 0.0002, "expected_latency_ms": 100}}}}
-        (config_dir / "providers.json").write_text(json.dumps(providers, indent=2))
-        (config_dir / "routing.json").write_text(json.dumps({"scenarios": {}}))
-        return config_dir
 
     def _write_litellm_config(self, upstream_url: str) -> Path:
         path = self.work_dir / "litellm.yaml"
@@ -140,6 +128,20 @@ class BenchFleet:
                                          {"content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as response:
             response.read()
+
+
+def write_bkvy_config(work_dir: Path, upstream_url: str) -> Path:
+    """bkvy's config for the benchmarks: one ``openai`` provider at the upstream, one model, one unlimited key."""
+    config_dir = work_dir / "config"
+    config_dir.mkdir()
+    providers = {PROVIDER: {
+        "type": "openai", "base_url": upstream_url,
+        "keys": {"bench_key": {"api_key": "sk-bench"}},   # no rate_limits: unlimited
+        "models": {MODEL: {"intelligence_tier": "low", "input_cost_per_1k": 0.0001,
+                           "output_cost_per_1k": 0.0002, "expected_latency_ms": 100}}}}
+    (config_dir / "providers.json").write_text(json.dumps(providers, indent=2))
+    (config_dir / "routing.json").write_text(json.dumps({"scenarios": {}}))
+    return config_dir
 
 
 def litellm_binary() -> str | None:

@@ -128,10 +128,11 @@ def _memory_rows(found: Measurements) -> list[Row]:
 
 
 def _routing_rows(routing: list[RoutingTiming]) -> list[Row]:
-    return [Row("6 · plan_route", f"{t.candidates} candidates",
+    """The goal is judged on the live decision (what a request pays), the pure one shown beside it."""
+    return [Row("6 · routing decision", f"{t.mode}, {t.candidates} candidates",
                 f"p50 {t.p50_us:,.1f} µs, p99 {t.p99_us:,.1f} µs ({t.iterations:,} calls)",
-                goal="p99 < 100 µs" if t.candidates == 50 else "",
-                is_met=(t.p99_us < 100) if t.candidates == 50 else None) for t in routing]
+                goal="p99 < 100 µs" if t.candidates == 50 and t.mode == "live" else "",
+                is_met=(t.p99_us < 100) if t.candidates == 50 and t.mode == "live" else None) for t in routing]
 
 
 def build_rows(targets: list[Target], found: Measurements, *, has_chat: bool) -> tuple[list[Row], list[str]]:

@@ -7,12 +7,12 @@ the client is the right-most hop that is not itself a trusted proxy (hops to its
 from __future__ import annotations
 
 import ipaddress
-import uuid
 from collections.abc import Iterable, Sequence
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bkvy.api.errors import new_request_id
 from bkvy.core.config import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,7 +84,7 @@ class IpAllowlistMiddleware:
         if address is not None and _is_in(address, self._allowed):
             await self._app(scope, receive, send)
             return
-        body = {"success": False, "request_id": uuid.uuid4().hex,
+        body = {"success": False, "request_id": new_request_id(),
                 "error": {"code": "forbidden", "message": "this address may not open the dashboard or statistics; "
                                                           "see DASHBOARD_ALLOWED_IPS"}}
         await JSONResponse(body, status_code=403)(scope, receive, send)

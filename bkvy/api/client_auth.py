@@ -6,23 +6,20 @@ the request's client_id, and its rpm (429) and monthly budget (402) are enforced
 
 from __future__ import annotations
 
-from fastapi import Request
-
-from bkvy.api.deps import services_of
 from bkvy.core.client_keys import ClientKey
+from bkvy.core.services import Services
 from bkvy.models.errors import Unauthorized
 
 
-def authenticate_client(request: Request) -> ClientKey | None:
-    """The request's client key, admitted; None when client keys are not in use.
+def authenticate_client(services: Services, authorization: str | None) -> ClientKey | None:
+    """The client key in an ``Authorization`` header, admitted; None when client keys are not in use.
 
     Raises Unauthorized (401), ClientRateLimited (429) or BudgetExceeded (402).
     """
-    services = services_of(request)
     store = services.client_keys
     if store is None or not (store.has_keys or services.settings.require_client_keys):
         return None
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = (authorization or "").partition(" ")
     key = store.authenticate(token.strip()) if scheme.lower() == "bearer" else None
     if key is None:
         raise Unauthorized("a client key is required: send 'Authorization: Bearer bkvy-sk-...'")

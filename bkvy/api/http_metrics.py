@@ -7,7 +7,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HttpMetricsMiddleware:
@@ -41,4 +41,4 @@ def _observe(scope: Scope, status: int, seconds: float) -> None:
     # The route's template (bounded), never the raw path: a path can carry client-chosen text.
     route = getattr(scope.get("route"), "path", None) or "unmatched"
     method = scope.get("method", "GET")
-    records.metrics.observe_http(route, method if method in _METHODS else "other", status, seconds)
+    records.metrics.observe_http(route, method if method in HTTP_METHODS else "other", status, seconds)

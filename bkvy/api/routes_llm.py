@@ -1,30 +1,22 @@
-"""The three routing endpoints (SPEC §4): parse, call core, shape the reply."""
+"""The three routing endpoints (SPEC §4): parse, call core, shape the reply. Served by ``api.hot_path``."""
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
-
-from bkvy.api.hot_route import HotRoute
-from bkvy.api.body import parse_body, read_body
+from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
-from bkvy.api.deps import services_of
-from bkvy.api.errors import request_id_of
+from bkvy.api.hot_path import Exchange, Handler, JsonReply
 from bkvy.core.executor import ExecutionRequest, ExecutionResult
 from bkvy.core.routing import RouteRequest
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
-from bkvy.models.types import RoutingMethod
+from bkvy.models.types import ChatMessage, RoutingMethod
 
 
 _CHARS_PER_TOKEN = 4
 
 
-def _input_tokens_estimate(body: _RoutedRequest) -> int:
-    return sum(len(m.to_message().text()) for m in body.messages) // _CHARS_PER_TOKEN + 1
-
-
-def _route_of(body: _RoutedRequest) -> RouteRequest:
-    common = {"max_wait_seconds": body.max_wait_seconds, "input_tokens_estimate": _input_tokens_estimate(body),
+def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteRequest:
+    input_tokens_estimate = sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1
+    common = {"max_wait_seconds": body.max_wait_seconds, "input_tokens_estimate": input_tokens_estimate,
               "output_tokens_estimate": body.options.max_tokens or 500}
     if isinstance(body, IntelligenceRequest):
         return RouteRequest(RoutingMethod.INTELLIGENCE, level=body.intelligence_level, **common)
@@ -64,31 +56,30 @@ def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: E
     return reply
 
 
-async def _handle(request: Request, schema: type[_RoutedRequest]) -> JSONResponse:
-    services = services_of(request)
-    request_id = request_id_of(request)
-    client_key = authenticate_client(request)   # a client key's name overrides the body's client_id
-    body = parse_body(await read_body(request, services.settings.max_body_bytes), schema)
-    route = _route_of(body)
-    execution = ExecutionRequest(request_id, client_key.name if client_key else body.client_id, route,
-                                 tuple(m.to_message() for m in body.messages), body.options.to_options(),
+async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply:
+    services = exchange.services
+    client_key = authenticate_client(services, exchange.header(b"authorization"))   # its name overrides client_id
+    body = parse_body(await exchange.body(), schema)
+    messages = tuple(m.to_message() for m in body.messages)
+    route = _route_of(body, messages)
+    execution = ExecutionRequest(exchange.request_id, client_key.name if client_key else body.client_id, route,
+                                 messages, body.options.to_options(),
                                  client_key.key_id if client_key else None)
     result = await services.executor.execute(execution)
-    return JSONResponse(_reply(request_id, body, route, result))
+    return JsonReply(_reply(exchange.request_id, body, route, result))
 
 
-async def llm_intelligence(request: Request) -> JSONResponse:
-    return await _handle(request, IntelligenceRequest)
+async def llm_intelligence(exchange: Exchange) -> JsonReply:
+    return await _handle(exchange, IntelligenceRequest)
 
 
-async def llm_scenario(request: Request) -> JSONResponse:
-    return await _handle(request, ScenarioRequest)
+async def llm_scenario(exchange: Exchange) -> JsonReply:
+    return await _handle(exchange, ScenarioRequest)
 
 
-async def llm_direct(request: Request) -> JSONResponse:
-    return await _handle(request, DirectRequest)
+async def llm_direct(exchange: Exchange) -> JsonReply:
+    return await _handle(exchange, DirectRequest)
 
 
-hot_routes = [HotRoute("/llm/intelligence", llm_intelligence, methods=["POST"]),
-              HotRoute("/llm/scenario", llm_scenario, methods=["POST"]),
-              HotRoute("/llm/direct", llm_direct, methods=["POST"])]
+hot_paths: dict[str, Handler] = {"/llm/intelligence": llm_intelligence, "/llm/scenario": llm_scenario,
+                                 "/llm/direct": llm_direct}

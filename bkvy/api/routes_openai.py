@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from bkvy.api.hot_route import HotRoute
-from bkvy.api.body import parse_body, read_body
+from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
-from bkvy.api.errors import request_id_of
+from bkvy.api.hot_path import Exchange, Handler, JsonReply
 from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
                                     route_for_model)
 from bkvy.core.executor import ExecutionRequest
@@ -33,15 +32,17 @@ _ANONYMOUS_CLIENT = "openai-client"
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
-    authenticate_client(request)
-    return JSONResponse(model_list(services_of(request).config))
-
-
-async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
     services = services_of(request)
-    request_id = request_id_of(request)
-    client_key = authenticate_client(request)
-    body = parse_body(await read_body(request, services.settings.max_body_bytes), ChatCompletionIn)
+    authenticate_client(services, request.headers.get("authorization"))
+    return JSONResponse(model_list(services.config))
+
+
+async def chat_completions(exchange: Exchange) -> JsonReply | StreamingResponse:
+    """Served by ``api.hot_path``."""
+    services = exchange.services
+    request_id = exchange.request_id
+    client_key = authenticate_client(services, exchange.header(b"authorization"))
+    body = parse_body(await exchange.body(), ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()
     route = route_for_model(body.model, services.config, max_wait_seconds=body.bkvy.max_wait_seconds,
@@ -59,7 +60,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         return StreamingResponse(_sse_events(stream, writer), media_type="text/event-stream", headers=headers)
     result = await services.executor.execute(execution)
     headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
-    return JSONResponse(completion_json(request_id, created, result), headers=headers)
+    return JsonReply(completion_json(request_id, created, result), headers)
 
 
 async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
@@ -75,4 +76,4 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[
     yield writer.closing_events()
 
 
-hot_routes = [HotRoute("/v1/chat/completions", chat_completions, methods=["POST"])]
+hot_paths: dict[str, Handler] = {"/v1/chat/completions": chat_completions}

@@ -139,6 +139,18 @@ class CircuitBreakerRegistry:
     def snapshot(self, key: CircuitKey) -> CircuitSnapshot:
         return self._snapshot(self._circuit(key), self._clock.now())
 
+    def route_fields(self, key: CircuitKey) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
+        """(is_closed, allows_request, open_reason, open_until, is_flapping) for routing. A closed, steady
+        circuit (nearly every one, nearly always) answers without building a snapshot."""
+        circuit = self._circuits.get(key)
+        if circuit is not None and circuit.state is CircuitState.CLOSED and not circuit.is_flapping:
+            return _STEADY_CLOSED
+        snapshot = self.snapshot(key)
+        is_open = snapshot.state is CircuitState.OPEN
+        allows = not is_open or (snapshot.is_probe_due and not snapshot.needs_probe)
+        return (snapshot.state is CircuitState.CLOSED, allows, snapshot.open_reason if is_open else None,
+                snapshot.open_until, snapshot.is_flapping)
+
     def snapshots(self) -> list[CircuitSnapshot]:
         now = self._clock.now()
         return [self._snapshot(c, now) for c in self._circuits.values()]
@@ -313,6 +325,9 @@ class CircuitBreakerRegistry:
             last_failure_class=circuit.last_failure_class, last_change=circuit.last_change,
             needs_probe=is_open and (circuit.open_reason is ErrorClass.RATE_LIMITED or self._is_prober_running),
             is_probe_due=is_probe_due)
+
+
+_STEADY_CLOSED = (True, True, None, None, False)
 
 
 def _is_backoff_over(circuit: Circuit, now: float) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from bkvy.core.bucket_window import BucketWindow
 from bkvy.models.types import ErrorClass
@@ -30,8 +31,7 @@ class CircuitSettings:
     max_rate_limit_seconds: float = 86400.0
 
 
-@dataclass(frozen=True, slots=True)
-class CircuitKey:
+class CircuitKey(NamedTuple):   # a tuple: hashed in C on every request
     provider: str
     model: str
     key_id: str

@@ -18,11 +18,7 @@ class CircuitGuard:
     def route_view(self, provider: str, model: str,
                    key_id: str) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
-        snapshot = self.registry.snapshot(CircuitKey(provider, model, key_id))
-        is_open = snapshot.state is CircuitState.OPEN
-        allows = not is_open or (snapshot.is_probe_due and not snapshot.needs_probe)
-        return (snapshot.state is CircuitState.CLOSED, allows, snapshot.open_reason if is_open else None,
-                snapshot.open_until, snapshot.is_flapping)
+        return self.registry.route_fields(CircuitKey(provider, model, key_id))
 
     def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
                 is_panic: bool) -> str | None:

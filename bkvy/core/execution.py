@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from bkvy.core.adapters import ProviderAdapter
 from bkvy.core.rate_limits import LaneKey
@@ -11,8 +12,7 @@ from bkvy.models.errors import BkvyError
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     provider: str
     model: str
     key_id: str
@@ -28,8 +28,7 @@ class Attempt:
                 "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionRequest:
+class ExecutionRequest(NamedTuple):
     request_id: str
     client_id: str
     route: RouteRequest
@@ -38,8 +37,7 @@ class ExecutionRequest:
     client_key_id: str | None = None     # the client key that authenticated the request, if any
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionResult:
+class ExecutionResult(NamedTuple):
     completion: Completion
     candidate: Candidate
     plan: RoutePlan
@@ -49,8 +47,7 @@ class ExecutionResult:
     cost_usd: float
 
 
-@dataclass(frozen=True, slots=True)
-class RequestOutcome:
+class RequestOutcome(NamedTuple):
     """What one request did, for the records (never message content)."""
 
     request: ExecutionRequest
@@ -81,8 +78,7 @@ class Run:
         return [a.as_dict() for a in self.attempts]
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedAttempt:
+class PreparedAttempt(NamedTuple):
     """A candidate with its rate-limit slot taken and its upstream request built, ready to send."""
 
     candidate: Candidate

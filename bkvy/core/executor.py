@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MIN_FAST_ATTEMPT_SECONDS = 5.0
+_CLOSED_CIRCUIT = (True, True, None, None, False)   # CandidateState's circuit fields when breakers are off
+_new_tuple = tuple.__new__
 
 __all__ = ["Attempt", "ExecutionRequest", "ExecutionResult", "Executor", "PreparedAttempt", "RequestOutcome", "Run"]
 
@@ -64,20 +66,22 @@ class Executor:
         self._soft_timeout_seconds = soft_timeout_seconds
         self._hard_timeout_seconds = hard_timeout_seconds
         self._observers: list[Callable[[RequestOutcome], None]] = []
+        self._seed_latency_seconds = {(provider_name, model_name): model.expected_latency_ms / 1000.0
+                                      for provider_name, provider in config.providers.items()
+                                      for model_name, model in provider.models.items()}
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._observers.append(observer)
 
     def candidate_state(self, key: CandidateKey) -> CandidateState:
-        model = self.config.providers[key.provider].models[key.model]
-        lane = self._limiter.view(LaneKey(key.provider, key.key_id, key.model))
-        expected = self._latency.expected_seconds(key.provider, key.model, model.expected_latency_ms / 1000.0)
-        circuit = self._breaker.route_view(key.provider, key.model, key.key_id) if self._breaker else None
-        if circuit is None:
-            return CandidateState(expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds,
-                                  lane.used_in_minute, lane.last_used)
-        return CandidateState(expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds, lane.used_in_minute,
-                              lane.last_used, *circuit)
+        """The live state of one candidate: its lane's waits, its learned latency and its circuit's view.
+        Runs once per candidate per plan, so the tuple is built directly (no keyword resolution)."""
+        provider, model, key_id = key
+        lane = self._limiter.view(LaneKey(provider, key_id, model))
+        expected = self._latency.expected_seconds(provider, model, self._seed_latency_seconds[(provider, model)])
+        circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(provider, model, key_id)
+        return _new_tuple(CandidateState, (expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds,
+                                           lane.used_in_minute, lane.last_used, *circuit))
 
     def plan(self, route: RouteRequest) -> RoutePlan:
         return plan_route(route, self.config, _LiveSnapshot(self))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bkvy.core.clock import Clock
 
@@ -17,8 +18,7 @@ MINUTE_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
 
 
-@dataclass(frozen=True, slots=True)
-class LaneKey:
+class LaneKey(NamedTuple):   # a tuple: hashed in C on every request
     provider: str
     key_id: str
     model: str
@@ -84,8 +84,12 @@ class Lane:
         self.last_used = float("-inf")
 
     def wait_seconds(self, now: float, position: int = 0) -> float:
-        window_wait = max((w.wait_seconds(now, position) for w in self.windows), default=0.0)
-        return max(window_wait, self.blocked_until - now, 0.0)
+        wait = self.blocked_until - now
+        for window in self.windows:
+            window_wait = window.wait_seconds(now, position)
+            if window_wait > wait:
+                wait = window_wait
+        return wait if wait > 0.0 else 0.0
 
     def take(self, now: float) -> None:
         for window in self.windows:
@@ -93,8 +97,7 @@ class Lane:
         self.last_used = now
 
 
-@dataclass(frozen=True, slots=True)
-class LaneView:
+class LaneView(NamedTuple):
     """What routing needs to know about one lane, at one instant."""
 
     rate_limit_wait_seconds: float   # wait if the queue were empty
@@ -123,6 +126,8 @@ class RateLimiter:
         now = self._clock.now()
         head_wait = lane.wait_seconds(now)
         depth = len(lane.waiters)
+        if not depth and not lane.windows:   # an unlimited key: nothing queues, nothing to count
+            return LaneView(head_wait, 0.0, 0, 0, lane.last_used)
         queued_wait = lane.wait_seconds(now, depth) if depth else head_wait
         minute = lane.windows[0].used(now) if lane.windows and lane.windows[0].span_seconds == MINUTE_SECONDS else 0
         return LaneView(head_wait, max(0.0, queued_wait - head_wait), depth, minute, lane.last_used)

@@ -10,8 +10,10 @@ so it is tested by building a snapshot by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
+
 from bkvy.models.errors import NoCandidates, UnknownKey, UnknownModel, UnknownProvider, UnknownScenario
 from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
@@ -42,8 +44,7 @@ class CandidateState(NamedTuple):
     is_flapping: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRequest:
+class RouteRequest(NamedTuple):
     method: RoutingMethod
     level: IntelligenceLevel | None = None
     scenario: str | None = None
@@ -83,11 +84,10 @@ class Skipped(NamedTuple):
     wait_seconds: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class RoutePlan:
+class RoutePlan(NamedTuple):
     candidates: tuple[Candidate, ...]
     decision_reason: str
-    skipped: tuple[Skipped, ...] = field(default_factory=tuple)
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def rate_limit_retry_after_seconds(self) -> float | None:
@@ -164,8 +164,23 @@ class RouteTable:
         return chosen
 
 
-# (entry, state, cost_usd, estimate_seconds): the working row while ranking
-_Row = tuple[_Entry, CandidateState, float, float]
+# The working row while ranking: flat, so every sort key is an ``itemgetter`` (C, no Python call per row)
+# and a Candidate is the entry's key plus a slice of the row.
+_Row = tuple   # (provider, model, key_id, cost, rate_limit_wait, queue_wait, latency, is_flapping, wait,
+#                 used_in_minute, last_used, rank, estimate)
+_CANDIDATE_FIELDS = slice(0, 7)          # Candidate's fields but the reason
+_ESTIMATE = 12
+_new_tuple = tuple.__new__
+
+# Sort keys. Ties between equal choices go to the key used least in the last minute, then least recently.
+_by_cost = itemgetter(7, 3, 9, 10)              # flapping last, then cheapest
+_by_priority = itemgetter(7, 11, 8, 9, 10)      # flapping last, then scenario order, then shortest wait
+_by_wait = itemgetter(7, 8, 9, 10)              # direct: flapping last, then shortest wait
+
+
+def _by_speed(row: _Row) -> tuple:
+    """Flapping last, then the soonest answer (waits + latency; rounded so float noise does not decide)."""
+    return (row[7], round(row[12], 6), row[9], row[10])
 
 
 def plan_route(request: RouteRequest, config: GatewayConfig,
@@ -190,8 +205,10 @@ def plan_route(request: RouteRequest, config: GatewayConfig,
 def _row(request: RouteRequest, entry: _Entry, state: CandidateState) -> _Row:
     cost = (request.input_tokens_estimate * entry.input_price_per_1k
             + request.output_tokens_estimate * entry.output_price_per_1k) / 1000.0
-    estimate = state.rate_limit_wait_seconds + state.queue_wait_seconds + state.expected_latency_seconds
-    return (entry, state, cost, estimate)
+    wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
+    return (*entry.key, cost, state.rate_limit_wait_seconds, state.queue_wait_seconds,
+            state.expected_latency_seconds, state.is_flapping, wait, state.used_in_minute, state.last_used,
+            entry.rank, wait + state.expected_latency_seconds)
 
 
 def _usable_rows(request: RouteRequest, group: tuple[_Entry, ...], snapshot: Mapping[CandidateKey, CandidateState],
@@ -204,15 +221,20 @@ def _usable_rows(request: RouteRequest, group: tuple[_Entry, ...], snapshot: Map
     fast_mode, max_wait = request.fast_mode, request.max_wait_seconds
     input_tokens, output_tokens = request.input_tokens_estimate, request.output_tokens_estimate
     rows: list[_Row] = []
+    append = rows.append
     for entry in group:
-        state = get(entry.key) or entry.seed
-        wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
-        if (state.allows_request and (state.is_closed or not fast_mode)
-                and (wait <= 0 or (max_wait is not None and wait <= max_wait))):
+        key = entry.key
+        state = get(key) or entry.seed
+        (latency, rate_limit_wait, queue_wait, used_in_minute, last_used, is_closed, allows_request, _, _,
+         is_flapping) = state
+        wait = rate_limit_wait + queue_wait
+        if allows_request and (is_closed or not fast_mode) and (wait <= 0 or (max_wait is not None
+                                                                              and wait <= max_wait)):
             cost = (input_tokens * entry.input_price_per_1k + output_tokens * entry.output_price_per_1k) / 1000.0
-            rows.append((entry, state, cost, wait + state.expected_latency_seconds))
+            append((key[0], key[1], key[2], cost, rate_limit_wait, queue_wait, latency, is_flapping, wait,
+                    used_in_minute, last_used, entry.rank, wait + latency))
         else:
-            skipped.append(_refusal(request, entry.key, state))
+            skipped.append(_refusal(request, key, state))
     return rows
 
 
@@ -230,45 +252,30 @@ def _candidate(row: _Row, reason: str) -> Candidate:
 
 
 def _candidates(rows: list[_Row], reason: str) -> list[Candidate]:
-    return [Candidate(entry.key.provider, entry.key.model, entry.key.key_id, cost, state.rate_limit_wait_seconds,
-                      state.queue_wait_seconds, state.expected_latency_seconds, reason)
-            for entry, state, cost, _ in rows]
-
-
-# Sort keys. Ties between equal choices go to the key used least in the last minute, then least recently.
-def _by_cost(row: _Row) -> tuple:
-    return (row[1].is_flapping, row[2], row[1].used_in_minute, row[1].last_used)
-
-
-def _by_speed(row: _Row) -> tuple:
-    return (row[1].is_flapping, round(row[3], 6), row[1].used_in_minute, row[1].last_used)
-
-
-def _by_priority(row: _Row) -> tuple:
-    state = row[1]
-    return (state.is_flapping, row[0].rank, state.rate_limit_wait_seconds + state.queue_wait_seconds,
-            state.used_in_minute, state.last_used)
+    fields, tail = _CANDIDATE_FIELDS, (reason,)
+    return [_new_tuple(Candidate, row[fields] + tail) for row in rows]
 
 
 def _order(request: RouteRequest, rows: list[_Row], *, fallback: bool) -> tuple[list[Candidate], str]:
     if request.method is RoutingMethod.SCENARIO:
-        return _candidates(sorted(rows, key=_by_priority), "scenario_priority"), "scenario_priority"
+        rows.sort(key=_by_priority)
+        return _candidates(rows, "scenario_priority"), "scenario_priority"
     if request.method is RoutingMethod.DIRECT:
-        rows.sort(key=lambda r: (r[1].is_flapping, r[1].rate_limit_wait_seconds + r[1].queue_wait_seconds,
-                                 r[1].used_in_minute, r[1].last_used))
+        rows.sort(key=_by_wait)
         return _candidates(rows, "direct"), "direct"
     suffix = "_higher_tier" if fallback else ""
     deadline = request.max_wait_seconds
     if not request.fast_mode:
-        fits = rows if deadline is None else [r for r in rows if r[3] <= deadline]
+        fits = rows if deadline is None else [r for r in rows if r[_ESTIMATE] <= deadline]
         if fits:
-            late = [] if deadline is None else [r for r in rows if r[3] > deadline]
+            late = [] if deadline is None else [r for r in rows if r[_ESTIMATE] > deadline]
             fits.sort(key=_by_cost)
             late.sort(key=_by_speed)
             reason = "cheapest_within_estimate" + suffix
             return _candidates(fits, reason) + _candidates(late, "outside_estimate"), reason
     reason = "fastest_available" + suffix
-    return _candidates(sorted(rows, key=_by_speed), reason), reason
+    rows.sort(key=_by_speed)
+    return _candidates(rows, reason), reason
 
 
 def _panic_candidate(request: RouteRequest, groups: Sequence[tuple[_Entry, ...]],

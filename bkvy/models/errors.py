@@ -10,6 +10,7 @@
     ├── UnknownModel              404 unknown_model
     ├── UnknownKey                404 unknown_key
     ├── NoCandidates              404 no_candidates
+    ├── MethodNotAllowed          405 method_not_allowed
     ├── BodyTooLarge              413 body_too_large
     ├── UnsupportedMediaType      415 unsupported_media_type
     ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
@@ -173,6 +174,11 @@ class AdminDisabled(BkvyError):
 class Forbidden(BkvyError):
     code = "forbidden"
     status = 403
+
+
+class MethodNotAllowed(BkvyError):
+    code = "method_not_allowed"
+    status = 405
 
 
 class HardTimeout(BkvyError):

@@ -7,9 +7,9 @@ immutable inside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class IntelligenceLevel(str, Enum):
@@ -87,8 +87,7 @@ class ToolChoice:
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
+class ChatMessage(NamedTuple):
     """One message; ``content`` is text or a list of OpenAI-style content parts.
 
     Roles: system, user, assistant (optionally with ``tool_calls``) and tool (a result for ``tool_call_id``).
@@ -105,8 +104,7 @@ class ChatMessage:
         return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
 
 
-@dataclass(frozen=True, slots=True)
-class GenerationOptions:
+class GenerationOptions(NamedTuple):
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -118,38 +116,34 @@ class GenerationOptions:
     user: str | None = None       # the end user's id, for the provider's abuse monitoring
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamCall:
+class UpstreamCall(NamedTuple):
     """Everything an adapter needs to build one upstream request."""
 
     base_url: str
     model: str            # the provider's model id, e.g. "gpt-4o-mini" or "models/..." stripped
     api_key: str          # the key value; adapters put it in headers only, never in the URL
     messages: tuple[ChatMessage, ...]
-    options: GenerationOptions = field(default_factory=GenerationOptions)
+    options: GenerationOptions = GenerationOptions()
     thinking_off: bool = False   # SPEC §5 thinking control, decided by core.thinking
     supports_thinking: bool = False
     endpoint: str | None = None  # per-model override of the path, from config
     stream: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
+class UpstreamRequest(NamedTuple):
     method: str
     url: str
     headers: dict[str, str]
     json_body: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamReply:
+class UpstreamReply(NamedTuple):
     status: int
     headers: dict[str, str]   # lower-cased names
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -158,16 +152,14 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitHint:
+class RateLimitHint(NamedTuple):
     """What a provider's headers said about the key's remaining budget."""
 
     remaining_requests: int | None = None
     reset_seconds: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(NamedTuple):
     content: str
     usage: Usage
     finish_reason: FinishReason

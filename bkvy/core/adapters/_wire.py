@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-
-from dataclasses import replace
 from typing import Any
 
 from bkvy.models.errors import UpstreamError
@@ -45,8 +43,8 @@ def unsupported_part(provider: str, part_type: str) -> UpstreamError:
 
 def probe_call(call: UpstreamCall) -> UpstreamCall:
     """The smallest chat call: one word in, one token out, thinking off, no stream."""
-    return replace(call, messages=(ChatMessage(role="user", content="ping"),),
-                   options=GenerationOptions(max_tokens=1), thinking_off=True, stream=False)
+    return call._replace(messages=(ChatMessage(role="user", content="ping"),),
+                         options=GenerationOptions(max_tokens=1), thinking_off=True, stream=False)
 
 
 def tool_arguments(provider: str, arguments: str) -> dict[str, Any]:

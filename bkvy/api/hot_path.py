@@ -1,0 +1,139 @@
+"""The routing endpoints served straight from ASGI, ahead of FastAPI's middleware, routing and Request objects.
+
+``POST /llm/*`` and ``POST /v1/chat/completions`` carry every request an app makes, so they skip the per-request
+framework work the other routes pay for (middleware layers, route matching, a Request, dependency checks):
+``benchmarks/`` measured that work at about a third of bkvy's CPU per request. What the middleware did here is
+done inline: the failure envelope (same shapes as ``api.errors``) and the ``/metrics`` HTTP counter. Every
+other path and method falls through to the FastAPI app unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from bkvy.api.errors import failure_payload, new_request_id
+from bkvy.api.http_metrics import HTTP_METHODS
+from bkvy.core.services import Services
+from bkvy.models.errors import BkvyError, BodyTooLarge, InvalidRequest, MethodNotAllowed
+
+log = logging.getLogger(__name__)
+
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+@dataclass(slots=True)
+class JsonReply:
+    payload: dict[str, object]
+    headers: dict[str, str] | None = None
+    status: int = 200
+
+
+class Exchange:
+    """One HTTP request on a hot path: its headers, its body (read with a size cap) and its request id."""
+
+    __slots__ = ("services", "path", "request_id", "_headers", "_receive")
+
+    def __init__(self, services: Services, scope: Scope, receive: Receive) -> None:
+        self.services = services
+        self.path: str = scope["path"]
+        self.request_id = new_request_id()
+        self._headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self._receive = receive
+
+    def header(self, name: bytes) -> str | None:
+        """A request header by its lower-case name (ASGI servers lower-case them)."""
+        for key, value in self._headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    async def body(self) -> bytes:
+        """The whole body, refused (413) once it passes the configured limit, declared or not."""
+        limit = self.services.settings.max_body_bytes
+        declared = self.header(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise InvalidRequest("Content-Length is not a number")
+            if int(declared) > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
+        message = await self._receive()
+        body = message.get("body", b"")
+        if not message.get("more_body", False) and len(body) <= limit:
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise InvalidRequest("the client closed the connection before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
+            chunks.append(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+        return b"".join(chunks)
+
+
+Handler = Callable[[Exchange], Awaitable[JsonReply | Response]]
+
+
+class HotPaths:
+    """``path → handler`` for POST requests; ``serve`` answers one request end to end."""
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        self._handlers = handlers
+
+    def handler_for(self, scope: Scope) -> Handler | None:
+        return self._handlers.get(scope["path"]) if scope["type"] == "http" else None
+
+    async def serve(self, handler: Handler, services: Services, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        exchange = Exchange(services, scope, receive)
+        method = scope["method"]
+        status = 500
+        replying = False
+        try:
+            if method != "POST":
+                raise MethodNotAllowed(f"{method} is not allowed on {exchange.path}; use POST")
+            reply = await handler(exchange)
+            replying = True
+            if isinstance(reply, JsonReply):
+                status = reply.status
+                await _send_json(send, status, reply.payload, reply.headers)
+            else:
+                status = reply.status_code
+                await reply(scope, receive, send)
+        except Exception as error:
+            if replying:   # the reply has started (a stream): nothing more can be said on it
+                raise
+            if not isinstance(error, BkvyError):
+                log.error("unhandled_error", extra={"request_id": exchange.request_id, "error": type(error).__name__})
+                error = BkvyError("internal error; see the gateway log")
+            status = error.status
+            payload, headers = failure_payload(exchange.path, exchange.request_id, error)
+            await _send_json(send, status, payload, headers)
+        finally:
+            records = services.records
+            if records is not None:   # labelled by the route's template, never the raw path: these paths are fixed
+                records.metrics.observe_http(exchange.path, method if method in HTTP_METHODS else "other", status,
+                                             time.perf_counter() - started)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, object], headers: dict[str, str] | None) -> None:
+    body = _encode(payload).encode("utf-8")
+    raw_headers = [_JSON_TYPE, (b"content-length", str(len(body)).encode("latin-1"))]
+    if headers:
+        raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    start: Message = {"type": "http.response.start", "status": status, "headers": raw_headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
