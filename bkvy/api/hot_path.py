@@ -9,13 +9,13 @@ other path and method falls through to the FastAPI app unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from bkvy.api.errors import failure_payload, new_request_id
@@ -34,6 +34,14 @@ class JsonReply:
     payload: dict[str, object]
     headers: dict[str, str] | None = None
     status: int = 200
+
+
+@dataclass(slots=True)
+class SseReply:
+    """A ``text/event-stream`` reply: ``events`` is relayed as it comes; a client that leaves cancels it."""
+
+    events: AsyncIterator[bytes]
+    headers: dict[str, str]
 
 
 class Exchange:
@@ -84,7 +92,7 @@ class Exchange:
         return b"".join(chunks)
 
 
-Handler = Callable[[Exchange], Awaitable[JsonReply | Response]]
+Handler = Callable[[Exchange], Awaitable[JsonReply | SseReply]]
 
 
 class HotPaths:
@@ -107,12 +115,11 @@ class HotPaths:
                 raise MethodNotAllowed(f"{method} is not allowed on {exchange.path}; use POST")
             reply = await handler(exchange)
             replying = True
-            if isinstance(reply, JsonReply):
-                status = reply.status
-                await _send_json(send, status, reply.payload, reply.headers)
+            status = 200 if isinstance(reply, SseReply) else reply.status
+            if isinstance(reply, SseReply):
+                await _send_events(send, receive, reply)
             else:
-                status = reply.status_code
-                await reply(scope, receive, send)
+                await _send_json(send, status, reply.payload, reply.headers)
         except Exception as error:
             if replying:   # the reply has started (a stream): nothing more can be said on it
                 raise
@@ -127,6 +134,43 @@ class HotPaths:
             if records is not None:   # labelled by the route's template, never the raw path: these paths are fixed
                 records.metrics.observe_http(exchange.path, method if method in HTTP_METHODS else "other", status,
                                              time.perf_counter() - started)
+
+
+async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:
+    """Relay the events, one body message each (no buffering), until they end or the client leaves.
+
+    ASGI servers before spec 2.4 drop writes to a closed connection silently, so a watcher waits for
+    ``http.disconnect`` and cancels the relay: the upstream stream is closed at once, not read to its end.
+    (A task group, as Starlette's StreamingResponse uses, costs ~200 µs per stream; this costs one task.)
+    """
+    relay = asyncio.current_task()
+    assert relay is not None
+    is_finished = is_disconnected = False
+
+    async def watch_disconnect() -> None:
+        nonlocal is_disconnected
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not is_finished:
+            is_disconnected = True
+            relay.cancel()
+
+    watcher = asyncio.create_task(watch_disconnect())
+    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        async for event in reply.events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        is_finished = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not is_disconnected:
+            raise
+        relay.uncancel()   # the client left: the stream's own handlers have recorded it; nothing to send
+    finally:
+        is_finished = True
+        watcher.cancel()
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, object], headers: dict[str, str] | None) -> None:

@@ -9,12 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
-from bkvy.api.hot_path import Exchange, Handler, JsonReply
+from bkvy.api.hot_path import Exchange, Handler, JsonReply, SseReply
 from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
                                     route_for_model)
 from bkvy.core.executor import ExecutionRequest
@@ -37,7 +37,7 @@ async def list_models(request: Request) -> JSONResponse:
     return JSONResponse(model_list(services.config))
 
 
-async def chat_completions(exchange: Exchange) -> JsonReply | StreamingResponse:
+async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     """Served by ``api.hot_path``."""
     services = exchange.services
     request_id = exchange.request_id
@@ -57,7 +57,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | StreamingResponse:
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = decision_headers(request_id, stream.candidate.provider, stream.candidate.model,
                                    stream.candidate.reason) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return StreamingResponse(_sse_events(stream, writer), media_type="text/event-stream", headers=headers)
+        return SseReply(_sse_events(stream, writer), headers)
     result = await services.executor.execute(execution)
     headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
     return JsonReply(completion_json(request_id, created, result), headers)

@@ -15,10 +15,9 @@ class CircuitGuard:
         self.registry = registry
         self._budget = budget
 
-    def route_view(self, provider: str, model: str,
-                   key_id: str) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
+    def route_view(self, key: CircuitKey) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
-        return self.registry.route_fields(CircuitKey(provider, model, key_id))
+        return self.registry.route_fields(key)
 
     def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
                 is_panic: bool) -> str | None:

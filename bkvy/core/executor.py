@@ -15,7 +15,8 @@ from bkvy.core.config import GatewayConfig
 from bkvy.core.execution import (Attempt, ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome,
                                  Run)
 from bkvy.core.latency import LatencyTracker
-from bkvy.core.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
+from bkvy.core.circuit_types import CircuitKey
+from bkvy.core.rate_limits import Lane, LaneKey, RateLimiter, RateLimitExceeded
 from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, plan_route
 from bkvy.core.thinking import should_disable_thinking
 from bkvy.core.transport import Transport
@@ -66,22 +67,30 @@ class Executor:
         self._soft_timeout_seconds = soft_timeout_seconds
         self._hard_timeout_seconds = hard_timeout_seconds
         self._observers: list[Callable[[RequestOutcome], None]] = []
-        self._seed_latency_seconds = {(provider_name, model_name): model.expected_latency_ms / 1000.0
-                                      for provider_name, provider in config.providers.items()
-                                      for model_name, model in provider.models.items()}
+        self._handles: dict[CandidateKey, tuple[Lane, CircuitKey, tuple[str, str], float]] = {}
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._observers.append(observer)
 
     def candidate_state(self, key: CandidateKey) -> CandidateState:
         """The live state of one candidate: its lane's waits, its learned latency and its circuit's view.
-        Runs once per candidate per plan, so the tuple is built directly (no keyword resolution)."""
+        Runs once per candidate per plan: the lane, circuit key and seed latency are looked up once per
+        candidate for the process's life (candidates come from the config, so the cache is bounded), and
+        the tuple is built directly."""
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = self._handles[key] = self._handle(key)
+        lane, circuit_key, model_key, seed_seconds = handle
+        view = lane.view(self._clock.now())
+        expected = self._latency.expected_seconds(model_key, seed_seconds)
+        circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(circuit_key)
+        return _new_tuple(CandidateState, (expected, view[0], view[1], view[3], view[4], *circuit))
+
+    def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         provider, model, key_id = key
-        lane = self._limiter.view(LaneKey(provider, key_id, model))
-        expected = self._latency.expected_seconds(provider, model, self._seed_latency_seconds[(provider, model)])
-        circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(provider, model, key_id)
-        return _new_tuple(CandidateState, (expected, lane.rate_limit_wait_seconds, lane.queue_wait_seconds,
-                                           lane.used_in_minute, lane.last_used, *circuit))
+        seed_seconds = self.config.providers[provider].models[model].expected_latency_ms / 1000.0
+        return (self._limiter.lane(LaneKey(provider, key_id, model)), CircuitKey(provider, model, key_id),
+                (provider, model), seed_seconds)
 
     def plan(self, route: RouteRequest) -> RoutePlan:
         return plan_route(route, self.config, _LiveSnapshot(self))

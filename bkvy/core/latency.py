@@ -14,5 +14,6 @@ class LatencyTracker:
         previous = self._ewma_seconds.get(key)
         self._ewma_seconds[key] = seconds if previous is None else previous + _ALPHA * (seconds - previous)
 
-    def expected_seconds(self, provider: str, model: str, seed_seconds: float) -> float:
-        return self._ewma_seconds.get((provider, model), seed_seconds)
+    def expected_seconds(self, model_key: tuple[str, str], seed_seconds: float) -> float:
+        """For a (provider, model) key; ``seed_seconds`` (from config) until it has answered once."""
+        return self._ewma_seconds.get(model_key, seed_seconds)

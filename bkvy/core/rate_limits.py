@@ -15,6 +15,7 @@ from typing import NamedTuple
 from bkvy.core.clock import Clock
 
 MINUTE_SECONDS = 60.0
+_new_tuple = tuple.__new__
 DAY_SECONDS = 86_400.0
 
 
@@ -91,6 +92,16 @@ class Lane:
                 wait = window_wait
         return wait if wait > 0.0 else 0.0
 
+    def view(self, now: float) -> LaneView:
+        head_wait = self.wait_seconds(now)
+        depth = len(self.waiters)
+        if not depth and not self.windows:   # an unlimited key: nothing queues, nothing to count
+            return _new_tuple(LaneView, (head_wait, 0.0, 0, 0, self.last_used))
+        queued_wait = self.wait_seconds(now, depth) if depth else head_wait
+        first = self.windows[0] if self.windows else None
+        minute = first.used(now) if first is not None and first.span_seconds == MINUTE_SECONDS else 0
+        return _new_tuple(LaneView, (head_wait, max(0.0, queued_wait - head_wait), depth, minute, self.last_used))
+
     def take(self, now: float) -> None:
         for window in self.windows:
             window.starts.append(now)
@@ -122,15 +133,11 @@ class RateLimiter:
         return lane
 
     def view(self, key: LaneKey) -> LaneView:
-        lane = self._lane(key)
-        now = self._clock.now()
-        head_wait = lane.wait_seconds(now)
-        depth = len(lane.waiters)
-        if not depth and not lane.windows:   # an unlimited key: nothing queues, nothing to count
-            return LaneView(head_wait, 0.0, 0, 0, lane.last_used)
-        queued_wait = lane.wait_seconds(now, depth) if depth else head_wait
-        minute = lane.windows[0].used(now) if lane.windows and lane.windows[0].span_seconds == MINUTE_SECONDS else 0
-        return LaneView(head_wait, max(0.0, queued_wait - head_wait), depth, minute, lane.last_used)
+        return self._lane(key).view(self._clock.now())
+
+    def lane(self, key: LaneKey) -> Lane:
+        """The lane itself, for callers that read its view once per request (routing) and keep the handle."""
+        return self._lane(key)
 
     def block_until(self, key: LaneKey, retry_after_seconds: float) -> None:
         """A provider said wait (429 retry-after, or remaining=0 with a reset time)."""

@@ -117,6 +117,8 @@ async def test_client_disconnect_closes_the_upstream_within_a_second(fleet: SimF
     try:
         while not server.started:
             await asyncio.sleep(0.01)
+        outcomes: list[RequestOutcome] = []
+        app.state.services.executor.add_observer(outcomes.append)
         body = {"model": "openai/gpt-4o-mini", "messages": MESSAGES, "stream": True}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             async with client.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -128,6 +130,7 @@ async def test_client_disconnect_closes_the_upstream_within_a_second(fleet: SimF
                 break
             await asyncio.sleep(0.01)
         assert stats.client_disconnects == 1
+        assert [o.error.code for o in outcomes if o.error is not None] == ["client_disconnected"]
     finally:
         server.should_exit = True
         await serving
