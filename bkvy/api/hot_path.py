@@ -34,6 +34,7 @@ class JsonReply:
     payload: dict[str, object]
     headers: dict[str, str] | None = None
     status: int = 200
+    after_sending: Callable[[], None] | None = None   # e.g. report the outcome once the reply is on its way
 
 
 @dataclass(slots=True)
@@ -119,7 +120,11 @@ class HotPaths:
             if isinstance(reply, SseReply):
                 await _send_events(send, receive, reply)
             else:
-                await _send_json(send, status, reply.payload, reply.headers)
+                try:
+                    await _send_json(send, status, reply.payload, reply.headers)
+                finally:
+                    if reply.after_sending is not None:
+                        reply.after_sending()
         except Exception as error:
             if replying:   # the reply has started (a stream): nothing more can be said on it
                 raise

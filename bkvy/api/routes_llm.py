@@ -65,8 +65,8 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     execution = ExecutionRequest(exchange.request_id, client_key.name if client_key else body.client_id, route,
                                  messages, body.options.to_options(),
                                  client_key.key_id if client_key else None)
-    result = await services.executor.execute(execution)
-    return JsonReply(_reply(exchange.request_id, body, route, result))
+    result, report = await services.executor.execute_then_report(execution)
+    return JsonReply(_reply(exchange.request_id, body, route, result), after_sending=report)
 
 
 async def llm_intelligence(exchange: Exchange) -> JsonReply:

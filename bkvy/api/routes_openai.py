@@ -58,9 +58,9 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         headers = decision_headers(request_id, stream.candidate.provider, stream.candidate.model,
                                    stream.candidate.reason) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return SseReply(_sse_events(stream, writer), headers)
-    result = await services.executor.execute(execution)
+    result, report = await services.executor.execute_then_report(execution)
     headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
-    return JsonReply(completion_json(request_id, created, result), headers)
+    return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 
 async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[bytes]:

@@ -116,10 +116,17 @@ class Executor:
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
+        result, report = await self.execute_then_report(request)
+        report()
+        return result
+
+    async def execute_then_report(self, request: ExecutionRequest) -> tuple[ExecutionResult, Callable[[], None]]:
+        """``execute``, but a success is reported to the observers only when the caller calls the returned
+        function: the HTTP layer sends the reply first, so records and metrics are off the latency path.
+        Failures are reported before they are raised, as with ``execute``."""
         run = self.new_run()
         result = await self.run_guarded(request, run, lambda: self._walk(request, run))
-        self.notify(request, result, None, run)
-        return result
+        return result, lambda: self.notify(request, result, None, run)
 
     async def run_guarded(self, request: ExecutionRequest, run: Run, walk: Callable[[], Awaitable[T]]) -> T:
         """Run ``walk`` within the hard timeout (504, cancelling what is in flight); failures are reported."""

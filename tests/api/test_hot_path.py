@@ -51,7 +51,7 @@ async def test_unexpected_error_is_a_500_envelope_without_content(demo_gateway: 
     async def broken(request: object) -> None:
         raise RuntimeError(CANARY)   # a bug's message may hold anything: it must not reach the client
 
-    demo_gateway.app.state.services.executor.execute = broken   # type: ignore[attr-defined]
+    demo_gateway.app.state.services.executor.execute_then_report = broken   # type: ignore[attr-defined]
     caplog.set_level(logging.DEBUG)
     chat = {"model": "auto", "messages": BODY["messages"]}
     for path, body in (("/llm/intelligence", BODY), ("/v1/chat/completions", chat)):
