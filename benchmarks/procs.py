@@ -105,6 +105,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 continue
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far, from /proc/PID/stat."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def memory_kib(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) in KiB from /proc/PID/status."""
         fields: dict[str, int] = {}

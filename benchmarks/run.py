@@ -26,7 +26,7 @@ from procs import REPO_ROOT, cpu_plan  # noqa: E402
 from report import render_report  # noqa: E402
 from rows import Measurements, build_rows  # noqa: E402
 from routing_micro import run_all as time_routing  # noqa: E402
-from scenarios import load_scenario, profile, soak, ttft_scenario  # noqa: E402
+from scenarios import load_scenario, profile, settle, soak, ttft_scenario  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -98,8 +98,10 @@ def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: arg
     found.c256 = load_scenario("c=256", targets, connections=256, duration_seconds=budget.load_seconds,
                                repeats=budget.repeats, cpus=load_cpus)
     fleet.set_upstream_delay(0)
+    settle(targets)
     say("[4] time to first token")
     found.ttft = ttft_scenario(fleet, budget.ttft_requests)
+    settle(targets)
     say("[5] soak")
     for role in ("bkvy", "bkvy_log"):
         soak_targets = [t for t in targets if t.role == role]

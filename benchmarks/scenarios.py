@@ -21,15 +21,38 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_SETTLE_POLL_SECONDS = 0.2
+_SETTLE_IDLE_CPU_SECONDS = 0.01      # less CPU than this in one poll: the process is idle
+_SETTLE_MAX_SECONDS = 20.0
+
+
+def settle(targets: list[Target]) -> None:
+    """Wait until every gateway under test is idle. A gateway that queued requests it could not serve (the
+    httpx reference at c=256) goes on working them after wrk hangs up; on a shared core that would be
+    charged to whichever target is measured next."""
+    servers = {id(t.server): t.server for t in targets if t.server is not None}.values()
+    deadline = time.monotonic() + _SETTLE_MAX_SECONDS
+    previous = {id(server): server.cpu_seconds() for server in servers}
+    while time.monotonic() < deadline:
+        time.sleep(_SETTLE_POLL_SECONDS)
+        current = {id(server): server.cpu_seconds() for server in servers}
+        if all(current[key] - previous[key] < _SETTLE_IDLE_CPU_SECONDS for key in current):
+            return
+        previous = current
+
+
 def load_scenario(name: str, targets: list[Target], *, connections: int, duration_seconds: float, repeats: int,
                   cpus: frozenset[int] | None) -> dict[str, WrkResult]:
-    """Warm every target, then `repeats` rounds; each round visits every target, in a rotated order."""
+    """Warm every target, then `repeats` rounds; each round visits every target, in a rotated order, each
+    run starting only when every gateway is idle again."""
     for target in targets:
         run_wrk(target.url, target.body, connections=connections, duration_seconds=1, cpus=cpus)
+        settle(targets)
     runs: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
     for round_index in range(repeats):
         shift = round_index % len(targets)
         for target in targets[shift:] + targets[:shift]:
+            settle(targets)
             result = run_wrk(target.url, target.body, connections=connections, duration_seconds=duration_seconds,
                              cpus=cpus)
             runs[target.label].append(result)
