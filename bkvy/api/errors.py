@@ -54,13 +54,14 @@ def failure_body(path: str, request_id: str, status: int, code: str, message: st
 
 
 def failure_payload(path: str, request_id: str, error: BkvyError) -> tuple[dict[str, object], dict[str, str] | None]:
-    """A BkvyError's envelope; every 429 says when to retry, a 405 which method to use."""
+    """A BkvyError's envelope; every 429 says when to retry, a 405 which methods to use."""
     headers = None
     retry_after_seconds = getattr(error, "retry_after_seconds", None)
     if retry_after_seconds is not None:
         headers = {"Retry-After": str(max(1, math.ceil(retry_after_seconds)))}
-    elif error.status == 405:
-        headers = {"Allow": "POST"}
+    allow = getattr(error, "allow", None)
+    if allow is not None:
+        headers = {"Allow": allow}
     return failure_body(path, request_id, error.status, error.code, error.message, error.attempts, headers)
 
 

@@ -114,7 +114,7 @@ class HotPaths:
         replying = False
         try:
             if method != "POST":
-                raise MethodNotAllowed(f"{method} is not allowed on {exchange.path}; use POST")
+                raise MethodNotAllowed(f"{method} is not allowed on {exchange.path}; use POST", allow="POST")
             reply = await handler(exchange)
             if isinstance(reply, SseReply):
                 status, replying = 200, True

@@ -84,7 +84,8 @@ class Executor:
         view = lane.view(self._clock.now())
         expected = self._latency.expected_seconds(model_key, seed_seconds)
         circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(circuit_key)
-        return _new_tuple(CandidateState, (expected, view[0], view[1], view[3], view[4], *circuit))
+        return _new_tuple(CandidateState, (expected, view.rate_limit_wait_seconds, view.queue_wait_seconds,
+                                           view.used_in_minute, view.last_used, *circuit))
 
     def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         provider, model, key_id = key

@@ -15,8 +15,8 @@ from typing import NamedTuple
 from bkvy.core.clock import Clock
 
 MINUTE_SECONDS = 60.0
-_new_tuple = tuple.__new__
 DAY_SECONDS = 86_400.0
+_new_tuple = tuple.__new__   # builds a NamedTuple from a tuple without its Python-level __new__
 
 
 class LaneKey(NamedTuple):   # a tuple: hashed in C on every request

@@ -180,6 +180,10 @@ class MethodNotAllowed(BkvyError):
     code = "method_not_allowed"
     status = 405
 
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow   # the Allow header: the methods the path takes
+
 
 class HardTimeout(BkvyError):
     code = "hard_timeout"
