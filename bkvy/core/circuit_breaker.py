@@ -54,6 +54,7 @@ class CircuitBreakerRegistry:
         self._auth_blocked: set[tuple[str, str]] = set()      # (provider, key_id)
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
+        self.version = 0    # grows on every change a route may see: a cached steady-closed view is stale
 
     def set_prober_running(self, is_running: bool) -> None:
         """While a prober runs, OPEN circuits leave OPEN only through a successful probe.
@@ -210,6 +211,7 @@ class CircuitBreakerRegistry:
                 log.warning("circuit_state_entry_skipped")
                 continue
             self._circuits[circuit.key] = circuit
+        self.version += 1
 
     def _may_trial(self, circuit: Circuit, now: float) -> bool:
         """An OPEN circuit may let one real request through instead of waiting for a probe."""
@@ -268,12 +270,14 @@ class CircuitBreakerRegistry:
         self._transition(circuit, CircuitState.CLOSED, now)
 
     def _reset_circuit(self, circuit: Circuit, now: float) -> None:
+        self.version += 1
         circuit.is_flapping = False
         circuit.recent_openings.clear()
         circuit.last_failure_class = None
         self._close(circuit, now)
 
     def _block_key(self, key: CircuitKey, now: float) -> None:
+        self.version += 1
         pair = (key.provider, key.key_id)
         if pair not in self._auth_blocked:
             self._auth_blocked.add(pair)
@@ -284,12 +288,14 @@ class CircuitBreakerRegistry:
                 self._transition(circuit, CircuitState.OPEN, now, always_notify=True)
 
     def _unblock_key(self, pair: tuple[str, str], now: float) -> None:
+        self.version += 1
         self._auth_blocked.discard(pair)
         for circuit in self._circuits.values():
             if (circuit.key.provider, circuit.key.key_id) == pair and circuit.open_reason is ErrorClass.AUTH:
                 self._reset_circuit(circuit, now)
 
     def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
+        self.version += 1
         if circuit.state is state and not always_notify:
             return
         if circuit.state is not state:

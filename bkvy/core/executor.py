@@ -7,17 +7,17 @@ at once; every other class moves on to the next candidate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from bkvy.core.adapters import adapter_for
+from bkvy.core.candidate_states import CandidateStates
 from bkvy.core.clock import Clock
 from bkvy.core.config import GatewayConfig
 from bkvy.core.execution import (Attempt, ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome,
                                  Run)
 from bkvy.core.latency import LatencyTracker
-from bkvy.core.circuit_types import CircuitKey
-from bkvy.core.rate_limits import Lane, LaneKey, RateLimiter, RateLimitExceeded
-from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, plan_route
+from bkvy.core.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
+from bkvy.core.routing import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
 from bkvy.core.thinking import should_disable_thinking
 from bkvy.core.transport import Transport
 from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen,
@@ -29,29 +29,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MIN_FAST_ATTEMPT_SECONDS = 5.0
-_CLOSED_CIRCUIT = (True, True, None, None, False)   # CandidateState's circuit fields when breakers are off
-_new_tuple = tuple.__new__
 
 __all__ = ["Attempt", "ExecutionRequest", "ExecutionResult", "Executor", "PreparedAttempt", "RequestOutcome", "Run"]
-
-
-class _LiveSnapshot(Mapping[CandidateKey, CandidateState]):
-    """Candidate states computed on demand, so planning only looks at the candidates it considers."""
-
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-
-    def __getitem__(self, key: CandidateKey) -> CandidateState:
-        return self._executor.candidate_state(key)
-
-    def __iter__(self) -> Iterator[CandidateKey]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def get(self, key, default=None):  # type: ignore[override]
-        return self._executor.candidate_state(key)
 
 
 class Executor:
@@ -67,34 +46,19 @@ class Executor:
         self._soft_timeout_seconds = soft_timeout_seconds
         self._hard_timeout_seconds = hard_timeout_seconds
         self._observers: list[Callable[[RequestOutcome], None]] = []
-        self._handles: dict[CandidateKey, tuple[Lane, CircuitKey, tuple[str, str], float]] = {}
+        self._states = CandidateStates(route_table=config.route_table, clock=clock, limiter=limiter,
+                                       latency=latency, breaker=breaker)
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._observers.append(observer)
 
     def candidate_state(self, key: CandidateKey) -> CandidateState:
-        """The live state of one candidate: its lane's waits, its learned latency and its circuit's view.
-        Runs once per candidate per plan: the lane, circuit key and seed latency are looked up once per
-        candidate for the process's life (candidates come from the config, so the cache is bounded), and
-        the tuple is built directly."""
-        handle = self._handles.get(key)
-        if handle is None:
-            handle = self._handles[key] = self._handle(key)
-        lane, circuit_key, model_key, seed_seconds = handle
-        view = lane.view(self._clock.now())
-        expected = self._latency.expected_seconds(model_key, seed_seconds)
-        circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(circuit_key)
-        return _new_tuple(CandidateState, (expected, view.rate_limit_wait_seconds, view.queue_wait_seconds,
-                                           view.used_in_minute, view.last_used, *circuit))
-
-    def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
-        provider, model, key_id = key
-        seed_seconds = self.config.providers[provider].models[model].expected_latency_ms / 1000.0
-        return (self._limiter.lane(LaneKey(provider, key_id, model)), CircuitKey(provider, model, key_id),
-                (provider, model), seed_seconds)
+        """The live state of one candidate: its lane's waits, its learned latency and its circuit's view."""
+        return self._states.state(key)
 
     def plan(self, route: RouteRequest) -> RoutePlan:
-        return plan_route(route, self.config, _LiveSnapshot(self))
+        """``plan_route`` over live state: the states kept since the last change, the others read now."""
+        return rank_candidates(route, self.config, self._states.kept, self._states.refresh())
 
     def new_run(self) -> Run:
         return Run(start=self._clock.now(), started_wall=self._clock.wall())
@@ -178,7 +142,7 @@ class Executor:
         something; raises the plan's final error when none does. Shared by whole and streamed replies."""
         plan = run.plan = self.plan(request.route)
         tried_pairs: set[tuple[str, str]] = set()
-        for candidate in plan.candidates:
+        for candidate in plan.iter_candidates():
             fast_mode = self.is_fast_mode(run)
             if not self.may_try(candidate, fast_mode, tried_pairs, run):
                 continue

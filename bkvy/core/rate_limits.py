@@ -8,7 +8,9 @@ at its deadline. Provider headers (retry-after, remaining=0) block a lane until 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -102,6 +104,18 @@ class Lane:
         minute = first.used(now) if first is not None and first.span_seconds == MINUTE_SECONDS else 0
         return _new_tuple(LaneView, (head_wait, max(0.0, queued_wait - head_wait), depth, minute, self.last_used))
 
+    def steady_until(self, now: float, view: LaneView) -> float:
+        """Until when ``view`` (taken at ``now``) holds if nothing takes, blocks or queues on the lane: the
+        instant its oldest counted start leaves a window; ``now`` when the view changes by the moment (the
+        lane is blocked, full or has a queue)."""
+        if view.queue_depth or view.rate_limit_wait_seconds > 0.0:
+            return now
+        until = math.inf
+        for window in self.windows:
+            if window.starts and window.starts[0] + window.span_seconds < until:
+                until = window.starts[0] + window.span_seconds
+        return until
+
     def take(self, now: float) -> None:
         for window in self.windows:
             window.starts.append(now)
@@ -122,9 +136,20 @@ class RateLimiter:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lanes: dict[LaneKey, Lane] = {}
+        self._listeners: list[Callable[[LaneKey], None]] = []
+
+    def on_change(self, callback: Callable[[LaneKey], None]) -> None:
+        """Call ``callback`` with the lane's key whenever a lane changes (a start counted, a provider block,
+        a request joining or leaving its queue): routing caches lane views between changes."""
+        self._listeners.append(callback)
+
+    def _changed(self, key: LaneKey) -> None:
+        for callback in self._listeners:
+            callback(key)
 
     def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None) -> None:
         self._lanes[key] = Lane(rpm, rpd)
+        self._changed(key)
 
     def _lane(self, key: LaneKey) -> Lane:
         lane = self._lanes.get(key)
@@ -143,6 +168,7 @@ class RateLimiter:
         """A provider said wait (429 retry-after, or remaining=0 with a reset time)."""
         lane = self._lane(key)
         lane.blocked_until = max(lane.blocked_until, self._clock.now() + retry_after_seconds)
+        self._changed(key)
 
     def try_acquire(self, key: LaneKey) -> bool:
         lane = self._lane(key)
@@ -150,6 +176,8 @@ class RateLimiter:
         if lane.waiters or lane.wait_seconds(now) > 0:
             return False
         lane.take(now)
+        if self._listeners:
+            self._changed(key)
         return True
 
     async def acquire(self, key: LaneKey, deadline: float) -> SlotWait:
@@ -162,11 +190,13 @@ class RateLimiter:
         start = self._clock.now()
         if not lane.waiters and lane.wait_seconds(start) == 0:
             lane.take(start)
+            self._changed(key)
             return SlotWait()
         turn = asyncio.Event()
         lane.waiters.append(turn)
         if lane.waiters[0] is turn:
             turn.set()
+        self._changed(key)
         try:
             await self._wait_for_turn(lane, turn, deadline)
             at_head = self._clock.now()
@@ -176,6 +206,7 @@ class RateLimiter:
             return SlotWait(at_head - start, now - at_head)
         finally:
             self._leave(lane, turn)
+            self._changed(key)
 
     async def _wait_for_turn(self, lane: Lane, turn: asyncio.Event, deadline: float) -> None:
         while not turn.is_set():

@@ -5,11 +5,16 @@ times cheaper to build and hash, which matters when a plan ranks hundreds of can
 
 No I/O, no clock, no await: ``plan_route`` ranks every candidate (provider, model, key) and says why,
 so it is tested by building a snapshot by hand.
+
+The ranking works on one plain tuple per candidate (a *row*, in ``Candidate``'s field order). Most of a row
+depends only on the candidate's live state, so it is built once per state (``LiveCandidate``, kept by
+``CandidateStates`` between changes) and a plan only appends what depends on the request: the scenario
+rank, the cost estimate and the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
@@ -20,6 +25,7 @@ from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 if TYPE_CHECKING:
     from bkvy.core.config import GatewayConfig
 
+_new_tuple = tuple.__new__   # builds a NamedTuple from a plain tuple without its Python-level __new__
 _PANIC_REASONS = {ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
 
 
@@ -61,19 +67,37 @@ class Candidate(NamedTuple):
     provider: str
     model: str
     key_id: str
-    estimated_cost_usd: float
     rate_limit_wait_seconds: float
     queue_wait_seconds: float
     expected_latency_seconds: float
+    is_flapping: bool
+    wait_seconds: float              # rate-limit wait + queue wait
+    used_in_minute: int
+    last_used: float
+    estimate_seconds: float          # wait + expected latency
+    # The fields above come from the candidate's live state (``LiveCandidate.prefix``), those below from
+    # the request.
+    rank: int                        # scenario: position of its entry in priority order
+    estimated_cost_usd: float
     reason: str
 
-    @property
-    def wait_seconds(self) -> float:
-        return self.rate_limit_wait_seconds + self.queue_wait_seconds
 
-    @property
-    def estimate_seconds(self) -> float:
-        return self.wait_seconds + self.expected_latency_seconds
+class LiveCandidate(NamedTuple):
+    """A candidate's state in the form ranking reads: the first fields of its row, built once per state."""
+
+    prefix: tuple                    # Candidate's fields up to ``estimate_seconds``
+    is_steady: bool                  # closed, allowing, no wait, not flapping: usable in every mode
+    state: CandidateState
+
+
+def live_candidate(key: CandidateKey, state: CandidateState) -> LiveCandidate:
+    (latency, rate_limit_wait, queue_wait, used_in_minute, last_used, is_closed, allows_request, _, _,
+     is_flapping) = state
+    wait = rate_limit_wait + queue_wait
+    prefix = (key[0], key[1], key[2], rate_limit_wait, queue_wait, latency, is_flapping, wait, used_in_minute,
+              last_used, wait + latency)
+    return _new_tuple(LiveCandidate, (prefix, is_closed and allows_request and wait <= 0 and not is_flapping,
+                                      state))
 
 
 class Skipped(NamedTuple):
@@ -84,25 +108,55 @@ class Skipped(NamedTuple):
     wait_seconds: float = 0.0
 
 
-class RoutePlan(NamedTuple):
-    candidates: tuple[Candidate, ...]
-    decision_reason: str
-    skipped: tuple[Skipped, ...] = ()
+class RoutePlan:
+    """The ranked candidates, why the first was chosen, and who was skipped.
+
+    Ranking works on plain tuples in ``Candidate``'s field order (``rows``); a row becomes a ``Candidate``
+    only when it is looked at, so a request that succeeds on its first candidate builds one, not fifty.
+    """
+
+    __slots__ = ("rows", "decision_reason", "skipped", "_candidates")
+
+    def __init__(self, rows: tuple[tuple, ...], decision_reason: str, skipped: tuple[Skipped, ...] = ()) -> None:
+        self.rows = rows
+        self.decision_reason = decision_reason
+        self.skipped = skipped
+        self._candidates: tuple[Candidate, ...] | None = None
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        if self._candidates is None:
+            self._candidates = tuple(_new_tuple(Candidate, row) for row in self.rows)
+        return self._candidates
+
+    def iter_candidates(self) -> Iterator[Candidate]:
+        """The candidates in order, each built as the walk reaches it."""
+        if self._candidates is not None:
+            yield from self._candidates
+            return
+        for row in self.rows:
+            yield _new_tuple(Candidate, row)
 
     @property
     def rate_limit_retry_after_seconds(self) -> float | None:
         waits = [s.wait_seconds for s in self.skipped if s.reason == "rate_limited"]
         return min(waits) if waits else None
 
+    def __repr__(self) -> str:
+        return f"RoutePlan({self.candidates!r}, {self.decision_reason!r}, {self.skipped!r})"
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One (provider, model, key) with what routing needs from config, compiled once."""
+
+class RouteEntry(NamedTuple):
+    """One (provider, model, key) with what routing needs from config, compiled once; unpacked in the hot
+    loop, so the key's parts are fields of their own."""
 
     key: CandidateKey
+    provider: str
+    model: str
+    key_id: str
     input_price_per_1k: float
     output_price_per_1k: float
-    seed: CandidateState       # used when the snapshot knows nothing about this candidate
+    seed: LiveCandidate        # used when the snapshot knows nothing about this candidate
     rank: int                  # scenario: position of its entry in priority order
 
 
@@ -110,32 +164,34 @@ class _Entry:
 class RouteTable:
     """Every candidate list routing can be asked for, precomputed from one GatewayConfig."""
 
-    tiers: dict[int, tuple[_Entry, ...]]
-    scenarios: dict[str, tuple[_Entry, ...]]
-    models: dict[tuple[str, str], tuple[_Entry, ...]]
+    tiers: dict[int, tuple[RouteEntry, ...]]
+    scenarios: dict[str, tuple[RouteEntry, ...]]
+    models: dict[tuple[str, str], tuple[RouteEntry, ...]]
     providers: frozenset[str]
 
     @classmethod
     def compile(cls, config: GatewayConfig) -> RouteTable:
-        models: dict[tuple[str, str], tuple[_Entry, ...]] = {}
-        tiers: dict[int, list[_Entry]] = {}
+        models: dict[tuple[str, str], tuple[RouteEntry, ...]] = {}
+        tiers: dict[int, list[RouteEntry]] = {}
         for provider_name, provider in config.providers.items():
             for model_name, model in provider.models.items():
                 seed = CandidateState(expected_latency_seconds=model.expected_latency_ms / 1000.0)
-                entries = tuple(_Entry(CandidateKey(provider_name, model_name, key_id), model.input_price_per_1k,
-                                       model.output_price_per_1k, seed, 0) for key_id in provider.keys)
+                entries = tuple(RouteEntry(key, provider_name, model_name, key_id, model.input_price_per_1k,
+                                           model.output_price_per_1k, live_candidate(key, seed), 0)
+                                for key_id in provider.keys
+                                for key in (CandidateKey(provider_name, model_name, key_id),))
                 models[(provider_name, model_name)] = entries
                 tiers.setdefault(model.intelligence_tier.rank, []).extend(entries)
         scenarios = {}
         for name in config.routing.scenarios:
             scenario_entries = config.scenario(name) or []
-            scenarios[name] = tuple(_Entry(e.key, e.input_price_per_1k, e.output_price_per_1k, e.seed, rank)
+            scenarios[name] = tuple(e._replace(rank=rank)
                                     for rank, entry in enumerate(scenario_entries)
                                     for e in models[(entry.provider, entry.model)])
         return cls({rank: tuple(entries) for rank, entries in tiers.items()}, scenarios, models,
                    frozenset(config.providers))
 
-    def groups_for(self, request: RouteRequest) -> list[tuple[_Entry, ...]]:
+    def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
         """Candidates in preference groups: intelligence routing's higher tiers come after its own tier."""
         if request.method is RoutingMethod.SCENARIO:
             entries = self.scenarios.get(request.scenario or "")
@@ -150,7 +206,7 @@ class RouteTable:
             raise NoCandidates(f"no model is configured at tier {request.level.value!r} or above")
         return groups
 
-    def _direct(self, request: RouteRequest) -> tuple[_Entry, ...]:
+    def _direct(self, request: RouteRequest) -> tuple[RouteEntry, ...]:
         if request.provider not in self.providers:
             raise UnknownProvider(f"unknown provider {request.provider!r}")
         entries = self.models.get((request.provider or "", request.model or ""))
@@ -164,78 +220,119 @@ class RouteTable:
         return chosen
 
 
-# The working row while ranking: flat, so every sort key is an ``itemgetter`` (C, no Python call per row)
-# and a Candidate is the entry's key plus a slice of the row.
-_Row = tuple   # (provider, model, key_id, cost, rate_limit_wait, queue_wait, latency, is_flapping, wait,
-#                 used_in_minute, last_used, rank, estimate)
-_CANDIDATE_FIELDS = slice(0, 7)          # Candidate's fields but the reason
-_ESTIMATE = 12
-_new_tuple = tuple.__new__
-
-# Sort keys. Ties between equal choices go to the key used least in the last minute, then least recently.
-_by_cost = itemgetter(7, 3, 9, 10)              # flapping last, then cheapest
-_by_priority = itemgetter(7, 11, 8, 9, 10)      # flapping last, then scenario order, then shortest wait
-_by_wait = itemgetter(7, 8, 9, 10)              # direct: flapping last, then shortest wait
+# Sort keys over the fields of a row, each an ``itemgetter`` (C, no Python call per row). Ties between
+# equal choices go to the key used least in the last minute, then least recently. Flapping candidates go
+# last: when none is flapping (nearly always) the key leaves that field out, so it starts with a number and
+# the sort compares numbers directly.
+_Row = tuple
+_REASON = 13
+_BY_COST = (itemgetter(12, 8, 9), itemgetter(6, 12, 8, 9))               # cheapest
+_BY_PRIORITY = (itemgetter(11, 7, 8, 9), itemgetter(6, 11, 7, 8, 9))     # scenario order, then shortest wait
+_BY_WAIT = (itemgetter(7, 8, 9), itemgetter(6, 7, 8, 9))                 # direct: shortest wait
+_OUTSIDE_ESTIMATE = "outside_estimate"
 
 
 def _by_speed(row: _Row) -> tuple:
     """Flapping last, then the soonest answer (waits + latency; rounded so float noise does not decide)."""
-    return (row[7], round(row[12], 6), row[9], row[10])
+    return (row[6], round(row[10], 6), row[8], row[9])
+
+
+def seed_state(entry: RouteEntry) -> LiveCandidate:
+    """The state of a candidate nothing is known about: its config seed."""
+    return entry.seed
 
 
 def plan_route(request: RouteRequest, config: GatewayConfig,
                snapshot: Mapping[CandidateKey, CandidateState]) -> RoutePlan:
-    """Rank the candidates for ``request``. Raises Unknown*/NoCandidates (404) for bad names."""
+    """Rank the candidates for ``request`` over a snapshot of states (candidates it lacks: config seeds).
+    Raises Unknown*/NoCandidates (404) for bad names."""
+    def fill(entry: RouteEntry) -> LiveCandidate:
+        state = snapshot.get(entry.key)
+        return entry.seed if state is None else live_candidate(entry.key, state)
+
+    return rank_candidates(request, config, {}, fill)
+
+
+def rank_candidates(request: RouteRequest, config: GatewayConfig, known: Mapping[CandidateKey, LiveCandidate],
+                    fill: Callable[[RouteEntry], LiveCandidate] = seed_state) -> RoutePlan:
+    """``plan_route`` over states in ranking form: ``known`` holds those ready in advance, ``fill`` gives
+    the others."""
     groups = config.route_table.groups_for(request)
-    ranked: list[Candidate] = []
+    ranked: list[_Row] = []
     skipped: list[Skipped] = []
     decision_reason = ""
     for index, group in enumerate(groups):
-        rows = _usable_rows(request, group, snapshot, skipped)
-        ordered, reason = _order(request, rows, fallback=index > 0)
+        ordered, reason = _ranked_group(request, group, known, fill, skipped, fallback=index > 0)
         ranked.extend(ordered)
         decision_reason = decision_reason or (reason if ordered else "")
     if not ranked:
-        panic = _panic_candidate(request, groups, snapshot)
+        panic = _panic_row(request, groups, known, fill)
         if panic is not None:
             return RoutePlan((panic,), "panic_mode", tuple(skipped))
     return RoutePlan(tuple(ranked), decision_reason or "no_candidate_available", tuple(skipped))
 
 
-def _row(request: RouteRequest, entry: _Entry, state: CandidateState) -> _Row:
-    cost = (request.input_tokens_estimate * entry.input_price_per_1k
-            + request.output_tokens_estimate * entry.output_price_per_1k) / 1000.0
-    wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
-    return (*entry.key, cost, state.rate_limit_wait_seconds, state.queue_wait_seconds,
-            state.expected_latency_seconds, state.is_flapping, wait, state.used_in_minute, state.last_used,
-            entry.rank, wait + state.expected_latency_seconds)
+def _ranked_group(request: RouteRequest, group: tuple[RouteEntry, ...], known: Mapping[CandidateKey, LiveCandidate],
+                  fill: Callable[[RouteEntry], LiveCandidate], skipped: list[Skipped], *,
+                  fallback: bool) -> tuple[list[_Row], str]:
+    """One preference group's usable candidates in order, and why; refusals go to ``skipped``."""
+    method = request.method
+    if method is RoutingMethod.SCENARIO:
+        fits, _, has_flapping = _usable(request, group, known, fill, skipped, "scenario_priority", None)
+        fits.sort(key=_BY_PRIORITY[has_flapping])
+        return fits, "scenario_priority"
+    if method is RoutingMethod.DIRECT:
+        fits, _, has_flapping = _usable(request, group, known, fill, skipped, "direct", None)
+        fits.sort(key=_BY_WAIT[has_flapping])
+        return fits, "direct"
+    suffix = "_higher_tier" if fallback else ""
+    fastest = "fastest_available" + suffix
+    if request.fast_mode:
+        fits, _, _ = _usable(request, group, known, fill, skipped, fastest, None)
+        fits.sort(key=_by_speed)
+        return fits, fastest
+    cheapest = "cheapest_within_estimate" + suffix
+    fits, late, has_flapping = _usable(request, group, known, fill, skipped, cheapest, request.max_wait_seconds)
+    late.sort(key=_by_speed)
+    if not fits:   # nothing answers within the request's max wait: the soonest first
+        return [row[:_REASON] + (fastest,) for row in late], fastest
+    fits.sort(key=_BY_COST[has_flapping])
+    return fits + late, cheapest
 
 
-def _usable_rows(request: RouteRequest, group: tuple[_Entry, ...], snapshot: Mapping[CandidateKey, CandidateState],
-                 skipped: list[Skipped]) -> list[_Row]:
-    """The group's usable candidates as rows; refusals go to ``skipped``.
+def _usable(request: RouteRequest, group: tuple[RouteEntry, ...], known: Mapping[CandidateKey, LiveCandidate],
+            fill: Callable[[RouteEntry], LiveCandidate], skipped: list[Skipped], reason: str,
+            deadline: float | None) -> tuple[list[_Row], list[_Row], bool]:
+    """The group's usable candidates as rows, split into those whose estimate fits ``deadline`` (all when
+    None) and the rest (reason "outside_estimate"), and whether any is flapping; refusals go to ``skipped``.
 
-    The hot loop of routing (it runs once per candidate per request), so ``_row`` is inlined here.
+    The hot loop of routing: it runs once per candidate per request. A steady candidate (nearly all) costs a
+    dict lookup and one tuple: its row's prefix plus (rank, cost, reason).
     """
-    get = snapshot.get
+    get = known.get
     fast_mode, max_wait = request.fast_mode, request.max_wait_seconds
     input_tokens, output_tokens = request.input_tokens_estimate, request.output_tokens_estimate
-    rows: list[_Row] = []
-    append = rows.append
+    fits: list[_Row] = []
+    late: list[_Row] = []
+    has_flapping = False
     for entry in group:
-        key = entry.key
-        state = get(key) or entry.seed
-        (latency, rate_limit_wait, queue_wait, used_in_minute, last_used, is_closed, allows_request, _, _,
-         is_flapping) = state
-        wait = rate_limit_wait + queue_wait
-        if allows_request and (is_closed or not fast_mode) and (wait <= 0 or (max_wait is not None
-                                                                              and wait <= max_wait)):
-            cost = (input_tokens * entry.input_price_per_1k + output_tokens * entry.output_price_per_1k) / 1000.0
-            append((key[0], key[1], key[2], cost, rate_limit_wait, queue_wait, latency, is_flapping, wait,
-                    used_in_minute, last_used, entry.rank, wait + latency))
+        key, _, _, _, input_price, output_price, _, rank = entry
+        prefix, is_steady, state = get(key) or fill(entry)
+        if not is_steady:
+            (_, rate_limit_wait, queue_wait, _, _, is_closed, allows_request, _, _, is_flapping) = state
+            wait = rate_limit_wait + queue_wait
+            if not (allows_request and (is_closed or not fast_mode)
+                    and (wait <= 0 or (max_wait is not None and wait <= max_wait))):
+                skipped.append(_refusal(request, key, state))
+                continue
+            if is_flapping:
+                has_flapping = True
+        cost = (input_tokens * input_price + output_tokens * output_price) / 1000.0
+        if deadline is not None and prefix[10] > deadline:
+            late.append(prefix + (rank, cost, _OUTSIDE_ESTIMATE))
         else:
-            skipped.append(_refusal(request, key, state))
-    return rows
+            fits.append(prefix + (rank, cost, reason))
+    return fits, late, has_flapping
 
 
 def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) -> Skipped:
@@ -247,42 +344,13 @@ def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) ->
     return Skipped(key.provider, key.model, key.key_id, "rate_limited", wait)
 
 
-def _candidate(row: _Row, reason: str) -> Candidate:
-    return _candidates([row], reason)[0]
-
-
-def _candidates(rows: list[_Row], reason: str) -> list[Candidate]:
-    fields, tail = _CANDIDATE_FIELDS, (reason,)
-    return [_new_tuple(Candidate, row[fields] + tail) for row in rows]
-
-
-def _order(request: RouteRequest, rows: list[_Row], *, fallback: bool) -> tuple[list[Candidate], str]:
-    if request.method is RoutingMethod.SCENARIO:
-        rows.sort(key=_by_priority)
-        return _candidates(rows, "scenario_priority"), "scenario_priority"
-    if request.method is RoutingMethod.DIRECT:
-        rows.sort(key=_by_wait)
-        return _candidates(rows, "direct"), "direct"
-    suffix = "_higher_tier" if fallback else ""
-    deadline = request.max_wait_seconds
-    if not request.fast_mode:
-        fits = rows if deadline is None else [r for r in rows if r[_ESTIMATE] <= deadline]
-        if fits:
-            late = [] if deadline is None else [r for r in rows if r[_ESTIMATE] > deadline]
-            fits.sort(key=_by_cost)
-            late.sort(key=_by_speed)
-            reason = "cheapest_within_estimate" + suffix
-            return _candidates(fits, reason) + _candidates(late, "outside_estimate"), reason
-    reason = "fastest_available" + suffix
-    rows.sort(key=_by_speed)
-    return _candidates(rows, reason), reason
-
-
-def _panic_candidate(request: RouteRequest, groups: Sequence[tuple[_Entry, ...]],
-                     snapshot: Mapping[CandidateKey, CandidateState]) -> Candidate | None:
+def _panic_row(request: RouteRequest, groups: Sequence[tuple[RouteEntry, ...]],
+               known: Mapping[CandidateKey, LiveCandidate], fill: Callable[[RouteEntry], LiveCandidate]) -> _Row | None:
     """Every candidate is open for server/timeout reasons: try the one whose backoff ends soonest."""
-    rows = [(entry, snapshot.get(entry.key)) for group in groups for entry in group]
-    if not rows or any(s is None or s.allows_request or s.open_reason not in _PANIC_REASONS for _, s in rows):
+    pairs = [(entry, (known.get(entry.key) or fill(entry)).state) for group in groups for entry in group]
+    if not pairs or any(s.allows_request or s.open_reason not in _PANIC_REASONS for _, s in pairs):
         return None
-    entry, state = min(rows, key=lambda row: row[1].open_until or 0.0)
-    return _candidate(_row(request, entry, state), "panic_mode")
+    entry, state = min(pairs, key=lambda pair: pair[1].open_until or 0.0)
+    cost = (request.input_tokens_estimate * entry.input_price_per_1k
+            + request.output_tokens_estimate * entry.output_price_per_1k) / 1000.0
+    return live_candidate(entry.key, state).prefix + (entry.rank, cost, "panic_mode")
