@@ -91,7 +91,7 @@ async def _run(args: argparse.Namespace) -> None:
                 await _measure(app, path, body, 2000)   # warm up
                 rounds = [await _measure(app, path, body, args.requests) for _ in range(5)]
                 print(f"| {path} | {'on' if logging_on else 'off'} | {statistics.median(rounds):.1f} |")
-            if args.profile and not logging_on:
+            if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()
                 await _measure(app, targets[0][0], targets[0][1], args.requests)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import GatewayMetrics
-from bkvy.utils.records import TransactionRecord, parse_timestamp, utc_timestamp
+from bkvy.utils.records import COLUMN_TYPES, TransactionRecord, parse_timestamp, utc_timestamp
 from bkvy.utils.transaction_log import TransactionLog, restore_cell
 
 if TYPE_CHECKING:
@@ -38,39 +37,34 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     route = outcome.request.route
     result, error = outcome.result, outcome.error
     tried = [a for a in outcome.attempts if not a.outcome.startswith("skipped_")]
-    failed = [a for a in tried if a.outcome != "success"]
-    base = TransactionRecord(
-        timestamp=utc_timestamp(outcome.started_wall), request_id=outcome.request.request_id,
-        client_id=outcome.request.client_id, routing_method=route.method.value,
-        intelligence_level=route.level.value if route.level is not None else "", scenario=route.scenario or "",
-        requested_provider=route.provider or "", requested_model=route.model or "",
-        max_wait_seconds=route.max_wait_seconds, success=result is not None,
-        total_time_ms=round(outcome.total_ms, 3), queue_wait_ms=round(outcome.queue_wait_ms, 3),
-        rate_limit_wait_ms=round(outcome.rate_limit_wait_ms, 3),
-        fallback_attempts=max(len(tried) - 1, 0),
-        alternatives_tried=";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in failed),
-    )
+    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in tried if a.outcome != "success")
+    provider = model = key_id = finish_reason = error_type = error_message = ""
+    input_tokens = output_tokens = cost = None
     if result is not None:
-        usage = result.completion.usage
-        return replace(base, provider_used=result.candidate.provider, model_used=result.candidate.model,
-                        api_key_used=result.candidate.key_id, input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens, cost_estimate=result.cost_usd,
-                        finish_reason=result.completion.finish_reason.value,
-                        decision_reason=result.candidate.reason)
-    if error is not None:
+        candidate, completion = result.candidate, result.completion
+        provider, model, key_id, decision = candidate.provider, candidate.model, candidate.key_id, candidate.reason
+        input_tokens, output_tokens = completion.usage.input_tokens, completion.usage.output_tokens
+        cost, finish_reason = result.cost_usd, completion.finish_reason.value
+    elif error is not None:
         decision = outcome.plan.decision_reason if outcome.plan is not None else ""
-        return replace(base, error_type=error.code, error_message=error.message[:_MAX_ERROR_MESSAGE_CHARS],
-                       decision_reason=decision)
-    return base
+        error_type, error_message = error.code, error.message[:_MAX_ERROR_MESSAGE_CHARS]
+    else:
+        decision = ""
+    return TransactionRecord(
+        utc_timestamp(outcome.started_wall), outcome.request.request_id, outcome.request.client_id,
+        route.method.value, route.level.value if route.level is not None else "", route.scenario or "",
+        route.provider or "", route.model or "", route.max_wait_seconds, result is not None, provider, model,
+        key_id, round(outcome.total_ms, 3), round(outcome.queue_wait_ms, 3), round(outcome.rate_limit_wait_ms, 3),
+        input_tokens, output_tokens, cost, finish_reason, decision, error_type, error_message,
+        max(len(tried) - 1, 0), alternatives)
 
 
 def record_from_row(row: dict[str, str]) -> TransactionRecord | None:
     """A CSV row (as ``TransactionLog`` reads it) back to a record; None when it is not one of ours."""
     values: dict[str, object] = {}
     try:
-        for spec in fields(TransactionRecord):
-            cell = restore_cell(row.get(spec.name) or "")
-            values[spec.name] = _typed_cell(cell, str(spec.type))
+        for name, annotation in COLUMN_TYPES.items():
+            values[name] = _typed_cell(restore_cell(row.get(name) or ""), annotation)
     except ValueError:
         return None
     if not values["timestamp"] or parse_timestamp(str(values["timestamp"])) is None:

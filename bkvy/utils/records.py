@@ -7,12 +7,11 @@ value (``api_key_used`` is the configured key *id*). Field order is the CSV colu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionRecord:
+class TransactionRecord(NamedTuple):   # a tuple: built once per request, cheap to build and to render
     timestamp: str                                  # ISO 8601 UTC, see ``utc_timestamp``
     request_id: str
     client_id: str = ""
@@ -41,10 +40,13 @@ class TransactionRecord:
 
     def to_row(self) -> list[str]:
         """The record as CSV cells in ``COLUMNS`` order (not yet neutralised against formulas)."""
-        return [_format_cell(getattr(self, name)) for name in COLUMNS]
+        return [_format_cell(value) for value in self]
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransactionRecord))
+COLUMNS: tuple[str, ...] = TransactionRecord._fields
+# Each column's annotation as text ("str", "float | None"...): how a CSV cell reads back.
+COLUMN_TYPES: dict[str, str] = {name: getattr(annotation, "__forward_arg__", str(annotation))
+                                for name, annotation in TransactionRecord.__annotations__.items()}
 
 
 def _format_cell(value: object) -> str:
@@ -58,10 +60,24 @@ def _format_cell(value: object) -> str:
     return str(value)
 
 
+_second_texts: dict[int, str] = {}   # the last second formatted: one per request would cost ~2 µs each
+
+
 def utc_timestamp(wall_seconds: float) -> str:
-    """Unix seconds -> ``2023-11-14T22:13:20.000Z`` (millisecond precision)."""
-    moment = datetime.fromtimestamp(wall_seconds, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Unix seconds -> ``2023-11-14T22:13:20.000Z`` (millisecond precision, truncated).
+
+    The same text as ``datetime.fromtimestamp(wall, utc).isoformat(timespec="milliseconds")`` (microseconds
+    rounded half-even first, as datetime does), with the date and time of day formatted once per second."""
+    second = math.floor(wall_seconds)
+    micros = round((wall_seconds - second) * 1e6)
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    text = _second_texts.get(second)
+    if text is None:
+        _second_texts.clear()
+        text = _second_texts[second] = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{micros // 1000:03d}Z"
 
 
 def parse_timestamp(text: str) -> float | None:

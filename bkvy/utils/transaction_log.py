@@ -1,8 +1,10 @@
 """The transaction log (SPEC §7): one CSV row per request, written off the request path.
 
-``record`` only appends to an in-memory queue. A writer task flushes the queue every
-``flush_interval_seconds`` (sooner once ``batch_size`` rows wait) in a thread, so a request never waits on
-disk; ``stop`` flushes everything still queued, so a clean shutdown loses no row.
+``record`` renders the row to CSV text (a few µs, on the event loop, after the reply was sent) and appends
+it to an in-memory queue. A writer task flushes the queue every ``flush_interval_seconds`` (sooner once
+``batch_size`` rows wait) in a thread, so a request never waits on disk; ``stop`` flushes everything still
+queued, so a clean shutdown loses no row. The thread only joins and writes text: rendering a whole batch
+there would hold the GIL for milliseconds and stall the event loop that long.
 
 Files in ``log_dir``::
 
@@ -24,6 +26,7 @@ import asyncio
 import csv
 import io
 import logging
+import math
 import os
 import re
 import threading
@@ -33,13 +36,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bkvy.core.clock import Clock
-from bkvy.utils.records import COLUMNS, TransactionRecord, parse_timestamp, utc_day
+from bkvy.utils.records import COLUMN_TYPES, COLUMNS, TransactionRecord, parse_timestamp, utc_day
 
 log = logging.getLogger(__name__)
 
 _CURRENT_NAME = "transactions.csv"
 _ROTATED_NAME = re.compile(r"^transactions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv$")
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_NEEDS_A_LOOK = frozenset("=+-@\t\r'")           # first characters that may need escaping
 _NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _ESCAPED_CELL = re.compile(r"^'+[=+\-@\t\r]")
 _DAY_END_PIECE = 1_000_000_000                        # sorts the unnumbered day file after its .N pieces
@@ -48,6 +52,8 @@ _SECONDS_PER_DAY = 86_400.0
 
 def neutralise_cell(cell: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate; plain negative numbers stay as they are."""
+    if not cell or cell[0] not in _NEEDS_A_LOOK:   # nearly every cell: nothing to escape
+        return cell
     if _NEGATIVE_NUMBER.match(cell):
         return cell
     if cell.lstrip("'").startswith(_FORMULA_TRIGGERS):
@@ -79,7 +85,8 @@ class TransactionLog:
         self._batch_size = max(1, batch_size)
         self._flush_interval_seconds = flush_interval_seconds
         self._max_queued_rows = max_queued_rows
-        self._queue: deque[TransactionRecord] = deque()
+        self._queue: deque[str] = deque()             # rendered CSV lines
+        self._render = RowRenderer()
         self._wakeup = asyncio.Event()
         self._flush_lock = asyncio.Lock()             # keeps batches in queue order
         self._file_lock = threading.Lock()            # one writer thread at a time, even if a flush is cancelled
@@ -108,7 +115,7 @@ class TransactionLog:
             if self.dropped_count % 1000 == 1:
                 log.warning("transaction_log_queue_full", extra={"dropped_count": self.dropped_count})
             return
-        self._queue.append(rec)
+        self._queue.append(self._render(rec))
         if len(self._queue) >= self._batch_size:
             self._wakeup.set()
 
@@ -134,14 +141,14 @@ class TransactionLog:
         async with self._flush_lock:
             if not self._queue:
                 return
-            records = list(self._queue)
+            lines = list(self._queue)
             self._queue.clear()
             today = utc_day(self._clock.wall())
             written_before = self.written_count
             try:
-                await asyncio.to_thread(self._write_records, records, today)
+                await asyncio.to_thread(self._write_lines, lines, today)
             except (OSError, csv.Error) as exc:
-                lost = len(records) - (self.written_count - written_before)
+                lost = len(lines) - (self.written_count - written_before)
                 self.dropped_count += lost
                 log.warning("transaction_log_write_failed", extra={"rows": lost, "error": type(exc).__name__})
 
@@ -168,13 +175,13 @@ class TransactionLog:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         self._apply_retention(today)
 
-    def _write_records(self, records: list[TransactionRecord], today: str) -> None:
+    def _write_lines(self, lines: list[str], today: str) -> None:
         with self._file_lock:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             self._rotate_if_new_day(today)
-            for start in range(0, len(records), self._batch_size):
-                batch = records[start:start + self._batch_size]
-                self._write_batch(_render_rows(batch), today)
+            for start in range(0, len(lines), self._batch_size):
+                batch = lines[start:start + self._batch_size]
+                self._write_batch("".join(batch), today)
                 self.written_count += len(batch)
 
     def _write_batch(self, text: str, today: str) -> None:
@@ -277,11 +284,38 @@ def _render_header() -> str:
     return buffer.getvalue()
 
 
-def _render_rows(records: list[TransactionRecord]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerows([neutralise_cell(cell) for cell in rec.to_row()] for rec in records)
-    return buffer.getvalue()
+_TEXT_COLUMNS = tuple(i for i, kind in enumerate(COLUMN_TYPES.values()) if kind == "str")
+_FLOAT_COLUMNS = tuple(i for i, kind in enumerate(COLUMN_TYPES.values()) if kind.startswith("float"))
+_BOOL_COLUMNS = tuple(i for i, kind in enumerate(COLUMN_TYPES.values()) if kind == "bool")
+
+
+class RowRenderer:
+    """A record -> one CSV line, text cells neutralised against formulas. Numbers are formatted by the csv
+    module (floats by ``repr``, None as an empty cell); a non-finite float is not data and stays empty.
+    Numbers are ours, never request text, so only text cells are looked at. Not thread-safe (one buffer)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def __call__(self, rec: TransactionRecord) -> str:
+        cells: list[object] = list(rec)
+        for index in _TEXT_COLUMNS:
+            cell = cells[index]
+            if cell and cell[0] in _NEEDS_A_LOOK:  # type: ignore[index]
+                cells[index] = neutralise_cell(cell)  # type: ignore[arg-type]
+        for index in _FLOAT_COLUMNS:
+            value = cells[index]
+            if value is not None and not math.isfinite(value):  # type: ignore[arg-type]
+                cells[index] = None
+        for index in _BOOL_COLUMNS:
+            cells[index] = "true" if cells[index] else "false"
+        buffer = self._buffer
+        self._writer.writerow(cells)
+        line = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return line
 
 
 def _inspect(path: Path) -> tuple[bool, str | None]:

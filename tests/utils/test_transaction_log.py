@@ -2,13 +2,14 @@ import asyncio
 import csv
 import os
 from datetime import datetime, timezone
+from io import StringIO
 from pathlib import Path
 
 import pytest
 
 from bkvy.core.clock import FakeClock
 from bkvy.utils.records import COLUMNS, TransactionRecord, utc_timestamp
-from bkvy.utils.transaction_log import TransactionLog, neutralise_cell, restore_cell
+from bkvy.utils.transaction_log import RowRenderer, TransactionLog, neutralise_cell, restore_cell
 
 NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
 
@@ -313,3 +314,22 @@ def test_read_helpers_skip_a_partly_written_last_row(tmp_path: Path) -> None:
     full_row = ",".join(make_record(1).to_row())
     (tmp_path / "transactions.csv").write_text(",".join(COLUMNS) + "\r\n" + full_row + "\r\n" + "2023-11-14T12")
     assert [row["request_id"] for row in log.read_recent(5)] == ["req-1"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"success": False, "error_type": "all_candidates_failed", "error_message": 'says "no", then, sadly\nstops'},
+    {"client_id": "=HYPERLINK(\"x\")", "scenario": "+1", "requested_model": "-x", "error_message": "@sum"},
+    {"requested_provider": "'=already", "alternatives_tried": "\tx", "decision_reason": "\rcr"},
+    {"cost_estimate": -0.0, "total_time_ms": float("nan"), "queue_wait_ms": float("inf"), "max_wait_seconds": -2.5},
+    {"input_tokens": None, "output_tokens": -3, "cost_estimate": 1e-21, "rate_limit_wait_ms": 0.1 + 0.2},
+])
+def test_rendered_line_is_what_csv_writes_for_the_neutralised_row(overrides: dict) -> None:
+    """RowRenderer's fast path (numbers to the csv module, only text cells looked at) writes exactly the
+    line of the plain definition: every cell formatted, every cell neutralised, one csv row."""
+    rec = make_record(7, **overrides)
+    expected = StringIO()
+    csv.writer(expected).writerow([neutralise_cell(cell) for cell in rec.to_row()])
+    render = RowRenderer()
+    assert render(rec) == expected.getvalue()
+    assert render(make_record(8)) != expected.getvalue()   # the buffer is reused, not appended to
