@@ -66,8 +66,8 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
 async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
     """Relay the stream; a break after content ends it with an error event, never a ``stop``."""
     try:
-        async for delta in stream.deltas():
-            events = writer.delta_events(delta)
+        async for batch in stream.batches():
+            events = b"".join([writer.delta_events(delta) for delta in batch])
             if events:
                 yield events
     except StreamInterrupted as error:

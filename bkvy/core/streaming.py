@@ -116,7 +116,7 @@ class _Tally:
 
 
 class LiveStream:
-    """A committed upstream stream: iterate ``deltas()`` once; the outcome is recorded when it ends."""
+    """A committed upstream stream: iterate ``batches()`` once; the outcome is recorded when it ends."""
 
     def __init__(self, executor: Executor, request: ExecutionRequest, prepared: PreparedAttempt, plan: RoutePlan,
                  run: Run, started: float, hint: RateLimitHint | None, pending: list[StreamDelta],
@@ -143,12 +143,14 @@ class LiveStream:
     def plan(self) -> RoutePlan:
         return self._plan
 
-    async def deltas(self) -> AsyncIterator[StreamDelta]:
-        """Every delta, as the upstream sends it. Raises StreamInterrupted when the upstream breaks."""
+    async def batches(self) -> AsyncIterator[list[StreamDelta]]:
+        """Every delta, as the upstream sends it: one batch per upstream read (the first holds everything
+        read until the first content), so the client gets one write per upstream chunk, not one per event.
+        Raises StreamInterrupted when the upstream breaks."""
         try:
             async with aclosing(self._relay()) as relayed:
-                async for delta in relayed:
-                    yield delta
+                async for batch in relayed:
+                    yield batch
         except (GeneratorExit, asyncio.CancelledError):
             self._finish_disconnected()
             raise
@@ -160,11 +162,11 @@ class LiveStream:
         self._finish_disconnected()
         await self._upstream.aclose()
 
-    async def _relay(self) -> AsyncIterator[StreamDelta]:
-        for delta in self._pending:
+    async def _relay(self) -> AsyncIterator[list[StreamDelta]]:
+        batch, self._pending = self._pending, []
+        for delta in batch:
             self._tally.add(delta)
-            yield delta
-        self._pending = []
+        yield batch
         while True:
             try:
                 async with self._executor.clock.timeout(self._executor.soft_timeout_seconds):
@@ -176,9 +178,10 @@ class LiveStream:
                 if self._tally.finish_reason is None:
                     raise self._interrupted(error) from None
                 break   # the reply was complete; a broken trailer (usage, [DONE]) does not spoil it
-            for delta in deltas:
-                self._tally.add(delta)
-                yield delta
+            if deltas:
+                for delta in deltas:
+                    self._tally.add(delta)
+                yield deltas
         if self._tally.finish_reason is None:
             raise self._interrupted(UpstreamError(ErrorClass.SERVER, "stream ended without a finish reason"))
         self._finish_completed()

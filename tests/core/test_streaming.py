@@ -71,7 +71,7 @@ async def _drain(executor: Executor) -> tuple[list[str], list[RequestOutcome]]:
     outcomes: list[RequestOutcome] = []
     executor.add_observer(outcomes.append)
     stream = await open_stream(executor, _request())
-    texts = [delta.content async for delta in stream.deltas()]
+    texts = [delta.content async for batch in stream.batches() for delta in batch]
     return texts, outcomes
 
 
@@ -126,8 +126,8 @@ async def test_stream_ending_without_finish_reason_is_an_interruption(fake_clock
     stream = await open_stream(executor, _request())
     texts: list[str] = []
     with pytest.raises(StreamInterrupted):
-        async for delta in stream.deltas():
-            texts.append(delta.content)
+        async for batch in stream.batches():
+            texts.extend(delta.content for delta in batch)
     assert texts == ["Hel", "lo"]           # no failover once content was sent
     assert len(transport.urls) == 1 and transport.closed == 1
     [outcome] = outcomes
@@ -141,9 +141,9 @@ async def test_consumer_leaving_early_closes_upstream_and_records_a_disconnect(f
     outcomes: list[RequestOutcome] = []
     executor.add_observer(outcomes.append)
     stream = await open_stream(executor, _request())
-    deltas = stream.deltas()
-    assert (await anext(deltas)).content == "Hel"
-    await deltas.aclose()
+    batches = stream.batches()
+    assert [delta.content for delta in await anext(batches)] == ["Hel"]
+    await batches.aclose()
     assert transport.closed == 1
     [outcome] = outcomes
     assert outcome.error is not None and outcome.error.code == "client_disconnected"
