@@ -42,7 +42,7 @@ from bkvy.core.routing import RoutePlan, RouteRequest, plan_route  # noqa: E402
 from bkvy.models.types import IntelligenceLevel, RoutingMethod  # noqa: E402
 
 _PROVIDERS = 5
-_ROUNDS = 3
+ROUTING_ROUNDS = 3
 # candidates -> (models per provider, keys per provider)
 _SHAPES = {5: (1, 1), 50: (5, 2), 500: (25, 4)}
 
@@ -115,7 +115,7 @@ def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
     clock = time.perf_counter_ns
     p50s: list[float] = []
     p99s: list[float] = []
-    for _ in range(_ROUNDS):
+    for _ in range(ROUTING_ROUNDS):
         samples: list[int] = []
         gc.collect()
         for _ in range(iterations):
@@ -146,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     for timing in run_all(args.quick):
         print(f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us  p99 {timing.p99_us:8.1f} us"
-              f"  ({_ROUNDS} x {timing.iterations} calls)")
+              f"  ({ROUTING_ROUNDS} x {timing.iterations} calls)")
 
 
 if __name__ == "__main__":

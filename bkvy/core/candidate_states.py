@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 from bkvy.core.circuit_types import CircuitKey
+from bkvy.core.circuits import CircuitGuard
 from bkvy.core.clock import Clock
 from bkvy.core.latency import LatencyTracker
 from bkvy.core.rate_limits import Lane, LaneKey, RateLimiter
@@ -30,7 +31,7 @@ class CandidateStates:
     """Each candidate's live state, computed at most once between changes (see the module docstring)."""
 
     def __init__(self, *, route_table: RouteTable, clock: Clock, limiter: RateLimiter, latency: LatencyTracker,
-                 breaker=None) -> None:
+                 breaker: CircuitGuard | None = None) -> None:
         self._clock = clock
         self._limiter = limiter
         self._latency = latency
@@ -39,6 +40,7 @@ class CandidateStates:
                        for entries in route_table.models.values() for entry in entries}
         self._keys_of_model = {model_key: tuple(entry.key for entry in entries)
                                for model_key, entries in route_table.models.items()}
+        self._key_of_lane = {LaneKey(key.provider, key.key_id, key.model): key for key in self._seeds}
         self._handles: dict[CandidateKey, tuple[Lane, CircuitKey, tuple[str, str], float]] = {}
         self.kept: dict[CandidateKey, LiveCandidate] = {}    # the states still valid, in ranking form
         self._kept_until: dict[CandidateKey, float] = {}
@@ -104,7 +106,9 @@ class CandidateStates:
             del self._kept_until[key]
 
     def _lane_changed(self, lane: LaneKey) -> None:
-        self._drop(CandidateKey(lane.provider, lane.model, lane.key_id))
+        key = self._key_of_lane.get(lane)
+        if key is not None:
+            self._drop(key)
 
     def _latency_changed(self, model_key: tuple[str, str]) -> None:
         for key in self._keys_of_model.get(model_key, ()):
