@@ -24,6 +24,7 @@ def _say(message: str) -> None:
 _SETTLE_POLL_SECONDS = 0.2
 _SETTLE_IDLE_CPU_SECONDS = 0.01      # less CPU than this in one poll: the process is idle
 _SETTLE_MAX_SECONDS = 20.0
+_WARM_UP_SECONDS = 1                 # wrk's shortest run
 
 
 def settle(targets: list[Target]) -> None:
@@ -43,15 +44,17 @@ def settle(targets: list[Target]) -> None:
 
 def load_scenario(name: str, targets: list[Target], *, connections: int, duration_seconds: float, repeats: int,
                   cpus: frozenset[int] | None) -> dict[str, WrkResult]:
-    """Warm every target, then `repeats` rounds; each round visits every target, in a rotated order, each
-    run starting only when every gateway is idle again."""
-    for target in targets:
-        run_wrk(target.url, target.body, connections=connections, duration_seconds=1, cpus=cpus)
-        settle(targets)
+    """`repeats` rounds; each round visits every target, in a rotated order. Every measured run follows a
+    short unmeasured one at the same concurrency, and starts only when every gateway is idle again: a
+    forwarder's upstream pool closes connections idle for 15 s (aiohttp's default), which the other
+    targets' runs always exceed, so without it each measured run would open a pool's worth of upstream
+    connections in its first wave and that wave would set its p99."""
     runs: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
     for round_index in range(repeats):
         shift = round_index % len(targets)
         for target in targets[shift:] + targets[:shift]:
+            settle(targets)
+            run_wrk(target.url, target.body, connections=connections, duration_seconds=_WARM_UP_SECONDS, cpus=cpus)
             settle(targets)
             result = run_wrk(target.url, target.body, connections=connections, duration_seconds=duration_seconds,
                              cpus=cpus)
