@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     for timing in run_all(args.quick):
-        print(f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us  p99 {timing.p99_us:8.1f} us"
-              f"  ({ROUTING_ROUNDS} x {timing.iterations} calls)")
+        print(f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us"
+              f"  p99 {timing.p99_us:8.1f} us  ({ROUTING_ROUNDS} x {timing.iterations} calls)")
 
 
 if __name__ == "__main__":

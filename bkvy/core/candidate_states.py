@@ -21,7 +21,8 @@ from bkvy.core.circuits import CircuitGuard
 from bkvy.core.clock import Clock
 from bkvy.core.latency import LatencyTracker
 from bkvy.core.rate_limits import Lane, LaneKey, RateLimiter
-from bkvy.core.routing import CandidateKey, CandidateState, LiveCandidate, RouteEntry, RouteTable, live_candidate
+from bkvy.core.route_table import RouteEntry, RouteTable
+from bkvy.core.routing import CandidateKey, CandidateState, LiveCandidate, live_candidate
 
 _CLOSED_CIRCUIT = (True, True, None, None, False)   # CandidateState's circuit fields of a steady closed circuit
 _new_tuple = tuple.__new__

@@ -32,9 +32,9 @@ class MonotonicClock:
 
 class Deadline:
     """``asyncio.timeout``'s contract in fewer steps, for the two deadlines every request enters: ``seconds``
-    after entering, the task is cancelled, and leaving the block turns that cancellation into TimeoutError. A cancellation from outside stays a cancellation.
-    (asyncio.Timeout's state machine and rescheduling cost ~6 µs per use on the benchmark machine; this
-    costs one timer handle.)"""
+    after entering, the task is cancelled, and leaving the block turns that cancellation into TimeoutError.
+    A cancellation from outside stays a cancellation. (asyncio.Timeout's state machine and rescheduling cost
+    ~6 µs per use on the benchmark machine; this costs one timer handle.)"""
 
     __slots__ = ("_seconds", "_task", "_handle", "_is_expired", "_cancelling")
 

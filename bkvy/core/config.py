@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
 if TYPE_CHECKING:
-    from bkvy.core.routing import RouteTable
+    from bkvy.core.route_table import RouteTable
 
 DEFAULT_BASE_URLS = {
     ProviderType.OPENAI: "https://api.openai.com",
@@ -122,7 +122,7 @@ class GatewayConfig(_Strict):
     @cached_property
     def route_table(self) -> RouteTable:
         """Candidates per tier, scenario and model, built once per config (the routing hot path reads it)."""
-        from bkvy.core.routing import RouteTable
+        from bkvy.core.route_table import RouteTable
 
         return RouteTable.compile(self)
 

@@ -24,7 +24,8 @@ from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 CONFIG = build_config({
     f"p{p}": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9",
-              "keys": {f"k{k}": {"api_key": f"sk-{p}-{k}", "rate_limits": {"*": {"rpm": 3, "rpd": 50}}} for k in range(2)},
+              "keys": {f"k{k}": {"api_key": f"sk-{p}-{k}", "rate_limits": {"*": {"rpm": 3, "rpd": 50}}}
+                       for k in range(2)},
               "models": {f"m{m}": {"intelligence_tier": "low", "cost_per_1k_tokens": 0.1 * (1 + m + 3 * p),
                                    "expected_latency_ms": 400 + 100 * m} for m in range(2)}}
     for p in range(2)}, {"scenarios": {}}, {})
