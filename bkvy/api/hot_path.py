@@ -161,13 +161,15 @@ async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:
             is_disconnected = True
             relay.cancel()
 
-    watcher = asyncio.create_task(watch_disconnect())
     raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
     raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
+    watcher: asyncio.Task[None] | None = None
     try:
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         async for event in reply.events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
+            if watcher is None:   # after the first content went out: not on the time to first token
+                watcher = asyncio.create_task(watch_disconnect())
         is_finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
@@ -176,7 +178,8 @@ async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:
         relay.uncancel()   # the client left: the stream's own handlers have recorded it; nothing to send
     finally:
         is_finished = True
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, object], headers: dict[str, str] | None) -> None:

@@ -62,6 +62,7 @@ async def _first_content(executor: Executor, request: ExecutionRequest, prepared
                 raise UpstreamError(ErrorClass.SERVER, f"upstream status {head.status}", status=head.status)
             decoder = prepared.adapter.stream_decoder()
             chunks = aiter(head.chunks)
+            hint = rate_limit_hint(head.headers)   # now, not after the first content: that wait is free time
             pending = await _until_visible(chunks, decoder)
     except BaseException as error:
         await upstream.aclose()
@@ -70,8 +71,7 @@ async def _first_content(executor: Executor, request: ExecutionRequest, prepared
         if not isinstance(error, UpstreamError):
             raise
         return executor.record_failure(prepared, error, started, run)
-    return LiveStream(executor, request, prepared, plan, run, started, rate_limit_hint(head.headers),
-                      pending, chunks, decoder, upstream)
+    return LiveStream(executor, request, prepared, plan, run, started, hint, pending, chunks, decoder, upstream)
 
 
 async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
