@@ -80,7 +80,8 @@ def _context(fleet: BenchFleet, budget: Budget, is_quick: bool) -> list[str]:
     ]
 
 
-def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: argparse.Namespace) -> Measurements:
+def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: argparse.Namespace,
+             stem: str) -> Measurements:
     load_cpus = fleet.cpus.load
     found = Measurements()
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
@@ -113,12 +114,18 @@ def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: arg
     bkvy_target = next((t for t in targets if t.role == "bkvy"), None)
     if not args.no_profile and bkvy_target is not None:
         say("[profile] py-spy on bkvy under c=64")
-        found.profile = profile(bkvy_target, RESULTS_DIR, _stem(args.quick), budget.profile_seconds, load_cpus)
+        found.profile = profile(bkvy_target, RESULTS_DIR, stem, budget.profile_seconds, load_cpus)
     return found
 
 
 def _stem(is_quick: bool) -> str:
-    return datetime.date.today().isoformat() + ("-quick" if is_quick else "")
+    """``<date>[-quick]``; a later run the same day gets ``.2``, ``.3``...: results are kept, never overwritten."""
+    base = datetime.date.today().isoformat() + ("-quick" if is_quick else "")
+    stem, number = base, 1
+    while (RESULTS_DIR / f"{stem}.md").exists():
+        number += 1
+        stem = f"{base}.{number}"
+    return stem
 
 
 def main() -> int:
@@ -132,6 +139,7 @@ def main() -> int:
         os.sched_setaffinity(0, fleet.cpus.load)  # the runner's own clients (TTFT) stay off the gateway's CPU
     started = time.monotonic()
     RESULTS_DIR.mkdir(exist_ok=True)
+    stem = _stem(args.quick)
     try:
         print(f"starting servers (logs in {fleet.work_dir})", file=sys.stderr, flush=True)
         fleet.start(with_litellm=not args.no_litellm)
@@ -139,7 +147,7 @@ def main() -> int:
         if args.only:
             wanted = [word.strip() for word in args.only.split(",") if word.strip()]
             targets = [t for t in targets if t.role in ("direct", "ref_aiohttp") or any(w in t.label for w in wanted)]
-        found = _measure(fleet, targets, budget, args)
+        found = _measure(fleet, targets, budget, args, stem)
     except KeyboardInterrupt:
         print("interrupted: stopping every server", file=sys.stderr)
         return 130
@@ -152,7 +160,7 @@ def main() -> int:
                            has_litellm="litellm" in fleet.servers, notes=notes)
     if found.profile:
         report += "\n## Profile of bkvy under load\n\n```\n" + found.profile + "\n```\n"
-    out_path = RESULTS_DIR / f"{_stem(args.quick)}.md"
+    out_path = RESULTS_DIR / f"{stem}.md"
     out_path.write_text(report)
     print(report)
     print(f"written to {out_path.relative_to(REPO_ROOT)}", file=sys.stderr)
