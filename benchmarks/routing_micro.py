@@ -11,8 +11,8 @@ all different), three ways:
   calls (untimed) the chosen candidate takes a rate-limit slot and reports a latency sample, as a served
   request does: each plan re-reads the states that request changed and takes the rest from
   ``CandidateStates`` (bkvy/core/candidate_states.py);
-- ``live_cold``: the same, but a circuit is reset before each call, so every state is read afresh (the
-  worst case: the first plan after any circuit changes).
+- ``live_cold``: the same, but before each call every lane reports a change (a zero-second provider block),
+  so every state is read afresh: the worst case, a plan after every candidate changed.
 
 Each call is timed on its own with ``time.perf_counter_ns``; p50/p99 in microseconds, each the median of
 three rounds (like every other measurement here: this machine's noise moves a single p99 by tens of µs).
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitKey, CircuitSettings, RetryBudget  # noqa: E402
+from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget  # noqa: E402
 from bkvy.core.circuits import CircuitGuard  # noqa: E402
 from bkvy.core.clock import MonotonicClock  # noqa: E402
 from bkvy.core.config import GatewayConfig, build_config  # noqa: E402
@@ -69,20 +69,20 @@ def routing_config(candidates: int) -> GatewayConfig:
     return build_config(providers_raw, {"scenarios": {}}, {})
 
 
-def _live_executor(config: GatewayConfig) -> tuple[Executor, RateLimiter, LatencyTracker, CircuitBreakerRegistry]:
+def _live_executor(config: GatewayConfig) -> tuple[Executor, RateLimiter, LatencyTracker, list[LaneKey]]:
     clock = MonotonicClock()
     limiter = RateLimiter(clock)
-    for provider_name, provider in config.providers.items():
-        for key_id in provider.keys:
-            for model_name in provider.models:
-                lane = LaneKey(provider_name, key_id, model_name)
-                limiter.configure(lane, rpm=100_000, rpd=None)
-                for _ in range(100):
-                    limiter.try_acquire(lane)
-    registry, latency = CircuitBreakerRegistry(CircuitSettings(), clock), LatencyTracker()
+    lanes = [LaneKey(provider_name, key_id, model_name) for provider_name, provider in config.providers.items()
+             for key_id in provider.keys for model_name in provider.models]
+    for lane in lanes:
+        limiter.configure(lane, rpm=100_000, rpd=None)
+        for _ in range(100):
+            limiter.try_acquire(lane)
+    latency = LatencyTracker()
     executor = Executor(config=config, clock=clock, transport=None, limiter=limiter,  # type: ignore[arg-type]
-                        latency=latency, breaker=CircuitGuard(registry, RetryBudget(clock)))
-    return executor, limiter, latency, registry
+                        latency=latency, breaker=CircuitGuard(CircuitBreakerRegistry(CircuitSettings(), clock),
+                                                              RetryBudget(clock)))
+    return executor, limiter, latency, lanes
 
 
 def _decider(mode: str, config: GatewayConfig, request: RouteRequest
@@ -90,15 +90,15 @@ def _decider(mode: str, config: GatewayConfig, request: RouteRequest
     """(the timed decision, what happens untimed between two decisions)."""
     if mode == "plan_route":
         return lambda: plan_route(request, config, {}), _nothing
-    executor, limiter, latency, registry = _live_executor(config)
-    some_circuit = CircuitKey(*next(iter(config.route_table.tiers.values()))[0].key)
+    executor, limiter, latency, lanes = _live_executor(config)
 
     def serve(plan: RoutePlan) -> None:   # what serving the plan's first candidate changes
         chosen = next(plan.iter_candidates())
         limiter.try_acquire(LaneKey(chosen.provider, chosen.key_id, chosen.model))
         latency.observe(chosen.provider, chosen.model, 0.5)
         if mode == "live_cold":
-            registry.reset(some_circuit)
+            for lane in lanes:
+                limiter.block_until(lane, 0.0)
 
     return lambda: executor.plan(request), serve
 

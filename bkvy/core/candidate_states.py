@@ -8,7 +8,8 @@ it and kept until one of these says it is stale:
 - its lane reports a change (a start counted, a provider block, the queue moved) or its window moves on
   (``Lane.steady_until``); a lane that is blocked, full or queued is never kept, its waits change by the moment;
 - its model's latency gets a new sample;
-- any circuit changes (rare: everything is dropped); only steady closed circuits are kept.
+- its circuit changes state (the registry's ``on_change``); only steady closed circuits are kept, so the
+  time-driven changes of an open or flapping one (backoff over, flapping cleared) never meet a kept state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from bkvy.core.circuit_types import CircuitKey
+from bkvy.core.circuit_breaker import STEADY_CLOSED_FIELDS
+from bkvy.core.circuit_types import CircuitKey, CircuitSnapshot
 from bkvy.core.circuits import CircuitGuard
 from bkvy.core.clock import Clock
 from bkvy.core.latency import LatencyTracker
@@ -24,7 +26,6 @@ from bkvy.core.rate_limits import Lane, LaneKey, RateLimiter
 from bkvy.core.route_table import RouteEntry, RouteTable
 from bkvy.core.routing import CandidateKey, CandidateState, LiveCandidate, live_candidate
 
-_CLOSED_CIRCUIT = (True, True, None, None, False)   # CandidateState's circuit fields of a steady closed circuit
 _new_tuple = tuple.__new__
 
 
@@ -46,21 +47,16 @@ class CandidateStates:
         self.kept: dict[CandidateKey, LiveCandidate] = {}    # the states still valid, in ranking form
         self._kept_until: dict[CandidateKey, float] = {}
         self._soonest_expiry = math.inf
-        self._circuit_version = -1
         limiter.on_change(self._lane_changed)
         latency.on_change(self._latency_changed)
+        if breaker is not None:
+            breaker.registry.on_change(self._circuit_changed)
 
     def refresh(self) -> Callable[[RouteEntry], LiveCandidate]:
         """Drop what went stale with time; returns the ``fill`` that reads (and keeps) the missing states.
         Once per plan: ``rank_candidates(request, config, states.kept, states.refresh())``."""
         now = self._clock.now()
-        breaker = self._breaker
-        if breaker is not None and breaker.version != self._circuit_version:
-            self._circuit_version = breaker.version
-            self.kept.clear()
-            self._kept_until.clear()
-            self._soonest_expiry = math.inf
-        elif now >= self._soonest_expiry:
+        if now >= self._soonest_expiry:
             self._expire(now)
         return lambda entry: self._fill(entry.key, now)
 
@@ -85,10 +81,11 @@ class CandidateStates:
         lane, circuit_key, model_key, seed_seconds = handle
         view = lane.view(now)
         expected = self._latency.expected_seconds(model_key, seed_seconds)
-        circuit = _CLOSED_CIRCUIT if self._breaker is None else self._breaker.route_view(circuit_key)
+        circuit = STEADY_CLOSED_FIELDS if self._breaker is None else self._breaker.route_view(circuit_key)
         state = _new_tuple(CandidateState, (expected, view.rate_limit_wait_seconds, view.queue_wait_seconds,
                                             view.used_in_minute, view.last_used, *circuit))
-        return live_candidate(key, state), (lane.steady_until(now, view) if circuit == _CLOSED_CIRCUIT else now)
+        until = lane.steady_until(now, view) if circuit == STEADY_CLOSED_FIELDS else now
+        return live_candidate(key, state), until
 
     def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         """The lane, circuit key and seed latency of a candidate, looked up once for the process's life
@@ -110,6 +107,10 @@ class CandidateStates:
         key = self._key_of_lane.get(lane)
         if key is not None:
             self._drop(key)
+
+    def _circuit_changed(self, snapshot: CircuitSnapshot) -> None:
+        provider, model, key_id = snapshot.key
+        self._drop(CandidateKey(provider, model, key_id))
 
     def _latency_changed(self, model_key: tuple[str, str]) -> None:
         for key in self._keys_of_model.get(model_key, ()):

@@ -41,6 +41,7 @@ _TRIAL_LEASE_SECONDS = 120.0          # a trial that never reports back frees th
 _MAX_BACKOFF_EXPONENT = 40            # 2**40 is far past any cap; keeps the float finite
 _PERSIST_VERSION = 1
 _TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT})
+STEADY_CLOSED_FIELDS = (True, True, None, None, False)   # route_fields of a closed, not flapping circuit
 
 
 class CircuitBreakerRegistry:
@@ -54,7 +55,6 @@ class CircuitBreakerRegistry:
         self._auth_blocked: set[tuple[str, str]] = set()      # (provider, key_id)
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
-        self.version = 0    # grows on every change a route may see: a cached steady-closed view is stale
 
     def set_prober_running(self, is_running: bool) -> None:
         """While a prober runs, OPEN circuits leave OPEN only through a successful probe.
@@ -145,7 +145,7 @@ class CircuitBreakerRegistry:
         circuit (nearly every one, nearly always) answers without building a snapshot."""
         circuit = self._circuits.get(key)
         if circuit is not None and circuit.state is CircuitState.CLOSED and not circuit.is_flapping:
-            return _STEADY_CLOSED
+            return STEADY_CLOSED_FIELDS
         snapshot = self.snapshot(key)
         is_open = snapshot.state is CircuitState.OPEN
         allows = not is_open or (snapshot.is_probe_due and not snapshot.needs_probe)
@@ -211,7 +211,6 @@ class CircuitBreakerRegistry:
                 log.warning("circuit_state_entry_skipped")
                 continue
             self._circuits[circuit.key] = circuit
-        self.version += 1
 
     def _may_trial(self, circuit: Circuit, now: float) -> bool:
         """An OPEN circuit may let one real request through instead of waiting for a probe."""
@@ -270,14 +269,12 @@ class CircuitBreakerRegistry:
         self._transition(circuit, CircuitState.CLOSED, now)
 
     def _reset_circuit(self, circuit: Circuit, now: float) -> None:
-        self.version += 1
         circuit.is_flapping = False
         circuit.recent_openings.clear()
         circuit.last_failure_class = None
         self._close(circuit, now)
 
     def _block_key(self, key: CircuitKey, now: float) -> None:
-        self.version += 1
         pair = (key.provider, key.key_id)
         if pair not in self._auth_blocked:
             self._auth_blocked.add(pair)
@@ -288,14 +285,12 @@ class CircuitBreakerRegistry:
                 self._transition(circuit, CircuitState.OPEN, now, always_notify=True)
 
     def _unblock_key(self, pair: tuple[str, str], now: float) -> None:
-        self.version += 1
         self._auth_blocked.discard(pair)
         for circuit in self._circuits.values():
             if (circuit.key.provider, circuit.key.key_id) == pair and circuit.open_reason is ErrorClass.AUTH:
                 self._reset_circuit(circuit, now)
 
     def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
-        self.version += 1
         if circuit.state is state and not always_notify:
             return
         if circuit.state is not state:
@@ -331,9 +326,6 @@ class CircuitBreakerRegistry:
             last_failure_class=circuit.last_failure_class, last_change=circuit.last_change,
             needs_probe=is_open and (circuit.open_reason is ErrorClass.RATE_LIMITED or self._is_prober_running),
             is_probe_due=is_probe_due)
-
-
-_STEADY_CLOSED = (True, True, None, None, False)
 
 
 def _is_backoff_over(circuit: Circuit, now: float) -> bool:

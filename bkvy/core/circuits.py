@@ -19,11 +19,6 @@ class CircuitGuard:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
         return self.registry.route_fields(key)
 
-    @property
-    def version(self) -> int:
-        """Grows whenever a circuit's routing view may have changed (see ``route_view``)."""
-        return self.registry.version
-
     def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
                 is_panic: bool) -> str | None:
         """Why this attempt must not be made now, or None. A first attempt counts toward the retry budget."""

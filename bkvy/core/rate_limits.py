@@ -176,8 +176,7 @@ class RateLimiter:
         if lane.waiters or lane.wait_seconds(now) > 0:
             return False
         lane.take(now)
-        if self._listeners:
-            self._changed(key)
+        self._changed(key)
         return True
 
     async def acquire(self, key: LaneKey, deadline: float) -> SlotWait:

@@ -1,6 +1,6 @@
 """The transaction log (SPEC §7): one CSV row per request, written off the request path.
 
-``record`` renders the row to CSV text (a few µs, on the event loop, after the reply was sent) and appends
+``record`` renders the row to CSV text (~5 µs, on the event loop, after the reply was sent) and appends
 it to an in-memory queue. A writer task flushes the queue every ``flush_interval_seconds`` (sooner once
 ``batch_size`` rows wait) in a thread, so a request never waits on disk; ``stop`` flushes everything still
 queued, so a clean shutdown loses no row. The thread only joins and writes text: rendering a whole batch
