@@ -18,8 +18,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bkvy.core.config import ConfigError, GatewayConfig, load_config
-from bkvy.core.settings import Settings, load_settings
+from bkvy.core.config.gateway import ConfigError, GatewayConfig, load_config
+from bkvy.core.config.settings import Settings, load_settings
 
 log = logging.getLogger("bkvy")
 

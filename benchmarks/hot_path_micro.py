@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bkvy.api.app import create_app  # noqa: E402
-from bkvy.core.config import load_config  # noqa: E402
-from bkvy.core.settings import load_settings  # noqa: E402
+from bkvy.core.config.gateway import load_config  # noqa: E402
+from bkvy.core.config.settings import load_settings  # noqa: E402
 from bkvy.models.types import UpstreamReply, UpstreamRequest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -19,7 +19,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bkvy.api.app import create_app  # noqa: E402
-from bkvy.core.settings import load_settings  # noqa: E402
+from bkvy.core.config.settings import load_settings  # noqa: E402
 from bkvy.demo import demo_config  # noqa: E402
 from bkvy.sim import SimFleet  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the routing decision ``bkvy.core.routing.plan_route`` (pure, in-process).
+"""Micro-benchmark of the routing decision ``bkvy.core.routing.plan.plan_route`` (pure, in-process).
 
     python benchmarks/routing_micro.py [--quick]
 
@@ -10,7 +10,7 @@ all different), three ways:
   rpm window holding 100 recent requests), latency tracker and circuit breaker registry. Between two timed
   calls (untimed) the chosen candidate takes a rate-limit slot and reports a latency sample, as a served
   request does: each plan re-reads the states that request changed and takes the rest from
-  ``CandidateStates`` (bkvy/core/candidate_states.py);
+  ``CandidateStates`` (bkvy/core/routing/candidate_states.py);
 - ``live_cold``: the same, but before each call every lane reports a change (a zero-second provider block),
   so every state is read afresh: the worst case, a plan after every candidate changed.
 
@@ -31,14 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget  # noqa: E402
-from bkvy.core.circuits import CircuitGuard  # noqa: E402
-from bkvy.core.clock import MonotonicClock  # noqa: E402
-from bkvy.core.config import GatewayConfig, build_config  # noqa: E402
-from bkvy.core.executor import Executor  # noqa: E402
-from bkvy.core.latency import LatencyTracker  # noqa: E402
-from bkvy.core.rate_limits import LaneKey, RateLimiter  # noqa: E402
-from bkvy.core.routing import RoutePlan, RouteRequest, plan_route  # noqa: E402
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget  # noqa: E402
+from bkvy.core.circuits.guard import CircuitGuard  # noqa: E402
+from bkvy.clock import MonotonicClock  # noqa: E402
+from bkvy.core.config.gateway import GatewayConfig, build_config  # noqa: E402
+from bkvy.core.execution.executor import Executor  # noqa: E402
+from bkvy.core.routing.latency import LatencyTracker  # noqa: E402
+from bkvy.core.limits.rate_limits import LaneKey, RateLimiter  # noqa: E402
+from bkvy.core.routing.plan import RoutePlan, RouteRequest, plan_route  # noqa: E402
 from bkvy.models.types import IntelligenceLevel, RoutingMethod  # noqa: E402
 
 _PROVIDERS = 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bkvy.core.config import GatewayConfig, build_config
+from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.sim import SimFleet
 
 

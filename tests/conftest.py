@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from bkvy.api.app import create_app
-from bkvy.core.clock import Clock, FakeClock
-from bkvy.core.config import GatewayConfig
-from bkvy.core.settings import Settings, load_settings
+from bkvy.clock import Clock, FakeClock
+from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.config.settings import Settings, load_settings
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 

@@ -14,11 +14,11 @@ from bkvy.api import routes_admin, routes_circuits, routes_llm, routes_monitor, 
 from bkvy.api.errors import install_error_handlers
 from bkvy.api.hot_path import HotPaths
 from bkvy.api.routes_records import install_records_routes
-from bkvy.core.clock import Clock, MonotonicClock
-from bkvy.core.config import GatewayConfig
-from bkvy.core.services import Services
-from bkvy.core.settings import Settings
-from bkvy.core.transport import Transport
+from bkvy.clock import Clock, MonotonicClock
+from bkvy.core.config.gateway import GatewayConfig
+from bkvy.api.services import Services
+from bkvy.core.config.settings import Settings
+from bkvy.core.upstream.transport import Transport
 
 
 class GatewayApp(FastAPI):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from bkvy.core.services import Services
+from bkvy.api.services import Services
 
 
 def services_of(request: Request) -> Services:

@@ -21,7 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bkvy.api.errors import failure_payload, new_request_id
 from bkvy.api.http_metrics import HTTP_METHODS
-from bkvy.core.services import Services
+from bkvy.api.services import Services
 from bkvy.models.errors import BkvyError, BodyTooLarge, InvalidRequest, MethodNotAllowed
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bkvy.core.adapters import StreamDelta
-from bkvy.core.config import GatewayConfig
-from bkvy.core.executor import ExecutionResult
-from bkvy.core.routing import RouteRequest
+from bkvy.core.upstream.adapters import StreamDelta
+from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.execution.executor import ExecutionResult
+from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.errors import UnknownModel
 from bkvy.models.types import IntelligenceLevel, RoutingMethod, ToolCall
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bkvy.api.admin import require_admin
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
-from bkvy.core.client_keys import ClientKeyStore
+from bkvy.core.limits.client_keys import ClientKeyStore
 from bkvy.models.errors import AdminDisabled
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from bkvy.api.admin import require_admin
 from bkvy.api.deps import services_of
-from bkvy.core.circuit_breaker import CircuitBreakerRegistry, CircuitKey, CircuitSnapshot
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSnapshot
 from bkvy.models.errors import BkvyError, UnknownKey, UnknownModel, UnknownProvider
 
 router = APIRouter()

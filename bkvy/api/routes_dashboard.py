@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from bkvy.api.deps import services_of
-from bkvy.core.observability import circuit_samples
+from bkvy.api.observability import circuit_samples
 from bkvy.models.record_errors import DashboardDisabled
 from bkvy.utils.dashboard_data import RANGES, dashboard_data
 from bkvy.utils.live_stats import LiveStats

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, Handler, JsonReply
-from bkvy.core.executor import ExecutionRequest, ExecutionResult
-from bkvy.core.routing import RouteRequest
+from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
+from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
 from bkvy.models.types import ChatMessage, RoutingMethod
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from bkvy.api.deps import services_of
-from bkvy.core.routing import CandidateKey
+from bkvy.core.routing.plan import CandidateKey
 from bkvy.models.types import IntelligenceLevel
 
 router = APIRouter()

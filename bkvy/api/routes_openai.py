@@ -17,8 +17,8 @@ from bkvy.api.deps import services_of
 from bkvy.api.hot_path import Exchange, Handler, JsonReply, SseReply
 from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
                                     route_for_model)
-from bkvy.core.executor import ExecutionRequest
-from bkvy.core.streaming import LiveStream, open_stream
+from bkvy.core.execution.executor import ExecutionRequest
+from bkvy.core.execution.streaming import LiveStream, open_stream
 from bkvy.models.errors import StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 

@@ -13,7 +13,7 @@ from bkvy.api import routes_dashboard
 from bkvy.api.allowlist import IpAllowlistMiddleware, parse_networks
 from bkvy.api.deps import services_of
 from bkvy.api.http_metrics import HttpMetricsMiddleware
-from bkvy.core.settings import Settings
+from bkvy.core.config.settings import Settings
 from bkvy.models.errors import ValidationFailed
 from bkvy.models.record_errors import NoData, StatisticsDisabled
 from bkvy.utils.daily_stats import DailyStats

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bkvy.core.clock import Clock
+from bkvy.clock import Clock
 from bkvy.utils.atomic_files import write_text_atomic
 from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS, estimate_percentile_ms
 from bkvy.utils.records import TransactionRecord, parse_timestamp, utc_day

@@ -21,9 +21,9 @@ from bkvy.utils.records import COLUMN_TYPES, TransactionRecord, parse_timestamp,
 from bkvy.utils.transaction_log import TransactionLog, restore_cell
 
 if TYPE_CHECKING:
-    from bkvy.core.clock import Clock
-    from bkvy.core.executor import RequestOutcome
-    from bkvy.core.settings import Settings
+    from bkvy.clock import Clock
+    from bkvy.core.execution.executor import RequestOutcome
+    from bkvy.core.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from bkvy.core.clock import Clock
+from bkvy.clock import Clock
 from bkvy.utils.records import COLUMN_TYPES, COLUMNS, TransactionRecord, parse_timestamp, utc_day
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bkvy.core.clock import FakeClock
-from bkvy.core.executor import RequestOutcome
-from bkvy.core.settings import load_settings
+from bkvy.clock import FakeClock
+from bkvy.core.execution.executor import RequestOutcome
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 from tests.conftest import gateway

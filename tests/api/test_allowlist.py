@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from bkvy.api.allowlist import client_address, parse_networks
-from bkvy.core.config import ConfigError
+from bkvy.core.config.gateway import ConfigError
 
 PROXIES = parse_networks(["10.0.0.5", "10.1.0.0/16"], "TRUSTED_PROXIES")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bkvy.core.circuit_breaker import CircuitKey
-from bkvy.core.settings import load_settings
+from bkvy.core.circuits.breaker import CircuitKey
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config
 from bkvy.models.types import ErrorClass
 from tests.conftest import gateway

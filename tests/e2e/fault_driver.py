@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from bkvy.core.clock import FakeClock
-from bkvy.core.config import GatewayConfig, build_config
+from bkvy.clock import FakeClock
+from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.sim import SimFleet
 
 PRIMARY, PRIMARY_MODEL, PRIMARY_KEY_ID, PRIMARY_KEY = "primary", "gpt-4o-mini", "primary_key", "sk-sim-primary"

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from bkvy.api.app import create_app
-from bkvy.core.settings import load_settings
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 from bkvy.utils.records import TransactionRecord, utc_timestamp

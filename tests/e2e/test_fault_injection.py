@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bkvy.core.clock import FakeClock
-from bkvy.core.settings import load_settings
+from bkvy.clock import FakeClock
+from bkvy.core.config.settings import load_settings
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
 from tests.e2e.fault_driver import (FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL, PRIMARY, PRIMARY_KEY_ID,

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from bkvy.core.clock import FakeClock
+from bkvy.clock import FakeClock
 from bkvy.sim import SimFleet
 
 MESSAGES = [{"role": "user", "content": "Say something short."}]

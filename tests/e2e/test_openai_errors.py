@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from bkvy.core.clock import FakeClock
-from bkvy.core.settings import load_settings
+from bkvy.clock import FakeClock
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 from tests.conftest import gateway

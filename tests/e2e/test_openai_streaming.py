@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from bkvy.api.app import create_app
-from bkvy.core.executor import RequestOutcome
-from bkvy.core.settings import load_settings
+from bkvy.core.execution.executor import RequestOutcome
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 

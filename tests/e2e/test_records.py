@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bkvy.api.app import create_app
-from bkvy.core.clock import FakeClock
-from bkvy.core.config import build_config
-from bkvy.core.settings import load_settings
+from bkvy.clock import FakeClock
+from bkvy.core.config.gateway import build_config
+from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_config, demo_providers, demo_routing
 from bkvy.sim import SimFleet
 from bkvy.utils.records import COLUMNS
@@ -199,7 +199,7 @@ async def test_canary_key_appears_in_no_record(fleet: SimFleet, tmp_path: Path,
 
 
 def test_statistics_and_dashboard_need_an_allowed_address_at_build(tmp_path: Path) -> None:
-    from bkvy.core.config import ConfigError
+    from bkvy.core.config.gateway import ConfigError
     with pytest.raises(ConfigError, match="DASHBOARD_ALLOWED_IPS"):
         create_app(_settings(tmp_path, dashboard_allowed_ips="not-an-ip"), build_config(
             {"ollama": {"base_url": "http://127.0.0.1:1", "models": {"m": {"intelligence_tier": "low",

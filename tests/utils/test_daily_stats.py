@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bkvy.core.clock import FakeClock
+from bkvy.clock import FakeClock
 from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DailyStats
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 

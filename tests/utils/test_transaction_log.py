@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bkvy.core.clock import FakeClock
+from bkvy.clock import FakeClock
 from bkvy.utils.records import COLUMNS, TransactionRecord, utc_timestamp
 from bkvy.utils.transaction_log import RowRenderer, TransactionLog, neutralise_cell, restore_cell
 

@@ -1,0 +1,42 @@
+"""The executor's view of the circuit breakers and the retry budget (SPEC §6).
+
+Routing sees each circuit as a few fields (``route_view``); the executor asks ``refusal`` right before an
+attempt and reports outcomes through ``record_*``. Keys here are the (provider, model, key_id) triple.
+"""
+
+from __future__ import annotations
+
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitState, RetryBudget
+from bkvy.models.types import ErrorClass
+
+
+class CircuitGuard:
+    def __init__(self, registry: CircuitBreakerRegistry, budget: RetryBudget) -> None:
+        self.registry = registry
+        self._budget = budget
+
+    def route_view(self, key: CircuitKey) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
+        """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
+        return self.registry.route_fields(key)
+
+    def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
+                is_panic: bool) -> str | None:
+        """Why this attempt must not be made now, or None. A first attempt counts toward the retry budget."""
+        key = CircuitKey(provider, model, key_id)
+        if is_retry:
+            if not self._budget.try_acquire_retry(provider, model):
+                return "retry_budget"
+        else:
+            self._budget.record_request(provider, model)
+        if is_panic:
+            return None   # every candidate is open: try the one that recovers soonest anyway
+        if fast_mode and self.registry.snapshot(key).state is not CircuitState.CLOSED:
+            return "circuit_not_closed"
+        return None if self.registry.allow_request(key) else "circuit_open"
+
+    def record_success(self, provider: str, model: str, key_id: str, latency_ms: float) -> None:
+        self.registry.record_success(CircuitKey(provider, model, key_id), latency_ms)
+
+    def record_failure(self, provider: str, model: str, key_id: str, error_class: ErrorClass,
+                       retry_after_seconds: float | None) -> None:
+        self.registry.record_failure(CircuitKey(provider, model, key_id), error_class, retry_after_seconds)

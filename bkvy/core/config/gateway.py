@@ -1,0 +1,250 @@
+"""Configuration: providers.json, routing.json and the environment, validated once (SPEC §2–3).
+
+Errors are raised as ``ConfigError`` with one message naming the file, the JSON path and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bkvy.models.types import IntelligenceLevel, ProviderType
+
+if TYPE_CHECKING:
+    from bkvy.core.routing.route_table import RouteTable
+
+DEFAULT_BASE_URLS = {
+    ProviderType.OPENAI: "https://api.openai.com",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+    ProviderType.OLLAMA: "http://localhost:11434",
+}
+_KEYLESS_TYPES = {ProviderType.OLLAMA, ProviderType.OPENAI_COMPATIBLE}
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str(error)`` is the whole message for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimit(_Strict):
+    rpm: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class KeyConfig(_Strict):
+    api_key: str
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)   # model name or "*"
+
+    def limits_for(self, model: str) -> RateLimit:
+        return self.rate_limits.get(model) or self.rate_limits.get("*") or RateLimit()
+
+
+class ModelConfig(_Strict):
+    endpoint: str | None = None
+    cost_per_1k_tokens: float | None = Field(default=None, ge=0)
+    input_cost_per_1k: float | None = Field(default=None, ge=0)
+    output_cost_per_1k: float | None = Field(default=None, ge=0)
+    intelligence_tier: IntelligenceLevel
+    supports_thinking: bool = False
+    context_window: int | None = Field(default=None, ge=1)
+    capabilities: tuple[Literal["vision", "tools", "json"], ...] = ()
+    expected_latency_ms: float = Field(default=1000.0, gt=0)   # seed for the online estimate
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_a_path(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None and (not endpoint.startswith("/") or "://" in endpoint):
+            raise ValueError("must be a path starting with '/', e.g. '/v1/chat/completions'")
+        return endpoint
+
+    @model_validator(mode="after")
+    def _has_a_price(self) -> ModelConfig:
+        split = (self.input_cost_per_1k, self.output_cost_per_1k)
+        if self.cost_per_1k_tokens is None and None in split:
+            raise ValueError("give cost_per_1k_tokens, or both input_cost_per_1k and output_cost_per_1k")
+        return self
+
+    @property
+    def input_price_per_1k(self) -> float:
+        return self.input_cost_per_1k if self.input_cost_per_1k is not None else self.cost_per_1k_tokens or 0.0
+
+    @property
+    def output_price_per_1k(self) -> float:
+        return self.output_cost_per_1k if self.output_cost_per_1k is not None else self.cost_per_1k_tokens or 0.0
+
+
+class ProviderConfig(_Strict):
+    type: ProviderType
+    base_url: str
+    keys: dict[str, KeyConfig]
+    models: dict[str, ModelConfig] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, base_url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", base_url):
+            raise ValueError("must be an http(s) URL such as 'https://api.openai.com'")
+        return base_url.rstrip("/")
+
+
+class ScenarioEntry(_Strict):
+    provider: str
+    model: str
+    priority: int = 1
+
+
+class RoutingConfig(_Strict):
+    scenarios: dict[str, list[ScenarioEntry]] = Field(default_factory=dict)
+
+
+class GatewayConfig(_Strict):
+    providers: dict[str, ProviderConfig]
+    routing: RoutingConfig
+
+    def scenario(self, name: str) -> list[ScenarioEntry] | None:
+        entries = self.routing.scenarios.get(name)
+        return sorted(entries, key=lambda e: e.priority) if entries is not None else None
+
+    @cached_property
+    def route_table(self) -> RouteTable:
+        """Candidates per tier, scenario and model, built once per config (the routing hot path reads it)."""
+        from bkvy.core.routing.route_table import RouteTable
+
+        return RouteTable.compile(self)
+
+
+def _infer_type(name: str, raw: Mapping[str, Any]) -> Any:
+    if "type" in raw:
+        return raw["type"]
+    for provider_type in ProviderType:
+        if name.lower().startswith(provider_type.value):
+            return provider_type.value
+    return None
+
+
+def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: {name}: must be an object with 'keys' and 'models'")
+    provider = dict(raw)
+    provider_type = _infer_type(name, provider)
+    if provider_type is None:
+        raise ConfigError(f"{file}: {name}.type: missing, and '{name}' does not imply one. "
+                          f"Fix: add \"type\": one of {[t.value for t in ProviderType]}")
+    provider["type"] = provider_type
+    if "base_url" not in provider:
+        default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if provider_type in ProviderType._value2member_map_ else None
+        if default is None:
+            raise ConfigError(f"{file}: {name}.base_url: required for type '{provider_type}'. "
+                              f"Fix: add \"base_url\": \"http://host:port\"")
+        provider["base_url"] = default
+    keys = provider.get("keys")
+    if not keys and provider_type in {t.value for t in _KEYLESS_TYPES}:
+        provider["keys"] = {"default": {"api_key": ""}}
+    elif isinstance(keys, dict):
+        provider["keys"] = {kid: _interpolate_key(name, kid, k, environ, file) for kid, k in keys.items()}
+    return provider
+
+
+def _interpolate_key(provider: str, key_id: str, raw: Any, environ: Mapping[str, str], file: str) -> Any:
+    if not isinstance(raw, dict) or not isinstance(raw.get("api_key"), str):
+        return raw
+    match = _ENV_REF.match(raw["api_key"])
+    if match is None:
+        return raw
+    variable = match.group(1)
+    if variable not in environ:
+        raise ConfigError(f"{file}: {provider}.keys.{key_id}.api_key: refers to ${{{variable}}}, which is not set. "
+                          f"Fix: set {variable} in the environment or in .env")
+    return {**raw, "api_key": environ[variable]}
+
+
+def _format_validation(file: str, error: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in (*prefix, *first["loc"]))
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{file}: {location}: {first['msg']}{more}"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found. Fix: copy {path.name.replace('.json', '.example.json')} "
+                          f"to {path.name} or set BKVY_CONFIG_DIR") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def build_config(providers_raw: Any, routing_raw: Any, environ: Mapping[str, str], *,
+                 providers_file: str = "providers.json", routing_file: str = "routing.json") -> GatewayConfig:
+    """Validate raw JSON values into a GatewayConfig. Raises ConfigError."""
+    if not isinstance(providers_raw, dict) or not providers_raw:
+        raise ConfigError(f"{providers_file}: must be a non-empty object of providers")
+    providers: dict[str, ProviderConfig] = {}
+    for name, raw in providers_raw.items():
+        if not re.match(_NAME, name):
+            raise ConfigError(f"{providers_file}: {name!r}: provider names use letters, digits, '_', '-', '.'")
+        try:
+            providers[name] = ProviderConfig.model_validate(_normalise_provider(name, raw, environ, providers_file))
+        except ValidationError as exc:
+            raise ConfigError(_format_validation(providers_file, exc, (name,))) from None
+    try:
+        routing = RoutingConfig.model_validate(routing_raw if routing_raw is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(routing_file, exc)) from None
+    _check_cross_references(providers, routing, providers_file, routing_file)
+    return GatewayConfig(providers=providers, routing=routing)
+
+
+def _check_cross_references(providers: dict[str, ProviderConfig], routing: RoutingConfig,
+                            providers_file: str, routing_file: str) -> None:
+    for name, provider in providers.items():
+        if not provider.keys:
+            raise ConfigError(f"{providers_file}: {name}.keys: at least one key is required for type "
+                              f"'{provider.type.value}'")
+        for key_id, key in provider.keys.items():
+            if not re.match(_NAME, key_id):
+                raise ConfigError(f"{providers_file}: {name}.keys.{key_id!r}: key ids use letters, digits, '_', '-'")
+            unknown = set(key.rate_limits) - set(provider.models) - {"*"}
+            if unknown:
+                raise ConfigError(f"{providers_file}: {name}.keys.{key_id}.rate_limits: unknown model "
+                                  f"{sorted(unknown)[0]!r}. Fix: use a model listed under {name}.models, or '*'")
+    for scenario, entries in routing.scenarios.items():
+        if not entries:
+            raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
+        for index, entry in enumerate(entries):
+            where = f"{routing_file}: scenarios.{scenario}.{index}"
+            if entry.provider not in providers:
+                raise ConfigError(f"{where}.provider: unknown provider {entry.provider!r}. "
+                                  f"Fix: use one of {sorted(providers)}")
+            if entry.model not in providers[entry.provider].models:
+                raise ConfigError(f"{where}.model: {entry.provider} has no model {entry.model!r}. "
+                                  f"Fix: use one of {sorted(providers[entry.provider].models)}")
+
+
+def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate ``providers.json`` and ``routing.json`` from ``config_dir``. Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    providers_path = config_dir / "providers.json"
+    routing_path = config_dir / "routing.json"
+    routing_raw = _read_json(routing_path) if routing_path.exists() else {}
+    return build_config(_read_json(providers_path), routing_raw, environ,
+                        providers_file=str(providers_path), routing_file=str(routing_path))

@@ -1,0 +1,100 @@
+"""Settings from the environment (SPEC §3). ``os.environ`` is read here and in ``config`` only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bkvy.core.config.gateway import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config_dir: Path = Path("config")
+    host: str = "0.0.0.0"
+    port: int = Field(default=10006, ge=1, le=65535)
+    log_dir: Path = Path("logs")
+    transaction_logging: bool = False
+    summary_stats: bool = False
+    dashboard_enabled: bool = False
+    dashboard_allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    trusted_proxies: tuple[str, ...] = ()
+    transaction_log_retention_days: int = Field(default=30, ge=1)
+    transaction_log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
+    circuit_breaker_enabled: bool = True
+    circuit_failure_threshold: int = Field(default=3, ge=1)
+    circuit_sliding_window_seconds: float = Field(default=600.0, gt=0)
+    circuit_sliding_window_threshold: int = Field(default=5, ge=1)
+    circuit_max_backoff_seconds: float = Field(default=1800.0, gt=0)
+    circuit_flapping_threshold: int = Field(default=3, ge=1)
+    health_probe_enabled: bool = True
+    health_probe_interval_seconds: float = Field(default=10.0, gt=0)
+    health_probe_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_soft_timeout_seconds: float = Field(default=30.0, gt=0)
+    request_hard_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    admin_api_key: str | None = None
+    require_client_keys: bool = False
+
+    @field_validator("dashboard_allowed_ips", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+_ENV_NAMES = {
+    "BKVY_CONFIG_DIR": "config_dir", "BKVY_HOST": "host", "BKVY_PORT": "port", "LOG_DIR": "log_dir",
+    "TRANSACTION_LOGGING": "transaction_logging", "SUMMARY_STATS": "summary_stats",
+    "DASHBOARD_ENABLED": "dashboard_enabled", "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
+    "TRUSTED_PROXIES": "trusted_proxies",
+    "TRANSACTION_LOG_RETENTION_DAYS": "transaction_log_retention_days",
+    "TRANSACTION_LOG_MAX_BYTES": "transaction_log_max_bytes", "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
+    "CIRCUIT_FAILURE_THRESHOLD": "circuit_failure_threshold",
+    "CIRCUIT_SLIDING_WINDOW_SECONDS": "circuit_sliding_window_seconds",
+    "CIRCUIT_SLIDING_WINDOW_THRESHOLD": "circuit_sliding_window_threshold",
+    "CIRCUIT_MAX_BACKOFF_SECONDS": "circuit_max_backoff_seconds",
+    "CIRCUIT_FLAPPING_THRESHOLD": "circuit_flapping_threshold",
+    "HEALTH_PROBE_ENABLED": "health_probe_enabled",
+    "HEALTH_PROBE_INTERVAL_SECONDS": "health_probe_interval_seconds",
+    "HEALTH_PROBE_TIMEOUT_SECONDS": "health_probe_timeout_seconds",
+    "REQUEST_SOFT_TIMEOUT_SECONDS": "request_soft_timeout_seconds",
+    "REQUEST_HARD_TIMEOUT_SECONDS": "request_hard_timeout_seconds",
+    "BKVY_MAX_BODY_BYTES": "max_body_bytes", "BKVY_ADMIN_API_KEY": "admin_api_key",
+    "BKVY_REQUIRE_CLIENT_KEYS": "require_client_keys",
+}
+_BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from environment variables (names as in SPEC §3). Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for variable, field in _ENV_NAMES.items():
+        if variable not in environ:
+            continue
+        raw = environ[variable].strip()
+        if field in _BOOL_FIELDS:
+            if raw.lower() not in _TRUE | _FALSE:
+                raise ConfigError(f"environment: {variable}={raw!r} is not a boolean. Fix: use true or false")
+            values[field] = raw.lower() in _TRUE
+        elif field == "admin_api_key":
+            values[field] = raw or None
+        else:
+            values[field] = raw
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        variable = next((v for v, f in _ENV_NAMES.items() if f == field), field)
+        raise ConfigError(f"environment: {variable}: {first['msg']}") from None

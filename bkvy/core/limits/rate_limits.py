@@ -1,0 +1,255 @@
+"""Rate limits per (provider, key, model): rpm and rpd sliding windows plus a FIFO queue (SPEC §5).
+
+Many requests may be in flight on one key at once: a lane only counts request starts. A request
+that must wait joins its lane's FIFO queue and is served in order when a slot frees, or gives up
+at its deadline. Provider headers (retry-after, remaining=0) block a lane until the time they give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bkvy.clock import Clock
+
+MINUTE_SECONDS = 60.0
+DAY_SECONDS = 86_400.0
+_new_tuple = tuple.__new__   # builds a NamedTuple from a tuple without its Python-level __new__
+
+
+class LaneKey(NamedTuple):   # a tuple: hashed in C on every request
+    provider: str
+    key_id: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotWait:
+    """How long a request waited for its slot: behind other requests, then for the window itself."""
+
+    queue_seconds: float = 0.0
+    rate_limit_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.queue_seconds + self.rate_limit_seconds
+
+
+class RateLimitExceeded(Exception):
+    """The lane cannot serve this request before its deadline."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limited for {retry_after_seconds:.1f}s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class _Window:
+    """Start times of the requests in the last ``span_seconds``; at most ``limit`` allowed."""
+
+    __slots__ = ("limit", "span_seconds", "starts")
+
+    def __init__(self, limit: int, span_seconds: float) -> None:
+        self.limit = limit
+        self.span_seconds = span_seconds
+        self.starts: deque[float] = deque()
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.span_seconds
+        while self.starts and self.starts[0] <= horizon:
+            self.starts.popleft()
+
+    def wait_seconds(self, now: float, position: int = 0) -> float:
+        """Seconds until the request ``position`` places behind the head may start."""
+        self._expire(now)
+        index = len(self.starts) + position - self.limit
+        if index < 0:
+            return 0.0
+        rounds, offset = divmod(index, self.limit)
+        return self.starts[offset] + self.span_seconds * (rounds + 1) - now
+
+    def used(self, now: float) -> int:
+        self._expire(now)
+        return len(self.starts)
+
+
+class Lane:
+    __slots__ = ("windows", "blocked_until", "waiters", "last_used")
+
+    def __init__(self, rpm: int | None, rpd: int | None) -> None:
+        self.windows = [w for w in (_Window(rpm, MINUTE_SECONDS) if rpm else None,
+                                    _Window(rpd, DAY_SECONDS) if rpd else None) if w is not None]
+        self.blocked_until = 0.0
+        self.waiters: deque[asyncio.Event] = deque()
+        self.last_used = float("-inf")
+
+    def wait_seconds(self, now: float, position: int = 0) -> float:
+        wait = self.blocked_until - now
+        for window in self.windows:
+            window_wait = window.wait_seconds(now, position)
+            if window_wait > wait:
+                wait = window_wait
+        return wait if wait > 0.0 else 0.0
+
+    def view(self, now: float) -> LaneView:
+        head_wait = self.wait_seconds(now)
+        depth = len(self.waiters)
+        if not depth and not self.windows:   # an unlimited key: nothing queues, nothing to count
+            return _new_tuple(LaneView, (head_wait, 0.0, 0, 0, self.last_used))
+        queued_wait = self.wait_seconds(now, depth) if depth else head_wait
+        first = self.windows[0] if self.windows else None
+        minute = first.used(now) if first is not None and first.span_seconds == MINUTE_SECONDS else 0
+        return _new_tuple(LaneView, (head_wait, max(0.0, queued_wait - head_wait), depth, minute, self.last_used))
+
+    def steady_until(self, now: float, view: LaneView) -> float:
+        """Until when ``view`` (taken at ``now``) holds if nothing takes, blocks or queues on the lane: the
+        instant its oldest counted start leaves a window; ``now`` when the view changes by the moment (the
+        lane is blocked, full or has a queue)."""
+        if view.queue_depth or view.rate_limit_wait_seconds > 0.0:
+            return now
+        until = math.inf
+        for window in self.windows:
+            if window.starts and window.starts[0] + window.span_seconds < until:
+                until = window.starts[0] + window.span_seconds
+        return until
+
+    def take(self, now: float) -> None:
+        for window in self.windows:
+            window.starts.append(now)
+        self.last_used = now
+
+
+class LaneView(NamedTuple):
+    """What routing needs to know about one lane, at one instant."""
+
+    rate_limit_wait_seconds: float   # wait if the queue were empty
+    queue_wait_seconds: float        # extra wait caused by the requests queued ahead
+    queue_depth: int
+    used_in_minute: int
+    last_used: float
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lanes: dict[LaneKey, Lane] = {}
+        self._listeners: list[Callable[[LaneKey], None]] = []
+
+    def on_change(self, callback: Callable[[LaneKey], None]) -> None:
+        """Call ``callback`` with the lane's key whenever a lane changes (a start counted, a provider block,
+        a request joining or leaving its queue): routing caches lane views between changes."""
+        self._listeners.append(callback)
+
+    def _changed(self, key: LaneKey) -> None:
+        for callback in self._listeners:
+            callback(key)
+
+    def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None) -> None:
+        self._lanes[key] = Lane(rpm, rpd)
+        self._changed(key)
+
+    def _lane(self, key: LaneKey) -> Lane:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(None, None)
+        return lane
+
+    def view(self, key: LaneKey) -> LaneView:
+        return self._lane(key).view(self._clock.now())
+
+    def lane(self, key: LaneKey) -> Lane:
+        """The lane itself, for callers that read its view once per request (routing) and keep the handle."""
+        return self._lane(key)
+
+    def block_until(self, key: LaneKey, retry_after_seconds: float) -> None:
+        """A provider said wait (429 retry-after, or remaining=0 with a reset time)."""
+        lane = self._lane(key)
+        lane.blocked_until = max(lane.blocked_until, self._clock.now() + retry_after_seconds)
+        self._changed(key)
+
+    def try_acquire(self, key: LaneKey) -> bool:
+        lane = self._lane(key)
+        now = self._clock.now()
+        if lane.waiters or lane.wait_seconds(now) > 0:
+            return False
+        lane.take(now)
+        self._changed(key)
+        return True
+
+    async def acquire(self, key: LaneKey, deadline: float) -> SlotWait:
+        """Take a slot, waiting in FIFO order until ``deadline`` (clock seconds).
+
+        Returns how long it waited, split into queue and window time. Raises RateLimitExceeded when the
+        slot would come after the deadline.
+        """
+        lane = self._lane(key)
+        start = self._clock.now()
+        if not lane.waiters and lane.wait_seconds(start) == 0:
+            lane.take(start)
+            self._changed(key)
+            return SlotWait()
+        turn = asyncio.Event()
+        lane.waiters.append(turn)
+        if lane.waiters[0] is turn:
+            turn.set()
+        self._changed(key)
+        try:
+            await self._wait_for_turn(lane, turn, deadline)
+            at_head = self._clock.now()
+            await self._wait_for_slot(lane, deadline)
+            now = self._clock.now()
+            lane.take(now)
+            return SlotWait(at_head - start, now - at_head)
+        finally:
+            self._leave(lane, turn)
+            self._changed(key)
+
+    async def _wait_for_turn(self, lane: Lane, turn: asyncio.Event, deadline: float) -> None:
+        while not turn.is_set():
+            position = list(lane.waiters).index(turn)
+            now = self._clock.now()
+            expected = lane.wait_seconds(now, position)
+            if now + expected > deadline:
+                raise RateLimitExceeded(expected)
+            try:
+                async with self._clock.timeout(deadline - now):
+                    await turn.wait()
+            except TimeoutError:
+                raise RateLimitExceeded(lane.wait_seconds(self._clock.now(), position)) from None
+
+    async def _wait_for_slot(self, lane: Lane, deadline: float) -> None:
+        while True:
+            now = self._clock.now()
+            wait = lane.wait_seconds(now)
+            if wait <= 0:
+                return
+            if now + wait > deadline:
+                raise RateLimitExceeded(wait)
+            await self._clock.sleep(wait)
+
+    @staticmethod
+    def _leave(lane: Lane, turn: asyncio.Event) -> None:
+        was_head = bool(lane.waiters) and lane.waiters[0] is turn
+        try:
+            lane.waiters.remove(turn)
+        except ValueError:
+            pass
+        if was_head and lane.waiters:
+            lane.waiters[0].set()
+
+    def status(self) -> list[dict[str, object]]:
+        now = self._clock.now()
+        rows = []
+        for key, lane in self._lanes.items():
+            rows.append({
+                "provider": key.provider, "key_id": key.key_id, "model": key.model,
+                "limits": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.limit for w in lane.windows},
+                "used": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.used(now) for w in lane.windows},
+                "wait_seconds": round(lane.wait_seconds(now), 3),
+                "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
+                "queue_depth": len(lane.waiters),
+            })
+        return rows

@@ -1,0 +1,91 @@
+"""Every candidate list routing can be asked for, compiled once per config (SPEC §5).
+
+A candidate is a (provider, model, key); a ``RouteTable`` holds them per intelligence tier, per scenario (in
+priority order) and per (provider, model), each as a ``RouteEntry`` carrying what ranking needs from config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, RouteRequest, live_candidate
+from bkvy.models.errors import NoCandidates, UnknownKey, UnknownModel, UnknownProvider, UnknownScenario
+from bkvy.models.types import RoutingMethod
+
+if TYPE_CHECKING:
+    from bkvy.core.config.gateway import GatewayConfig
+
+
+class RouteEntry(NamedTuple):
+    """One (provider, model, key) with what routing needs from config, compiled once; unpacked in the hot
+    loop, so the key's parts are fields of their own."""
+
+    key: CandidateKey
+    provider: str
+    model: str
+    key_id: str
+    input_price_per_1k: float
+    output_price_per_1k: float
+    seed: LiveCandidate        # used when the snapshot knows nothing about this candidate
+    rank: int                  # scenario: position of its entry in priority order
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Every candidate list routing can be asked for, precomputed from one GatewayConfig."""
+
+    tiers: dict[int, tuple[RouteEntry, ...]]
+    scenarios: dict[str, tuple[RouteEntry, ...]]
+    models: dict[tuple[str, str], tuple[RouteEntry, ...]]
+    providers: frozenset[str]
+
+    @classmethod
+    def compile(cls, config: GatewayConfig) -> RouteTable:
+        models: dict[tuple[str, str], tuple[RouteEntry, ...]] = {}
+        tiers: dict[int, list[RouteEntry]] = {}
+        for provider_name, provider in config.providers.items():
+            for model_name, model in provider.models.items():
+                seed = CandidateState(expected_latency_seconds=model.expected_latency_ms / 1000.0)
+                entries = tuple(RouteEntry(key, provider_name, model_name, key_id, model.input_price_per_1k,
+                                           model.output_price_per_1k, live_candidate(key, seed), 0)
+                                for key_id in provider.keys
+                                for key in (CandidateKey(provider_name, model_name, key_id),))
+                models[(provider_name, model_name)] = entries
+                tiers.setdefault(model.intelligence_tier.rank, []).extend(entries)
+        scenarios = {}
+        for name in config.routing.scenarios:
+            scenario_entries = config.scenario(name) or []
+            scenarios[name] = tuple(e._replace(rank=rank)
+                                    for rank, entry in enumerate(scenario_entries)
+                                    for e in models[(entry.provider, entry.model)])
+        return cls({rank: tuple(entries) for rank, entries in tiers.items()}, scenarios, models,
+                   frozenset(config.providers))
+
+    def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
+        """Candidates in preference groups: intelligence routing's higher tiers come after its own tier."""
+        if request.method is RoutingMethod.SCENARIO:
+            entries = self.scenarios.get(request.scenario or "")
+            if entries is None:
+                raise UnknownScenario(f"unknown scenario {request.scenario!r}")
+            return [entries]
+        if request.method is RoutingMethod.DIRECT:
+            return [self._direct(request)]
+        assert request.level is not None
+        groups = [self.tiers[rank] for rank in sorted(self.tiers) if rank >= request.level.rank]
+        if not groups:
+            raise NoCandidates(f"no model is configured at tier {request.level.value!r} or above")
+        return groups
+
+    def _direct(self, request: RouteRequest) -> tuple[RouteEntry, ...]:
+        if request.provider not in self.providers:
+            raise UnknownProvider(f"unknown provider {request.provider!r}")
+        entries = self.models.get((request.provider or "", request.model or ""))
+        if entries is None:
+            raise UnknownModel(f"provider {request.provider!r} has no model {request.model!r}")
+        if request.key_id is None:
+            return entries
+        chosen = tuple(e for e in entries if e.key.key_id == request.key_id)
+        if not chosen:
+            raise UnknownKey(f"provider {request.provider!r} has no key id {request.key_id!r}")
+        return chosen

@@ -1,0 +1,170 @@
+"""plan_route is pure: snapshots are built by hand, no HTTP, no event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from bkvy.core.config.gateway import build_config
+from bkvy.core.routing.plan import CandidateKey, CandidateState, RouteRequest, plan_route
+from bkvy.models.errors import NoCandidates, UnknownKey, UnknownModel, UnknownProvider, UnknownScenario
+from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
+
+
+def _model(tier: str, cost: float, latency_ms: float = 1000) -> dict:
+    return {"intelligence_tier": tier, "cost_per_1k_tokens": cost, "expected_latency_ms": latency_ms}
+
+
+CONFIG = build_config({
+    "cheapco": {"type": "openai", "base_url": "http://127.0.0.1:1",
+                "keys": {"c1": {"api_key": "x"}, "c2": {"api_key": "y"}},
+                "models": {"slow-cheap": _model("low", 0.1, 5000), "mid": _model("medium", 1.0)}},
+    "fastco": {"type": "anthropic", "base_url": "http://127.0.0.1:2", "keys": {"f1": {"api_key": "z"}},
+               "models": {"fast-pricey": _model("low", 1.0, 500), "big": _model("high", 5.0)}},
+}, {"scenarios": {"chain": [{"provider": "fastco", "model": "fast-pricey", "priority": 2},
+                            {"provider": "cheapco", "model": "slow-cheap", "priority": 1}]}}, {})
+
+
+def _low(max_wait: float | None = None, **kw) -> RouteRequest:
+    return RouteRequest(RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.LOW, max_wait_seconds=max_wait,
+                        input_tokens_estimate=100, output_tokens_estimate=100, **kw)
+
+
+def _state(latency: float, **kw) -> CandidateState:
+    return CandidateState(expected_latency_seconds=latency, **kw)
+
+
+def _names(plan) -> list[tuple[str, str]]:
+    return [(c.model, c.key_id) for c in plan.candidates]
+
+
+def test_intelligence_picks_cheapest_when_it_fits_the_deadline():
+    plan = plan_route(_low(max_wait=10), CONFIG, {})
+    assert plan.decision_reason == "cheapest_within_estimate"
+    assert plan.candidates[0].model == "slow-cheap"
+
+
+def test_intelligence_picks_fastest_when_nothing_cheap_fits():
+    plan = plan_route(_low(max_wait=0.2), CONFIG, {})
+    assert plan.decision_reason == "fastest_available"
+    assert plan.candidates[0].model == "fast-pricey"
+
+
+def test_cheapest_within_estimate_skips_candidates_too_slow_for_deadline():
+    plan = plan_route(_low(max_wait=2), CONFIG, {})
+    assert plan.candidates[0].model == "fast-pricey"
+    assert plan.candidates[0].reason == "cheapest_within_estimate"
+    assert [c.reason for c in plan.candidates if c.model == "slow-cheap"] == ["outside_estimate"] * 2
+
+
+def test_tier_filtering_puts_higher_tiers_after_own_tier_only():
+    plan = plan_route(_low(), CONFIG, {})
+    tiers = [c.model for c in plan.candidates]
+    assert tiers[:3] == ["slow-cheap", "slow-cheap", "fast-pricey"]
+    assert set(tiers[3:]) == {"mid", "big"}
+    assert all(c.reason.endswith("_higher_tier") for c in plan.candidates[3:])
+    high = plan_route(RouteRequest(RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.HIGH), CONFIG, {})
+    assert [c.model for c in high.candidates] == ["big"]
+
+
+def test_rate_limited_candidate_is_charged_its_wait():
+    snapshot = {CandidateKey("cheapco", "slow-cheap", "c1"): _state(5.0, rate_limit_wait_seconds=4.0),
+                CandidateKey("cheapco", "slow-cheap", "c2"): _state(5.0, rate_limit_wait_seconds=4.0)}
+    plan = plan_route(_low(max_wait=6), CONFIG, snapshot)
+    assert plan.candidates[0].model == "fast-pricey"
+    late = [c for c in plan.candidates if c.model == "slow-cheap"]
+    assert late and all(c.estimate_seconds == pytest.approx(9.0) for c in late)
+
+
+def test_rate_limited_candidate_beyond_max_wait_is_skipped_with_its_wait():
+    snapshot = {CandidateKey("fastco", "fast-pricey", "f1"): _state(0.5, rate_limit_wait_seconds=30.0)}
+    plan = plan_route(_low(max_wait=10), CONFIG, snapshot)
+    assert ("fast-pricey", "f1") not in _names(plan)
+    assert plan.rate_limit_retry_after_seconds == 30.0
+
+
+def test_no_max_wait_means_no_waiting_for_a_full_window():
+    snapshot = {CandidateKey("fastco", "fast-pricey", "f1"): _state(0.5, rate_limit_wait_seconds=0.1)}
+    plan = plan_route(_low(), CONFIG, snapshot)
+    assert ("fast-pricey", "f1") not in _names(plan)
+
+
+def test_ties_spread_across_keys_by_recent_use():
+    used = {CandidateKey("cheapco", "slow-cheap", "c1"): _state(5.0, used_in_minute=3),
+            CandidateKey("cheapco", "slow-cheap", "c2"): _state(5.0, used_in_minute=1)}
+    assert plan_route(_low(), CONFIG, used).candidates[0].key_id == "c2"
+    used[CandidateKey("cheapco", "slow-cheap", "c2")] = _state(5.0, used_in_minute=4)
+    assert plan_route(_low(), CONFIG, used).candidates[0].key_id == "c1"
+
+
+def test_scenario_follows_priority_not_listing_order():
+    plan = plan_route(RouteRequest(RoutingMethod.SCENARIO, scenario="chain"), CONFIG, {})
+    assert plan.decision_reason == "scenario_priority"
+    assert [c.model for c in plan.candidates] == ["slow-cheap", "slow-cheap", "fast-pricey"]
+
+
+def test_scenario_prefers_the_key_without_a_wait_within_an_entry():
+    snapshot = {CandidateKey("cheapco", "slow-cheap", "c1"): _state(5.0, rate_limit_wait_seconds=2.0)}
+    plan = plan_route(RouteRequest(RoutingMethod.SCENARIO, scenario="chain", max_wait_seconds=5), CONFIG, snapshot)
+    assert _names(plan)[:2] == [("slow-cheap", "c2"), ("slow-cheap", "c1")]
+
+
+def test_direct_names_one_model_and_optionally_one_key():
+    plan = plan_route(RouteRequest(RoutingMethod.DIRECT, provider="cheapco", model="mid"), CONFIG, {})
+    assert plan.decision_reason == "direct" and {c.key_id for c in plan.candidates} == {"c1", "c2"}
+    one = plan_route(RouteRequest(RoutingMethod.DIRECT, provider="cheapco", model="mid", key_id="c2"), CONFIG, {})
+    assert _names(one) == [("mid", "c2")]
+
+
+@pytest.mark.parametrize("request_, error", [
+    (RouteRequest(RoutingMethod.SCENARIO, scenario="nope"), UnknownScenario),
+    (RouteRequest(RoutingMethod.DIRECT, provider="nope", model="mid"), UnknownProvider),
+    (RouteRequest(RoutingMethod.DIRECT, provider="cheapco", model="nope"), UnknownModel),
+    (RouteRequest(RoutingMethod.DIRECT, provider="cheapco", model="mid", key_id="nope"), UnknownKey),
+])
+def test_unknown_names_raise_404_errors(request_, error):
+    with pytest.raises(error):
+        plan_route(request_, CONFIG, {})
+
+
+def test_no_model_at_or_above_tier_raises_no_candidates():
+    config = build_config({"openai": {"keys": {"k": {"api_key": "x"}}, "models": {"m": _model("low", 1)}}}, {}, {})
+    with pytest.raises(NoCandidates):
+        plan_route(RouteRequest(RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.HIGH), config, {})
+
+
+def test_open_circuit_is_skipped_and_flapping_is_ranked_last():
+    snapshot = {CandidateKey("cheapco", "slow-cheap", "c1"): _state(5.0, is_closed=False, allows_request=False,
+                                                                     open_reason=ErrorClass.SERVER),
+                CandidateKey("cheapco", "slow-cheap", "c2"): _state(5.0, is_flapping=True)}
+    plan = plan_route(_low(), CONFIG, snapshot)
+    assert ("slow-cheap", "c1") not in _names(plan)
+    assert [s.reason for s in plan.skipped] == ["circuit_open"]
+    own_tier = [c for c in plan.candidates if "higher" not in c.reason]
+    assert own_tier[-1].key_id == "c2"
+
+
+def test_panic_mode_picks_the_circuit_that_recovers_soonest():
+    keys = [CandidateKey("cheapco", "slow-cheap", "c1"), CandidateKey("cheapco", "slow-cheap", "c2"),
+            CandidateKey("fastco", "fast-pricey", "f1")]
+    snapshot = {key: _state(1.0, is_closed=False, allows_request=False, open_reason=ErrorClass.SERVER,
+                            open_until=100.0 + i) for i, key in enumerate(reversed(keys))}
+    plan = plan_route(RouteRequest(RoutingMethod.SCENARIO, scenario="chain"), CONFIG, snapshot)
+    assert plan.decision_reason == "panic_mode"
+    assert _names(plan) == [("fast-pricey", "f1")]
+
+
+def test_no_panic_mode_when_a_key_is_open_for_auth():
+    keys = [CandidateKey("cheapco", "slow-cheap", "c1"), CandidateKey("cheapco", "slow-cheap", "c2"),
+            CandidateKey("fastco", "fast-pricey", "f1")]
+    snapshot = {key: _state(1.0, is_closed=False, allows_request=False, open_reason=ErrorClass.AUTH)
+                for key in keys}
+    plan = plan_route(RouteRequest(RoutingMethod.SCENARIO, scenario="chain"), CONFIG, snapshot)
+    assert plan.candidates == ()
+
+
+def test_fast_mode_uses_closed_circuits_only_and_fastest_first():
+    snapshot = {CandidateKey("cheapco", "slow-cheap", "c1"): _state(5.0, is_closed=False)}
+    plan = plan_route(_low(max_wait=100, fast_mode=True), CONFIG, snapshot)
+    assert plan.decision_reason == "fastest_available"
+    assert plan.candidates[0].model == "fast-pricey"
+    assert ("slow-cheap", "c1") not in _names(plan)
