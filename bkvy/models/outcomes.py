@@ -1,0 +1,75 @@
+"""What happened to a request and to each of its attempts, as typed words (SPEC §5).
+
+Every enum here is str-valued: the wire (debug output, error ``attempts``), the CSV transaction log and the
+Prometheus labels carry exactly these strings, so they never change when the code around them does.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from bkvy.models.types import ErrorClass
+
+
+class SkipReason(str, Enum):
+    """Why a candidate was passed over without an upstream call."""
+
+    CIRCUIT_OPEN = "circuit_open"                 # its circuit is OPEN and its backoff has not ended
+    CIRCUIT_NOT_CLOSED = "circuit_not_closed"     # fast mode takes closed circuits only
+    RATE_LIMITED = "rate_limited"                 # no rate-limit slot within the request's max wait
+    RETRY_BUDGET = "retry_budget"                 # the gateway-wide retry budget is spent
+    UNSUPPORTED_INPUT = "unsupported_input"       # its wire format cannot carry this input (e.g. an image URL)
+
+
+class AttemptOutcome(str, Enum):
+    """One attempt's end. An attempt *was sent* when an upstream call was made (``was_sent``)."""
+
+    SUCCESS = "success"
+    # An upstream call that failed, one per ``ErrorClass`` (same words).
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    SERVER = "server"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    BAD_REQUEST = "bad_request"
+    # An upstream call that bkvy ended.
+    CLIENT_DISCONNECTED = "client_disconnected"
+    CANCELLED_HARD_TIMEOUT = "cancelled_hard_timeout"
+    # No upstream call: ``skipped_<SkipReason>``.
+    SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
+    SKIPPED_CIRCUIT_NOT_CLOSED = "skipped_circuit_not_closed"
+    SKIPPED_RATE_LIMITED = "skipped_rate_limited"
+    SKIPPED_RETRY_BUDGET = "skipped_retry_budget"
+    SKIPPED_UNSUPPORTED_INPUT = "skipped_unsupported_input"
+
+    @classmethod
+    def failed(cls, error_class: ErrorClass) -> AttemptOutcome:
+        return _FAILED[error_class]
+
+    @classmethod
+    def skipped(cls, reason: SkipReason) -> AttemptOutcome:
+        return _SKIPPED[reason]
+
+    @property
+    def was_sent(self) -> bool:
+        """An upstream call was made: the one definition of a "tried" attempt (records, metrics, errors)."""
+        return self not in _NOT_SENT
+
+
+_FAILED = {error_class: AttemptOutcome(error_class.value) for error_class in ErrorClass}
+_SKIPPED = {reason: AttemptOutcome(f"skipped_{reason.value}") for reason in SkipReason}
+_NOT_SENT = frozenset(_SKIPPED.values())
+
+
+class DecisionReason(str, Enum):
+    """Why a candidate sits where it does in a plan (``decision_reason`` for the plan's first)."""
+
+    CHEAPEST_WITHIN_ESTIMATE = "cheapest_within_estimate"
+    CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER = "cheapest_within_estimate_higher_tier"
+    FASTEST_AVAILABLE = "fastest_available"
+    FASTEST_AVAILABLE_HIGHER_TIER = "fastest_available_higher_tier"
+    OUTSIDE_ESTIMATE = "outside_estimate"         # ranked after every candidate that fits max_wait
+    SCENARIO_PRIORITY = "scenario_priority"
+    DIRECT = "direct"
+    PANIC_MODE = "panic_mode"                     # every circuit open: the one that recovers soonest
+    NO_CANDIDATE_AVAILABLE = "no_candidate_available"
