@@ -1,18 +1,105 @@
-"""Expected response time per (provider, model), learned online from its own successes (SPEC §5)."""
+"""Expected response time per (provider, model), learned online from its own successes (SPEC §5).
+
+Two estimates per (provider, model): the EWMA mean that routing uses today (``expected_seconds``), and a
+bounded, decaying tail estimate (``quantile_seconds``) for judging a candidate by its p95 and for hedge delays.
+
+The tail estimate is a histogram of log-spaced buckets from 1 ms to 10 min: each bucket is 10 % wider than the
+one before, so a quantile read from the geometric middle of its bucket is within ~5 % of the truth, and the
+bucket count is fixed (140 floats per model, whatever the traffic). Decay is per *observation*, not per second:
+the estimate describes the model's last few hundred answers whatever its traffic rate, so a rarely used model
+keeps the tail it learned instead of decaying below ``min_observations`` between calls, and no clock is needed
+(the tracker stays pure: no wall clock, no I/O). Older answers fade by a factor of two every
+``half_life_observations`` answers; a shift (50 ms -> 500 ms) moves p95 after ~7 % of a half-life.
+"""
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Callable
 
 _ALPHA = 0.2   # weight of the newest sample: recent behaviour matters, one outlier does not dominate
 
+MIN_SECONDS = 0.001            # values below land in the first bucket
+MAX_SECONDS = 600.0            # values above land in the last bucket
+BUCKET_GROWTH = 1.1            # upper edge / lower edge of every bucket
+BUCKET_COUNT = math.ceil(math.log(MAX_SECONDS / MIN_SECONDS) / math.log(BUCKET_GROWTH))   # 140
+_BUCKETS_PER_LOG = 1.0 / math.log(BUCKET_GROWTH)
+_LOG_MIN = math.log(MIN_SECONDS)
+# Decay without touching every bucket per sample: each new sample weighs GROWTH x the previous one, and the
+# histogram is scaled back down when the weights get large (a few times per 10^5 samples at the default).
+_RESCALE_ABOVE = 1e100
+FORMAT_VERSION = 1
+
+ModelKey = tuple[str, str]
+
+
+class _TailHistogram:
+    __slots__ = ("counts", "total", "weight", "observations")
+
+    def __init__(self) -> None:
+        self.counts = array("d", bytes(8 * BUCKET_COUNT))
+        self.total = 0.0
+        self.weight = 1.0        # the weight the next sample gets
+        self.observations = 0
+
+    def add(self, seconds: float, growth: float) -> None:
+        if seconds >= MAX_SECONDS:
+            index = BUCKET_COUNT - 1
+        elif seconds > MIN_SECONDS:   # also False for NaN: it lands in the first bucket
+            index = int((math.log(seconds) - _LOG_MIN) * _BUCKETS_PER_LOG)
+        else:
+            index = 0
+        weight = self.weight
+        self.counts[index] += weight
+        self.total += weight
+        self.observations += 1
+        self.weight = weight * growth
+        if self.weight > _RESCALE_ABOVE:
+            self._rescale(1.0 / self.weight)
+
+    def _rescale(self, factor: float) -> None:
+        counts = self.counts
+        for index in range(BUCKET_COUNT):
+            counts[index] *= factor
+        self.total *= factor
+        self.weight *= factor
+
+    def quantile(self, q: float) -> float:
+        """Interpolated geometrically inside the bucket that holds the ``q`` share of the weight."""
+        target = q * self.total
+        cumulative = 0.0
+        last = 0
+        for index, count in enumerate(self.counts):
+            if count <= 0.0:
+                continue
+            last = index
+            if cumulative + count >= target:
+                share = (target - cumulative) / count
+                return MIN_SECONDS * BUCKET_GROWTH ** (index + share)
+            cumulative += count
+        return MIN_SECONDS * BUCKET_GROWTH ** (last + 1)   # q == 1.0 with rounding: the top of the last bucket
+
+    def normalized_counts(self) -> list[list[float]]:
+        """Sparse [[bucket, count], ...] with the newest sample weighing 1, for persistence."""
+        scale = 1.0 / self.weight
+        return [[index, float(f"{count * scale:.6g}")] for index, count in enumerate(self.counts)
+                if count * scale >= 1e-9]
+
 
 class LatencyTracker:
-    def __init__(self) -> None:
-        self._ewma_seconds: dict[tuple[str, str], float] = {}
-        self._listeners: list[Callable[[tuple[str, str]], None]] = []
+    """Learned latency per (provider, model). Pure and in-memory; ``to_dict``/``load_dict`` persist it."""
 
-    def on_change(self, callback: Callable[[tuple[str, str]], None]) -> None:
+    def __init__(self, *, half_life_observations: float = 200.0, min_observations: int = 20) -> None:
+        if half_life_observations <= 0:
+            raise ValueError("half_life_observations must be > 0")
+        self._ewma_seconds: dict[ModelKey, float] = {}
+        self._histograms: dict[ModelKey, _TailHistogram] = {}
+        self._listeners: list[Callable[[ModelKey], None]] = []
+        self._growth = 2.0 ** (1.0 / half_life_observations)
+        self._min_observations = min_observations
+
+    def on_change(self, callback: Callable[[ModelKey], None]) -> None:
         """Call ``callback`` with the (provider, model) key after each new sample (routing caches estimates)."""
         self._listeners.append(callback)
 
@@ -20,9 +107,91 @@ class LatencyTracker:
         key = (provider, model)
         previous = self._ewma_seconds.get(key)
         self._ewma_seconds[key] = seconds if previous is None else previous + _ALPHA * (seconds - previous)
+        histogram = self._histograms.get(key)
+        if histogram is None:
+            histogram = self._histograms[key] = _TailHistogram()
+        histogram.add(seconds, self._growth)
         for callback in self._listeners:
             callback(key)
 
-    def expected_seconds(self, model_key: tuple[str, str], seed_seconds: float) -> float:
+    def expected_seconds(self, model_key: ModelKey, seed_seconds: float) -> float:
         """For a (provider, model) key; ``seed_seconds`` (from config) until it has answered once."""
         return self._ewma_seconds.get(model_key, seed_seconds)
+
+    def quantile_seconds(self, model_key: ModelKey, q: float) -> float | None:
+        """The ``q`` quantile (0..1, e.g. 0.95) of recent latency in seconds, within ~5 % and clamped to
+        [1 ms, 10 min]; None until the key has ``min_observations`` samples. Raises ValueError outside 0..1."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be within 0..1, got {q}")
+        histogram = self._histograms.get(model_key)
+        if histogram is None or histogram.observations < self._min_observations or histogram.total <= 0.0:
+            return None
+        return histogram.quantile(q)
+
+    def observations(self, model_key: ModelKey) -> int:
+        """Samples seen for the key (loaded ones included), undecayed."""
+        histogram = self._histograms.get(model_key)
+        return 0 if histogram is None else histogram.observations
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready snapshot for persistence across restarts (versioned; see ``load_dict``)."""
+        models = []
+        for (provider, model), histogram in self._histograms.items():
+            models.append({"provider": provider, "model": model,
+                           "ewma_seconds": self._ewma_seconds.get((provider, model)),
+                           "observations": histogram.observations, "buckets": histogram.normalized_counts()})
+        return {"version": FORMAT_VERSION, "min_seconds": MIN_SECONDS, "bucket_growth": BUCKET_GROWTH,
+                "bucket_count": BUCKET_COUNT, "models": models}
+
+    def load_dict(self, snapshot: object) -> int:
+        """Replace the estimates of every (provider, model) in ``snapshot`` (from ``to_dict``); returns how many
+        were loaded. Never raises: another version or bucket layout, or a malformed entry, is skipped."""
+        if not isinstance(snapshot, dict) or snapshot.get("version") != FORMAT_VERSION:
+            return 0
+        if (snapshot.get("min_seconds"), snapshot.get("bucket_growth"), snapshot.get("bucket_count")) != (
+                MIN_SECONDS, BUCKET_GROWTH, BUCKET_COUNT):
+            return 0
+        entries = snapshot.get("models")
+        loaded = 0
+        for entry in entries if isinstance(entries, list) else ():
+            parsed = _parse_entry(entry)
+            if parsed is None:
+                continue
+            key, ewma_seconds, histogram = parsed
+            self._histograms[key] = histogram
+            if ewma_seconds is not None:
+                self._ewma_seconds[key] = ewma_seconds
+            loaded += 1
+            for callback in self._listeners:
+                callback(key)
+        return loaded
+
+
+def _parse_entry(entry: object) -> tuple[ModelKey, float | None, _TailHistogram] | None:
+    if not isinstance(entry, dict):
+        return None
+    provider, model = entry.get("provider"), entry.get("model")
+    ewma_seconds, observations, buckets = entry.get("ewma_seconds"), entry.get("observations"), entry.get("buckets")
+    if not isinstance(provider, str) or not isinstance(model, str) or not isinstance(buckets, list):
+        return None
+    if not _is_count(observations) or not (ewma_seconds is None or _is_seconds(ewma_seconds)):
+        return None
+    histogram = _TailHistogram()
+    for pair in buckets:
+        if not (isinstance(pair, list) and len(pair) == 2 and _is_count(pair[0]) and _is_seconds(pair[1])):
+            return None
+        if pair[0] >= BUCKET_COUNT:
+            return None
+        histogram.counts[pair[0]] += pair[1]
+        histogram.total += pair[1]
+    histogram.observations = observations
+    return (provider, model), (None if ewma_seconds is None else float(ewma_seconds)), histogram
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_seconds(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value >= 0)
