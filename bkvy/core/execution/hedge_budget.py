@@ -1,0 +1,41 @@
+"""The hedge budget (issue 13): hedged requests cannot multiply the gateway's upstream load."""
+
+from __future__ import annotations
+
+import math
+
+from bkvy.clock import Clock
+from bkvy.core.circuits.window import BucketWindow
+
+
+class HedgeBudget:
+    """Caps hedges across the whole gateway, as the retry budget caps retries per (provider, model).
+
+    Hedges may be at most ``percent`` % of the requests counted over the last ``window_seconds`` (a sliding
+    window in 10 buckets, as the retry budget's), and at least ``min_hedges`` per window so a quiet gateway
+    can still hedge its one stuck request.
+    """
+
+    def __init__(self, clock: Clock, *, percent: float = 5.0, min_hedges: int = 1,
+                 window_seconds: float = 10.0) -> None:
+        if percent < 0 or min_hedges < 0 or window_seconds <= 0:
+            raise ValueError("percent and min_hedges must be >= 0, window_seconds > 0")
+        self._clock = clock
+        self._ratio = percent / 100.0
+        self._min_hedges = min_hedges
+        self._requests = BucketWindow(window_seconds, 10)
+        self._hedges = BucketWindow(window_seconds, 10)
+
+    def record_request(self) -> None:
+        """Count one request (once per request, hedged or not, before any hedge it may take)."""
+        self._requests.add(self._clock.now())
+
+    def try_acquire_hedge(self) -> bool:
+        """True (and the hedge is counted) when the budget allows one more hedge now; False spends nothing."""
+        now = self._clock.now()
+        requests, _ = self._requests.totals(now)
+        allowed = max(self._min_hedges, math.floor(self._ratio * requests + 1e-9))   # 5 % of 100 is 5, not 4
+        if self._hedges.totals(now)[0] >= allowed:
+            return False
+        self._hedges.add(now)
+        return True
