@@ -5,7 +5,7 @@ Used by end-to-end tests, `python main.py --demo` and benchmarks; never touches 
 
 from .fleet import SimFleet
 from .knobs import ModelKnobs
-from .server import WIRE_FORMATS, SimServer
+from .server import WIRE_FORMATS, RealTime, SimClock, SimServer
 from .stats import SimStats
 
-__all__ = ["SimServer", "SimFleet", "ModelKnobs", "SimStats", "WIRE_FORMATS"]
+__all__ = ["SimServer", "SimFleet", "ModelKnobs", "SimStats", "SimClock", "RealTime", "WIRE_FORMATS"]

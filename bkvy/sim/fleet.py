@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from .knobs import ModelKnobs
-from .server import WIRE_FORMATS, SimServer
+from .server import WIRE_FORMATS, SimClock, SimServer
 
 # Names only: the sim serves any model asked for; these are what listings show and the demo config uses.
 DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
@@ -29,14 +29,15 @@ def _fields(knobs: ModelKnobs) -> dict[str, object]:
 
 
 class SimFleet:
-    def __init__(self, *, seed: int = 0, with_default_latency: bool = True) -> None:
+    def __init__(self, *, seed: int = 0, with_default_latency: bool = True, clock: SimClock | None = None) -> None:
+        """``clock``: every server's latency and rpm windows follow it (a test's fake clock); default real time."""
         self.servers: dict[str, SimServer] = {}
         for index, wire_format in enumerate(WIRE_FORMATS):
             models = default_models(wire_format)
             if not with_default_latency:
                 for knobs in models.values():
                     knobs.latency_ms = 0.0
-            self.servers[wire_format] = SimServer(wire_format, seed=seed + index, models=models)
+            self.servers[wire_format] = SimServer(wire_format, seed=seed + index, models=models, clock=clock)
 
     async def start(self, host: str = "127.0.0.1", *, port_base: int = 0) -> None:
         """port_base 0 gives every server an ephemeral port; else port_base + index in WIRE_FORMATS order."""

@@ -17,6 +17,8 @@ class ModelKnobs:
 
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    slow_fraction: float = 0.0      # heavy tail: this share of calls (0..1) takes slow_latency_ms instead
+    slow_latency_ms: float = 0.0
     error_rates: dict[str, float] = field(default_factory=dict)
     down: bool = False
     rpm_limit: int | None = None
@@ -63,8 +65,13 @@ def roll_failure(knobs: ModelKnobs, rng: random.Random) -> str | None:
 
 
 def latency_seconds(knobs: ModelKnobs, rng: random.Random) -> float:
+    """The call's delay: latency_ms, or slow_latency_ms for a slow_fraction of calls, plus the same jitter."""
+    base_ms = knobs.latency_ms
+    # Drawn only when the knob is on, so replies stay what they were for a given seed when it is off.
+    if knobs.slow_fraction > 0.0 and rng.random() < knobs.slow_fraction:
+        base_ms = knobs.slow_latency_ms
     jitter_ms = rng.uniform(-knobs.latency_jitter_ms, knobs.latency_jitter_ms)
-    return max(0.0, knobs.latency_ms + jitter_ms) / 1000.0
+    return max(0.0, base_ms + jitter_ms) / 1000.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,9 @@
 
 Each chat call runs the same gate (auth, outage, 429 burst, rpm window, dice-rolled failure), then a
 latency sleep, then a deterministic reply rendered by the wire format, streamed or not.
+
+Time comes from a ``SimClock`` (real time by default); a test passes its fake clock so the sim's latency
+follows the test's clock instead of the wall.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import math
 import random
 import time
+from typing import Protocol
 
 from aiohttp import web
 
@@ -29,6 +33,21 @@ log = logging.getLogger(__name__)
 
 WIRE_FORMATS = ("openai", "anthropic", "gemini", "ollama", "openai_compatible")
 _SHUTDOWN_TIMEOUT_SECONDS = 0.5
+
+
+class SimClock(Protocol):
+    """What the sim needs of time; bkvy.clock's MonotonicClock and FakeClock both fit."""
+
+    def now(self) -> float: ...                       # monotonic seconds (rpm windows)
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealTime:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,8 +76,10 @@ class SimServer:
         seed: int = 0,
         models: dict[str, ModelKnobs] | None = None,
         valid_keys: set[str] | None = None,
+        clock: SimClock | None = None,
     ) -> None:
         self.wire_format = wire_format
+        self.clock: SimClock = clock or RealTime()
         self.seed = seed
         self.valid_keys = valid_keys
         self.stats = SimStats()
@@ -123,6 +144,15 @@ class SimServer:
             return self._failure_response(rejection.failure, None)
         self._count_call(request, call)
         self._call_counter += 1
+        try:
+            return await self._answer(request, call)
+        except (ConnectionResetError, asyncio.CancelledError):
+            # The client went away before the reply was complete (whole or streamed); a server stop is not that.
+            if not self._stopping.is_set():
+                self.stats.disconnects_by_model[call.model] += 1
+            raise
+
+    async def _answer(self, request: web.Request, call: ChatCall) -> web.StreamResponse:
         rng = random.Random(f"{self.seed}:{call.model}:{self._call_counter}")
         knobs = self.knobs(call.model)
         verdict = self._gate(call, knobs, rng)
@@ -131,7 +161,7 @@ class SimServer:
         delay_seconds = latency_seconds(knobs, rng)
         self.stats.last_latency_ms[call.model] = delay_seconds * 1000.0
         if delay_seconds:
-            await asyncio.sleep(delay_seconds)
+            await self.clock.sleep(delay_seconds)
         reply = build_reply(call, knobs, rng)
         headers = self._success_headers(reply, verdict.rate_view)
         if not call.is_stream:
@@ -160,7 +190,7 @@ class SimServer:
         rate_view = None
         if knobs.rpm_limit is not None:
             window = self._rpm_windows.setdefault((call.model, key_fingerprint(call.api_key)), RpmWindow())
-            rate_view = window.admit(knobs.rpm_limit, time.monotonic())
+            rate_view = window.admit(knobs.rpm_limit, self.clock.now())
             if rate_view.is_exceeded:
                 return _Verdict(_rate_limited(rate_view.reset_seconds), rate_view)
         kind = roll_failure(knobs, rng)
@@ -219,7 +249,7 @@ class SimServer:
                 if knobs.stream_cut_after_chunks is not None and index >= knobs.stream_cut_after_chunks:
                     return await self._cut(request, response, reply)
                 if knobs.chunk_delay_ms:
-                    await asyncio.sleep(knobs.chunk_delay_ms / 1000.0)
+                    await self.clock.sleep(knobs.chunk_delay_ms / 1000.0)
                 await response.write(self._wire.stream_chunk(reply, call, text))
             for frame in self._wire.stream_tail(reply, call):
                 await response.write(frame)

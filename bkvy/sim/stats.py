@@ -23,11 +23,15 @@ class SimStats:
     last_latency_ms: dict[str, float] = field(default_factory=dict)
     streams_started: int = 0
     streams_cut: int = 0
-    client_disconnects: int = 0
+    client_disconnects: int = 0  # hangs and streams only (kept as it was); disconnects_by_model counts every kind
+    disconnects_by_model: Counter[str] = field(default_factory=Counter)  # client left before the reply was complete
     query_key_calls: int = 0  # Gemini `?key=` use: accepted like the real API, but counted
 
     def calls_for(self, model: str) -> int:
         return self.calls_by_model[model]
+
+    def disconnects_for(self, model: str) -> int:
+        return self.disconnects_by_model[model]
 
     def calls_for_key(self, api_key: str) -> int:
         return self.calls_by_key[key_fingerprint(api_key)]
@@ -43,5 +47,6 @@ class SimStats:
             "streams_started": self.streams_started,
             "streams_cut": self.streams_cut,
             "client_disconnects": self.client_disconnects,
+            "disconnects": dict(self.disconnects_by_model),
             "query_key_calls": self.query_key_calls,
         }
