@@ -8,4 +8,4 @@ from .knobs import ModelKnobs
 from .server import WIRE_FORMATS, RealTime, SimClock, SimServer
 from .stats import SimStats
 
-__all__ = ["SimServer", "SimFleet", "ModelKnobs", "SimStats", "SimClock", "RealTime", "WIRE_FORMATS"]
+__all__ = ["WIRE_FORMATS", "ModelKnobs", "RealTime", "SimClock", "SimFleet", "SimServer", "SimStats"]

@@ -35,7 +35,7 @@ ModelKey = tuple[str, str]
 
 
 class _TailHistogram:
-    __slots__ = ("counts", "total", "weight", "observations")
+    __slots__ = ("counts", "observations", "total", "weight")
 
     def __init__(self) -> None:
         self.counts = array("d", bytes(8 * BUCKET_COUNT))
@@ -184,7 +184,7 @@ def _parse_entry(entry: object) -> tuple[ModelKey, float | None, _TailHistogram]
             return None
         histogram.counts[pair[0]] += pair[1]
         histogram.total += pair[1]
-    histogram.observations = observations
+    histogram.observations = int(observations)   # type: ignore[arg-type]  # _is_count checked it
     return (provider, model), (None if ewma_seconds is None else float(ewma_seconds)), histogram
 
 
