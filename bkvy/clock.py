@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 
@@ -13,7 +13,7 @@ class Clock(Protocol):
     def now(self) -> float: ...                       # monotonic seconds
     def wall(self) -> float: ...                      # unix seconds, for records and persistence
     async def sleep(self, seconds: float) -> None: ...
-    def timeout(self, seconds: float): ...            # async context manager raising TimeoutError
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]: ...  # raises TimeoutError on expiry
 
 
 class MonotonicClock:

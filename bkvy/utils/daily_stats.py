@@ -90,7 +90,7 @@ class _DayTotals:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name, counter in other.counts.items():
             self.counts[name].update(counter)
-        self.latency_histogram = [a + b for a, b in zip(self.latency_histogram, other.latency_histogram)]
+        self.latency_histogram = [a + b for a, b in zip(self.latency_histogram, other.latency_histogram, strict=True)]
         lows = [v for v in (self.min_latency_ms, other.min_latency_ms) if v is not None]
         highs = [v for v in (self.max_latency_ms, other.max_latency_ms) if v is not None]
         self.min_latency_ms, self.max_latency_ms = min(lows, default=None), max(highs, default=None)

@@ -119,7 +119,7 @@ def _point(start_wall: float, buckets: list[DayTotals]) -> SeriesPoint:
     lows = [b.min_latency_ms for b in buckets if b.min_latency_ms is not None]
     highs = [b.max_latency_ms for b in buckets if b.max_latency_ms is not None]
     for bucket in buckets:
-        histogram = [a + b for a, b in zip(histogram, bucket.latency_histogram)]
+        histogram = [a + b for a, b in zip(histogram, bucket.latency_histogram, strict=True)]
     p95 = estimate_percentile_ms(histogram, 0.95, min(lows, default=0.0), max(highs, default=0.0))
     return SeriesPoint(start_wall, sum(b.total for b in buckets), sum(b.failures for b in buckets),
                        sum(b.total_cost for b in buckets), p95)

@@ -1,10 +1,11 @@
 import asyncio
 import bisect
+import itertools
 import json
 import logging
 import math
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from bkvy.clock import FakeClock
 from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DailyStats
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 
-NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
+NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=UTC).timestamp()
 
 
 class WallClock(FakeClock):
@@ -64,7 +65,7 @@ async def let_tasks_run(ticks: int = 20) -> None:
 def test_bounds_are_log_spaced_from_1ms_to_600s() -> None:
     assert LATENCY_BOUNDS_MS[0] == 1.0 and LATENCY_BOUNDS_MS[-1] == 600_000.0
     assert 50 <= len(LATENCY_BOUNDS_MS) <= 80
-    ratios = {round(b / a, 3) for a, b in zip(LATENCY_BOUNDS_MS, LATENCY_BOUNDS_MS[1:])}
+    ratios = {round(b / a, 3) for a, b in itertools.pairwise(LATENCY_BOUNDS_MS)}
     assert len(ratios) <= 2                           # equal up to rounding
 
 

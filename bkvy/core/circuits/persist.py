@@ -10,8 +10,8 @@ import math
 from collections import deque
 from typing import Any
 
-from bkvy.core.circuits.window import BucketWindow
 from bkvy.core.circuits.types import Circuit, CircuitKey, CircuitState
+from bkvy.core.circuits.window import BucketWindow
 from bkvy.models.types import ErrorClass
 
 

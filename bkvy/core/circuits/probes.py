@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bkvy.clock import Clock
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
+from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.adapters._errors import upstream_error
-from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
-from bkvy.clock import Clock
-from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.upstream.transport import Transport
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ChatMessage, ErrorClass, UpstreamCall
@@ -93,5 +93,5 @@ class HealthProber:
             self._registry.record_probe_success(key)
             log.info("probe_succeeded", extra={"provider": key.provider, "model": key.model, "key_id": key.key_id})
         else:
-            error = upstream_error(reply.status, reply.headers, reply.body)
-            self._registry.record_probe_failure(key, error.error_class)
+            reply_error = upstream_error(reply.status, reply.headers, reply.body)
+            self._registry.record_probe_failure(key, reply_error.error_class)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bkvy.core.circuits.window import BucketWindow
 from bkvy.clock import Clock
+from bkvy.core.circuits.window import BucketWindow
 
 
 class RetryBudget:

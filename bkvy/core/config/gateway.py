@@ -146,7 +146,8 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
                           f"Fix: add \"type\": one of {[t.value for t in ProviderType]}")
     provider["type"] = provider_type
     if "base_url" not in provider:
-        default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if provider_type in ProviderType._value2member_map_ else None
+        is_known_type = provider_type in ProviderType._value2member_map_
+        default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if is_known_type else None
         if default is None:
             raise ConfigError(f"{file}: {name}.base_url: required for type '{provider_type}'. "
                               f"Fix: add \"base_url\": \"http://host:port\"")

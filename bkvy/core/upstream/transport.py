@@ -5,10 +5,9 @@ Connection failures are mapped to ``UpstreamError`` here, once; HTTP statuses ar
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,12 +29,12 @@ class Transport(Protocol):
         """Send one request and read the whole reply. Raises UpstreamError(connection)."""
         ...
 
-    def stream(self, request: UpstreamRequest) -> "asynccontextmanager[StreamHead]":
+    def stream(self, request: UpstreamRequest) -> AbstractAsyncContextManager[StreamHead]:
         """Open a streamed reply; the context closes the upstream connection on exit."""
         ...
 
 
-def _lower_headers(headers: "aiohttp.typedefs.LooseHeaders") -> dict[str, str]:
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
@@ -72,7 +71,7 @@ class AiohttpTransport:
                                        allow_redirects=False) as response:
                 payload = await response.read()
                 return UpstreamReply(response.status, _lower_headers(response.headers), payload)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorClass.CONNECTION, f"connection failed: {exc.__class__.__name__}") from None
@@ -84,7 +83,7 @@ class AiohttpTransport:
         try:
             response = await session.request(request.method, request.url, headers=request.headers, data=body,
                                              allow_redirects=False)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorClass.CONNECTION, f"connection failed: {exc.__class__.__name__}") from None
@@ -98,7 +97,7 @@ async def _iter_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]
     try:
         async for chunk in response.content.iter_any():
             yield chunk
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamError(ErrorClass.TIMEOUT, "upstream stream timed out") from None
     except aiohttp.ClientError as exc:
         raise UpstreamError(ErrorClass.CONNECTION, f"stream broken: {exc.__class__.__name__}") from None

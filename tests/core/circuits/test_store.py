@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from bkvy.clock import FakeClock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSettings, CircuitState
 from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
-from bkvy.clock import FakeClock
 from bkvy.models.types import ErrorClass
 
 KEY = CircuitKey("openai", "gpt-4o-mini", "key-a")

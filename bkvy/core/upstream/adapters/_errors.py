@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, RateLimitHint
@@ -154,7 +155,7 @@ def _parse_http_date(raw: str) -> datetime | None:
         moment = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parse_rfc3339(raw: str) -> datetime | None:
@@ -162,7 +163,7 @@ def _parse_rfc3339(raw: str) -> datetime | None:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _vendor_error_code(payload: Any) -> str | None:

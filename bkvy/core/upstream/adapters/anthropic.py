@@ -6,16 +6,34 @@ import json
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, tool_arguments, unsupported_part,
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    probe_call,
+    tool_arguments,
+    unsupported_part,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -114,7 +132,8 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
         blocks = [{"type": "text", "text": message.content}] if message.content or not message.tool_calls else []
     else:
         blocks = [_block(part) for part in message.content]
-    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name, "input": tool_arguments("anthropic", c.arguments)}
+    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name,
+                      "input": tool_arguments("anthropic", c.arguments)}
                      for c in message.tool_calls]
 
 

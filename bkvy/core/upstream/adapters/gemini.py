@@ -6,15 +6,32 @@ import json
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, tool_arguments, unsupported_part,
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    tool_arguments,
+    unsupported_part,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
@@ -106,11 +123,13 @@ def _content(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
         name = names.get(message.tool_call_id or "", message.tool_call_id or "")
         return {"role": "user", "parts": [{"functionResponse": {"name": name,
                                                                 "response": {"content": message.text()}}}]}
+    parts: list[dict[str, Any]]
     if isinstance(message.content, str):
         parts = [{"text": message.content}] if message.content or not message.tool_calls else []
     else:
         parts = [_part(p) for p in message.content]
-    parts += [{"functionCall": {"name": c.name, "args": tool_arguments("gemini", c.arguments)}} for c in message.tool_calls]
+    parts += [{"functionCall": {"name": c.name, "args": tool_arguments("gemini", c.arguments)}}
+              for c in message.tool_calls]
     return {"role": role, "parts": parts}
 
 

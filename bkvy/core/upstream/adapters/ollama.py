@@ -5,13 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import LineBuffer, decode_event_json
-from bkvy.core.upstream.adapters._wire import JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, unsupported_part
+from bkvy.core.upstream.adapters._wire import (
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    unsupported_part,
+)
 from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}

@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import JSON_CONTENT_TYPE, join_url, probe_call
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")

@@ -7,7 +7,11 @@ import json
 import pytest
 
 from bkvy.core.upstream.adapters._errors import (
-    classify_status, error_from_event, parse_duration_seconds, rate_limit_hint, retry_after_seconds,
+    classify_status,
+    error_from_event,
+    parse_duration_seconds,
+    rate_limit_hint,
+    retry_after_seconds,
     upstream_error,
 )
 from bkvy.models.types import ErrorClass, RateLimitHint

@@ -57,7 +57,8 @@ def test_thinking_off_on_a_thinking_model_sends_think_false(make_call) -> None:
 
 
 def test_data_url_image_goes_into_images(make_call) -> None:
-    parts = ({"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}})
+    parts = ({"type": "text", "text": "what"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}})
     message = OLLAMA.build_request(make_call(messages=(ChatMessage("user", parts),))).json_body["messages"][0]
     assert message == {"role": "user", "content": "what", "images": ["QUJD"]}
 

@@ -8,8 +8,15 @@ from openai.types.chat.completion_create_params import CompletionCreateParamsBas
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
-from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationOptions, ProviderType, RateLimitHint, Usage
-
+from bkvy.models.types import (
+    ChatMessage,
+    ErrorClass,
+    FinishReason,
+    GenerationOptions,
+    ProviderType,
+    RateLimitHint,
+    Usage,
+)
 
 OPENAI = adapter_for(ProviderType.OPENAI)
 COMPATIBLE = adapter_for(ProviderType.OPENAI_COMPATIBLE)
@@ -71,7 +78,8 @@ def test_base_url_ending_in_v1_is_not_doubled(make_call) -> None:
 
 
 def test_endpoint_override_replaces_the_path(make_call) -> None:
-    request = COMPATIBLE.build_request(make_call(base_url="https://api.groq.com", endpoint="/openai/v1/chat/completions"))
+    call = make_call(base_url="https://api.groq.com", endpoint="/openai/v1/chat/completions")
+    request = COMPATIBLE.build_request(call)
     assert request.url == "https://api.groq.com/openai/v1/chat/completions"
 
 

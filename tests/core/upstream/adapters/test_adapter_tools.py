@@ -8,8 +8,16 @@ import pytest
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
-from bkvy.models.types import (ChatMessage, GenerationOptions, ProviderType, ToolCall, ToolChoice, ToolSpec,
-                               UpstreamCall, UpstreamReply)
+from bkvy.models.types import (
+    ChatMessage,
+    GenerationOptions,
+    ProviderType,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+    UpstreamCall,
+    UpstreamReply,
+)
 
 TOOLS = (ToolSpec("get_time", "The time.", {"type": "object", "properties": {"tz": {"type": "string"}}}),)
 CONVERSATION = (ChatMessage("user", "time?"),
