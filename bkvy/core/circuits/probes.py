@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class HealthProber:
-    def __init__(self, *, registry: CircuitBreakerRegistry, config: GatewayConfig, transport: Transport,
-                 clock: Clock, interval_seconds: float, timeout_seconds: float, max_concurrent: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        registry: CircuitBreakerRegistry,
+        config: GatewayConfig,
+        transport: Transport,
+        clock: Clock,
+        interval_seconds: float,
+        timeout_seconds: float,
+        max_concurrent: int = 5,
+    ) -> None:
         self._registry = registry
         self._config = config
         self._transport = transport
@@ -36,7 +45,7 @@ class HealthProber:
         self.probes_sent = 0
 
     def start(self) -> None:
-        self._registry.set_prober_running(True)     # from now on only probes reopen the way (SPEC §6)
+        self._registry.set_prober_running(True)  # from now on only probes reopen the way (SPEC §6)
         self._task = asyncio.create_task(self._run(), name="bkvy-health-prober")
 
     async def stop(self) -> None:
@@ -75,9 +84,15 @@ class HealthProber:
         key_config = provider.keys.get(key.key_id)
         if model is None or key_config is None:
             return
-        call = UpstreamCall(base_url=provider.base_url, model=key.model, api_key=key_config.api_key,
-                            messages=(ChatMessage("user", "ping"),), supports_thinking=model.supports_thinking,
-                            thinking_off=True, endpoint=model.endpoint)
+        call = UpstreamCall(
+            base_url=provider.base_url,
+            model=key.model,
+            api_key=key_config.api_key,
+            messages=(ChatMessage("user", "ping"),),
+            supports_thinking=model.supports_thinking,
+            thinking_off=True,
+            endpoint=model.endpoint,
+        )
         request = adapter_for(provider.type).build_probe(call)
         self.probes_sent += 1
         try:

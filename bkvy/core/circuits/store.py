@@ -105,6 +105,9 @@ class DebouncedSaver:
 
 
 def _has_expected_shape(state: Any) -> TypeGuard[dict[str, Any]]:
-    return (isinstance(state, dict) and isinstance(state.get("circuits"), list)
-            and all(isinstance(entry, dict) for entry in state["circuits"])
-            and isinstance(state.get("auth_blocked", []), list))
+    return (
+        isinstance(state, dict)
+        and isinstance(state.get("circuits"), list)
+        and all(isinstance(entry, dict) for entry in state["circuits"])
+        and isinstance(state.get("auth_blocked", []), list)
+    )

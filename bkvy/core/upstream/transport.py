@@ -48,10 +48,15 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections_per_host,
-                                         ttl_dns_cache=300, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                              auto_decompress=True, trust_env=False)
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=self._max_connections_per_host,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True, trust_env=False
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -67,8 +72,9 @@ class AiohttpTransport:
         session = self._require_session()
         body = None if request.json_body is None else json.dumps(request.json_body).encode()
         try:
-            async with session.request(request.method, request.url, headers=request.headers, data=body,
-                                       allow_redirects=False) as response:
+            async with session.request(
+                request.method, request.url, headers=request.headers, data=body, allow_redirects=False
+            ) as response:
                 payload = await response.read()
                 return UpstreamReply(response.status, _lower_headers(response.headers), payload)
         except TimeoutError:
@@ -81,8 +87,9 @@ class AiohttpTransport:
         session = self._require_session()
         body = None if request.json_body is None else json.dumps(request.json_body).encode()
         try:
-            response = await session.request(request.method, request.url, headers=request.headers, data=body,
-                                             allow_redirects=False)
+            response = await session.request(
+                request.method, request.url, headers=request.headers, data=body, allow_redirects=False
+            )
         except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
         except aiohttp.ClientError as exc:
