@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 
 class Clock(Protocol):
-    def now(self) -> float: ...                       # monotonic seconds
-    def wall(self) -> float: ...                      # unix seconds, for records and persistence
+    def now(self) -> float: ...  # monotonic seconds
+    def wall(self) -> float: ...  # unix seconds, for records and persistence
     async def sleep(self, seconds: float) -> None: ...
-    def timeout(self, seconds: float): ...            # async context manager raising TimeoutError
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]: ...  # raises TimeoutError on expiry
 
 
 class MonotonicClock:
@@ -56,8 +56,9 @@ class Deadline:
         self._is_expired = True
         self._task.cancel()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        traceback: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: object
+    ) -> None:
         self._handle.cancel()
         if self._is_expired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc

@@ -8,48 +8,92 @@ from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.sim import SimFleet
 
 
-def _model(tier: str, input_cost: float, output_cost: float, latency_ms: float, *,
-           thinking: bool = False, capabilities: tuple[str, ...] = ("json",)) -> dict[str, Any]:
-    return {"intelligence_tier": tier, "input_cost_per_1k": input_cost, "output_cost_per_1k": output_cost,
-            "supports_thinking": thinking, "expected_latency_ms": latency_ms, "capabilities": list(capabilities)}
+def _model(
+    tier: str,
+    input_cost: float,
+    output_cost: float,
+    latency_ms: float,
+    *,
+    thinking: bool = False,
+    capabilities: tuple[str, ...] = ("json",),
+) -> dict[str, Any]:
+    return {
+        "intelligence_tier": tier,
+        "input_cost_per_1k": input_cost,
+        "output_cost_per_1k": output_cost,
+        "supports_thinking": thinking,
+        "expected_latency_ms": latency_ms,
+        "capabilities": list(capabilities),
+    }
 
 
 def demo_providers(fleet: SimFleet) -> dict[str, Any]:
     """Provider config pointing at ``fleet``; the keys are dummies the simulator accepts."""
     small = {"rpm": 20, "rpd": 2000}
     return {
-        "openai": {"type": "openai", "base_url": fleet.base_url("openai"),
-                   "keys": {"openai_key_1": {"api_key": "demo-openai-1", "rate_limits": {"*": small}},
-                            "openai_key_2": {"api_key": "demo-openai-2", "rate_limits": {"*": small}}},
-                   "models": {"gpt-4o-mini": _model("low", 0.00015, 0.0006, 400, capabilities=("json", "tools")),
-                              "gpt-4o": _model("medium", 0.0025, 0.01, 800, capabilities=("json", "tools", "vision")),
-                              "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking=True)}},
-        "anthropic": {"type": "anthropic", "base_url": fleet.base_url("anthropic"),
-                      "keys": {"anthropic_key_1": {"api_key": "demo-anthropic-1",
-                                                   "rate_limits": {"*": {"rpm": 10, "rpd": 1000}}}},
-                      "models": {"claude-3-5-haiku-latest": _model("low", 0.0008, 0.004, 500),
-                                 "claude-sonnet-4-5": _model("high", 0.003, 0.015, 1200, thinking=True)}},
-        "gemini": {"type": "gemini", "base_url": fleet.base_url("gemini"),
-                   "keys": {"gemini_key_1": {"api_key": "demo-gemini-1", "rate_limits": {"*": small}}},
-                   "models": {"gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking=True),
-                              "gemini-2.5-pro": _model("high", 0.00125, 0.01, 1400, thinking=True)}},
-        "ollama": {"type": "ollama", "base_url": fleet.base_url("ollama"),
-                   "models": {"llama3.2": _model("low", 0.0, 0.0, 700)}},
-        "vllm": {"type": "openai_compatible", "base_url": fleet.base_url("openai_compatible"),
-                 "models": {"qwen2.5-7b-instruct": _model("medium", 0.0001, 0.0001, 500)}},
+        "openai": {
+            "type": "openai",
+            "base_url": fleet.base_url("openai"),
+            "keys": {
+                "openai_key_1": {"api_key": "demo-openai-1", "rate_limits": {"*": small}},
+                "openai_key_2": {"api_key": "demo-openai-2", "rate_limits": {"*": small}},
+            },
+            "models": {
+                "gpt-4o-mini": _model("low", 0.00015, 0.0006, 400, capabilities=("json", "tools")),
+                "gpt-4o": _model("medium", 0.0025, 0.01, 800, capabilities=("json", "tools", "vision")),
+                "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking=True),
+            },
+        },
+        "anthropic": {
+            "type": "anthropic",
+            "base_url": fleet.base_url("anthropic"),
+            "keys": {
+                "anthropic_key_1": {"api_key": "demo-anthropic-1", "rate_limits": {"*": {"rpm": 10, "rpd": 1000}}}
+            },
+            "models": {
+                "claude-3-5-haiku-latest": _model("low", 0.0008, 0.004, 500),
+                "claude-sonnet-4-5": _model("high", 0.003, 0.015, 1200, thinking=True),
+            },
+        },
+        "gemini": {
+            "type": "gemini",
+            "base_url": fleet.base_url("gemini"),
+            "keys": {"gemini_key_1": {"api_key": "demo-gemini-1", "rate_limits": {"*": small}}},
+            "models": {
+                "gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking=True),
+                "gemini-2.5-pro": _model("high", 0.00125, 0.01, 1400, thinking=True),
+            },
+        },
+        "ollama": {
+            "type": "ollama",
+            "base_url": fleet.base_url("ollama"),
+            "models": {"llama3.2": _model("low", 0.0, 0.0, 700)},
+        },
+        "vllm": {
+            "type": "openai_compatible",
+            "base_url": fleet.base_url("openai_compatible"),
+            "models": {"qwen2.5-7b-instruct": _model("medium", 0.0001, 0.0001, 500)},
+        },
     }
 
 
 def demo_routing() -> dict[str, Any]:
-    return {"scenarios": {
-        "customer_support": [{"provider": "anthropic", "model": "claude-3-5-haiku-latest", "priority": 1},
-                             {"provider": "openai", "model": "gpt-4o-mini", "priority": 2}],
-        "research": [{"provider": "gemini", "model": "gemini-2.5-pro", "priority": 1},
-                     {"provider": "anthropic", "model": "claude-sonnet-4-5", "priority": 2},
-                     {"provider": "openai", "model": "o3-mini", "priority": 3}],
-    }}
+    return {
+        "scenarios": {
+            "customer_support": [
+                {"provider": "anthropic", "model": "claude-3-5-haiku-latest", "priority": 1},
+                {"provider": "openai", "model": "gpt-4o-mini", "priority": 2},
+            ],
+            "research": [
+                {"provider": "gemini", "model": "gemini-2.5-pro", "priority": 1},
+                {"provider": "anthropic", "model": "claude-sonnet-4-5", "priority": 2},
+                {"provider": "openai", "model": "o3-mini", "priority": 3},
+            ],
+        }
+    }
 
 
 def demo_config(fleet: SimFleet) -> GatewayConfig:
-    return build_config(demo_providers(fleet), demo_routing(), {}, providers_file="<demo providers>",
-                        routing_file="<demo routing>")
+    return build_config(
+        demo_providers(fleet), demo_routing(), {}, providers_file="<demo providers>", routing_file="<demo routing>"
+    )

@@ -46,6 +46,6 @@ async def test_nested_deadlines_report_to_the_one_that_expired() -> None:
         with pytest.raises(TimeoutError):
             async with clock.timeout(0):
                 await never
-        await asyncio.sleep(0)   # the outer block goes on: its own deadline has not passed
+        await asyncio.sleep(0)  # the outer block goes on: its own deadline has not passed
     current = asyncio.current_task()
     assert current is not None and current.cancelling() == 0

@@ -106,8 +106,9 @@ class AllCandidatesRateLimited(BkvyError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str, *, retry_after_seconds: float,
-                 attempts: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after_seconds: float, attempts: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message, attempts=attempts)
         self.retry_after_seconds = retry_after_seconds
 
@@ -182,7 +183,7 @@ class MethodNotAllowed(BkvyError):
 
     def __init__(self, message: str, *, allow: str) -> None:
         super().__init__(message)
-        self.allow = allow   # the Allow header: the methods the path takes
+        self.allow = allow  # the Allow header: the methods the path takes
 
 
 class HardTimeout(BkvyError):
@@ -193,8 +194,14 @@ class HardTimeout(BkvyError):
 class UpstreamError(Exception):
     """One failed upstream attempt, classified by the adapter from status and headers."""
 
-    def __init__(self, error_class: ErrorClass, message: str, *, status: int | None = None,
-                 retry_after_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.message = message

@@ -49,12 +49,12 @@ class FinishReason(str, Enum):
 class ErrorClass(str, Enum):
     """How an upstream failure is treated by failover and the circuit breaker."""
 
-    AUTH = "auth"                  # 401/403: the key is bad
+    AUTH = "auth"  # 401/403: the key is bad
     RATE_LIMITED = "rate_limited"  # 429: wait retry_after_seconds
-    SERVER = "server"              # 5xx, or an unparseable reply
+    SERVER = "server"  # 5xx, or an unparseable reply
     TIMEOUT = "timeout"
     CONNECTION = "connection"
-    BAD_REQUEST = "bad_request"    # this input is wrong: no failover, no circuit blame
+    BAD_REQUEST = "bad_request"  # this input is wrong: no failover, no circuit blame
 
     @property
     def is_retryable(self) -> bool:
@@ -113,18 +113,18 @@ class GenerationOptions(NamedTuple):
     disable_thinking: bool = False
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
-    user: str | None = None       # the end user's id, for the provider's abuse monitoring
+    user: str | None = None  # the end user's id, for the provider's abuse monitoring
 
 
 class UpstreamCall(NamedTuple):
     """Everything an adapter needs to build one upstream request."""
 
     base_url: str
-    model: str            # the provider's model id, e.g. "gpt-4o-mini" or "models/..." stripped
-    api_key: str          # the key value; adapters put it in headers only, never in the URL
+    model: str  # the provider's model id, e.g. "gpt-4o-mini" or "models/..." stripped
+    api_key: str  # the key value; adapters put it in headers only, never in the URL
     messages: tuple[ChatMessage, ...]
     options: GenerationOptions = GenerationOptions()
-    thinking_off: bool = False   # SPEC §5 thinking control, decided by core.thinking
+    thinking_off: bool = False  # SPEC §5 thinking control, decided by core.thinking
     supports_thinking: bool = False
     endpoint: str | None = None  # per-model override of the path, from config
     stream: bool = False
@@ -139,7 +139,7 @@ class UpstreamRequest(NamedTuple):
 
 class UpstreamReply(NamedTuple):
     status: int
-    headers: dict[str, str]   # lower-cased names
+    headers: dict[str, str]  # lower-cased names
     body: bytes
 
 

@@ -20,4 +20,4 @@ def write_text_atomic(path: Path, text: str) -> None:
         os.replace(temp_name, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)   # only still there when the write or the replace failed
+            os.unlink(temp_name)  # only still there when the write or the replace failed

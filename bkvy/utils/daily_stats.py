@@ -41,7 +41,7 @@ _DIMENSIONS: tuple[tuple[str, str], ...] = (
     ("by_key_id", "api_key_used"),
     ("errors_by_code", "error_type"),
 )
-_FILE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError)   # ValueError covers bad JSON
+_FILE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError)  # ValueError covers bad JSON
 
 
 @dataclass(slots=True)
@@ -85,12 +85,21 @@ class _DayTotals:
         self.max_latency_ms = latency_ms if self.max_latency_ms is None else max(self.max_latency_ms, latency_ms)
 
     def merge(self, other: _DayTotals) -> None:
-        for name in ("total", "successes", "failures", "total_cost", "input_tokens", "output_tokens",
-                     "total_latency_ms", "total_queue_wait_ms", "total_rate_limit_wait_ms"):
+        for name in (
+            "total",
+            "successes",
+            "failures",
+            "total_cost",
+            "input_tokens",
+            "output_tokens",
+            "total_latency_ms",
+            "total_queue_wait_ms",
+            "total_rate_limit_wait_ms",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name, counter in other.counts.items():
             self.counts[name].update(counter)
-        self.latency_histogram = [a + b for a, b in zip(self.latency_histogram, other.latency_histogram)]
+        self.latency_histogram = [a + b for a, b in zip(self.latency_histogram, other.latency_histogram, strict=True)]
         lows = [v for v in (self.min_latency_ms, other.min_latency_ms) if v is not None]
         highs = [v for v in (self.max_latency_ms, other.max_latency_ms) if v is not None]
         self.min_latency_ms, self.max_latency_ms = min(lows, default=None), max(highs, default=None)
@@ -100,14 +109,18 @@ class _DayTotals:
         timed = sum(self.latency_histogram)
         low, high = self.min_latency_ms or 0.0, self.max_latency_ms or 0.0
         return {
-            "total": self.total, "successes": self.successes, "failures": self.failures,
+            "total": self.total,
+            "successes": self.successes,
+            "failures": self.failures,
             "success_rate": self.successes / self.total if self.total else None,
             **{name: dict(counter.most_common()) for name, counter in self.counts.items()},
             "total_cost": self.total_cost,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
             "total_latency_ms": self.total_latency_ms,
             "average_ms": self.total_latency_ms / timed if timed else None,
-            "min_ms": self.min_latency_ms, "max_ms": self.max_latency_ms,
+            "min_ms": self.min_latency_ms,
+            "max_ms": self.max_latency_ms,
             **{f"p{q}_ms": estimate_percentile_ms(self.latency_histogram, q / 100, low, high) for q in (50, 95, 99)},
             "average_queue_wait_ms": self.total_queue_wait_ms / self.total if self.total else None,
             "average_rate_limit_wait_ms": self.total_rate_limit_wait_ms / self.total if self.total else None,
@@ -134,15 +147,23 @@ class _DayTotals:
             raise ValueError("latency_histogram has the wrong length")
         if has_same_bounds:
             totals.latency_histogram = histogram
-        else:                                         # buckets of another layout: latency starts afresh
+        else:  # buckets of another layout: latency starts afresh
             totals.total_latency_ms, totals.min_latency_ms, totals.max_latency_ms = 0.0, None, None
         return totals
 
 
 _SCALARS: dict[str, type] = {
-    "total": int, "successes": int, "failures": int, "total_cost": float, "input_tokens": int,
-    "output_tokens": int, "total_latency_ms": float, "min_latency_ms": float, "max_latency_ms": float,
-    "total_queue_wait_ms": float, "total_rate_limit_wait_ms": float,
+    "total": int,
+    "successes": int,
+    "failures": int,
+    "total_cost": float,
+    "input_tokens": int,
+    "output_tokens": int,
+    "total_latency_ms": float,
+    "min_latency_ms": float,
+    "max_latency_ms": float,
+    "total_queue_wait_ms": float,
+    "total_rate_limit_wait_ms": float,
 }
 _OPTIONAL_SCALARS = frozenset({"min_latency_ms", "max_latency_ms"})
 
@@ -162,7 +183,7 @@ class DailyStats:
         self._save_requested = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
         self._is_dirty = False
-        self._generation = 0                          # snapshots are numbered so a late, stale write never wins
+        self._generation = 0  # snapshots are numbered so a late, stale write never wins
         self._written_generation = 0
         self._file_lock = threading.Lock()
 
@@ -270,8 +291,10 @@ class DailyStats:
         has_same_bounds = [float(b) for b in document["latency_bounds_ms"]] == list(LATENCY_BOUNDS_MS)
         if not has_same_bounds:
             log.warning("daily_stats_histogram_layout_changed", extra={"file": str(self._path)})
-        return {str(day): _DayTotals.from_json(totals, has_same_bounds=has_same_bounds)
-                for day, totals in document["days"].items()}
+        return {
+            str(day): _DayTotals.from_json(totals, has_same_bounds=has_same_bounds)
+            for day, totals in document["days"].items()
+        }
 
     def _write_file(self, document: dict[str, Any], generation: int) -> None:
         text = json.dumps(document, separators=(",", ":"), sort_keys=True)

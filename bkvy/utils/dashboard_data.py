@@ -18,17 +18,39 @@ from bkvy.utils.records import TransactionRecord, utc_day, utc_timestamp
 
 # range name -> (range seconds, seconds per series point)
 RANGES: dict[str, tuple[float, float]] = {
-    "1h": (3600.0, 60.0), "6h": (6 * 3600.0, 300.0), "24h": (DAY_SECONDS, 900.0),
-    "7d": (7 * DAY_SECONDS, 3600.0), "30d": (30 * DAY_SECONDS, 6 * 3600.0),
-    "90d": (90 * DAY_SECONDS, DAY_SECONDS), "365d": (365 * DAY_SECONDS, DAY_SECONDS),
+    "1h": (3600.0, 60.0),
+    "6h": (6 * 3600.0, 300.0),
+    "24h": (DAY_SECONDS, 900.0),
+    "7d": (7 * DAY_SECONDS, 3600.0),
+    "30d": (30 * DAY_SECONDS, 6 * 3600.0),
+    "90d": (90 * DAY_SECONDS, DAY_SECONDS),
+    "365d": (365 * DAY_SECONDS, DAY_SECONDS),
 }
-RECENT_COLUMNS = ("timestamp", "request_id", "client_id", "routing_method", "provider_used", "model_used",
-                  "api_key_used", "success", "total_time_ms", "cost_estimate", "error_type", "error_message")
+RECENT_COLUMNS = (
+    "timestamp",
+    "request_id",
+    "client_id",
+    "routing_method",
+    "provider_used",
+    "model_used",
+    "api_key_used",
+    "success",
+    "total_time_ms",
+    "cost_estimate",
+    "error_type",
+    "error_message",
+)
 _RECENT_LIMIT = 25
 
 
-def dashboard_data(range_name: str, now_wall: float, *, live: LiveStats, daily_stats: DailyStats | None,
-                   circuits: list[CircuitSample] | None) -> dict[str, Any]:
+def dashboard_data(
+    range_name: str,
+    now_wall: float,
+    *,
+    live: LiveStats,
+    daily_stats: DailyStats | None,
+    circuits: list[CircuitSample] | None,
+) -> dict[str, Any]:
     range_seconds, point_seconds = RANGES[range_name]
     if range_seconds > DAY_SECONDS and daily_stats is not None:
         source = "daily_stats"
@@ -37,14 +59,41 @@ def dashboard_data(range_name: str, now_wall: float, *, live: LiveStats, daily_s
         source = "live"
         report, series = live.view(range_seconds, now_wall, point_seconds)
     return {
-        "range": range_name, "source": source, "generated_at": utc_timestamp(now_wall),
-        "summary": {name: report.get(name) for name in (
-            "total", "successes", "failures", "success_rate", "total_cost", "input_tokens", "output_tokens",
-            "average_ms", "p50_ms", "p95_ms", "p99_ms", "average_queue_wait_ms", "average_rate_limit_wait_ms")},
-        "series": [{"start": utc_timestamp(p.start_wall), "requests": p.requests, "failures": p.failures,
-                    "cost_usd": p.cost_usd, "p95_ms": p.p95_ms} for p in series],
-        "providers": report.get("by_provider", {}), "models": report.get("by_model", {}),
-        "keys": report.get("by_key_id", {}), "errors": report.get("errors_by_code", {}),
+        "range": range_name,
+        "source": source,
+        "generated_at": utc_timestamp(now_wall),
+        "summary": {
+            name: report.get(name)
+            for name in (
+                "total",
+                "successes",
+                "failures",
+                "success_rate",
+                "total_cost",
+                "input_tokens",
+                "output_tokens",
+                "average_ms",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "average_queue_wait_ms",
+                "average_rate_limit_wait_ms",
+            )
+        },
+        "series": [
+            {
+                "start": utc_timestamp(p.start_wall),
+                "requests": p.requests,
+                "failures": p.failures,
+                "cost_usd": p.cost_usd,
+                "p95_ms": p.p95_ms,
+            }
+            for p in series
+        ],
+        "providers": report.get("by_provider", {}),
+        "models": report.get("by_model", {}),
+        "keys": report.get("by_key_id", {}),
+        "errors": report.get("errors_by_code", {}),
         "routing_methods": report.get("by_routing_method", {}),
         "circuits": None if circuits is None else [asdict(c) for c in circuits],
         "recent": [_recent_row(rec) for rec in live.recent(_RECENT_LIMIT)],
@@ -60,8 +109,15 @@ def _from_daily(daily_stats: DailyStats, now_wall: float, range_seconds: float) 
     while day <= last_day:
         totals = daily_stats.day(day.isoformat()) or {}
         start_wall = (day - date(1970, 1, 1)).days * DAY_SECONDS
-        series.append(SeriesPoint(start_wall, totals.get("total", 0), totals.get("failures", 0),
-                                  totals.get("total_cost", 0.0), totals.get("p95_ms")))
+        series.append(
+            SeriesPoint(
+                start_wall,
+                totals.get("total", 0),
+                totals.get("failures", 0),
+                totals.get("total_cost", 0.0),
+                totals.get("p95_ms"),
+            )
+        )
         day += timedelta(days=1)
     return report, series
 

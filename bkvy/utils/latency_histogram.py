@@ -12,9 +12,9 @@ _MIN_BOUND_MS = 1.0
 _MAX_BOUND_MS = 600_000.0
 # Upper bucket edges; bucket i holds (bounds[i-1], bounds[i]], a last bucket holds everything above.
 LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(
-    round(_MIN_BOUND_MS * (_MAX_BOUND_MS / _MIN_BOUND_MS) ** (i / (_BOUND_COUNT - 1)), 6)
-    for i in range(_BOUND_COUNT)
+    round(_MIN_BOUND_MS * (_MAX_BOUND_MS / _MIN_BOUND_MS) ** (i / (_BOUND_COUNT - 1)), 6) for i in range(_BOUND_COUNT)
 )
+
 
 def estimate_percentile_ms(counts: list[int], quantile: float, min_ms: float, max_ms: float) -> float | None:
     """Latency below which ``quantile`` (0..1) of the counted requests fall; None when nothing is counted."""

@@ -21,7 +21,7 @@ DAY_SECONDS = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class SeriesPoint:
-    start_wall: float                                 # unix seconds of the point's first bucket
+    start_wall: float  # unix seconds of the point's first bucket
     requests: int
     failures: int
     cost_usd: float
@@ -42,7 +42,7 @@ class _Buckets:
         bucket = self._buckets.get(index)
         if bucket is None:
             if self._newest_index is not None and index <= self._newest_index - self._capacity:
-                return                                # older than anything we keep
+                return  # older than anything we keep
             bucket = self._buckets[index] = DayTotals()
             if self._newest_index is None or index > self._newest_index:
                 self._newest_index = index
@@ -101,8 +101,9 @@ class LiveStats:
         return self._days
 
 
-def _series(window: list[tuple[int, DayTotals]], width_seconds: float, start_wall: float, now_wall: float,
-            point_seconds: float) -> list[SeriesPoint]:
+def _series(
+    window: list[tuple[int, DayTotals]], width_seconds: float, start_wall: float, now_wall: float, point_seconds: float
+) -> list[SeriesPoint]:
     point_seconds = max(point_seconds, width_seconds)
     first_point = int(start_wall // point_seconds)
     last_point = int(now_wall // point_seconds)
@@ -119,7 +120,12 @@ def _point(start_wall: float, buckets: list[DayTotals]) -> SeriesPoint:
     lows = [b.min_latency_ms for b in buckets if b.min_latency_ms is not None]
     highs = [b.max_latency_ms for b in buckets if b.max_latency_ms is not None]
     for bucket in buckets:
-        histogram = [a + b for a, b in zip(histogram, bucket.latency_histogram)]
+        histogram = [a + b for a, b in zip(histogram, bucket.latency_histogram, strict=True)]
     p95 = estimate_percentile_ms(histogram, 0.95, min(lows, default=0.0), max(highs, default=0.0))
-    return SeriesPoint(start_wall, sum(b.total for b in buckets), sum(b.failures for b in buckets),
-                       sum(b.total_cost for b in buckets), p95)
+    return SeriesPoint(
+        start_wall,
+        sum(b.total for b in buckets),
+        sum(b.failures for b in buckets),
+        sum(b.total_cost for b in buckets),
+        p95,
+    )

@@ -1,10 +1,11 @@
 import asyncio
 import bisect
+import itertools
 import json
 import logging
 import math
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from bkvy.clock import FakeClock
 from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DailyStats
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 
-NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
+NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=UTC).timestamp()
 
 
 class WallClock(FakeClock):
@@ -25,8 +26,9 @@ class WallClock(FakeClock):
         return self.wall_seconds
 
 
-def make_record(total_time_ms: float, *, timestamp: str | None = None, success: bool = True,
-                **overrides: object) -> TransactionRecord:
+def make_record(
+    total_time_ms: float, *, timestamp: str | None = None, success: bool = True, **overrides: object
+) -> TransactionRecord:
     values: dict[str, object] = {
         "timestamp": timestamp or utc_timestamp(NOV_14_NOON),
         "request_id": "req",
@@ -57,15 +59,15 @@ def exact_percentile(values: list[float], quantile: float) -> float:
 
 
 async def let_tasks_run(ticks: int = 20) -> None:
-    for _ in range(ticks):                            # event-loop turns, no wall-clock time
+    for _ in range(ticks):  # event-loop turns, no wall-clock time
         await asyncio.sleep(0)
 
 
 def test_bounds_are_log_spaced_from_1ms_to_600s() -> None:
     assert LATENCY_BOUNDS_MS[0] == 1.0 and LATENCY_BOUNDS_MS[-1] == 600_000.0
     assert 50 <= len(LATENCY_BOUNDS_MS) <= 80
-    ratios = {round(b / a, 3) for a, b in zip(LATENCY_BOUNDS_MS, LATENCY_BOUNDS_MS[1:])}
-    assert len(ratios) <= 2                           # equal up to rounding
+    ratios = {round(b / a, 3) for a, b in itertools.pairwise(LATENCY_BOUNDS_MS)}
+    assert len(ratios) <= 2  # equal up to rounding
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "lognormal"])
@@ -99,9 +101,20 @@ def test_single_valued_latency_is_exact(tmp_path: Path) -> None:
 def test_day_report_counts_every_dimension(tmp_path: Path) -> None:
     stats = DailyStats(tmp_path / "stats.json", WallClock(NOV_14_NOON))
     stats.observe(make_record(100.0))
-    stats.observe(make_record(300.0, success=False, error_type="rate_limited", provider_used="anthropic",
-                              model_used="claude-3-haiku", api_key_used="k2", cost_estimate=None,
-                              input_tokens=None, output_tokens=None, routing_method="scenario"))
+    stats.observe(
+        make_record(
+            300.0,
+            success=False,
+            error_type="rate_limited",
+            provider_used="anthropic",
+            model_used="claude-3-haiku",
+            api_key_used="k2",
+            cost_estimate=None,
+            input_tokens=None,
+            output_tokens=None,
+            routing_method="scenario",
+        )
+    )
     report = stats.day("2023-11-14")
     assert report is not None
     assert (report["total"], report["successes"], report["failures"]) == (2, 1, 1)
@@ -123,8 +136,8 @@ def test_days_are_utc_calendar_days(tmp_path: Path) -> None:
     stats = DailyStats(tmp_path / "stats.json", WallClock(NOV_14_NOON))
     stats.observe(make_record(1.0, timestamp="2023-11-14T23:59:59.999Z"))
     stats.observe(make_record(1.0, timestamp="2023-11-15T00:00:00.000Z"))
-    stats.observe(make_record(1.0, timestamp="2023-11-15T01:30:00+02:00"))   # 23:30 UTC on the 14th
-    stats.observe(make_record(1.0, timestamp="not a time"))                  # falls back to the clock
+    stats.observe(make_record(1.0, timestamp="2023-11-15T01:30:00+02:00"))  # 23:30 UTC on the 14th
+    stats.observe(make_record(1.0, timestamp="not a time"))  # falls back to the clock
     assert stats.days() == ["2023-11-14", "2023-11-15"]
     assert stats.day("2023-11-14")["total"] == 3  # type: ignore[index]
     assert stats.day("2023-11-15")["total"] == 1  # type: ignore[index]
@@ -147,7 +160,7 @@ async def test_restart_continues_counts_and_percentiles(tmp_path: Path) -> None:
     assert report is not None
     assert report["total"] == 110 and report["successes"] == 110
     low, high = bucket_edges(1000.0)
-    assert low <= report["p95_ms"] <= high            # a reset would have given 10 ms
+    assert low <= report["p95_ms"] <= high  # a reset would have given 10 ms
     assert report["total_cost"] == pytest.approx(110 * 0.25)
 
 
@@ -209,12 +222,19 @@ def test_summary_has_today_and_all_time(tmp_path: Path) -> None:
 async def test_saved_file_holds_no_message_content(tmp_path: Path) -> None:
     path = tmp_path / "daily_stats.json"
     stats = DailyStats(path, WallClock(NOV_14_NOON))
-    stats.observe(make_record(10.0, success=False, error_type="server_error",
-                              error_message="upstream echoed SECRET-PROMPT", decision_reason="SECRET-REASON"))
+    stats.observe(
+        make_record(
+            10.0,
+            success=False,
+            error_type="server_error",
+            error_message="upstream echoed SECRET-PROMPT",
+            decision_reason="SECRET-REASON",
+        )
+    )
     await stats.save()
     text = path.read_text()
     assert "SECRET" not in text and "server_error" in text
-    assert [p.name for p in tmp_path.iterdir()] == ["daily_stats.json"]   # no temp file left
+    assert [p.name for p in tmp_path.iterdir()] == ["daily_stats.json"]  # no temp file left
 
 
 class CountingStats(DailyStats):
@@ -253,4 +273,4 @@ async def test_save_failure_returns_false_without_raising(tmp_path: Path) -> Non
     stats = DailyStats(blocker / "daily_stats.json", WallClock(NOV_14_NOON))
     stats.observe(make_record(1.0))
     assert await stats.save() is False
-    await stats.stop()                                # tries again, still must not raise
+    await stats.stop()  # tries again, still must not raise

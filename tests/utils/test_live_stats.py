@@ -9,9 +9,15 @@ NOW = 1_700_000_000.0
 
 
 def _rec(wall: float, *, success: bool = True, ms: float = 100.0, provider: str = "ollama") -> TransactionRecord:
-    return TransactionRecord(timestamp=utc_timestamp(wall), request_id=f"r{wall}", success=success,
-                             provider_used=provider if success else "", total_time_ms=ms, cost_estimate=0.5,
-                             error_type="" if success else "all_candidates_failed")
+    return TransactionRecord(
+        timestamp=utc_timestamp(wall),
+        request_id=f"r{wall}",
+        success=success,
+        provider_used=provider if success else "",
+        total_time_ms=ms,
+        cost_estimate=0.5,
+        error_type="" if success else "all_candidates_failed",
+    )
 
 
 def test_view_counts_only_the_range_and_fills_the_series() -> None:

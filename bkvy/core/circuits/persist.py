@@ -10,8 +10,8 @@ import math
 from collections import deque
 from typing import Any
 
-from bkvy.core.circuits.window import BucketWindow
 from bkvy.core.circuits.types import Circuit, CircuitKey, CircuitState
+from bkvy.core.circuits.window import BucketWindow
 from bkvy.models.types import ErrorClass
 
 
@@ -37,24 +37,35 @@ def _shift(value: Any, from_base: float, to_base: float) -> float | None:
 
 
 def circuit_to_dict(circuit: Circuit, now: float, wall: float) -> dict[str, Any]:
-    return {"provider": circuit.key.provider, "model": circuit.key.model, "key_id": circuit.key.key_id,
-            "state": circuit.state.value,
-            "open_reason": circuit.open_reason.value if circuit.open_reason else None,
-            "open_until_wall": _shift(circuit.open_until, now, wall), "open_count": circuit.open_count,
-            "is_flapping": circuit.is_flapping, "last_opened_wall": _shift(circuit.last_opened_at, now, wall),
-            "recent_openings_wall": [_shift(t, now, wall) for t in circuit.recent_openings]}
+    return {
+        "provider": circuit.key.provider,
+        "model": circuit.key.model,
+        "key_id": circuit.key.key_id,
+        "state": circuit.state.value,
+        "open_reason": circuit.open_reason.value if circuit.open_reason else None,
+        "open_until_wall": _shift(circuit.open_until, now, wall),
+        "open_count": circuit.open_count,
+        "is_flapping": circuit.is_flapping,
+        "last_opened_wall": _shift(circuit.last_opened_at, now, wall),
+        "recent_openings_wall": [_shift(t, now, wall) for t in circuit.recent_openings],
+    }
 
 
 def circuit_from_dict(entry: dict[str, Any], window: BucketWindow, now: float, wall: float) -> Circuit:
     """Raises KeyError, TypeError or ValueError on a malformed entry."""
     reason = entry.get("open_reason")
     circuit = Circuit(
-        key=CircuitKey(str(entry["provider"]), str(entry["model"]), str(entry["key_id"])), window=window,
-        state=CircuitState(entry["state"]), open_reason=ErrorClass(reason) if reason is not None else None,
-        open_until=_shift(entry.get("open_until_wall"), wall, now), open_count=int(entry.get("open_count", 0)),
+        key=CircuitKey(str(entry["provider"]), str(entry["model"]), str(entry["key_id"])),
+        window=window,
+        state=CircuitState(entry["state"]),
+        open_reason=ErrorClass(reason) if reason is not None else None,
+        open_until=_shift(entry.get("open_until_wall"), wall, now),
+        open_count=int(entry.get("open_count", 0)),
         is_flapping=bool(entry.get("is_flapping", False)),
-        last_opened_at=_shift(entry.get("last_opened_wall"), wall, now), last_change=now,
-        recent_openings=deque(_shift(t, wall, now) or 0.0 for t in entry.get("recent_openings_wall", [])))
+        last_opened_at=_shift(entry.get("last_opened_wall"), wall, now),
+        last_change=now,
+        recent_openings=deque(_shift(t, wall, now) or 0.0 for t in entry.get("recent_openings_wall", [])),
+    )
     is_stuck_open = circuit.open_reason is not ErrorClass.AUTH and circuit.open_until is None
     if circuit.state is not CircuitState.CLOSED and (circuit.open_reason is None or is_stuck_open):
         raise ValueError("an open circuit needs a reason and, unless auth, an open_until")

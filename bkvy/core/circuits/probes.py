@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bkvy.clock import Clock
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
+from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.adapters._errors import upstream_error
-from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
-from bkvy.clock import Clock
-from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.upstream.transport import Transport
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ChatMessage, ErrorClass, UpstreamCall
@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class HealthProber:
-    def __init__(self, *, registry: CircuitBreakerRegistry, config: GatewayConfig, transport: Transport,
-                 clock: Clock, interval_seconds: float, timeout_seconds: float, max_concurrent: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        registry: CircuitBreakerRegistry,
+        config: GatewayConfig,
+        transport: Transport,
+        clock: Clock,
+        interval_seconds: float,
+        timeout_seconds: float,
+        max_concurrent: int = 5,
+    ) -> None:
         self._registry = registry
         self._config = config
         self._transport = transport
@@ -36,7 +45,7 @@ class HealthProber:
         self.probes_sent = 0
 
     def start(self) -> None:
-        self._registry.set_prober_running(True)     # from now on only probes reopen the way (SPEC §6)
+        self._registry.set_prober_running(True)  # from now on only probes reopen the way (SPEC §6)
         self._task = asyncio.create_task(self._run(), name="bkvy-health-prober")
 
     async def stop(self) -> None:
@@ -75,9 +84,15 @@ class HealthProber:
         key_config = provider.keys.get(key.key_id)
         if model is None or key_config is None:
             return
-        call = UpstreamCall(base_url=provider.base_url, model=key.model, api_key=key_config.api_key,
-                            messages=(ChatMessage("user", "ping"),), supports_thinking=model.supports_thinking,
-                            thinking_off=True, endpoint=model.endpoint)
+        call = UpstreamCall(
+            base_url=provider.base_url,
+            model=key.model,
+            api_key=key_config.api_key,
+            messages=(ChatMessage("user", "ping"),),
+            supports_thinking=model.supports_thinking,
+            thinking_off=True,
+            endpoint=model.endpoint,
+        )
         request = adapter_for(provider.type).build_probe(call)
         self.probes_sent += 1
         try:
@@ -93,5 +108,5 @@ class HealthProber:
             self._registry.record_probe_success(key)
             log.info("probe_succeeded", extra={"provider": key.provider, "model": key.model, "key_id": key.key_id})
         else:
-            error = upstream_error(reply.status, reply.headers, reply.body)
-            self._registry.record_probe_failure(key, error.error_class)
+            reply_error = upstream_error(reply.status, reply.headers, reply.body)
+            self._registry.record_probe_failure(key, reply_error.error_class)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from bkvy.core.circuits.window import BucketWindow
 from bkvy.clock import Clock
+from bkvy.core.circuits.window import BucketWindow
 
 
 class RetryBudget:
@@ -15,8 +15,9 @@ class RetryBudget:
     last ``window_seconds``, and at least ``min_retries`` per window.
     """
 
-    def __init__(self, clock: Clock, *, retry_ratio: float = 0.2, min_retries: int = 3,
-                 window_seconds: float = 10.0) -> None:
+    def __init__(
+        self, clock: Clock, *, retry_ratio: float = 0.2, min_retries: int = 3, window_seconds: float = 10.0
+    ) -> None:
         self._clock = clock
         self._retry_ratio = retry_ratio
         self._min_retries = min_retries

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from bkvy.clock import Clock
 from bkvy.utils.atomic_files import write_text_atomic
@@ -104,7 +104,10 @@ class DebouncedSaver:
                 log.warning("circuit_state_save_failed", extra={"errno": error.errno})
 
 
-def _has_expected_shape(state: Any) -> bool:
-    return (isinstance(state, dict) and isinstance(state.get("circuits"), list)
-            and all(isinstance(entry, dict) for entry in state["circuits"])
-            and isinstance(state.get("auth_blocked", []), list))
+def _has_expected_shape(state: Any) -> TypeGuard[dict[str, Any]]:
+    return (
+        isinstance(state, dict)
+        and isinstance(state.get("circuits"), list)
+        and all(isinstance(entry, dict) for entry in state["circuits"])
+        and isinstance(state.get("auth_blocked", []), list)
+    )

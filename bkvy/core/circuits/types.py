@@ -31,7 +31,7 @@ class CircuitSettings:
     max_rate_limit_seconds: float = 86400.0
 
 
-class CircuitKey(NamedTuple):   # a tuple: hashed in C on every request
+class CircuitKey(NamedTuple):  # a tuple: hashed in C on every request
     provider: str
     model: str
     key_id: str
@@ -42,16 +42,16 @@ class CircuitSnapshot:
     key: CircuitKey
     state: CircuitState
     open_reason: ErrorClass | None
-    open_until: float | None          # monotonic seconds; None when closed or auth-open (never)
+    open_until: float | None  # monotonic seconds; None when closed or auth-open (never)
     consecutive_failures: int
     failures_in_window: int
     calls_in_window: int
-    open_count: int                   # openings since the circuit last closed: the backoff exponent
+    open_count: int  # openings since the circuit last closed: the backoff exponent
     is_flapping: bool
     last_failure_class: ErrorClass | None
-    last_change: float                # monotonic seconds of the last state change
-    needs_probe: bool                 # OPEN for 429, or any OPEN while a prober runs: only a probe leads on
-    is_probe_due: bool                # OPEN, backoff over, not auth
+    last_change: float  # monotonic seconds of the last state change
+    needs_probe: bool  # OPEN for 429, or any OPEN while a prober runs: only a probe leads on
+    is_probe_due: bool  # OPEN, backoff over, not auth
 
 
 @dataclass(slots=True)
@@ -67,7 +67,7 @@ class Circuit:
     consecutive_timeouts: int = 0
     open_count: int = 0
     is_flapping: bool = False
-    recent_openings: deque[float] = field(default_factory=deque)   # CLOSED -> OPEN times
+    recent_openings: deque[float] = field(default_factory=deque)  # CLOSED -> OPEN times
     last_opened_at: float | None = None
     last_failure_class: ErrorClass | None = None
     last_change: float = 0.0

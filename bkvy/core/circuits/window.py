@@ -13,7 +13,7 @@ class BucketWindow:
     def __init__(self, window_seconds: float, bucket_count: int) -> None:
         self._bucket_seconds = window_seconds / bucket_count
         self._bucket_count = bucket_count
-        self._buckets: deque[list[int]] = deque()   # [bucket index, calls, failures]
+        self._buckets: deque[list[int]] = deque()  # [bucket index, calls, failures]
         self.calls = 0
         self.failures = 0
 

@@ -47,7 +47,7 @@ class RateLimit(_Strict):
 
 class KeyConfig(_Strict):
     api_key: str
-    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)   # model name or "*"
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)  # model name or "*"
 
     def limits_for(self, model: str) -> RateLimit:
         return self.rate_limits.get(model) or self.rate_limits.get("*") or RateLimit()
@@ -62,7 +62,7 @@ class ModelConfig(_Strict):
     supports_thinking: bool = False
     context_window: int | None = Field(default=None, ge=1)
     capabilities: tuple[Literal["vision", "tools", "json"], ...] = ()
-    expected_latency_ms: float = Field(default=1000.0, gt=0)   # seed for the online estimate
+    expected_latency_ms: float = Field(default=1000.0, gt=0)  # seed for the online estimate
 
     @field_validator("endpoint")
     @classmethod
@@ -142,14 +142,19 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
     provider = dict(raw)
     provider_type = _infer_type(name, provider)
     if provider_type is None:
-        raise ConfigError(f"{file}: {name}.type: missing, and '{name}' does not imply one. "
-                          f"Fix: add \"type\": one of {[t.value for t in ProviderType]}")
+        raise ConfigError(
+            f"{file}: {name}.type: missing, and '{name}' does not imply one. "
+            f'Fix: add "type": one of {[t.value for t in ProviderType]}'
+        )
     provider["type"] = provider_type
     if "base_url" not in provider:
-        default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if provider_type in ProviderType._value2member_map_ else None
+        is_known_type = provider_type in ProviderType._value2member_map_
+        default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if is_known_type else None
         if default is None:
-            raise ConfigError(f"{file}: {name}.base_url: required for type '{provider_type}'. "
-                              f"Fix: add \"base_url\": \"http://host:port\"")
+            raise ConfigError(
+                f"{file}: {name}.base_url: required for type '{provider_type}'. "
+                f'Fix: add "base_url": "http://host:port"'
+            )
         provider["base_url"] = default
     keys = provider.get("keys")
     if not keys and provider_type in {t.value for t in _KEYLESS_TYPES}:
@@ -167,8 +172,10 @@ def _interpolate_key(provider: str, key_id: str, raw: Any, environ: Mapping[str,
         return raw
     variable = match.group(1)
     if variable not in environ:
-        raise ConfigError(f"{file}: {provider}.keys.{key_id}.api_key: refers to ${{{variable}}}, which is not set. "
-                          f"Fix: set {variable} in the environment or in .env")
+        raise ConfigError(
+            f"{file}: {provider}.keys.{key_id}.api_key: refers to ${{{variable}}}, which is not set. "
+            f"Fix: set {variable} in the environment or in .env"
+        )
     return {**raw, "api_key": environ[variable]}
 
 
@@ -183,8 +190,10 @@ def _read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found. Fix: copy {path.name.replace('.json', '.example.json')} "
-                          f"to {path.name} or set BKVY_CONFIG_DIR") from None
+        raise ConfigError(
+            f"{path}: not found. Fix: copy {path.name.replace('.json', '.example.json')} "
+            f"to {path.name} or set BKVY_CONFIG_DIR"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
     try:
@@ -193,8 +202,14 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
 
-def build_config(providers_raw: Any, routing_raw: Any, environ: Mapping[str, str], *,
-                 providers_file: str = "providers.json", routing_file: str = "routing.json") -> GatewayConfig:
+def build_config(
+    providers_raw: Any,
+    routing_raw: Any,
+    environ: Mapping[str, str],
+    *,
+    providers_file: str = "providers.json",
+    routing_file: str = "routing.json",
+) -> GatewayConfig:
     """Validate raw JSON values into a GatewayConfig. Raises ConfigError."""
     if not isinstance(providers_raw, dict) or not providers_raw:
         raise ConfigError(f"{providers_file}: must be a non-empty object of providers")
@@ -214,30 +229,37 @@ def build_config(providers_raw: Any, routing_raw: Any, environ: Mapping[str, str
     return GatewayConfig(providers=providers, routing=routing)
 
 
-def _check_cross_references(providers: dict[str, ProviderConfig], routing: RoutingConfig,
-                            providers_file: str, routing_file: str) -> None:
+def _check_cross_references(
+    providers: dict[str, ProviderConfig], routing: RoutingConfig, providers_file: str, routing_file: str
+) -> None:
     for name, provider in providers.items():
         if not provider.keys:
-            raise ConfigError(f"{providers_file}: {name}.keys: at least one key is required for type "
-                              f"'{provider.type.value}'")
+            raise ConfigError(
+                f"{providers_file}: {name}.keys: at least one key is required for type '{provider.type.value}'"
+            )
         for key_id, key in provider.keys.items():
             if not re.match(_NAME, key_id):
                 raise ConfigError(f"{providers_file}: {name}.keys.{key_id!r}: key ids use letters, digits, '_', '-'")
             unknown = set(key.rate_limits) - set(provider.models) - {"*"}
             if unknown:
-                raise ConfigError(f"{providers_file}: {name}.keys.{key_id}.rate_limits: unknown model "
-                                  f"{sorted(unknown)[0]!r}. Fix: use a model listed under {name}.models, or '*'")
+                raise ConfigError(
+                    f"{providers_file}: {name}.keys.{key_id}.rate_limits: unknown model "
+                    f"{sorted(unknown)[0]!r}. Fix: use a model listed under {name}.models, or '*'"
+                )
     for scenario, entries in routing.scenarios.items():
         if not entries:
             raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
         for index, entry in enumerate(entries):
             where = f"{routing_file}: scenarios.{scenario}.{index}"
             if entry.provider not in providers:
-                raise ConfigError(f"{where}.provider: unknown provider {entry.provider!r}. "
-                                  f"Fix: use one of {sorted(providers)}")
+                raise ConfigError(
+                    f"{where}.provider: unknown provider {entry.provider!r}. Fix: use one of {sorted(providers)}"
+                )
             if entry.model not in providers[entry.provider].models:
-                raise ConfigError(f"{where}.model: {entry.provider} has no model {entry.model!r}. "
-                                  f"Fix: use one of {sorted(providers[entry.provider].models)}")
+                raise ConfigError(
+                    f"{where}.model: {entry.provider} has no model {entry.model!r}. "
+                    f"Fix: use one of {sorted(providers[entry.provider].models)}"
+                )
 
 
 def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -246,5 +268,10 @@ def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> G
     providers_path = config_dir / "providers.json"
     routing_path = config_dir / "routing.json"
     routing_raw = _read_json(routing_path) if routing_path.exists() else {}
-    return build_config(_read_json(providers_path), routing_raw, environ,
-                        providers_file=str(providers_path), routing_file=str(routing_path))
+    return build_config(
+        _read_json(providers_path),
+        routing_raw,
+        environ,
+        providers_file=str(providers_path),
+        routing_file=str(routing_path),
+    )

@@ -52,12 +52,18 @@ class Settings(BaseModel):
 
 
 _ENV_NAMES = {
-    "BKVY_CONFIG_DIR": "config_dir", "BKVY_HOST": "host", "BKVY_PORT": "port", "LOG_DIR": "log_dir",
-    "TRANSACTION_LOGGING": "transaction_logging", "SUMMARY_STATS": "summary_stats",
-    "DASHBOARD_ENABLED": "dashboard_enabled", "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
+    "BKVY_CONFIG_DIR": "config_dir",
+    "BKVY_HOST": "host",
+    "BKVY_PORT": "port",
+    "LOG_DIR": "log_dir",
+    "TRANSACTION_LOGGING": "transaction_logging",
+    "SUMMARY_STATS": "summary_stats",
+    "DASHBOARD_ENABLED": "dashboard_enabled",
+    "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
     "TRUSTED_PROXIES": "trusted_proxies",
     "TRANSACTION_LOG_RETENTION_DAYS": "transaction_log_retention_days",
-    "TRANSACTION_LOG_MAX_BYTES": "transaction_log_max_bytes", "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
+    "TRANSACTION_LOG_MAX_BYTES": "transaction_log_max_bytes",
+    "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
     "CIRCUIT_FAILURE_THRESHOLD": "circuit_failure_threshold",
     "CIRCUIT_SLIDING_WINDOW_SECONDS": "circuit_sliding_window_seconds",
     "CIRCUIT_SLIDING_WINDOW_THRESHOLD": "circuit_sliding_window_threshold",
@@ -68,7 +74,8 @@ _ENV_NAMES = {
     "HEALTH_PROBE_TIMEOUT_SECONDS": "health_probe_timeout_seconds",
     "REQUEST_SOFT_TIMEOUT_SECONDS": "request_soft_timeout_seconds",
     "REQUEST_HARD_TIMEOUT_SECONDS": "request_hard_timeout_seconds",
-    "BKVY_MAX_BODY_BYTES": "max_body_bytes", "BKVY_ADMIN_API_KEY": "admin_api_key",
+    "BKVY_MAX_BODY_BYTES": "max_body_bytes",
+    "BKVY_ADMIN_API_KEY": "admin_api_key",
     "BKVY_REQUIRE_CLIENT_KEYS": "require_client_keys",
 }
 _BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}

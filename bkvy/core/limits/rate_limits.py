@@ -18,10 +18,10 @@ from bkvy.clock import Clock
 
 MINUTE_SECONDS = 60.0
 DAY_SECONDS = 86_400.0
-_new_tuple = tuple.__new__   # builds a NamedTuple from a tuple without its Python-level __new__
+_new_tuple = tuple.__new__  # builds a NamedTuple from a tuple without its Python-level __new__
 
 
-class LaneKey(NamedTuple):   # a tuple: hashed in C on every request
+class LaneKey(NamedTuple):  # a tuple: hashed in C on every request
     provider: str
     key_id: str
     model: str
@@ -80,8 +80,11 @@ class Lane:
     __slots__ = ("windows", "blocked_until", "waiters", "last_used")
 
     def __init__(self, rpm: int | None, rpd: int | None) -> None:
-        self.windows = [w for w in (_Window(rpm, MINUTE_SECONDS) if rpm else None,
-                                    _Window(rpd, DAY_SECONDS) if rpd else None) if w is not None]
+        self.windows = [
+            w
+            for w in (_Window(rpm, MINUTE_SECONDS) if rpm else None, _Window(rpd, DAY_SECONDS) if rpd else None)
+            if w is not None
+        ]
         self.blocked_until = 0.0
         self.waiters: deque[asyncio.Event] = deque()
         self.last_used = float("-inf")
@@ -97,7 +100,7 @@ class Lane:
     def view(self, now: float) -> LaneView:
         head_wait = self.wait_seconds(now)
         depth = len(self.waiters)
-        if not depth and not self.windows:   # an unlimited key: nothing queues, nothing to count
+        if not depth and not self.windows:  # an unlimited key: nothing queues, nothing to count
             return _new_tuple(LaneView, (head_wait, 0.0, 0, 0, self.last_used))
         queued_wait = self.wait_seconds(now, depth) if depth else head_wait
         first = self.windows[0] if self.windows else None
@@ -125,8 +128,8 @@ class Lane:
 class LaneView(NamedTuple):
     """What routing needs to know about one lane, at one instant."""
 
-    rate_limit_wait_seconds: float   # wait if the queue were empty
-    queue_wait_seconds: float        # extra wait caused by the requests queued ahead
+    rate_limit_wait_seconds: float  # wait if the queue were empty
+    queue_wait_seconds: float  # extra wait caused by the requests queued ahead
     queue_depth: int
     used_in_minute: int
     last_used: float
@@ -244,12 +247,16 @@ class RateLimiter:
         now = self._clock.now()
         rows = []
         for key, lane in self._lanes.items():
-            rows.append({
-                "provider": key.provider, "key_id": key.key_id, "model": key.model,
-                "limits": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.limit for w in lane.windows},
-                "used": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.used(now) for w in lane.windows},
-                "wait_seconds": round(lane.wait_seconds(now), 3),
-                "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
-                "queue_depth": len(lane.waiters),
-            })
+            rows.append(
+                {
+                    "provider": key.provider,
+                    "key_id": key.key_id,
+                    "model": key.model,
+                    "limits": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.limit for w in lane.windows},
+                    "used": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.used(now) for w in lane.windows},
+                    "wait_seconds": round(lane.wait_seconds(now), 3),
+                    "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
+                    "queue_depth": len(lane.waiters),
+                }
+            )
         return rows

@@ -5,10 +5,9 @@ Connection failures are mapped to ``UpstreamError`` here, once; HTTP statuses ar
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,12 +29,12 @@ class Transport(Protocol):
         """Send one request and read the whole reply. Raises UpstreamError(connection)."""
         ...
 
-    def stream(self, request: UpstreamRequest) -> "asynccontextmanager[StreamHead]":
+    def stream(self, request: UpstreamRequest) -> AbstractAsyncContextManager[StreamHead]:
         """Open a streamed reply; the context closes the upstream connection on exit."""
         ...
 
 
-def _lower_headers(headers: "aiohttp.typedefs.LooseHeaders") -> dict[str, str]:
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
@@ -49,10 +48,15 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=self._max_connections_per_host,
-                                         ttl_dns_cache=300, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                              auto_decompress=True, trust_env=False)
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=self._max_connections_per_host,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True, trust_env=False
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -68,11 +72,12 @@ class AiohttpTransport:
         session = self._require_session()
         body = None if request.json_body is None else json.dumps(request.json_body).encode()
         try:
-            async with session.request(request.method, request.url, headers=request.headers, data=body,
-                                       allow_redirects=False) as response:
+            async with session.request(
+                request.method, request.url, headers=request.headers, data=body, allow_redirects=False
+            ) as response:
                 payload = await response.read()
                 return UpstreamReply(response.status, _lower_headers(response.headers), payload)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorClass.CONNECTION, f"connection failed: {exc.__class__.__name__}") from None
@@ -82,9 +87,10 @@ class AiohttpTransport:
         session = self._require_session()
         body = None if request.json_body is None else json.dumps(request.json_body).encode()
         try:
-            response = await session.request(request.method, request.url, headers=request.headers, data=body,
-                                             allow_redirects=False)
-        except asyncio.TimeoutError:
+            response = await session.request(
+                request.method, request.url, headers=request.headers, data=body, allow_redirects=False
+            )
+        except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorClass.CONNECTION, f"connection failed: {exc.__class__.__name__}") from None
@@ -98,7 +104,7 @@ async def _iter_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]
     try:
         async for chunk in response.content.iter_any():
             yield chunk
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamError(ErrorClass.TIMEOUT, "upstream stream timed out") from None
     except aiohttp.ClientError as exc:
         raise UpstreamError(ErrorClass.CONNECTION, f"stream broken: {exc.__class__.__name__}") from None

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from bkvy.clock import FakeClock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSettings, CircuitState
 from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
-from bkvy.clock import FakeClock
 from bkvy.models.types import ErrorClass
 
 KEY = CircuitKey("openai", "gpt-4o-mini", "key-a")
@@ -34,7 +34,7 @@ class _FailingStore:
 
 async def _let_tasks_run() -> None:
     for _ in range(5):
-        await asyncio.sleep(0)   # yields to the loop; no time passes
+        await asyncio.sleep(0)  # yields to the loop; no time passes
 
 
 @pytest.mark.asyncio
@@ -55,8 +55,9 @@ async def test_atomic_save_leaves_no_temp_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_failed_replace_keeps_the_old_file_and_removes_the_temp(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failed_replace_keeps_the_old_file_and_removes_the_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "circuits.json"
     store = CircuitStore(path)
     await store.save({"version": 1, "circuits": []})
@@ -75,10 +76,22 @@ def test_load_of_a_missing_file_is_none(tmp_path: Path) -> None:
     assert CircuitStore(tmp_path / "absent.json").load() is None
 
 
-@pytest.mark.parametrize("content", ['{"version": 1, "circuits": [', "not json", "", "\xff\xfe",
-                                     "[]", '{"version": 1}', '{"circuits": [1, 2]}', '{"circuits": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"version": 1, "circuits": [',
+        "not json",
+        "",
+        "\xff\xfe",
+        "[]",
+        '{"version": 1}',
+        '{"circuits": [1, 2]}',
+        '{"circuits": {}}',
+    ],
+)
 def test_load_of_corrupt_or_wrong_shape_file_is_none_with_a_warning(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
     path = tmp_path / "circuits.json"
     path.write_bytes(content.encode("latin-1"))
     with caplog.at_level(logging.WARNING, logger="bkvy.core.circuits.store"):
@@ -190,7 +203,7 @@ async def test_change_scheduled_during_a_write_is_saved_after_it() -> None:
     saver.schedule(lambda: {"n": 1})
     await _let_tasks_run()
     clock.advance(1.0)
-    await _let_tasks_run()                  # the first write is now in progress
+    await _let_tasks_run()  # the first write is now in progress
     saver.schedule(lambda: {"n": 2})
     store.release.set()
     await _let_tasks_run()

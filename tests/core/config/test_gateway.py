@@ -14,9 +14,12 @@ MODEL = {"intelligence_tier": "low", "cost_per_1k_tokens": 0.1}
 
 
 def _providers(**overrides) -> dict:
-    base = {"openai": {"keys": {"openai_key_1": {"api_key": "${OPENAI_API_KEY}",
-                                                 "rate_limits": {"gpt": {"rpm": 10}}}},
-                       "models": {"gpt": MODEL}}}
+    base = {
+        "openai": {
+            "keys": {"openai_key_1": {"api_key": "${OPENAI_API_KEY}", "rate_limits": {"gpt": {"rpm": 10}}}},
+            "models": {"gpt": MODEL},
+        }
+    }
     base["openai"].update(overrides)
     return base
 
@@ -35,19 +38,24 @@ def test_missing_env_variable_names_the_field_and_the_fix():
     assert "openai.keys.openai_key_1.api_key" in message and "OPENAI_API_KEY" in message and "Fix" in message
 
 
-@pytest.mark.parametrize("providers, fragment", [
-    ({"mystery": {"keys": {"k": {"api_key": "x"}}, "models": {"m": MODEL}}}, "mystery.type"),
-    ({"vllm": {"type": "openai_compatible", "models": {"m": MODEL}}}, "vllm.base_url"),
-    (_providers(models={"gpt": {"intelligence_tier": "genius", "cost_per_1k_tokens": 1}}),
-     "openai.models.gpt.intelligence_tier"),
-    (_providers(models={"gpt": {"intelligence_tier": "low"}}), "cost_per_1k_tokens"),
-    (_providers(base_url="ftp://x"), "openai.base_url"),
-    (_providers(keys={}), "openai.keys"),
-    (_providers(keys={"k": {"api_key": "x", "rate_limits": {"other": {"rpm": 1}}}}), "rate_limits"),
-    (_providers(keys={"k": {"api_key": "x", "rate_limits": {"gpt": {"rpm": 0}}}}), "rpm"),
-    (_providers(models={"gpt": {**MODEL, "endpoint": "http://evil/x"}}), "endpoint"),
-    ({}, "non-empty"),
-])
+@pytest.mark.parametrize(
+    "providers, fragment",
+    [
+        ({"mystery": {"keys": {"k": {"api_key": "x"}}, "models": {"m": MODEL}}}, "mystery.type"),
+        ({"vllm": {"type": "openai_compatible", "models": {"m": MODEL}}}, "vllm.base_url"),
+        (
+            _providers(models={"gpt": {"intelligence_tier": "genius", "cost_per_1k_tokens": 1}}),
+            "openai.models.gpt.intelligence_tier",
+        ),
+        (_providers(models={"gpt": {"intelligence_tier": "low"}}), "cost_per_1k_tokens"),
+        (_providers(base_url="ftp://x"), "openai.base_url"),
+        (_providers(keys={}), "openai.keys"),
+        (_providers(keys={"k": {"api_key": "x", "rate_limits": {"other": {"rpm": 1}}}}), "rate_limits"),
+        (_providers(keys={"k": {"api_key": "x", "rate_limits": {"gpt": {"rpm": 0}}}}), "rpm"),
+        (_providers(models={"gpt": {**MODEL, "endpoint": "http://evil/x"}}), "endpoint"),
+        ({}, "non-empty"),
+    ],
+)
 def test_invalid_provider_config_names_the_json_path(providers, fragment):
     with pytest.raises(ConfigError) as raised:
         build_config(providers, {}, {"OPENAI_API_KEY": "x"})
@@ -93,15 +101,18 @@ def test_example_config_is_valid(tmp_path):
 
 
 def test_settings_read_spec_variables_with_defaults():
-    settings = load_settings({"CIRCUIT_FAILURE_THRESHOLD": "4", "DASHBOARD_ALLOWED_IPS": "10.0.0.0/8, ::1",
-                              "TRANSACTION_LOGGING": "true"})
+    settings = load_settings(
+        {"CIRCUIT_FAILURE_THRESHOLD": "4", "DASHBOARD_ALLOWED_IPS": "10.0.0.0/8, ::1", "TRANSACTION_LOGGING": "true"}
+    )
     assert settings.circuit_failure_threshold == 4 and settings.transaction_logging
     assert settings.dashboard_allowed_ips == ("10.0.0.0/8", "::1")
     assert settings.port == 10006 and settings.request_hard_timeout_seconds == 120
 
 
-@pytest.mark.parametrize("environ, variable", [({"TRANSACTION_LOGGING": "maybe"}, "TRANSACTION_LOGGING"),
-                                               ({"BKVY_PORT": "99999"}, "BKVY_PORT")])
+@pytest.mark.parametrize(
+    "environ, variable",
+    [({"TRANSACTION_LOGGING": "maybe"}, "TRANSACTION_LOGGING"), ({"BKVY_PORT": "99999"}, "BKVY_PORT")],
+)
 def test_bad_settings_name_the_variable(environ, variable):
     with pytest.raises(ConfigError) as raised:
         load_settings(environ)

@@ -12,13 +12,15 @@ from bkvy.core.upstream.adapters.openai import OpenAIAdapter
 from bkvy.models.types import ProviderType
 
 # Adapters hold no state, so one read-only instance per type is shared by every request.
-_ADAPTERS: MappingProxyType[ProviderType, ProviderAdapter] = MappingProxyType({
-    ProviderType.OPENAI: OpenAIAdapter(is_native=True),
-    ProviderType.OPENAI_COMPATIBLE: OpenAIAdapter(is_native=False),
-    ProviderType.ANTHROPIC: AnthropicAdapter(),
-    ProviderType.GEMINI: GeminiAdapter(),
-    ProviderType.OLLAMA: OllamaAdapter(),
-})
+_ADAPTERS: MappingProxyType[ProviderType, ProviderAdapter] = MappingProxyType(
+    {
+        ProviderType.OPENAI: OpenAIAdapter(is_native=True),
+        ProviderType.OPENAI_COMPATIBLE: OpenAIAdapter(is_native=False),
+        ProviderType.ANTHROPIC: AnthropicAdapter(),
+        ProviderType.GEMINI: GeminiAdapter(),
+        ProviderType.OLLAMA: OllamaAdapter(),
+    }
+)
 
 
 def adapter_for(provider_type: ProviderType) -> ProviderAdapter:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, RateLimitHint
@@ -21,20 +22,38 @@ _TIMEOUT_STATUSES = frozenset({408, 504, 524, 598})
 _BAD_REQUEST_STATUSES = frozenset({400, 404, 405, 409, 413, 415, 422})
 # A vendor's error type or status word, when there is no HTTP status (stream error events).
 _VENDOR_TYPE_STATUS = {
-    "invalid_request_error": 400, "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400,
-    "not_found_error": 404, "NOT_FOUND": 404, "request_too_large": 413,
-    "authentication_error": 401, "UNAUTHENTICATED": 401, "invalid_api_key": 401,
-    "permission_error": 403, "PERMISSION_DENIED": 403,
-    "rate_limit_error": 429, "RESOURCE_EXHAUSTED": 429, "rate_limit_exceeded": 429,
-    "insufficient_quota": 429, "timeout_error": 504, "DEADLINE_EXCEEDED": 504,
-    "api_error": 500, "server_error": 500, "INTERNAL": 500, "UNAVAILABLE": 503,
-    "overloaded_error": 529, "billing_error": 402, "conflict_error": 409,
+    "invalid_request_error": 400,
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "not_found_error": 404,
+    "NOT_FOUND": 404,
+    "request_too_large": 413,
+    "authentication_error": 401,
+    "UNAUTHENTICATED": 401,
+    "invalid_api_key": 401,
+    "permission_error": 403,
+    "PERMISSION_DENIED": 403,
+    "rate_limit_error": 429,
+    "RESOURCE_EXHAUSTED": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "timeout_error": 504,
+    "DEADLINE_EXCEEDED": 504,
+    "api_error": 500,
+    "server_error": 500,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "overloaded_error": 529,
+    "billing_error": 402,
+    "conflict_error": 409,
 }
 _SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _RETRY_AFTER_RESET_HEADERS = (
-    "x-ratelimit-reset-requests", "anthropic-ratelimit-requests-reset",
-    "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-reset",
+    "x-ratelimit-reset-requests",
+    "anthropic-ratelimit-requests-reset",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-tokens-reset",
 )
 
 
@@ -51,12 +70,15 @@ def classify_status(status: int) -> ErrorClass:
     return ErrorClass.SERVER  # 5xx, 529 overloaded, and any unexpected 1xx/3xx
 
 
-def upstream_error(status: int, headers: Mapping[str, str], body: bytes, *,
-                   now_wall: float | None = None) -> UpstreamError:
+def upstream_error(
+    status: int, headers: Mapping[str, str], body: bytes, *, now_wall: float | None = None
+) -> UpstreamError:
     """Classify a non-2xx reply. The message holds the status and the vendor's error code only."""
     vendor_code = _vendor_error_code(_loads_or_none(body))
     return UpstreamError(
-        classify_status(status), _message(status, vendor_code), status=status,
+        classify_status(status),
+        _message(status, vendor_code),
+        status=status,
         retry_after_seconds=retry_after_seconds(headers, now_wall=now_wall),
     )
 
@@ -65,8 +87,7 @@ def error_from_event(payload: Mapping[str, Any]) -> UpstreamError:
     """Classify an error carried inside a stream (no HTTP status: use the vendor's type word)."""
     vendor_code = _vendor_error_code(payload)
     status = _VENDOR_TYPE_STATUS.get(vendor_code or "", 500)
-    return UpstreamError(classify_status(status), "stream error event " + _message(status, vendor_code),
-                         status=status)
+    return UpstreamError(classify_status(status), "stream error event " + _message(status, vendor_code), status=status)
 
 
 def unparseable_reply(status: int) -> UpstreamError:
@@ -154,7 +175,7 @@ def _parse_http_date(raw: str) -> datetime | None:
         moment = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parse_rfc3339(raw: str) -> datetime | None:
@@ -162,7 +183,7 @@ def _parse_rfc3339(raw: str) -> datetime | None:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _vendor_error_code(payload: Any) -> str | None:

@@ -43,8 +43,12 @@ def unsupported_part(provider: str, part_type: str) -> UpstreamError:
 
 def probe_call(call: UpstreamCall) -> UpstreamCall:
     """The smallest chat call: one word in, one token out, thinking off, no stream."""
-    return call._replace(messages=(ChatMessage(role="user", content="ping"),),
-                         options=GenerationOptions(max_tokens=1), thinking_off=True, stream=False)
+    return call._replace(
+        messages=(ChatMessage(role="user", content="ping"),),
+        options=GenerationOptions(max_tokens=1),
+        thinking_off=True,
+        stream=False,
+    )
 
 
 def tool_arguments(provider: str, arguments: str) -> dict[str, Any]:

@@ -6,32 +6,53 @@ import json
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, probe_call, tool_arguments, unsupported_part,
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    probe_call,
+    tool_arguments,
+    unsupported_part,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; clients often send none
 _FINISH = {
-    "end_turn": FinishReason.STOP, "stop_sequence": FinishReason.STOP, "pause_turn": FinishReason.STOP,
-    "max_tokens": FinishReason.LENGTH, "model_context_window_exceeded": FinishReason.LENGTH,
-    "tool_use": FinishReason.TOOL_CALLS, "refusal": FinishReason.CONTENT_FILTER,
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "pause_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
 }
 
 
 class AnthropicAdapter:
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         headers = {**JSON_CONTENT_TYPE, "x-api-key": call.api_key, "anthropic-version": ANTHROPIC_VERSION}
-        return UpstreamRequest("POST", join_url(call.base_url, call.endpoint or "/v1/messages"),
-                               headers, _body(call))
+        return UpstreamRequest("POST", join_url(call.base_url, call.endpoint or "/v1/messages"), headers, _body(call))
 
     def parse_reply(self, reply: UpstreamReply) -> Completion:
         if not 200 <= reply.status < 300:
@@ -40,16 +61,24 @@ class AnthropicAdapter:
         try:
             blocks = payload["content"]
             content = "".join(b["text"] for b in blocks if b.get("type") == "text")
-            tool_calls = tuple(ToolCall(str(b["id"]), str(b["name"]), json.dumps(b.get("input") or {}))
-                               for b in blocks if b.get("type") == "tool_use")
+            tool_calls = tuple(
+                ToolCall(str(b["id"]), str(b["name"]), json.dumps(b.get("input") or {}))
+                for b in blocks
+                if b.get("type") == "tool_use"
+            )
             usage = payload["usage"]
             tokens = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
         except (KeyError, TypeError, AttributeError):
             raise unparseable_reply(reply.status) from None
         finish = _FINISH.get(payload.get("stop_reason") or "end_turn", FinishReason.STOP)
-        return Completion(content=content, usage=tokens, finish_reason=finish,
-                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers),
-                          tool_calls=tool_calls)
+        return Completion(
+            content=content,
+            usage=tokens,
+            finish_reason=finish,
+            model_reported=payload.get("model"),
+            rate_limit_hint=rate_limit_hint(reply.headers),
+            tool_calls=tool_calls,
+        )
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         return self.build_request(probe_call(call))
@@ -74,9 +103,14 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     if options.stop:
         body["stop_sequences"] = list(options.stop)
     if options.tools:
-        body["tools"] = [{"name": t.name, **({"description": t.description} if t.description else {}),
-                          "input_schema": t.parameters or {"type": "object", "properties": {}}}
-                         for t in options.tools]
+        body["tools"] = [
+            {
+                "name": t.name,
+                **({"description": t.description} if t.description else {}),
+                "input_schema": t.parameters or {"type": "object", "properties": {}},
+            }
+            for t in options.tools
+        ]
         if options.tool_choice is not None:
             body["tool_choice"] = _tool_choice(options.tool_choice)
     if options.user:
@@ -89,7 +123,7 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
     if choice.mode == "function":
         return {"type": "tool", "name": choice.name}
-    return {"type": {"required": "any"}.get(choice.mode, choice.mode)}   # auto, any, none
+    return {"type": {"required": "any"}.get(choice.mode, choice.mode)}  # auto, any, none
 
 
 def _alternating_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
@@ -98,7 +132,7 @@ def _alternating_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, A
     for message in messages:
         if message.role == "system":
             continue
-        role = "user" if message.role == "tool" else message.role   # tool results travel in a user turn
+        role = "user" if message.role == "tool" else message.role  # tool results travel in a user turn
         blocks = _blocks(message)
         if merged and merged[-1]["role"] == role:
             merged[-1]["content"].extend(blocks)
@@ -114,8 +148,10 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
         blocks = [{"type": "text", "text": message.content}] if message.content or not message.tool_calls else []
     else:
         blocks = [_block(part) for part in message.content]
-    return blocks + [{"type": "tool_use", "id": c.call_id, "name": c.name, "input": tool_arguments("anthropic", c.arguments)}
-                     for c in message.tool_calls]
+    return blocks + [
+        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": tool_arguments("anthropic", c.arguments)}
+        for c in message.tool_calls
+    ]
 
 
 def _block(part: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +174,7 @@ class AnthropicStreamDecoder:
     def __init__(self) -> None:
         self._events = SseBuffer()
         self._input_tokens = 0
-        self._tool_index_by_block: dict[int, int] = {}   # Anthropic block index -> OpenAI tool_calls index
+        self._tool_index_by_block: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
         self._pending_error: UpstreamError | None = None
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
@@ -169,8 +205,9 @@ class AnthropicStreamDecoder:
         elif event_type == "content_block_start":
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
-                index = self._tool_index_by_block.setdefault(int(event.get("index") or 0),
-                                                             len(self._tool_index_by_block))
+                index = self._tool_index_by_block.setdefault(
+                    int(event.get("index") or 0), len(self._tool_index_by_block)
+                )
                 return StreamDelta(tool_calls=(ToolCallDelta(index, str(block.get("id")), str(block.get("name"))),))
         elif event_type == "content_block_delta":
             delta = event.get("delta") or {}
@@ -189,5 +226,7 @@ class AnthropicStreamDecoder:
         if input_tokens is not None:
             self._input_tokens = int(input_tokens)
         stop_reason = (event.get("delta") or {}).get("stop_reason") or "end_turn"
-        return StreamDelta(finish_reason=_FINISH.get(stop_reason, FinishReason.STOP),
-                           usage=Usage(self._input_tokens, int(usage.get("output_tokens") or 0)))
+        return StreamDelta(
+            finish_reason=_FINISH.get(stop_reason, FinishReason.STOP),
+            usage=Usage(self._input_tokens, int(usage.get("output_tokens") or 0)),
+        )

@@ -6,22 +6,51 @@ import json
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import (
-    JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, tool_arguments, unsupported_part,
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    tool_arguments,
+    unsupported_part,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
-_FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
-             "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR")
-_FINISH = {"STOP": FinishReason.STOP, "MAX_TOKENS": FinishReason.LENGTH,
-           "MALFORMED_FUNCTION_CALL": FinishReason.TOOL_CALLS,
-           **{reason: FinishReason.CONTENT_FILTER for reason in _FILTERED}}
+_FILTERED = (
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+    "MODEL_ARMOR",
+)
+_FINISH = {
+    "STOP": FinishReason.STOP,
+    "MAX_TOKENS": FinishReason.LENGTH,
+    "MALFORMED_FUNCTION_CALL": FinishReason.TOOL_CALLS,
+    **{reason: FinishReason.CONTENT_FILTER for reason in _FILTERED},
+}
 
 
 class GeminiAdapter:
@@ -41,11 +70,17 @@ class GeminiAdapter:
         if delta is None:  # neither candidates nor a block reason
             raise unparseable_reply(reply.status)
         usage = _usage(payload.get("usageMetadata")) or Usage()
-        tool_calls = tuple(ToolCall(c.call_id or f"call_{c.index}", c.name or "", c.arguments)
-                           for c in delta.tool_calls)
-        return Completion(content=delta.content, usage=usage, finish_reason=delta.finish_reason or FinishReason.STOP,
-                          model_reported=payload.get("modelVersion"), rate_limit_hint=rate_limit_hint(reply.headers),
-                          tool_calls=tool_calls)
+        tool_calls = tuple(
+            ToolCall(c.call_id or f"call_{c.index}", c.name or "", c.arguments) for c in delta.tool_calls
+        )
+        return Completion(
+            content=delta.content,
+            usage=usage,
+            finish_reason=delta.finish_reason or FinishReason.STOP,
+            model_reported=payload.get("modelVersion"),
+            rate_limit_hint=rate_limit_hint(reply.headers),
+            tool_calls=tool_calls,
+        )
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         """Model info (``GET models/{model}``): proves key and model without spending tokens."""
@@ -75,9 +110,18 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     if config:
         body["generationConfig"] = config
     if call.options.tools:
-        body["tools"] = [{"functionDeclarations": [
-            {"name": t.name, **({"description": t.description} if t.description else {}),
-             **({"parameters": t.parameters} if t.parameters else {})} for t in call.options.tools]}]
+        body["tools"] = [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": t.name,
+                        **({"description": t.description} if t.description else {}),
+                        **({"parameters": t.parameters} if t.parameters else {}),
+                    }
+                    for t in call.options.tools
+                ]
+            }
+        ]
         if call.options.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": _tool_choice(call.options.tool_choice)}
     return body
@@ -91,9 +135,13 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
 
 def _generation_config(call: UpstreamCall) -> dict[str, Any]:
     options = call.options
-    candidates = {"maxOutputTokens": options.max_tokens, "temperature": options.temperature,
-                  "topP": options.top_p, "stopSequences": list(options.stop) or None,
-                  "responseMimeType": "application/json" if options.json_mode else None}
+    candidates = {
+        "maxOutputTokens": options.max_tokens,
+        "temperature": options.temperature,
+        "topP": options.top_p,
+        "stopSequences": list(options.stop) or None,
+        "responseMimeType": "application/json" if options.json_mode else None,
+    }
     config: dict[str, Any] = {name: value for name, value in candidates.items() if value is not None}
     if call.thinking_off and call.supports_thinking:
         config["thinkingConfig"] = {"thinkingBudget": 0}  # SPEC §5
@@ -104,13 +152,18 @@ def _content(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
     role = "model" if message.role == "assistant" else "user"
     if message.role == "tool":
         name = names.get(message.tool_call_id or "", message.tool_call_id or "")
-        return {"role": "user", "parts": [{"functionResponse": {"name": name,
-                                                                "response": {"content": message.text()}}}]}
+        return {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": name, "response": {"content": message.text()}}}],
+        }
+    parts: list[dict[str, Any]]
     if isinstance(message.content, str):
         parts = [{"text": message.content}] if message.content or not message.tool_calls else []
     else:
         parts = [_part(p) for p in message.content]
-    parts += [{"functionCall": {"name": c.name, "args": tool_arguments("gemini", c.arguments)}} for c in message.tool_calls]
+    parts += [
+        {"functionCall": {"name": c.name, "args": tool_arguments("gemini", c.arguments)}} for c in message.tool_calls
+    ]
     return {"role": role, "parts": parts}
 
 
@@ -138,12 +191,18 @@ def _response_delta(payload: dict[str, Any]) -> StreamDelta | None:
     candidate = candidates[0]
     parts = (candidate.get("content") or {}).get("parts") or []
     text = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
-    calls = tuple(ToolCallDelta(index, p["functionCall"].get("id"), str(p["functionCall"].get("name") or ""),
-                                json.dumps(p["functionCall"].get("args") or {}))
-                  for index, p in enumerate(q for q in parts if isinstance(q.get("functionCall"), dict)))
+    calls = tuple(
+        ToolCallDelta(
+            index,
+            p["functionCall"].get("id"),
+            str(p["functionCall"].get("name") or ""),
+            json.dumps(p["functionCall"].get("args") or {}),
+        )
+        for index, p in enumerate(q for q in parts if isinstance(q.get("functionCall"), dict))
+    )
     raw_finish = candidate.get("finishReason")
     finish = _FINISH.get(raw_finish, FinishReason.STOP) if raw_finish else None
-    if calls and finish is FinishReason.STOP:   # Gemini says STOP after a function call; OpenAI says tool_calls
+    if calls and finish is FinishReason.STOP:  # Gemini says STOP after a function call; OpenAI says tool_calls
         finish = FinishReason.TOOL_CALLS
     return StreamDelta(content=text, finish_reason=finish, usage=usage if finish else None, tool_calls=calls)
 
@@ -159,7 +218,7 @@ class GeminiStreamDecoder:
 
     def __init__(self) -> None:
         self._events = SseBuffer()
-        self._tool_calls_seen = 0   # Gemini sends whole calls, one chunk each: number them across chunks
+        self._tool_calls_seen = 0  # Gemini sends whole calls, one chunk each: number them across chunks
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
         deltas: list[StreamDelta] = []

@@ -5,13 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import LineBuffer, decode_event_json
-from bkvy.core.upstream.adapters._wire import JSON_CONTENT_TYPE, image_url_of, join_url, parse_data_url, unsupported_part
+from bkvy.core.upstream.adapters._wire import (
+    JSON_CONTENT_TYPE,
+    image_url_of,
+    join_url,
+    parse_data_url,
+    unsupported_part,
+)
 from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
@@ -31,9 +46,12 @@ class OllamaAdapter:
             delta = _final_delta(payload)
         except (KeyError, TypeError, AttributeError, ValueError):
             raise unparseable_reply(reply.status) from None
-        return Completion(content=content, usage=delta.usage or Usage(),
-                          finish_reason=delta.finish_reason or FinishReason.STOP,
-                          model_reported=payload.get("model"))
+        return Completion(
+            content=content,
+            usage=delta.usage or Usage(),
+            finish_reason=delta.finish_reason or FinishReason.STOP,
+            model_reported=payload.get("model"),
+        )
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         return UpstreamRequest("GET", join_url(call.base_url, "/api/version"), {}, None)
@@ -47,10 +65,17 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     if options.tools or any(m.tool_calls or m.role == "tool" for m in call.messages):
         # Not translated yet: failover moves such a request to a provider that takes tools.
         raise unsupported_part("ollama", "tools")
-    candidates = {"num_predict": options.max_tokens, "temperature": options.temperature,
-                  "top_p": options.top_p, "stop": list(options.stop) or None}
-    body: dict[str, Any] = {"model": call.model, "messages": [_message(m) for m in call.messages],
-                            "stream": call.stream}
+    candidates = {
+        "num_predict": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "stop": list(options.stop) or None,
+    }
+    body: dict[str, Any] = {
+        "model": call.model,
+        "messages": [_message(m) for m in call.messages],
+        "stream": call.stream,
+    }
     sampling = {name: value for name, value in candidates.items() if value is not None}
     if sampling:
         body["options"] = sampling
@@ -105,4 +130,3 @@ class OllamaStreamDecoder:
             elif content:
                 deltas.append(StreamDelta(content=content))
         return deltas
-

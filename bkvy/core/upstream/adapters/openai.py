@@ -5,19 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
-    error_from_event, json_object_or_raise, rate_limit_hint, unparseable_reply, upstream_error,
+    error_from_event,
+    json_object_or_raise,
+    rate_limit_hint,
+    unparseable_reply,
+    upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
 from bkvy.core.upstream.adapters._wire import JSON_CONTENT_TYPE, join_url, probe_call
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
-    ChatMessage, Completion, FinishReason, ToolCall, ToolChoice, UpstreamCall, UpstreamReply, UpstreamRequest, Usage,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    ToolCall,
+    ToolChoice,
+    UpstreamCall,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 _FINISH = {
-    "stop": FinishReason.STOP, "length": FinishReason.LENGTH,
-    "content_filter": FinishReason.CONTENT_FILTER, "tool_calls": FinishReason.TOOL_CALLS,
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "tool_calls": FinishReason.TOOL_CALLS,
     "function_call": FinishReason.TOOL_CALLS,
 }
 
@@ -51,9 +65,14 @@ class OpenAIAdapter:
             finish = _FINISH.get(choice.get("finish_reason") or "stop", FinishReason.STOP)
         except (KeyError, IndexError, TypeError, AttributeError):
             raise unparseable_reply(reply.status) from None
-        return Completion(content=content, usage=usage or Usage(), finish_reason=finish,
-                          model_reported=payload.get("model"), rate_limit_hint=rate_limit_hint(reply.headers),
-                          tool_calls=tool_calls)
+        return Completion(
+            content=content,
+            usage=usage or Usage(),
+            finish_reason=finish,
+            model_reported=payload.get("model"),
+            rate_limit_hint=rate_limit_hint(reply.headers),
+            tool_calls=tool_calls,
+        )
 
     def build_probe(self, call: UpstreamCall) -> UpstreamRequest:
         return self.build_request(probe_call(call))
@@ -71,9 +90,17 @@ class OpenAIAdapter:
         if options.json_mode:
             body["response_format"] = {"type": "json_object"}
         if options.tools:
-            body["tools"] = [{"type": "function", "function": {
-                "name": t.name, **({"description": t.description} if t.description else {}),
-                "parameters": t.parameters or {"type": "object", "properties": {}}}} for t in options.tools]
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        **({"description": t.description} if t.description else {}),
+                        "parameters": t.parameters or {"type": "object", "properties": {}},
+                    },
+                }
+                for t in options.tools
+            ]
             if options.tool_choice is not None:
                 body["tool_choice"] = _tool_choice(options.tool_choice)
         if options.user:
@@ -119,8 +146,10 @@ def _message(message: ChatMessage) -> dict[str, Any]:
     result: dict[str, Any] = {"role": message.role, "content": content}
     if message.tool_calls:
         result["content"] = content or None
-        result["tool_calls"] = [{"id": c.call_id, "type": "function",
-                                 "function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
+        result["tool_calls"] = [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
     if message.tool_call_id is not None:
         result["tool_call_id"] = message.tool_call_id
     return result
@@ -134,8 +163,7 @@ def _tool_call(raw: dict[str, Any]) -> ToolCall:
 def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    return Usage(input_tokens=int(raw.get("prompt_tokens") or 0),
-                 output_tokens=int(raw.get("completion_tokens") or 0))
+    return Usage(input_tokens=int(raw.get("prompt_tokens") or 0), output_tokens=int(raw.get("completion_tokens") or 0))
 
 
 class OpenAIStreamDecoder:
@@ -173,5 +201,6 @@ def _chunk_delta(payload: dict[str, Any]) -> StreamDelta | None:
 
 def _tool_call_delta(raw: dict[str, Any]) -> ToolCallDelta:
     function = raw.get("function") or {}
-    return ToolCallDelta(int(raw.get("index") or 0), raw.get("id"), function.get("name"),
-                         str(function.get("arguments") or ""))
+    return ToolCallDelta(
+        int(raw.get("index") or 0), raw.get("id"), function.get("name"), str(function.get("arguments") or "")
+    )

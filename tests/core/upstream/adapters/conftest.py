@@ -31,6 +31,7 @@ def make_call() -> Callable[..., UpstreamCall]:
         }
         fields.update(overrides)
         return UpstreamCall(**fields)
+
     return _make
 
 
@@ -39,24 +40,27 @@ def make_reply() -> Callable[..., UpstreamReply]:
     def _make(status: int, body: Any, headers: dict[str, str] | None = None) -> UpstreamReply:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         return UpstreamReply(status=status, headers=headers or {}, body=raw)
+
     return _make
 
 
 def _feed_in_pieces(decoder: StreamDecoder, raw: bytes, piece: int) -> list[StreamDelta]:
     deltas: list[StreamDelta] = []
     for start in range(0, len(raw), piece):
-        deltas.extend(decoder.feed(raw[start:start + piece]))
+        deltas.extend(decoder.feed(raw[start : start + piece]))
     return deltas
 
 
 @pytest.fixture
 def feed_split() -> Callable[[Callable[[], StreamDecoder], bytes], list[StreamDelta]]:
     """Feed whole, byte by byte and in 7-byte pieces; assert all agree; return the deltas."""
+
     def _feed(new_decoder: Callable[[], StreamDecoder], raw: bytes) -> list[StreamDelta]:
         whole = new_decoder().feed(raw)
         assert _feed_in_pieces(new_decoder(), raw, 1) == whole
         assert _feed_in_pieces(new_decoder(), raw, 7) == whole
         return whole
+
     return _feed
 
 

@@ -16,24 +16,42 @@ PARAM_NAMES = set(MessageCreateParamsBase.__annotations__) | set(MessageCreatePa
 STREAM_EVENT = TypeAdapter(RawMessageStreamEvent)
 
 RECORDED_MESSAGE = {
-    "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
+    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+    "type": "message",
+    "role": "assistant",
     "model": "claude-sonnet-4-5-20250929",
-    "content": [{"type": "thinking", "thinking": "Short answer.", "signature": "EqQBCgIYAhIM"},
-                {"type": "text", "text": "Hello"}, {"type": "text", "text": " there!"}],
-    "stop_reason": "end_turn", "stop_sequence": None,
-    "usage": {"input_tokens": 12, "output_tokens": 6, "cache_creation_input_tokens": 0,
-              "cache_read_input_tokens": 0, "service_tier": "standard"},
+    "content": [
+        {"type": "thinking", "thinking": "Short answer.", "signature": "EqQBCgIYAhIM"},
+        {"type": "text", "text": "Hello"},
+        {"type": "text", "text": " there!"},
+    ],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 12,
+        "output_tokens": 6,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "service_tier": "standard",
+    },
 }
-_START_MESSAGE = {**RECORDED_MESSAGE, "content": [], "stop_reason": None,
-                  "usage": {"input_tokens": 25, "output_tokens": 1}}
+_START_MESSAGE = {
+    **RECORDED_MESSAGE,
+    "content": [],
+    "stop_reason": None,
+    "usage": {"input_tokens": 25, "output_tokens": 1},
+}
 RECORDED_EVENTS = [
     {"type": "message_start", "message": _START_MESSAGE},
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Grüß"}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " dich 👋"}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
-     "usage": {"output_tokens": 15}},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
+        "usage": {"output_tokens": 15},
+    },
     {"type": "message_stop"},
 ]
 PING = {"type": "ping"}
@@ -48,14 +66,22 @@ def test_recorded_fixtures_match_the_sdk_types() -> None:
 
 
 def test_request_url_headers_and_body(make_call, secret_key) -> None:
-    call = make_call(base_url="https://api.anthropic.com", model="claude-haiku-4-5",
-                     options=GenerationOptions(max_tokens=300, temperature=0.3, top_p=0.8, stop=("\n\n",)))
+    call = make_call(
+        base_url="https://api.anthropic.com",
+        model="claude-haiku-4-5",
+        options=GenerationOptions(max_tokens=300, temperature=0.3, top_p=0.8, stop=("\n\n",)),
+    )
     request = ANTHROPIC.build_request(call)
     assert (request.method, request.url) == ("POST", "https://api.anthropic.com/v1/messages")
-    assert request.headers == {"x-api-key": secret_key, "anthropic-version": "2023-06-01",
-                               "content-type": "application/json"}
+    assert request.headers == {
+        "x-api-key": secret_key,
+        "anthropic-version": "2023-06-01",
+        "content-type": "application/json",
+    }
     assert request.json_body == {
-        "model": "claude-haiku-4-5", "max_tokens": 300, "system": "Be brief.",
+        "model": "claude-haiku-4-5",
+        "max_tokens": 300,
+        "system": "Be brief.",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello there"}]}],
         "stop_sequences": ["\n\n"],
     }
@@ -72,8 +98,14 @@ def test_max_tokens_defaults_to_4096(make_call) -> None:
 
 
 def test_system_messages_are_joined_and_same_role_runs_merged(make_call) -> None:
-    messages = (ChatMessage("system", "Rule one."), ChatMessage("user", "a"), ChatMessage("system", "Rule two."),
-                ChatMessage("user", "b"), ChatMessage("assistant", "c"), ChatMessage("assistant", "d"))
+    messages = (
+        ChatMessage("system", "Rule one."),
+        ChatMessage("user", "a"),
+        ChatMessage("system", "Rule two."),
+        ChatMessage("user", "b"),
+        ChatMessage("assistant", "c"),
+        ChatMessage("assistant", "d"),
+    )
     body = ANTHROPIC.build_request(make_call(messages=messages)).json_body
     assert body["system"] == "Rule one.\n\nRule two."
     assert body["messages"] == [
@@ -88,8 +120,10 @@ def test_no_system_message_means_no_system_field(make_call) -> None:
 
 
 def test_data_url_image_becomes_base64_image_block(make_call) -> None:
-    parts = ({"type": "text", "text": "describe"},
-             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}})
+    parts = (
+        {"type": "text", "text": "describe"},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}},
+    )
     body = ANTHROPIC.build_request(make_call(messages=(ChatMessage("user", parts),))).json_body
     assert body["messages"][0]["content"] == [
         {"type": "text", "text": "describe"},
@@ -121,8 +155,11 @@ def test_probe_is_a_one_token_messages_call(make_call) -> None:
 
 
 def test_reply_joins_text_blocks_and_skips_thinking(make_reply) -> None:
-    headers = {"anthropic-ratelimit-requests-remaining": "49",
-               "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:10Z", "date": "Thu, 01 Jan 2026 00:00:04 GMT"}
+    headers = {
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:10Z",
+        "date": "Thu, 01 Jan 2026 00:00:04 GMT",
+    }
     completion = ANTHROPIC.parse_reply(make_reply(200, RECORDED_MESSAGE, headers))
     assert completion.content == "Hello there!"
     assert completion.usage == Usage(12, 6) and completion.finish_reason is FinishReason.STOP
@@ -130,10 +167,16 @@ def test_reply_joins_text_blocks_and_skips_thinking(make_reply) -> None:
     assert completion.rate_limit_hint is not None and completion.rate_limit_hint.reset_seconds == 6.0
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("end_turn", FinishReason.STOP), ("stop_sequence", FinishReason.STOP), ("max_tokens", FinishReason.LENGTH),
-    ("tool_use", FinishReason.TOOL_CALLS), ("refusal", FinishReason.CONTENT_FILTER),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("end_turn", FinishReason.STOP),
+        ("stop_sequence", FinishReason.STOP),
+        ("max_tokens", FinishReason.LENGTH),
+        ("tool_use", FinishReason.TOOL_CALLS),
+        ("refusal", FinishReason.CONTENT_FILTER),
+    ],
+)
 def test_stop_reasons_are_mapped(make_reply, raw, expected) -> None:
     recorded = {**RECORDED_MESSAGE, "stop_reason": raw}
     Message.model_validate(recorded)
@@ -157,8 +200,7 @@ def test_stream_overloaded_error_event_raises_server(to_sse) -> None:
 
 def test_text_in_the_same_read_as_an_error_event_is_delivered_then_the_error_raises(to_sse) -> None:
     text_event = next(e for e in RECORDED_EVENTS if e["type"] == "content_block_delta")
-    raw = to_sse(RECORDED_EVENTS[0], text_event, OVERLOADED,
-                 events=("message_start", "content_block_delta", "error"))
+    raw = to_sse(RECORDED_EVENTS[0], text_event, OVERLOADED, events=("message_start", "content_block_delta", "error"))
     decoder = ANTHROPIC.stream_decoder()
     deltas = decoder.feed(raw)
     assert deltas and deltas[0].content

@@ -9,15 +9,24 @@ from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, ProviderType
 
-_OPENAI_ERROR = {"error": {"message": "You said 'Hello there' with sk-test-SECRET-4f2a9c", "type": "server_error",
-                           "param": None, "code": None}}
+_OPENAI_ERROR = {
+    "error": {
+        "message": "You said 'Hello there' with sk-test-SECRET-4f2a9c",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+}
 ERROR_BODIES = {
     ProviderType.OPENAI: _OPENAI_ERROR,
     ProviderType.OPENAI_COMPATIBLE: _OPENAI_ERROR,
-    ProviderType.ANTHROPIC: {"type": "error", "error": {"type": "overloaded_error",
-                                                        "message": "Hello there sk-test-SECRET-4f2a9c"}},
-    ProviderType.GEMINI: {"error": {"code": 429, "message": "Hello there sk-test-SECRET-4f2a9c",
-                                    "status": "RESOURCE_EXHAUSTED"}},
+    ProviderType.ANTHROPIC: {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Hello there sk-test-SECRET-4f2a9c"},
+    },
+    ProviderType.GEMINI: {
+        "error": {"code": 429, "message": "Hello there sk-test-SECRET-4f2a9c", "status": "RESOURCE_EXHAUSTED"}
+    },
     ProviderType.OLLAMA: {"error": "Hello there sk-test-SECRET-4f2a9c"},
 }
 CASES = [  # (status, headers, error class, retry_after_seconds)
@@ -26,8 +35,12 @@ CASES = [  # (status, headers, error class, retry_after_seconds)
     (429, {"retry-after": "7"}, ErrorClass.RATE_LIMITED, 7.0),
     (429, {"retry-after-ms": "250"}, ErrorClass.RATE_LIMITED, 0.25),
     (429, {"x-ratelimit-reset-requests": "6m0s"}, ErrorClass.RATE_LIMITED, 360.0),
-    (429, {"anthropic-ratelimit-requests-reset": "2026-01-01T00:01:00Z",
-           "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, ErrorClass.RATE_LIMITED, 60.0),
+    (
+        429,
+        {"anthropic-ratelimit-requests-reset": "2026-01-01T00:01:00Z", "date": "Thu, 01 Jan 2026 00:00:00 GMT"},
+        ErrorClass.RATE_LIMITED,
+        60.0,
+    ),
     (500, {}, ErrorClass.SERVER, None),
     (503, {"retry-after": "3"}, ErrorClass.SERVER, 3.0),
     (529, {}, ErrorClass.SERVER, None),

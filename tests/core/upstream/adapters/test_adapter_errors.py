@@ -7,7 +7,11 @@ import json
 import pytest
 
 from bkvy.core.upstream.adapters._errors import (
-    classify_status, error_from_event, parse_duration_seconds, rate_limit_hint, retry_after_seconds,
+    classify_status,
+    error_from_event,
+    parse_duration_seconds,
+    rate_limit_hint,
+    retry_after_seconds,
     upstream_error,
 )
 from bkvy.models.types import ErrorClass, RateLimitHint
@@ -15,15 +19,29 @@ from bkvy.models.types import ErrorClass, RateLimitHint
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (401, ErrorClass.AUTH), (403, ErrorClass.AUTH), (402, ErrorClass.AUTH),
-    (429, ErrorClass.RATE_LIMITED),
-    (408, ErrorClass.TIMEOUT), (504, ErrorClass.TIMEOUT), (524, ErrorClass.TIMEOUT),
-    (500, ErrorClass.SERVER), (502, ErrorClass.SERVER), (503, ErrorClass.SERVER), (529, ErrorClass.SERVER),
-    (400, ErrorClass.BAD_REQUEST), (404, ErrorClass.BAD_REQUEST), (413, ErrorClass.BAD_REQUEST),
-    (422, ErrorClass.BAD_REQUEST), (418, ErrorClass.BAD_REQUEST),
-    (302, ErrorClass.SERVER), (101, ErrorClass.SERVER),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, ErrorClass.AUTH),
+        (403, ErrorClass.AUTH),
+        (402, ErrorClass.AUTH),
+        (429, ErrorClass.RATE_LIMITED),
+        (408, ErrorClass.TIMEOUT),
+        (504, ErrorClass.TIMEOUT),
+        (524, ErrorClass.TIMEOUT),
+        (500, ErrorClass.SERVER),
+        (502, ErrorClass.SERVER),
+        (503, ErrorClass.SERVER),
+        (529, ErrorClass.SERVER),
+        (400, ErrorClass.BAD_REQUEST),
+        (404, ErrorClass.BAD_REQUEST),
+        (413, ErrorClass.BAD_REQUEST),
+        (422, ErrorClass.BAD_REQUEST),
+        (418, ErrorClass.BAD_REQUEST),
+        (302, ErrorClass.SERVER),
+        (101, ErrorClass.SERVER),
+    ],
+)
 def test_status_maps_to_error_class(status: int, expected: ErrorClass) -> None:
     assert classify_status(status) is expected
 
@@ -54,9 +72,16 @@ def test_retry_after_in_the_past_is_zero() -> None:
     assert retry_after_seconds({"retry-after": "Thu, 01 Jan 2026 00:00:00 GMT"}, now_wall=NOW + 60) == 0.0
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [
-    ("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5s", 0.5),
-])
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m3.5s", 3723.5),
+        ("0.5s", 0.5),
+    ],
+)
 def test_openai_reset_durations_are_parsed(raw: str, seconds: float) -> None:
     assert parse_duration_seconds(raw) == pytest.approx(seconds)
 
@@ -89,8 +114,10 @@ def test_openai_rate_limit_hint_from_headers() -> None:
 
 
 def test_anthropic_rate_limit_hint_from_headers() -> None:
-    headers = {"anthropic-ratelimit-requests-remaining": "3",
-               "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:05Z"}
+    headers = {
+        "anthropic-ratelimit-requests-remaining": "3",
+        "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:05Z",
+    }
     assert rate_limit_hint(headers, now_wall=NOW) == RateLimitHint(remaining_requests=3, reset_seconds=5.0)
 
 
@@ -99,8 +126,15 @@ def test_no_rate_limit_headers_means_no_hint() -> None:
 
 
 def test_error_message_keeps_vendor_code_but_never_the_upstream_message() -> None:
-    body = json.dumps({"error": {"message": "Incorrect API key provided: sk-test-SECRET",
-                                 "type": "invalid_request_error", "code": "invalid_api_key"}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "message": "Incorrect API key provided: sk-test-SECRET",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+        }
+    ).encode()
     error = upstream_error(401, {}, body)
     assert error.error_class is ErrorClass.AUTH and error.status == 401
     assert "invalid_request_error" in error.message and "SECRET" not in error.message
@@ -111,10 +145,16 @@ def test_vendor_code_with_odd_characters_is_dropped_from_message() -> None:
     assert upstream_error(400, {}, body).message == "upstream status 400"
 
 
-@pytest.mark.parametrize(("vendor_type", "expected"), [
-    ("overloaded_error", ErrorClass.SERVER), ("rate_limit_error", ErrorClass.RATE_LIMITED),
-    ("RESOURCE_EXHAUSTED", ErrorClass.RATE_LIMITED), ("authentication_error", ErrorClass.AUTH),
-    ("invalid_request_error", ErrorClass.BAD_REQUEST), ("something_new", ErrorClass.SERVER),
-])
+@pytest.mark.parametrize(
+    ("vendor_type", "expected"),
+    [
+        ("overloaded_error", ErrorClass.SERVER),
+        ("rate_limit_error", ErrorClass.RATE_LIMITED),
+        ("RESOURCE_EXHAUSTED", ErrorClass.RATE_LIMITED),
+        ("authentication_error", ErrorClass.AUTH),
+        ("invalid_request_error", ErrorClass.BAD_REQUEST),
+        ("something_new", ErrorClass.SERVER),
+    ],
+)
 def test_stream_error_event_is_classified_by_vendor_type(vendor_type: str, expected: ErrorClass) -> None:
     assert error_from_event({"error": {"type": vendor_type}}).error_class is expected

@@ -14,24 +14,53 @@ CONFIG_ALIASES = {field.alias for field in GenerateContentConfig.model_fields.va
 THINKING_ALIASES = {field.alias for field in ThinkingConfig.model_fields.values()}
 
 RECORDED_RESPONSE = {
-    "candidates": [{"content": {"role": "model", "parts": [
-        {"text": "Considering a greeting.", "thought": True}, {"text": "Hi! "}, {"text": "Need anything?"}]},
-        "finishReason": "STOP", "index": 0}],
-    "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 5, "totalTokenCount": 40,
-                      "thoughtsTokenCount": 27, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}]},
-    "modelVersion": "gemini-2.5-flash", "responseId": "mEbJaMiVJ8K9nvgP5sKBqQ4",
+    "candidates": [
+        {
+            "content": {
+                "role": "model",
+                "parts": [
+                    {"text": "Considering a greeting.", "thought": True},
+                    {"text": "Hi! "},
+                    {"text": "Need anything?"},
+                ],
+            },
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ],
+    "usageMetadata": {
+        "promptTokenCount": 8,
+        "candidatesTokenCount": 5,
+        "totalTokenCount": 40,
+        "thoughtsTokenCount": 27,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}],
+    },
+    "modelVersion": "gemini-2.5-flash",
+    "responseId": "mEbJaMiVJ8K9nvgP5sKBqQ4",
 }
-RECORDED_BLOCKED = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                    "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}, "modelVersion": "gemini-2.5-flash"}
+RECORDED_BLOCKED = {
+    "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+    "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+    "modelVersion": "gemini-2.5-flash",
+}
 RECORDED_CHUNKS = [
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": "Ein"}]}, "index": 0}],
-     "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}, "modelVersion": "gemini-2.5-flash"},
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": "hörn ∞"}]}, "index": 0}],
-     "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}, "modelVersion": "gemini-2.5-flash"},
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS",
-                     "index": 0}],
-     "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 4, "totalTokenCount": 12},
-     "modelVersion": "gemini-2.5-flash"},
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Ein"}]}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+        "modelVersion": "gemini-2.5-flash",
+    },
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "hörn ∞"}]}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+        "modelVersion": "gemini-2.5-flash",
+    },
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS", "index": 0}
+        ],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 4, "totalTokenCount": 12},
+        "modelVersion": "gemini-2.5-flash",
+    },
 ]
 
 
@@ -41,19 +70,25 @@ def test_recorded_fixtures_match_the_sdk_types() -> None:
 
 
 def test_request_url_headers_and_body(make_call, secret_key) -> None:
-    call = make_call(base_url="https://generativelanguage.googleapis.com", model="gemini-2.5-flash",
-                     options=GenerationOptions(max_tokens=200, temperature=0.4, top_p=0.95, stop=("##",),
-                                               json_mode=True))
+    call = make_call(
+        base_url="https://generativelanguage.googleapis.com",
+        model="gemini-2.5-flash",
+        options=GenerationOptions(max_tokens=200, temperature=0.4, top_p=0.95, stop=("##",), json_mode=True),
+    )
     request = GEMINI.build_request(call)
     assert request.method == "POST"
-    assert request.url == ("https://generativelanguage.googleapis.com/v1beta/models/"
-                           "gemini-2.5-flash:generateContent")
+    assert request.url == ("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent")
     assert request.headers["x-goog-api-key"] == secret_key
     assert request.json_body == {
         "contents": [{"role": "user", "parts": [{"text": "Hello there"}]}],
         "systemInstruction": {"parts": [{"text": "Be brief."}]},
-        "generationConfig": {"maxOutputTokens": 200, "temperature": 0.4, "topP": 0.95,
-                             "stopSequences": ["##"], "responseMimeType": "application/json"},
+        "generationConfig": {
+            "maxOutputTokens": 200,
+            "temperature": 0.4,
+            "topP": 0.95,
+            "stopSequences": ["##"],
+            "responseMimeType": "application/json",
+        },
     }
     assert set(request.json_body["generationConfig"]) <= CONFIG_ALIASES
 
@@ -115,11 +150,17 @@ def test_reply_skips_thought_parts_and_maps_usage(make_reply) -> None:
     assert completion.model_reported == "gemini-2.5-flash"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("MAX_TOKENS", FinishReason.LENGTH), ("SAFETY", FinishReason.CONTENT_FILTER),
-    ("RECITATION", FinishReason.CONTENT_FILTER), ("BLOCKLIST", FinishReason.CONTENT_FILTER),
-    ("PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER), ("SPII", FinishReason.CONTENT_FILTER),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("MAX_TOKENS", FinishReason.LENGTH),
+        ("SAFETY", FinishReason.CONTENT_FILTER),
+        ("RECITATION", FinishReason.CONTENT_FILTER),
+        ("BLOCKLIST", FinishReason.CONTENT_FILTER),
+        ("PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER),
+        ("SPII", FinishReason.CONTENT_FILTER),
+    ],
+)
 def test_finish_reasons_are_mapped(make_reply, raw, expected) -> None:
     recorded = {**RECORDED_RESPONSE, "candidates": [{**RECORDED_RESPONSE["candidates"][0], "finishReason": raw}]}
     GenerateContentResponse.model_validate(recorded)

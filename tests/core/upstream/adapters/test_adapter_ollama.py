@@ -13,18 +13,40 @@ from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationO
 OLLAMA = adapter_for(ProviderType.OLLAMA)
 
 RECORDED_CHAT = {
-    "model": "llama3.2", "created_at": "2025-10-17T23:14:07.414671Z",
+    "model": "llama3.2",
+    "created_at": "2025-10-17T23:14:07.414671Z",
     "message": {"role": "assistant", "content": "Hello! How are you?"},
-    "done": True, "done_reason": "stop", "total_duration": 5191566416, "load_duration": 2154458,
-    "prompt_eval_count": 26, "prompt_eval_duration": 383809000, "eval_count": 298, "eval_duration": 4799921000,
+    "done": True,
+    "done_reason": "stop",
+    "total_duration": 5191566416,
+    "load_duration": 2154458,
+    "prompt_eval_count": 26,
+    "prompt_eval_duration": 383809000,
+    "eval_count": 298,
+    "eval_duration": 4799921000,
 }
 RECORDED_LINES = [
-    {"model": "llama3.2", "created_at": "2025-10-17T23:14:07Z", "message": {"role": "assistant", "content": "Ça"},
-     "done": False},
-    {"model": "llama3.2", "created_at": "2025-10-17T23:14:07Z", "message": {"role": "assistant", "content": " va"},
-     "done": False},
-    {"model": "llama3.2", "created_at": "2025-10-17T23:14:08Z", "message": {"role": "assistant", "content": ""},
-     "done": True, "done_reason": "length", "prompt_eval_count": 11, "eval_count": 2},
+    {
+        "model": "llama3.2",
+        "created_at": "2025-10-17T23:14:07Z",
+        "message": {"role": "assistant", "content": "Ça"},
+        "done": False,
+    },
+    {
+        "model": "llama3.2",
+        "created_at": "2025-10-17T23:14:07Z",
+        "message": {"role": "assistant", "content": " va"},
+        "done": False,
+    },
+    {
+        "model": "llama3.2",
+        "created_at": "2025-10-17T23:14:08Z",
+        "message": {"role": "assistant", "content": ""},
+        "done": True,
+        "done_reason": "length",
+        "prompt_eval_count": 11,
+        "eval_count": 2,
+    },
 ]
 
 
@@ -33,14 +55,18 @@ def _ndjson(*lines: dict) -> bytes:
 
 
 def test_request_url_headers_and_body(make_call, secret_key) -> None:
-    call = make_call(base_url="http://127.0.0.1:11434", model="qwen3",
-                     options=GenerationOptions(max_tokens=99, temperature=0.7, top_p=0.9, stop=("</s>",),
-                                               json_mode=True))
+    call = make_call(
+        base_url="http://127.0.0.1:11434",
+        model="qwen3",
+        options=GenerationOptions(max_tokens=99, temperature=0.7, top_p=0.9, stop=("</s>",), json_mode=True),
+    )
     request = OLLAMA.build_request(call)
     assert (request.method, request.url) == ("POST", "http://127.0.0.1:11434/api/chat")
     assert secret_key not in json.dumps(request.headers) and "authorization" not in request.headers
     assert request.json_body == {
-        "model": "qwen3", "stream": False, "format": "json",
+        "model": "qwen3",
+        "stream": False,
+        "format": "json",
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
         "options": {"num_predict": 99, "temperature": 0.7, "top_p": 0.9, "stop": ["</s>"]},
     }
@@ -57,7 +83,10 @@ def test_thinking_off_on_a_thinking_model_sends_think_false(make_call) -> None:
 
 
 def test_data_url_image_goes_into_images(make_call) -> None:
-    parts = ({"type": "text", "text": "what"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}})
+    parts = (
+        {"type": "text", "text": "what"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}},
+    )
     message = OLLAMA.build_request(make_call(messages=(ChatMessage("user", parts),))).json_body["messages"][0]
     assert message == {"role": "user", "content": "what", "images": ["QUJD"]}
 

@@ -8,32 +8,60 @@ from openai.types.chat.completion_create_params import CompletionCreateParamsBas
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
-from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationOptions, ProviderType, RateLimitHint, Usage
-
+from bkvy.models.types import (
+    ChatMessage,
+    ErrorClass,
+    FinishReason,
+    GenerationOptions,
+    ProviderType,
+    RateLimitHint,
+    Usage,
+)
 
 OPENAI = adapter_for(ProviderType.OPENAI)
 COMPATIBLE = adapter_for(ProviderType.OPENAI_COMPATIBLE)
 PARAM_NAMES = set(CompletionCreateParamsBase.__annotations__) | set(CompletionCreateParamsStreaming.__annotations__)
 
 RECORDED_COMPLETION = {
-    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion", "created": 1741569952,
+    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+    "object": "chat.completion",
+    "created": 1741569952,
     "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help?",
-                                         "refusal": None, "annotations": []},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
-              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
-    "service_tier": "default", "system_fingerprint": "fp_06737a9306",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help?", "refusal": None, "annotations": []},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 19,
+        "completion_tokens": 10,
+        "total_tokens": 29,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+    "system_fingerprint": "fp_06737a9306",
 }
 
 
 def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> dict:
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
-            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_06737a9306",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
-            "usage": usage}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1741569952,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_06737a9306",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
+        "usage": usage,
+    }
 
 
 RECORDED_CHUNKS = [
@@ -52,15 +80,21 @@ def test_recorded_fixtures_match_the_sdk_types() -> None:
 
 
 def test_request_url_headers_and_body(make_call, secret_key) -> None:
-    call = make_call(base_url="https://api.openai.com", model="gpt-4o-mini",
-                     options=GenerationOptions(max_tokens=50, temperature=0.2, top_p=0.9, stop=("END",)))
+    call = make_call(
+        base_url="https://api.openai.com",
+        model="gpt-4o-mini",
+        options=GenerationOptions(max_tokens=50, temperature=0.2, top_p=0.9, stop=("END",)),
+    )
     request = OPENAI.build_request(call)
     assert (request.method, request.url) == ("POST", "https://api.openai.com/v1/chat/completions")
     assert request.headers["authorization"] == f"Bearer {secret_key}"
     assert request.json_body == {
         "model": "gpt-4o-mini",
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
-        "max_tokens": 50, "temperature": 0.2, "top_p": 0.9, "stop": ["END"],
+        "max_tokens": 50,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["END"],
     }
     assert set(request.json_body) <= PARAM_NAMES
 
@@ -71,7 +105,8 @@ def test_base_url_ending_in_v1_is_not_doubled(make_call) -> None:
 
 
 def test_endpoint_override_replaces_the_path(make_call) -> None:
-    request = COMPATIBLE.build_request(make_call(base_url="https://api.groq.com", endpoint="/openai/v1/chat/completions"))
+    call = make_call(base_url="https://api.groq.com", endpoint="/openai/v1/chat/completions")
+    request = COMPATIBLE.build_request(call)
     assert request.url == "https://api.groq.com/openai/v1/chat/completions"
 
 
@@ -83,15 +118,24 @@ def test_json_mode_and_stream_params(make_call) -> None:
 
 
 def test_content_parts_pass_through_unchanged(make_call) -> None:
-    parts = ({"type": "text", "text": "what is this?"},
-             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}})
+    parts = (
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    )
     body = OPENAI.build_request(make_call(messages=(ChatMessage("user", parts),))).json_body
     assert body["messages"] == [{"role": "user", "content": list(parts)}]
 
 
-@pytest.mark.parametrize(("model", "effort"), [
-    ("gpt-5-mini", "minimal"), ("gpt-5", "minimal"), ("o3-mini", "low"), ("o4-mini", "low"), ("o1", "low"),
-])
+@pytest.mark.parametrize(
+    ("model", "effort"),
+    [
+        ("gpt-5-mini", "minimal"),
+        ("gpt-5", "minimal"),
+        ("o3-mini", "low"),
+        ("o4-mini", "low"),
+        ("o1", "low"),
+    ],
+)
 def test_reasoning_model_with_thinking_off_gets_lowest_effort_and_no_sampling(make_call, model, effort) -> None:
     options = GenerationOptions(max_tokens=64, temperature=0.5, top_p=0.5, stop=("x",))
     body = OPENAI.build_request(make_call(model=model, options=options, thinking_off=True)).json_body
@@ -132,10 +176,15 @@ def test_reply_maps_content_usage_finish_and_hint(make_reply) -> None:
     assert completion.rate_limit_hint == RateLimitHint(remaining_requests=499, reset_seconds=0.12)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("length", FinishReason.LENGTH), ("content_filter", FinishReason.CONTENT_FILTER),
-    ("tool_calls", FinishReason.TOOL_CALLS), ("function_call", FinishReason.TOOL_CALLS),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("length", FinishReason.LENGTH),
+        ("content_filter", FinishReason.CONTENT_FILTER),
+        ("tool_calls", FinishReason.TOOL_CALLS),
+        ("function_call", FinishReason.TOOL_CALLS),
+    ],
+)
 def test_finish_reasons_are_mapped(make_reply, raw, expected) -> None:
     recorded = {**RECORDED_COMPLETION, "choices": [{**RECORDED_COMPLETION["choices"][0], "finish_reason": raw}]}
     ChatCompletion.model_validate(recorded)
