@@ -63,6 +63,9 @@ class ModelConfig(_Strict):
     context_window: int | None = Field(default=None, ge=1)
     capabilities: tuple[Literal["vision", "tools", "json"], ...] = ()
     expected_latency_ms: float = Field(default=1000.0, gt=0)  # seed for the online estimate
+    # This model's own deadline (e.g. a slow reasoning model), in place of REQUEST_HARD_TIMEOUT_SECONDS.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    hedge: bool = True  # false: requests on this model are never hedged, and it never takes a hedge
 
     @field_validator("endpoint")
     @classmethod
@@ -105,6 +108,7 @@ class ScenarioEntry(_Strict):
     provider: str
     model: str
     priority: int = 1
+    hedge: bool = True  # false: in this scenario, this entry is never hedged and never takes a hedge
 
 
 class RoutingConfig(_Strict):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bkvy.core.config.gateway import ConfigError
 
@@ -39,6 +39,11 @@ class Settings(BaseModel):
     health_probe_timeout_seconds: float = Field(default=10.0, gt=0)
     request_soft_timeout_seconds: float = Field(default=30.0, gt=0)
     request_hard_timeout_seconds: float = Field(default=120.0, gt=0)
+    stream_idle_timeout_seconds: float = Field(default=60.0, gt=0)
+    hedging: bool = True
+    hedge_budget_percent: float = Field(default=5.0, ge=0, le=100)
+    hedge_min_delay_ms: float = Field(default=250.0, ge=0)
+    hedge_delay_factor: float = Field(default=1.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     admin_api_key: str | None = None
     require_client_keys: bool = False
@@ -49,6 +54,17 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _soft_before_hard(self) -> Settings:
+        # The soft timeout starts a hedge (or a switch) before the deadline; past the deadline it means nothing.
+        if self.request_soft_timeout_seconds > self.request_hard_timeout_seconds:
+            raise ValueError(
+                f"REQUEST_SOFT_TIMEOUT_SECONDS ({self.request_soft_timeout_seconds:g}) is above "
+                f"REQUEST_HARD_TIMEOUT_SECONDS ({self.request_hard_timeout_seconds:g}). Fix: make the soft timeout "
+                "the shorter one"
+            )
+        return self
 
 
 _ENV_NAMES = {
@@ -74,6 +90,11 @@ _ENV_NAMES = {
     "HEALTH_PROBE_TIMEOUT_SECONDS": "health_probe_timeout_seconds",
     "REQUEST_SOFT_TIMEOUT_SECONDS": "request_soft_timeout_seconds",
     "REQUEST_HARD_TIMEOUT_SECONDS": "request_hard_timeout_seconds",
+    "STREAM_IDLE_TIMEOUT_SECONDS": "stream_idle_timeout_seconds",
+    "HEDGING": "hedging",
+    "HEDGE_BUDGET_PERCENT": "hedge_budget_percent",
+    "HEDGE_MIN_DELAY_MS": "hedge_min_delay_ms",
+    "HEDGE_DELAY_FACTOR": "hedge_delay_factor",
     "BKVY_MAX_BODY_BYTES": "max_body_bytes",
     "BKVY_ADMIN_API_KEY": "admin_api_key",
     "BKVY_REQUIRE_CLIENT_KEYS": "require_client_keys",
@@ -102,6 +123,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         return Settings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a rule across fields names its variables itself
+            raise ConfigError(f"environment: {first['msg'].removeprefix('Value error, ')}") from None
+        field = str(first["loc"][0])
         variable = next((v for v, f in _ENV_NAMES.items() if f == field), field)
         raise ConfigError(f"environment: {variable}: {first['msg']}") from None
