@@ -18,13 +18,9 @@ if TYPE_CHECKING:
 
 
 class RouteEntry(NamedTuple):
-    """One (provider, model, key) with what routing needs from config, compiled once; unpacked in the hot
-    loop, so the key's parts are fields of their own."""
+    """One (provider, model, key) with what routing needs from config, compiled once."""
 
     key: CandidateKey
-    provider: str
-    model: str
-    key_id: str
     input_price_per_1k: float
     output_price_per_1k: float
     seed: LiveCandidate        # used when the snapshot knows nothing about this candidate
@@ -47,8 +43,9 @@ class RouteTable:
         for provider_name, provider in config.providers.items():
             for model_name, model in provider.models.items():
                 seed = CandidateState(expected_latency_seconds=model.expected_latency_ms / 1000.0)
-                entries = tuple(RouteEntry(key, provider_name, model_name, key_id, model.input_price_per_1k,
-                                           model.output_price_per_1k, live_candidate(key, seed), 0)
+                entries = tuple(RouteEntry(key=key, input_price_per_1k=model.input_price_per_1k,
+                                           output_price_per_1k=model.output_price_per_1k,
+                                           seed=live_candidate(key, seed), rank=0)
                                 for key_id in provider.keys
                                 for key in (CandidateKey(provider_name, model_name, key_id),))
                 models[(provider_name, model_name)] = entries
