@@ -128,14 +128,14 @@ class LiveCandidate(NamedTuple):
 
 
 def live_candidate(key: CandidateKey, state: CandidateState) -> LiveCandidate:
-    wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
-    latency = state.expected_latency_seconds
+    rate_limit_wait, queue_wait = state.rate_limit_wait_seconds, state.queue_wait_seconds
+    latency, is_flapping = state.expected_latency_seconds, state.is_flapping
+    wait = rate_limit_wait + queue_wait
     # In LiveFields' order: 0.07 µs against 0.45 µs by keyword, once per state read (``live_cold`` in
     # benchmarks/routing_micro.py reads every state per plan).
-    fields = _new_tuple(LiveFields, (key.provider, key.model, key.key_id, state.rate_limit_wait_seconds,
-                                     state.queue_wait_seconds, latency, state.is_flapping, wait,
-                                     state.used_in_minute, state.last_used, wait + latency))
-    is_steady = state.is_closed and state.allows_request and wait <= 0 and not state.is_flapping
+    fields = _new_tuple(LiveFields, (key.provider, key.model, key.key_id, rate_limit_wait, queue_wait, latency,
+                                     is_flapping, wait, state.used_in_minute, state.last_used, wait + latency))
+    is_steady = state.is_closed and state.allows_request and wait <= 0 and not is_flapping
     return _new_tuple(LiveCandidate, (fields, is_steady, state))
 
 
