@@ -42,11 +42,12 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     input_tokens = output_tokens = cost = None
     if result is not None:
         candidate, completion = result.candidate, result.completion
-        provider, model, key_id, decision = candidate.provider, candidate.model, candidate.key_id, candidate.reason
+        provider, model, key_id = candidate.provider, candidate.model, candidate.key_id
+        decision = candidate.reason.value
         input_tokens, output_tokens = completion.usage.input_tokens, completion.usage.output_tokens
         cost, finish_reason = result.cost_usd, completion.finish_reason.value
     elif error is not None:
-        decision = outcome.plan.decision_reason if outcome.plan is not None else ""
+        decision = outcome.plan.decision_reason.value if outcome.plan is not None else ""
         error_type, error_message = error.code, error.message[:_MAX_ERROR_MESSAGE_CHARS]
     else:
         decision = ""

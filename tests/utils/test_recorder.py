@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bkvy.utils.recorder import record_from_row
+from bkvy.core.execution.records import ExecutionRequest, RequestOutcome
+from bkvy.core.routing.plan import RoutePlan, RouteRequest
+from bkvy.models.errors import AllCandidatesFailed
+from bkvy.models.outcomes import DecisionReason
+from bkvy.models.types import GenerationOptions, RoutingMethod
+from bkvy.utils.recorder import record_from_row, record_of
 from bkvy.utils.records import COLUMNS, TransactionRecord
 from bkvy.utils.transaction_log import neutralise_cell
 
@@ -19,3 +24,12 @@ def test_record_round_trips_through_a_csv_row() -> None:
 def test_rows_that_are_not_records_are_skipped() -> None:
     assert record_from_row({"timestamp": "yesterday", "request_id": "x"}) is None
     assert record_from_row({"timestamp": "2023-11-14T22:13:20Z", "input_tokens": "many"}) is None
+
+
+def test_the_decision_reason_is_recorded_as_its_plain_text() -> None:
+    request = ExecutionRequest("abc", "team-a", RouteRequest(RoutingMethod.DIRECT, provider="p", model="m"), (),
+                               GenerationOptions())
+    outcome = RequestOutcome(request, None, AllCandidatesFailed("all 0 attempts failed"), (), 1.0, 0.0, 0.0,
+                             plan=RoutePlan((), DecisionReason.NO_CANDIDATE_AVAILABLE))
+    rec = record_of(outcome)
+    assert type(rec.decision_reason) is str and "no_candidate_available" in rec.to_row()

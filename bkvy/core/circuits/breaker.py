@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from bkvy.core.circuits.window import BucketWindow
@@ -155,12 +155,6 @@ class CircuitBreakerRegistry:
     def snapshots(self) -> list[CircuitSnapshot]:
         now = self._clock.now()
         return [self._snapshot(c, now) for c in self._circuits.values()]
-
-    def soonest_recovery(self, keys: Iterable[CircuitKey]) -> CircuitKey | None:
-        """For panic mode: the server/timeout/connection-open circuit whose backoff ends first."""
-        candidates = [self.snapshot(k) for k in keys]
-        recoverable = [s for s in candidates if s.state is CircuitState.OPEN and s.open_reason in _TRIAL_CLASSES]
-        return min(recoverable, key=lambda s: s.open_until or 0.0).key if recoverable else None
 
     def provider_health(self, provider: str) -> dict[str, Any]:
         """Summary of a provider's circuits: pattern, recommended action and counts (SPEC §6)."""

@@ -7,6 +7,7 @@ attempt and reports outcomes through ``record_*``. Keys here are the (provider, 
 from __future__ import annotations
 
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitState, RetryBudget
+from bkvy.models.outcomes import SkipReason
 from bkvy.models.types import ErrorClass
 
 
@@ -20,19 +21,19 @@ class CircuitGuard:
         return self.registry.route_fields(key)
 
     def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
-                is_panic: bool) -> str | None:
+                is_panic: bool) -> SkipReason | None:
         """Why this attempt must not be made now, or None. A first attempt counts toward the retry budget."""
         key = CircuitKey(provider, model, key_id)
         if is_retry:
             if not self._budget.try_acquire_retry(provider, model):
-                return "retry_budget"
+                return SkipReason.RETRY_BUDGET
         else:
             self._budget.record_request(provider, model)
         if is_panic:
             return None   # every candidate is open: try the one that recovers soonest anyway
         if fast_mode and self.registry.snapshot(key).state is not CircuitState.CLOSED:
-            return "circuit_not_closed"
-        return None if self.registry.allow_request(key) else "circuit_open"
+            return SkipReason.CIRCUIT_NOT_CLOSED
+        return None if self.registry.allow_request(key) else SkipReason.CIRCUIT_OPEN
 
     def record_success(self, provider: str, model: str, key_id: str, latency_ms: float) -> None:
         self.registry.record_success(CircuitKey(provider, model, key_id), latency_ms)

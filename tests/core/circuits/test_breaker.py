@@ -416,19 +416,7 @@ def test_flapping_clears_after_ten_stable_minutes() -> None:
     assert _backoff(registry, clock) == pytest.approx(10.0)
 
 
-# -- panic mode, listeners, switches ----------------------------------------------------------------
-
-def test_soonest_recovery_picks_the_earliest_backoff_and_skips_auth() -> None:
-    clock = FakeClock()
-    registry = _registry(clock)
-    _fail(registry, 3, key=KEY)
-    clock.advance(5.0)
-    _fail(registry, 3, key=OTHER_KEY)
-    auth_key = CircuitKey("anthropic", "haiku", "key-z")
-    registry.record_failure(auth_key, ErrorClass.AUTH)
-    assert registry.soonest_recovery([OTHER_KEY, KEY, auth_key]) == KEY
-    assert registry.soonest_recovery([auth_key]) is None
-
+# -- listeners, switches ----------------------------------------------------------------------------
 
 def test_on_change_is_called_for_each_transition() -> None:
     clock = FakeClock()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bkvy.core.config.gateway import build_config
+from bkvy.core.config.pricing import cost_usd
 from bkvy.core.routing.plan import CandidateKey, CandidateState, RouteRequest, plan_route
 from bkvy.models.errors import NoCandidates, UnknownKey, UnknownModel, UnknownProvider, UnknownScenario
+from bkvy.models.outcomes import DecisionReason, SkipReason
 from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 
@@ -168,3 +170,57 @@ def test_fast_mode_uses_closed_circuits_only_and_fastest_first():
     assert plan.decision_reason == "fastest_available"
     assert plan.candidates[0].model == "fast-pricey"
     assert ("slow-cheap", "c1") not in _names(plan)
+
+
+def test_reasons_are_typed_and_read_as_their_wire_text():
+    plan = plan_route(_low(max_wait=2), CONFIG, {CandidateKey("cheapco", "mid", "c1"): _state(1.0, is_closed=False,
+                                                                                             allows_request=False)})
+    assert plan.decision_reason is DecisionReason.CHEAPEST_WITHIN_ESTIMATE
+    assert {c.reason for c in plan.candidates} == {DecisionReason.CHEAPEST_WITHIN_ESTIMATE,
+                                                   DecisionReason.OUTSIDE_ESTIMATE,
+                                                   DecisionReason.CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER}
+    assert all(type(c.reason) is DecisionReason for c in plan.candidates)
+    assert [s.reason for s in plan.skipped] == [SkipReason.CIRCUIT_OPEN]
+    assert type(plan.skipped[0].reason) is SkipReason
+    assert "'cheapest_within_estimate'" in repr(plan)
+
+
+def test_when_nothing_fits_the_max_wait_every_candidate_is_ranked_fastest():
+    plan = plan_route(_low(max_wait=0.2), CONFIG, {})
+    own_tier = [c for c in plan.candidates if c.model in ("slow-cheap", "fast-pricey")]
+    assert [c.model for c in own_tier] == ["fast-pricey", "slow-cheap", "slow-cheap"]
+    assert {c.reason for c in own_tier} == {DecisionReason.FASTEST_AVAILABLE}
+    assert {c.reason for c in plan.candidates[3:]} == {DecisionReason.FASTEST_AVAILABLE_HIGHER_TIER}
+
+
+def test_a_candidate_carries_its_live_state_by_field_name():
+    state = _state(2.0, rate_limit_wait_seconds=0.5, queue_wait_seconds=0.25, used_in_minute=7, last_used=42.0,
+                   is_flapping=True)
+    plan = plan_route(_low(max_wait=10), CONFIG, {CandidateKey("cheapco", "slow-cheap", "c2"): state})
+    c2 = next(c for c in plan.candidates if c.key_id == "c2" and c.model == "slow-cheap")
+    assert (c2.provider, c2.model, c2.key_id) == ("cheapco", "slow-cheap", "c2")
+    assert (c2.rate_limit_wait_seconds, c2.queue_wait_seconds, c2.wait_seconds) == (0.5, 0.25, 0.75)
+    assert (c2.expected_latency_seconds, c2.estimate_seconds) == (2.0, 2.75)
+    assert (c2.used_in_minute, c2.last_used, c2.is_flapping, c2.rank) == (7, 42.0, True, 0)
+
+
+def test_the_cost_estimate_is_the_one_cost_formula():
+    plan = plan_route(_low(), CONFIG, {})
+    prices = {(name, model_name): (model.input_price_per_1k, model.output_price_per_1k)
+              for name, provider in CONFIG.providers.items() for model_name, model in provider.models.items()}
+    for c in plan.candidates:
+        assert c.estimated_cost_usd == cost_usd(100, 100, *prices[(c.provider, c.model)])
+    assert len({c.estimated_cost_usd for c in plan.candidates}) > 1
+
+
+def test_the_panic_candidate_carries_its_cost_estimate():
+    snapshot = {key: _state(1.0, is_closed=False, allows_request=False, open_reason=ErrorClass.TIMEOUT,
+                            open_until=200.0 - i) for i, key in enumerate(
+                    [CandidateKey("cheapco", "slow-cheap", "c1"), CandidateKey("cheapco", "slow-cheap", "c2"),
+                     CandidateKey("fastco", "fast-pricey", "f1")])}
+    plan = plan_route(RouteRequest(RoutingMethod.SCENARIO, scenario="chain", input_tokens_estimate=100,
+                                   output_tokens_estimate=100), CONFIG, snapshot)
+    model = CONFIG.providers["fastco"].models["fast-pricey"]
+    assert [(c.key_id, c.reason, c.rank) for c in plan.candidates] == [("f1", DecisionReason.PANIC_MODE, 1)]
+    assert plan.candidates[0].estimated_cost_usd == cost_usd(100, 100, model.input_price_per_1k,
+                                                             model.output_price_per_1k)
