@@ -5,6 +5,7 @@ from __future__ import annotations
 from bkvy.utils.recorder import record_from_row
 from bkvy.utils.records import COLUMNS, TransactionRecord
 from bkvy.utils.transaction_log import neutralise_cell
+from tests.utils.csv_rows import to_row
 
 
 def test_record_round_trips_through_a_csv_row() -> None:
@@ -12,7 +13,7 @@ def test_record_round_trips_through_a_csv_row() -> None:
                             routing_method="direct", max_wait_seconds=2.5, success=True, provider_used="ollama",
                             total_time_ms=12.5, input_tokens=3, output_tokens=16, cost_estimate=-0.0,
                             error_message="-not a number", fallback_attempts=2, alternatives_tried="a/b/c")
-    row = dict(zip(COLUMNS, (neutralise_cell(cell) for cell in rec.to_row())))
+    row = dict(zip(COLUMNS, (neutralise_cell(cell) for cell in to_row(rec))))
     assert record_from_row(row) == rec
 
 
