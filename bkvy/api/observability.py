@@ -73,7 +73,8 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     route = outcome.request.route
     result, error = outcome.result, outcome.error
     sent = [a for a in outcome.attempts if a.outcome.was_sent]
-    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in sent if a.outcome is not AttemptOutcome.SUCCESS)
+    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in sent
+                            if a.outcome is not AttemptOutcome.SUCCESS)
     provider = model = key_id = finish_reason = error_type = error_message = ""
     input_tokens = output_tokens = cost = None
     if result is not None:

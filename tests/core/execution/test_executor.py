@@ -59,8 +59,9 @@ def _executor(transport: ScriptedTransport, clock: FakeClock, **timeouts: float)
                  "second": {"type": "openai_compatible", "base_url": "http://second.test", "models": {"m": model}}}
     routing = {"scenarios": {"s": [{"provider": "first", "model": "m", "priority": 1},
                                    {"provider": "second", "model": "m", "priority": 2}]}}
-    return Executor(config=build_config(providers, routing, {}), clock=clock, transport=transport,  # type: ignore[arg-type]
-                    limiter=RateLimiter(clock), latency=LatencyTracker(), **timeouts)
+    config = build_config(providers, routing, {})
+    return Executor(config=config, clock=clock, transport=transport, limiter=RateLimiter(clock),
+                    latency=LatencyTracker(), **timeouts)
 
 
 def _request() -> ExecutionRequest:
