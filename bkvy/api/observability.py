@@ -1,11 +1,26 @@
-"""Wire the records (transaction log, daily stats, dashboard aggregate, metrics) to one gateway's services."""
+"""Wire the records (transaction log, daily stats, dashboard aggregate, metrics) to one gateway's services.
+
+The executor reports each request as a ``RequestOutcome`` (core); the records and metrics (utils) know only
+plain records and numbers. ``observe_outcome`` is where one becomes the other.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from bkvy.clock import Clock
+from bkvy.core.config.settings import Settings
+from bkvy.core.execution.records import RequestOutcome
+from bkvy.models.outcomes import AttemptOutcome
+from bkvy.utils.daily_stats import DailyStats
+from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
 from bkvy.utils.recorder import Records
+from bkvy.utils.records import TransactionRecord, utc_timestamp
+from bkvy.utils.transaction_log import TransactionLog
+
+_MAX_ERROR_MESSAGE_CHARS = 300
 
 
 async def start_records(services: Any) -> Records:
@@ -17,10 +32,69 @@ async def start_records(services: Any) -> Records:
     metrics = GatewayMetrics(configured,
                              queue_depth=lambda: _queue_depth(services),
                              circuits=lambda: circuit_samples(getattr(services, "circuits", None)))
-    records = Records.from_settings(services.settings, services.clock, metrics)
+    records = records_from_settings(services.settings, services.clock, metrics)
     await records.start()
-    services.executor.add_observer(records.observe)
+    services.executor.add_observer(partial(observe_outcome, records))
     return records
+
+
+def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetrics) -> Records:
+    """The sinks the settings enable, under ``settings.log_dir``."""
+    log_dir = settings.log_dir
+    transaction_log = None
+    if settings.transaction_logging:
+        transaction_log = TransactionLog(log_dir, clock, max_bytes=settings.transaction_log_max_bytes,
+                                         retention_days=settings.transaction_log_retention_days)
+    daily_stats = DailyStats(log_dir / "daily_stats.json", clock) if settings.summary_stats else None
+    live = LiveStats() if settings.dashboard_enabled else None
+    return Records(clock=clock, metrics=metrics, transaction_log=transaction_log, daily_stats=daily_stats, live=live)
+
+
+def observe_outcome(records: Records, outcome: RequestOutcome) -> None:
+    """Executor observer: the outcome's record to every sink, its counts to the metrics. O(attempts)."""
+    if records.has_sink:
+        records.observe_record(record_of(outcome))   # no sink, no record to build
+    method = outcome.request.route.method.value
+    result = outcome.result
+    if result is not None:
+        usage = result.completion.usage
+        records.metrics.observe_served(method, result.candidate.provider, result.candidate.model,
+                                       total_ms=outcome.total_ms, queue_wait_ms=outcome.queue_wait_ms,
+                                       attempts=outcome.attempts, input_tokens=usage.input_tokens,
+                                       output_tokens=usage.output_tokens, cost_usd=result.cost_usd)
+    else:
+        records.metrics.observe_failed(method, outcome.error.code if outcome.error is not None else "unknown",
+                                       total_ms=outcome.total_ms, queue_wait_ms=outcome.queue_wait_ms,
+                                       attempts=outcome.attempts)
+
+
+def record_of(outcome: RequestOutcome) -> TransactionRecord:
+    """The transaction record of one request outcome."""
+    route = outcome.request.route
+    result, error = outcome.result, outcome.error
+    sent = [a for a in outcome.attempts if a.outcome.was_sent]
+    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in sent
+                            if a.outcome is not AttemptOutcome.SUCCESS)
+    provider = model = key_id = finish_reason = error_type = error_message = ""
+    input_tokens = output_tokens = cost = None
+    if result is not None:
+        candidate, completion = result.candidate, result.completion
+        provider, model, key_id = candidate.provider, candidate.model, candidate.key_id
+        decision = candidate.reason.value
+        input_tokens, output_tokens = completion.usage.input_tokens, completion.usage.output_tokens
+        cost, finish_reason = result.cost_usd, completion.finish_reason.value
+    elif error is not None:
+        decision = outcome.plan.decision_reason.value if outcome.plan is not None else ""
+        error_type, error_message = error.code, error.message[:_MAX_ERROR_MESSAGE_CHARS]
+    else:
+        decision = ""
+    return TransactionRecord(
+        utc_timestamp(outcome.started_wall), outcome.request.request_id, outcome.request.client_id,
+        route.method.value, route.level.value if route.level is not None else "", route.scenario or "",
+        route.provider or "", route.model or "", route.max_wait_seconds, result is not None, provider, model,
+        key_id, round(outcome.total_ms, 3), round(outcome.queue_wait_ms, 3), round(outcome.rate_limit_wait_ms, 3),
+        input_tokens, output_tokens, cost, finish_reason, decision, error_type, error_message,
+        max(len(sent) - 1, 0), alternatives)
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:

@@ -18,7 +18,7 @@ from bkvy.api.hot_path import Exchange, Handler, JsonReply, SseReply
 from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
                                     route_for_model)
 from bkvy.core.execution.executor import ExecutionRequest
-from bkvy.core.execution.streaming import LiveStream, open_stream
+from bkvy.core.execution.streaming import LiveStream
 from bkvy.models.errors import StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 
@@ -53,7 +53,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
                                  client_key.key_id if client_key else None)
     created = int(services.clock.wall())
     if body.stream:
-        stream = await open_stream(services.executor, execution)
+        stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = decision_headers(request_id, stream.candidate.provider, stream.candidate.model,
                                    stream.candidate.reason) | {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -7,6 +7,7 @@ Prometheus labels carry exactly these strings, so they never change when the cod
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 from bkvy.models.types import ErrorClass
 
@@ -73,3 +74,21 @@ class DecisionReason(str, Enum):
     DIRECT = "direct"
     PANIC_MODE = "panic_mode"                     # every circuit open: the one that recovers soonest
     NO_CANDIDATE_AVAILABLE = "no_candidate_available"
+
+
+class Attempt(NamedTuple):
+    """One candidate's attempt within a request, as the records and the wire show it (SPEC §5)."""
+
+    provider: str
+    model: str
+    key_id: str
+    outcome: AttemptOutcome
+    duration_ms: float
+    waited_ms: float = 0.0        # for its rate-limit slot
+    status: int | None = None     # the upstream HTTP status, when one came back
+    fast_mode: bool = False       # made past the soft timeout (SPEC §6)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"provider": self.provider, "model": self.model, "key_id": self.key_id,
+                "outcome": self.outcome.value, "status": self.status, "duration_ms": round(self.duration_ms, 2),
+                "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}

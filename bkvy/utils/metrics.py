@@ -11,15 +11,13 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-if TYPE_CHECKING:
-    from bkvy.core.execution.executor import RequestOutcome
+from bkvy.models.outcomes import Attempt
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _OTHER = "other"
@@ -147,29 +145,30 @@ class GatewayMetrics:
             self._rate_limit_wait, self._tokens, self._cost]))
         self.registry.register(_LiveCollector(queue_depth, circuits))
 
-    def observe(self, outcome: RequestOutcome) -> None:
-        """One routed request. O(attempts)."""
-        method = outcome.request.route.method.value
-        result = outcome.result
-        if result is not None:
-            provider, model = self._model_labels(result.candidate.provider, result.candidate.model)
-            label = "success"
-        else:
-            provider, model = _NONE, _NONE
-            label = outcome.error.code if outcome.error is not None else "unknown"
-        labels = (method, provider, model, label)
+    def observe_served(self, routing_method: str, provider: str, model: str, *, total_ms: float,
+                       queue_wait_ms: float, attempts: Iterable[Attempt], input_tokens: int, output_tokens: int,
+                       cost_usd: float) -> None:
+        """One routed request that was answered by ``provider``/``model``. O(attempts)."""
+        provider, model = self._model_labels(provider, model)
+        self._observe_request((routing_method, provider, model, "success"), total_ms, queue_wait_ms, attempts)
+        self._tokens.add((provider, model, "input"), max(input_tokens, 0))
+        self._tokens.add((provider, model, "output"), max(output_tokens, 0))
+        self._cost.add((provider, model), max(cost_usd, 0.0))
+
+    def observe_failed(self, routing_method: str, error_code: str, *, total_ms: float, queue_wait_ms: float,
+                       attempts: Iterable[Attempt]) -> None:
+        """One routed request that ended with the error ``error_code``. O(attempts)."""
+        self._observe_request((routing_method, _NONE, _NONE, error_code), total_ms, queue_wait_ms, attempts)
+
+    def _observe_request(self, labels: tuple[str, str, str, str], total_ms: float, queue_wait_ms: float,
+                         attempts: Iterable[Attempt]) -> None:
         self._requests.add(labels)
-        self._request_seconds.observe(labels, outcome.total_ms / 1000.0)
-        self._rate_limit_wait.observe((method,), outcome.queue_wait_ms / 1000.0)
-        for attempt in outcome.attempts:
+        self._request_seconds.observe(labels, total_ms / 1000.0)
+        self._rate_limit_wait.observe((labels[0],), queue_wait_ms / 1000.0)
+        for attempt in attempts:
             key = (attempt.provider, attempt.model, attempt.key_id)
-            self._attempts.add((*key, attempt.outcome) if key in self._keys else (_OTHER, _OTHER, _OTHER,
-                                                                                  attempt.outcome))
-        if result is not None:
-            usage = result.completion.usage
-            self._tokens.add((provider, model, "input"), max(usage.input_tokens, 0))
-            self._tokens.add((provider, model, "output"), max(usage.output_tokens, 0))
-            self._cost.add((provider, model), max(result.cost_usd, 0.0))
+            outcome = attempt.outcome.value
+            self._attempts.add((*key, outcome) if key in self._keys else (_OTHER, _OTHER, _OTHER, outcome))
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         self._http_requests.add((route, method, str(status)))

@@ -38,26 +38,11 @@ class TransactionRecord(NamedTuple):   # a tuple: built once per request, cheap 
     fallback_attempts: int = 0
     alternatives_tried: str = ""                    # "provider/model/key_id;provider/model/key_id"
 
-    def to_row(self) -> list[str]:
-        """The record as CSV cells in ``COLUMNS`` order (not yet neutralised against formulas)."""
-        return [_format_cell(value) for value in self]
-
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields
 # Each column's annotation as text ("str", "float | None"...): how a CSV cell reads back.
 COLUMN_TYPES: dict[str, str] = {name: getattr(annotation, "__forward_arg__", str(annotation))
                                 for name, annotation in TransactionRecord.__annotations__.items()}
-
-
-def _format_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        # repr is the shortest text that reads back to the same float; nan/inf are not data.
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)
 
 
 _second_texts: dict[int, str] = {}   # the last second formatted: one per request would cost ~2 µs each

@@ -10,6 +10,7 @@ import pytest
 from bkvy.clock import FakeClock
 from bkvy.utils.records import COLUMNS, TransactionRecord, utc_timestamp
 from bkvy.utils.transaction_log import RowRenderer, TransactionLog, neutralise_cell, restore_cell
+from tests.utils.csv_rows import to_row
 
 NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
 
@@ -55,7 +56,7 @@ def test_columns_follow_record_field_order() -> None:
     assert COLUMNS[:3] == ("timestamp", "request_id", "client_id")
     assert COLUMNS[-2:] == ("fallback_attempts", "alternatives_tried")
     assert len(COLUMNS) == 25
-    row = make_record(1).to_row()
+    row = to_row(make_record(1))
     assert len(row) == len(COLUMNS)
     assert row[COLUMNS.index("success")] == "true"
     assert row[COLUMNS.index("requested_model")] == ""
@@ -73,7 +74,7 @@ async def test_n_records_give_n_rows_under_the_header(tmp_path: Path) -> None:
     rows = read_csv(tmp_path / "transactions.csv")
     assert rows[0] == list(COLUMNS)
     assert [row[COLUMNS.index("request_id")] for row in rows[1:]] == [f"req-{i}" for i in range(7)]
-    assert rows[1] == make_record(0).to_row()
+    assert rows[1] == to_row(make_record(0))
 
 
 @pytest.mark.asyncio
@@ -311,7 +312,7 @@ async def test_iter_rows_filters_by_wall_time_oldest_first(tmp_path: Path) -> No
 
 def test_read_helpers_skip_a_partly_written_last_row(tmp_path: Path) -> None:
     log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
-    full_row = ",".join(make_record(1).to_row())
+    full_row = ",".join(to_row(make_record(1)))
     (tmp_path / "transactions.csv").write_text(",".join(COLUMNS) + "\r\n" + full_row + "\r\n" + "2023-11-14T12")
     assert [row["request_id"] for row in log.read_recent(5)] == ["req-1"]
 
@@ -329,7 +330,7 @@ def test_rendered_line_is_what_csv_writes_for_the_neutralised_row(overrides: dic
     line of the plain definition: every cell formatted, every cell neutralised, one csv row."""
     rec = make_record(7, **overrides)
     expected = StringIO()
-    csv.writer(expected).writerow([neutralise_cell(cell) for cell in rec.to_row()])
+    csv.writer(expected).writerow([neutralise_cell(cell) for cell in to_row(rec)])
     render = RowRenderer()
     assert render(rec) == expected.getvalue()
     assert render(make_record(8)) != expected.getvalue()   # the buffer is reused, not appended to

@@ -1,31 +1,19 @@
-"""The records one request leaves while the executor walks its plan (re-exported by ``core.executor``)."""
+"""The records one request leaves while the executor walks its plan (re-exported by ``core.execution.executor``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
+from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.errors import BkvyError
+from bkvy.models.outcomes import Attempt, AttemptOutcome, SkipReason
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
 
-
-class Attempt(NamedTuple):
-    provider: str
-    model: str
-    key_id: str
-    outcome: str                  # "success", an ErrorClass value, or "skipped_<why>"
-    duration_ms: float
-    waited_ms: float = 0.0
-    status: int | None = None
-    fast_mode: bool = False
-
-    def as_dict(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "key_id": self.key_id, "outcome": self.outcome,
-                "status": self.status, "duration_ms": round(self.duration_ms, 2),
-                "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}
+if TYPE_CHECKING:
+    from bkvy.core.execution.ledger import AttemptLedger
 
 
 class ExecutionRequest(NamedTuple):
@@ -63,7 +51,7 @@ class RequestOutcome(NamedTuple):
 
 @dataclass(slots=True)
 class Run:
-    """The mutable bookkeeping of one request while it walks its plan (shared with ``core.streaming``)."""
+    """The mutable bookkeeping of one request while it walks its plan."""
 
     start: float
     started_wall: float = 0.0
@@ -72,7 +60,16 @@ class Run:
     queue_wait_seconds: float = 0.0
     rate_limit_wait_seconds: float = 0.0
     plan: RoutePlan | None = None
-    in_flight: tuple[Candidate, float, bool] | None = None   # (candidate, started, fast_mode) while sending
+    # Sent attempts whose end is not recorded yet. An attempt cancelled from outside stays here: whoever
+    # cancelled it records the cut (the hard timeout does, as ``cancelled_hard_timeout``).
+    in_flight: list[AttemptLedger] = field(default_factory=list)
+
+    def record_skip(self, candidate: Candidate, reason: SkipReason, *, fast_mode: bool,
+                    waited_seconds: float = 0.0) -> None:
+        """A candidate passed over without an upstream call."""
+        self.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id,
+                                     AttemptOutcome.skipped(reason), 0.0, waited_seconds * 1000.0,
+                                     fast_mode=fast_mode))
 
     def attempt_dicts(self) -> list[dict[str, object]]:
         return [a.as_dict() for a in self.attempts]

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 
+from bkvy.clock import Clock
+from bkvy.core.execution.ledger import AttemptLedger
+from bkvy.core.execution.records import PreparedAttempt
+from bkvy.core.routing.plan import Candidate, RoutePlan
 from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta
 from bkvy.core.upstream.adapters._errors import rate_limit_hint
-from bkvy.core.execution.executor import Attempt, ExecutionRequest, ExecutionResult, Executor, PreparedAttempt, Run
-from bkvy.core.routing.plan import Candidate, RoutePlan
-from bkvy.models.errors import (BkvyError, ClientDisconnected, StreamInterrupted, UpstreamBadRequest,
-                                UpstreamError)
+from bkvy.core.upstream.transport import StreamHead, Transport
+from bkvy.models.errors import ClientDisconnected, StreamInterrupted, UpstreamError
+from bkvy.models.outcomes import AttemptOutcome
 from bkvy.models.types import Completion, ErrorClass, FinishReason, RateLimitHint, UpstreamReply, Usage
 
 log = logging.getLogger(__name__)
@@ -28,34 +31,23 @@ log = logging.getLogger(__name__)
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
-async def open_stream(executor: Executor, request: ExecutionRequest) -> LiveStream:
-    """Walk the plan until a candidate's stream yields its first content.
+class StreamReply:
+    """The executor's ``ReplyReader`` for a streamed reply: open the stream and read until its first visible
+    content, then hand the live stream (and the attempt's ledger) to the caller."""
 
-    Raises the same BkvyErrors as ``Executor.execute`` (429/502/503/504...) when no candidate gets that far;
-    the outcome is then already reported to the executor's observers.
-    """
-    run = executor.new_run()
-    return await executor.run_guarded(request, run, lambda: _walk(executor, request, run))
+    is_stream = True
+    timeout_message = "upstream timed out before the first content"
 
+    def __init__(self, transport: Transport, clock: Clock, *, stall_timeout_seconds: float) -> None:
+        self._transport = transport
+        self._clock = clock
+        self._stall_timeout_seconds = stall_timeout_seconds
 
-async def _walk(executor: Executor, request: ExecutionRequest, run: Run) -> LiveStream:
-    async def attempt(candidate: Candidate, fast_mode: bool) -> LiveStream | None:
-        prepared = await executor.prepare_attempt(request, candidate, run, fast_mode, stream=True)
-        if prepared is None:
-            return None
-        return await _first_content(executor, request, prepared, run.plan, run)
-
-    return await executor.walk_plan(request, run, attempt)
-
-
-async def _first_content(executor: Executor, request: ExecutionRequest, prepared: PreparedAttempt,
-                         plan: RoutePlan, run: Run) -> LiveStream | None:
-    """Open the upstream stream and read until a visible delta; None (recorded) when the attempt failed."""
-    started = executor.clock.now()
-    upstream = AsyncExitStack()
-    try:
-        async with executor.clock.timeout(executor.attempt_timeout(run, prepared.fast_mode)):
-            head = await upstream.enter_async_context(executor.transport.stream(prepared.upstream_request))
+    async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> LiveStream:
+        """Raises UpstreamError for an error status or a stream that ends before any content."""
+        upstream = AsyncExitStack()
+        try:
+            head: StreamHead = await upstream.enter_async_context(self._transport.stream(prepared.upstream_request))
             if not 200 <= head.status < 300:
                 body = await _read_capped(head.chunks)
                 prepared.adapter.parse_reply(UpstreamReply(head.status, head.headers, body))  # raises
@@ -64,14 +56,11 @@ async def _first_content(executor: Executor, request: ExecutionRequest, prepared
             chunks = aiter(head.chunks)
             hint = rate_limit_hint(head.headers)   # now, not after the first content: that wait is free time
             pending = await _until_visible(chunks, decoder)
-    except BaseException as error:
-        await upstream.aclose()
-        if isinstance(error, TimeoutError):
-            error = UpstreamError(ErrorClass.TIMEOUT, "upstream timed out before the first content")
-        if not isinstance(error, UpstreamError):
+        except BaseException:
+            await upstream.aclose()
             raise
-        return executor.record_failure(prepared, error, started, run)
-    return LiveStream(executor, request, prepared, plan, run, started, hint, pending, chunks, decoder, upstream)
+        return LiveStream(ledger, upstream, chunks, decoder, pending, hint, clock=self._clock,
+                          stall_timeout_seconds=self._stall_timeout_seconds)
 
 
 async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
@@ -116,32 +105,30 @@ class _Tally:
 
 
 class LiveStream:
-    """A committed upstream stream: iterate ``batches()`` once; the outcome is recorded when it ends."""
+    """A committed upstream stream: iterate ``batches()`` once; its attempt's end, and so the request's
+    outcome, is recorded through the attempt's ledger when it ends."""
 
-    def __init__(self, executor: Executor, request: ExecutionRequest, prepared: PreparedAttempt, plan: RoutePlan,
-                 run: Run, started: float, hint: RateLimitHint | None, pending: list[StreamDelta],
-                 chunks: AsyncIterator[bytes], decoder: StreamDecoder, upstream: AsyncExitStack) -> None:
-        self._executor = executor
-        self._request = request
-        self._prepared = prepared
-        self._plan = plan
-        self._run = run
-        self._started = started
-        self._hint = hint
-        self._pending = pending
+    def __init__(self, ledger: AttemptLedger, upstream: AsyncExitStack, chunks: AsyncIterator[bytes],
+                 decoder: StreamDecoder, pending: list[StreamDelta], hint: RateLimitHint | None, *, clock: Clock,
+                 stall_timeout_seconds: float) -> None:
+        self._ledger = ledger
+        self._upstream = upstream
         self._chunks = chunks
         self._decoder = decoder
-        self._upstream = upstream
+        self._pending = pending
+        self._hint = hint
+        self._clock = clock
+        self._stall_timeout_seconds = stall_timeout_seconds
         self._tally = _Tally()
         self._is_done = False
 
     @property
     def candidate(self) -> Candidate:
-        return self._prepared.candidate
+        return self._ledger.candidate
 
     @property
     def plan(self) -> RoutePlan:
-        return self._plan
+        return self._ledger.plan
 
     async def batches(self) -> AsyncIterator[list[StreamDelta]]:
         """Every delta, as the upstream sends it: one batch per upstream read (the first holds everything
@@ -162,14 +149,14 @@ class LiveStream:
         self._finish_disconnected()
         await self._upstream.aclose()
 
-    async def _relay(self) -> AsyncIterator[list[StreamDelta]]:
+    async def _relay(self) -> AsyncGenerator[list[StreamDelta], None]:
         batch, self._pending = self._pending, []
         for delta in batch:
             self._tally.add(delta)
         yield batch
         while True:
             try:
-                async with self._executor.clock.timeout(self._executor.soft_timeout_seconds):
+                async with self._clock.timeout(self._stall_timeout_seconds):
                     chunk = await anext(self._chunks)
                 deltas = self._decoder.feed(chunk)
             except StopAsyncIteration:
@@ -189,34 +176,28 @@ class LiveStream:
     def _interrupted(self, error: UpstreamError | TimeoutError) -> StreamInterrupted:
         if isinstance(error, TimeoutError):
             error = UpstreamError(ErrorClass.TIMEOUT, "upstream stream stalled")
-        try:
-            self._executor.record_failure(self._prepared, error, self._started, self._run)
-        except UpstreamBadRequest:
-            pass   # an in-stream "invalid request" after content: still an interruption for the client
+        # An in-stream "invalid request" after content is recorded as such, but for the client it is an
+        # interruption like any other.
+        self._ledger.failed(error)
         interrupted = StreamInterrupted(f"upstream stream broke after content was sent ({error.error_class.value})",
-                                        attempts=self._run.attempt_dicts())
-        self._mark_done(None, interrupted)
+                                        attempts=self._ledger.attempt_dicts())
+        self._is_done = True
+        self._ledger.report(None, interrupted)
         return interrupted
 
     def _finish_completed(self) -> None:
-        self._executor.record_success(self._prepared, self._started, self._run, self._hint)
         completion = Completion(content="".join(self._tally.text_parts), usage=self._tally.usage or Usage(),
-                                finish_reason=self._tally.finish_reason or FinishReason.STOP)
-        self._mark_done(self._executor.result_of(completion, self.candidate, self._plan, self._run), None)
+                                finish_reason=self._tally.finish_reason or FinishReason.STOP,
+                                rate_limit_hint=self._hint)
+        self._is_done = True
+        self._ledger.report(self._ledger.succeeded(completion), None)
 
     def _finish_disconnected(self) -> None:
         if self._is_done:
             return
-        candidate = self.candidate
-        elapsed_ms = (self._executor.clock.now() - self._started) * 1000.0
-        self._run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id,
-                                          "client_disconnected", elapsed_ms, self._prepared.waited_seconds * 1000.0))
-        log.info("client_disconnected", extra={"request_id": self._request.request_id,
-                                               "provider": candidate.provider, "model": candidate.model})
-        self._mark_done(None, ClientDisconnected("the client closed the stream", attempts=self._run.attempt_dicts()))
-
-    def _mark_done(self, result: ExecutionResult | None, error: BkvyError | None) -> None:
-        if self._is_done:
-            return
         self._is_done = True
-        self._executor.notify(self._request, result, error, self._run)
+        ledger, candidate = self._ledger, self._ledger.candidate
+        ledger.cut(AttemptOutcome.CLIENT_DISCONNECTED)
+        log.info("client_disconnected", extra={"request_id": ledger.request.request_id,
+                                               "provider": candidate.provider, "model": candidate.model})
+        ledger.report(None, ClientDisconnected("the client closed the stream", attempts=ledger.attempt_dicts()))

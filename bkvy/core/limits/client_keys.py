@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bkvy.clock import Clock
-from bkvy.core.execution.executor import RequestOutcome
+from bkvy.core.execution.records import RequestOutcome
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,9 @@ import pytest
 from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import build_config
 from bkvy.core.execution.executor import ExecutionRequest, Executor, RequestOutcome
-from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.limits.rate_limits import RateLimiter
+from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import RouteRequest
-from bkvy.core.execution.streaming import open_stream
 from bkvy.core.upstream.transport import StreamHead
 from bkvy.models.errors import AllCandidatesFailed, StreamInterrupted, UpstreamBadRequest
 from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod, UpstreamReply, UpstreamRequest
@@ -70,7 +69,7 @@ def _request() -> ExecutionRequest:
 async def _drain(executor: Executor) -> tuple[list[str], list[RequestOutcome]]:
     outcomes: list[RequestOutcome] = []
     executor.add_observer(outcomes.append)
-    stream = await open_stream(executor, _request())
+    stream = await executor.open_stream(_request())
     texts = [delta.content async for batch in stream.batches() for delta in batch]
     return texts, outcomes
 
@@ -104,7 +103,7 @@ async def test_stream_ending_before_any_content_fails_over(fake_clock: FakeClock
 async def test_upstream_bad_request_is_not_failed_over(fake_clock: FakeClock) -> None:
     transport = ScriptedTransport([(400, [b'{"error":{"type":"invalid_request_error"}}']), (200, OK_CHUNKS)])
     with pytest.raises(UpstreamBadRequest):
-        await open_stream(_executor(transport, fake_clock), _request())
+        await _executor(transport, fake_clock).open_stream(_request())
     assert len(transport.urls) == 1
 
 
@@ -114,7 +113,7 @@ async def test_every_candidate_failing_before_content_is_all_candidates_failed(f
     executor = _executor(transport, fake_clock)
     executor.add_observer(outcomes.append)
     with pytest.raises(AllCandidatesFailed):
-        await open_stream(executor, _request())
+        await executor.open_stream(_request())
     assert outcomes[0].error is not None and outcomes[0].error.code == "all_candidates_failed"
 
 
@@ -123,7 +122,7 @@ async def test_stream_ending_without_finish_reason_is_an_interruption(fake_clock
     executor = _executor(transport, fake_clock)
     outcomes: list[RequestOutcome] = []
     executor.add_observer(outcomes.append)
-    stream = await open_stream(executor, _request())
+    stream = await executor.open_stream(_request())
     texts: list[str] = []
     with pytest.raises(StreamInterrupted):
         async for batch in stream.batches():
@@ -140,7 +139,7 @@ async def test_consumer_leaving_early_closes_upstream_and_records_a_disconnect(f
     executor = _executor(transport, fake_clock)
     outcomes: list[RequestOutcome] = []
     executor.add_observer(outcomes.append)
-    stream = await open_stream(executor, _request())
+    stream = await executor.open_stream(_request())
     batches = stream.batches()
     assert [delta.content for delta in await anext(batches)] == ["Hel"]
     await batches.aclose()

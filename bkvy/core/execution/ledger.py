@@ -1,0 +1,137 @@
+"""Where attempts and requests record their ends: latency, rate-limit hints, the breaker, the observers.
+
+``Bookkeeping`` is what every attempt of one executor records into. An ``AttemptLedger`` is one sent
+attempt's entry in it: made when its request goes upstream, ended once (success, failure or cut). A committed
+stream keeps its attempt's ledger and records its end through it, long after the executor's loop returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bkvy.clock import Clock
+from bkvy.core.circuits.guard import CircuitGuard
+from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.config.pricing import cost_usd
+from bkvy.core.execution.records import ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome, Run
+from bkvy.core.limits.rate_limits import RateLimiter
+from bkvy.core.routing.latency import LatencyTracker
+from bkvy.core.routing.plan import Candidate, RoutePlan
+from bkvy.models.errors import BkvyError, UpstreamError
+from bkvy.models.outcomes import Attempt, AttemptOutcome
+from bkvy.models.types import Completion, ErrorClass
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_RETRY_AFTER_SECONDS = 1.0   # a 429 without Retry-After
+
+
+@dataclass(frozen=True, slots=True)
+class Bookkeeping:
+    """The services one executor's attempts and requests record into."""
+
+    clock: Clock
+    config: GatewayConfig
+    latency: LatencyTracker
+    limiter: RateLimiter
+    breaker: CircuitGuard | None
+    observers: list[Callable[[RequestOutcome], None]] = field(default_factory=list)
+
+    def report(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
+               run: Run) -> None:
+        """Hand the request's outcome to every observer (records, client-key spend...)."""
+        outcome = RequestOutcome(request, result, error, tuple(run.attempts),
+                                 (self.clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0,
+                                 run.started_wall, run.rate_limit_wait_seconds * 1000.0, run.plan)
+        for observer in self.observers:
+            try:
+                observer(outcome)
+            except Exception:  # an observer must never break a request
+                log.exception("observer_failed")
+
+
+class AttemptLedger:
+    """One sent attempt, from the moment its request goes upstream until its end is recorded (once)."""
+
+    __slots__ = ("_books", "_prepared", "_run", "_started", "request")
+
+    def __init__(self, books: Bookkeeping, request: ExecutionRequest, run: Run, prepared: PreparedAttempt) -> None:
+        self._books = books
+        self.request = request
+        self._run = run
+        self._prepared = prepared
+        self._started = books.clock.now()
+        run.in_flight.append(self)
+
+    @property
+    def candidate(self) -> Candidate:
+        return self._prepared.candidate
+
+    @property
+    def plan(self) -> RoutePlan:
+        assert self._run.plan is not None   # attempts are made from a plan
+        return self._run.plan
+
+    def attempt_dicts(self) -> list[dict[str, object]]:
+        """Every attempt of the request so far, for an error's ``attempts``."""
+        return self._run.attempt_dicts()
+
+    def succeeded(self, completion: Completion) -> ExecutionResult:
+        """Latency, the reply's rate-limit hint and a breaker success; the request's result, with its cost."""
+        seconds = self._end(AttemptOutcome.SUCCESS, 200)
+        candidate, books = self.candidate, self._books
+        books.latency.observe(candidate.provider, candidate.model, seconds)
+        hint = completion.rate_limit_hint
+        if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
+            books.limiter.block_until(self._prepared.lane, hint.reset_seconds)
+        if books.breaker is not None:
+            books.breaker.record_success(candidate.provider, candidate.model, candidate.key_id, seconds * 1000.0)
+        return self._result(completion)
+
+    def failed(self, error: UpstreamError) -> None:
+        """A failed attempt: its Retry-After blocks the lane, and the breaker counts it (not a bad request:
+        that is the request's fault, not the upstream's)."""
+        self._end(AttemptOutcome.failed(error.error_class), error.status)
+        candidate, books = self.candidate, self._books
+        log.warning("upstream_failed", extra={"provider": candidate.provider, "model": candidate.model,
+                                              "key_id": candidate.key_id, "error_class": error.error_class.value,
+                                              "status": error.status})
+        if error.error_class is ErrorClass.BAD_REQUEST:
+            return
+        if error.error_class is ErrorClass.RATE_LIMITED:
+            retry_after = (error.retry_after_seconds if error.retry_after_seconds is not None
+                           else _DEFAULT_RETRY_AFTER_SECONDS)
+            books.limiter.block_until(self._prepared.lane, retry_after)
+            self._run.rate_limit_waits.append(retry_after)
+        if books.breaker is not None:
+            books.breaker.record_failure(candidate.provider, candidate.model, candidate.key_id, error.error_class,
+                                         error.retry_after_seconds)
+
+    def cut(self, outcome: AttemptOutcome) -> None:
+        """bkvy ended the attempt (the client left, the hard timeout): recorded, but no verdict on the upstream."""
+        self._end(outcome, None)
+
+    def report(self, result: ExecutionResult | None, error: BkvyError | None) -> None:
+        """The request ended with this attempt: hand its outcome to the observers."""
+        self._books.report(self.request, result, error, self._run)
+
+    def _end(self, outcome: AttemptOutcome, status: int | None) -> float:
+        """Append the attempt to the run; seconds since it was sent."""
+        seconds = self._books.clock.now() - self._started
+        prepared, candidate = self._prepared, self._prepared.candidate
+        self._run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, outcome,
+                                          seconds * 1000.0, prepared.waited_seconds * 1000.0, status,
+                                          prepared.fast_mode))
+        self._run.in_flight.remove(self)
+        return seconds
+
+    def _result(self, completion: Completion) -> ExecutionResult:
+        candidate, run = self.candidate, self._run
+        model = self._books.config.providers[candidate.provider].models[candidate.model]
+        usage = completion.usage
+        cost = cost_usd(usage.input_tokens, usage.output_tokens, model.input_price_per_1k, model.output_price_per_1k)
+        return ExecutionResult(completion, candidate, self.plan, tuple(run.attempts),
+                               (self._books.clock.now() - run.start) * 1000.0,
+                               (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0, cost)
