@@ -78,7 +78,7 @@ def failure_of(error: Exception, *, method: str, route: str, request_id: str) ->
             allow = (error.headers or {}).get("Allow", "")
             return _bkvy_failure(method_not_allowed(method, route, allow.split(", ")))
         return Failure(error.status_code, _HTTP_CODES.get(error.status_code, "http_error"), str(error.detail),
-                       error.headers)
+                       dict(error.headers) if error.headers else None)
     log.error("unhandled_error", extra={"request_id": request_id, "error": type(error).__name__})
     return Failure(500, BkvyError.code, _INTERNAL_MESSAGE)
 
