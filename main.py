@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -112,9 +111,6 @@ def _demo_settings(settings: Settings, *, explicit_host: bool) -> Settings:
 
 def _run(coroutine) -> None:
     """uvloop where available: uvicorn's own loop choice does not apply when we own the loop."""
-    # Fewer young-generation collections: a request allocates many short-lived objects, and the default
-    # threshold (700) made collections, not requests, the long tail under load.
-    gc.set_threshold(20_000, 50, 100)
     try:
         import uvloop
     except ImportError:

@@ -1,38 +1,71 @@
-"""The FastAPI app: composition only. Routes parse and map; core decides."""
+"""The FastAPI app: composition only. Routes parse and map; core decides.
+
+What happens to a request, e.g. ``POST /v1/chat/completions``:
+1. ``GatewayApp.__call__``: a hot endpoint of the table (``api.endpoints.ENDPOINTS``, ``is_hot``)? Then
+   ``api.hot_path.HotPaths.serve`` calls its handler (``routes_openai.chat_completions``) at once, ahead of
+   FastAPI's middleware and routing.
+2. Any other request goes through FastAPI: the middleware (``_middleware``, the one place it is built), then
+   the route registered from the same table.
+Both paths share the body reader (``api.body``), the error mapping (``api.errors``) and the metrics hook
+(``api.http_metrics``).
+"""
 
 from __future__ import annotations
 
-import gc
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
-from bkvy.api import routes_admin, routes_circuits, routes_llm, routes_monitor, routes_openai
+from bkvy.api.allowlist import IpAllowlistMiddleware, parse_networks
+from bkvy.api.endpoints import ENDPOINTS, add_request_schemas, register_endpoints
 from bkvy.api.errors import install_error_handlers
 from bkvy.api.hot_path import HotPaths
-from bkvy.api.routes_records import install_records_routes
+from bkvy.api.http_metrics import HttpMetricsMiddleware
+from bkvy.api.services import Services
 from bkvy.clock import Clock, MonotonicClock
 from bkvy.core.config.gateway import GatewayConfig
-from bkvy.api.services import Services
 from bkvy.core.config.settings import Settings
 from bkvy.core.upstream.transport import Transport
 
+GUARDED_PREFIXES = ("/dashboard", "/statistics")   # the operator's views, behind the IP allowlist
+STATIC_DIR = Path(__file__).parent / "static"
+
 
 class GatewayApp(FastAPI):
-    """FastAPI, with the routing endpoints answered before its middleware stack (see ``api.hot_path``)."""
+    """FastAPI, with the table's hot endpoints answered before its middleware stack (see ``api.hot_path``)."""
 
-    hot_paths = HotPaths(routes_llm.hot_paths | routes_openai.hot_paths)
+    hot_paths = HotPaths(ENDPOINTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.hot_paths.handler_for(scope)
+        handlers = self.hot_paths.handlers_at(scope)
         services = getattr(self.state, "services", None)
-        if handler is not None and services is not None:
-            await self.hot_paths.serve(handler, services, scope, receive, send)
+        if handlers is not None and services is not None:
+            await self.hot_paths.serve(handlers, services, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_request_schemas(super().openapi(), ENDPOINTS)
+        return self.openapi_schema
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """FastAPI's middleware, outermost first (the hot endpoints are answered before it)."""
+    return [
+        Middleware(HttpMetricsMiddleware),
+        Middleware(IpAllowlistMiddleware,
+                   allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
+                   trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"),
+                   guarded_prefixes=GUARDED_PREFIXES),
+    ]
 
 
 def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None = None,
@@ -44,17 +77,15 @@ def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None
         services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport,
                                         rng=rng)
         app.state.services = services
-        gc.freeze()   # config, routes and services live as long as the process: keep them out of every GC pass
         try:
             yield
         finally:
             await services.stop()
 
-    app = GatewayApp(title="bkvy", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = GatewayApp(title="bkvy", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                     middleware=_middleware(settings))
     install_error_handlers(app)
-    app.include_router(routes_monitor.router)
-    app.include_router(routes_circuits.router)
-    app.include_router(routes_openai.router)
-    app.include_router(routes_admin.router)
-    install_records_routes(app, settings)     # statistics, dashboard, /metrics; IP allowlist
+    register_endpoints(app, ENDPOINTS)
+    if settings.dashboard_enabled:
+        app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard_static")
     return app

@@ -1,4 +1,9 @@
-"""One place that turns errors into the failure envelope (SPEC §4)."""
+"""One place that turns errors into the failure envelope (SPEC §4), for the hot paths and FastAPI alike.
+
+``failure_of`` maps any exception to a ``Failure`` (status, code, message, headers); ``failure_body`` shapes it
+for the path (OpenAI's envelope on /v1/*, bkvy's elsewhere). ``api.hot_path`` calls both directly; FastAPI's
+exception handlers (``install_error_handlers``) call them through ``_failure_response``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import itertools
 import logging
 import math
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,12 +21,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bkvy.api.openai_format import error_body as openai_error_body
-from bkvy.models.errors import BkvyError
+from bkvy.models.errors import BkvyError, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
                413: "body_too_large", 415: "unsupported_media_type"}
+_INTERNAL_MESSAGE = "internal error; see the gateway log"
 
 
 _REQUEST_ID_PREFIX = os.urandom(8).hex()     # per process, so ids stay unique across restarts and workers
@@ -38,23 +47,44 @@ def request_id_of(request: Request) -> str:
     return request_id
 
 
-_OPENAI_PATH_PREFIX = "/v1/"
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What the client is told: the status, a stable snake_case code, a message without request content."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] | None = None
+    attempts: list[dict[str, Any]] | None = None
 
 
-def failure_body(path: str, request_id: str, status: int, code: str, message: str,
-                 attempts: list[dict[str, object]] | None = None,
-                 headers: dict[str, str] | None = None) -> tuple[dict[str, object], dict[str, str] | None]:
-    """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
-    if path.startswith(_OPENAI_PATH_PREFIX):
-        return openai_error_body(status, code, message), {**(headers or {}), "x-bkvy-request-id": request_id}
-    body: dict[str, object] = {"success": False, "request_id": request_id, "error": {"code": code, "message": message}}
-    if attempts:
-        body["attempts"] = attempts
-    return body, headers
+def method_not_allowed(method: str, route: str, allowed: Iterable[str]) -> MethodNotAllowed:
+    """The 405 of every route; ``route`` is the route's template, never the raw (client-written) path."""
+    allow = ", ".join(sorted(allowed))
+    return MethodNotAllowed(f"{method} is not allowed on {route}; use {allow}", allow=allow)
 
 
-def failure_payload(path: str, request_id: str, error: BkvyError) -> tuple[dict[str, object], dict[str, str] | None]:
-    """A BkvyError's envelope; every 429 says when to retry, a 405 which methods to use."""
+def failure_of(error: Exception, *, method: str, route: str, request_id: str) -> Failure:
+    """Any exception as a Failure. Anything that is not ours is logged by class name and becomes a plain 500:
+    a bug's message may hold request content, so it never reaches the client or the log."""
+    if isinstance(error, BkvyError):
+        return _bkvy_failure(error)
+    if isinstance(error, RequestValidationError):
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        location = ".".join(str(part) for part in first.get("loc", ()))
+        return Failure(422, "validation_error", f"{location}: {first.get('msg')}")
+    if isinstance(error, StarletteHTTPException):
+        if error.status_code == 405:
+            allow = (error.headers or {}).get("Allow", "")
+            return _bkvy_failure(method_not_allowed(method, route, allow.split(", ")))
+        return Failure(error.status_code, _HTTP_CODES.get(error.status_code, "http_error"), str(error.detail),
+                       dict(error.headers) if error.headers else None)
+    log.error("unhandled_error", extra={"request_id": request_id, "error": type(error).__name__})
+    return Failure(500, BkvyError.code, _INTERNAL_MESSAGE)
+
+
+def _bkvy_failure(error: BkvyError) -> Failure:
+    """A BkvyError's failure; every 429 says when to retry, a 405 which methods to use."""
     headers = None
     retry_after_seconds = getattr(error, "retry_after_seconds", None)
     if retry_after_seconds is not None:
@@ -62,38 +92,33 @@ def failure_payload(path: str, request_id: str, error: BkvyError) -> tuple[dict[
     allow = getattr(error, "allow", None)
     if allow is not None:
         headers = {"Allow": allow}
-    return failure_body(path, request_id, error.status, error.code, error.message, error.attempts, headers)
+    return Failure(error.status, error.code, error.message, headers, error.attempts)
 
 
-def failure_response(request: Request, status: int, code: str, message: str,
-                     attempts: list[dict[str, object]] | None = None,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
-    body, headers = failure_body(request.url.path, request_id_of(request), status, code, message, attempts, headers)
-    return JSONResponse(body, status_code=status, headers=headers)
+_OPENAI_PATH_PREFIX = "/v1/"
 
 
-def bkvy_error_response(request: Request, error: BkvyError) -> JSONResponse:
-    body, headers = failure_payload(request.url.path, request_id_of(request), error)
-    return JSONResponse(body, status_code=error.status, headers=headers)
+def failure_body(path: str, request_id: str, failure: Failure) -> tuple[dict[str, object], dict[str, str] | None]:
+    """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
+    if path.startswith(_OPENAI_PATH_PREFIX):
+        return (openai_error_body(failure.status, failure.code, failure.message),
+                {**(failure.headers or {}), "x-bkvy-request-id": request_id})
+    body: dict[str, object] = {"success": False, "request_id": request_id,
+                               "error": {"code": failure.code, "message": failure.message}}
+    if failure.attempts:
+        body["attempts"] = failure.attempts
+    return body, failure.headers
+
+
+async def _failure_response(request: Request, error: Exception) -> JSONResponse:
+    request_id = request_id_of(request)
+    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+    failure = failure_of(error, method=request.method, route=route, request_id=request_id)
+    body, headers = failure_body(request.url.path, request_id, failure)
+    return JSONResponse(body, status_code=failure.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(BkvyError)
-    async def _bkvy_error(request: Request, error: BkvyError) -> JSONResponse:
-        return bkvy_error_response(request, error)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-        location = ".".join(str(part) for part in first.get("loc", ()))
-        return failure_response(request, 422, "validation_error", f"{location}: {first.get('msg')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(error.status_code, "http_error")
-        return failure_response(request, error.status_code, code, str(error.detail), headers=error.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("unhandled_error", extra={"request_id": request_id_of(request), "error": type(error).__name__})
-        return failure_response(request, 500, "internal_error", "internal error; see the gateway log")
+    """FastAPI's handlers: one function for our errors, its validation errors, HTTP errors and the rest."""
+    for error_class in (BkvyError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(error_class, _failure_response)

@@ -1,30 +1,31 @@
-"""The routing endpoints served straight from ASGI, ahead of FastAPI's middleware, routing and Request objects.
+"""The hot endpoints of the table (``api.endpoints``, ``is_hot``) served straight from ASGI, ahead of FastAPI.
 
 ``POST /llm/*`` and ``POST /v1/chat/completions`` carry every request an app makes, so they skip the per-request
 framework work the other routes pay for (middleware layers, route matching, a Request, dependency checks):
 measured with ``benchmarks/run.py --quick``, this alone took ``/llm/direct`` at c=64 from 57 % to 89 % of the
-reference forwarder's requests/s. What the middleware did here is
-done inline: the failure envelope (same shapes as ``api.errors``) and the ``/metrics`` HTTP counter. Every
-other path and method falls through to the FastAPI app unchanged.
+reference forwarder's requests/s. They share the rest with the FastAPI routes: the endpoint table, the body
+reader (``api.body.read_body``), the error mapping (``api.errors.failure_of``) and the metrics hook
+(``api.http_metrics.observe_http``). Every other path falls through to the FastAPI app unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import Message, Receive, Scope, Send
 
-from bkvy.api.errors import failure_payload, new_request_id
-from bkvy.api.http_metrics import HTTP_METHODS
+from bkvy.api.body import read_body
+from bkvy.api.errors import failure_body, failure_of, method_not_allowed, new_request_id
+from bkvy.api.http_metrics import observe_http
 from bkvy.api.services import Services
-from bkvy.models.errors import BkvyError, BodyTooLarge, InvalidRequest, MethodNotAllowed
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bkvy.api.endpoints import Endpoint
 
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _JSON_TYPE = (b"content-type", b"application/json")
@@ -66,55 +67,42 @@ class Exchange:
         return None
 
     async def body(self) -> bytes:
-        """The whole body, refused (413) once it passes the configured limit, declared or not."""
-        limit = self.services.settings.max_body_bytes
-        declared = self.header(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise InvalidRequest("Content-Length is not a number")
-            if int(declared) > limit:
-                raise BodyTooLarge(f"request body over {limit} bytes")
-        message = await self._receive()
-        body = message.get("body", b"")
-        if not message.get("more_body", False) and len(body) <= limit:
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body", False):
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise InvalidRequest("the client closed the connection before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"request body over {limit} bytes")
-            chunks.append(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body over {limit} bytes")
-        return b"".join(chunks)
+        """The whole body; BodyTooLarge (413) past MAX_BODY_BYTES (``api.body.read_body``)."""
+        return await read_body(self._receive, self.header(b"content-length"), self.services.settings.max_body_bytes)
 
 
 Handler = Callable[[Exchange], Awaitable[JsonReply | SseReply]]
+HandlersByMethod = dict[str, Handler]
 
 
 class HotPaths:
-    """``path → handler`` for POST requests; ``serve`` answers one request end to end."""
+    """The table's hot endpoints by path, then method; ``serve`` answers one request end to end."""
 
-    def __init__(self, handlers: dict[str, Handler]) -> None:
-        self._handlers = handlers
+    def __init__(self, endpoints: Iterable[Endpoint]) -> None:
+        self._by_path: dict[str, HandlersByMethod] = {}
+        for endpoint in endpoints:
+            if endpoint.is_hot:
+                self._by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
 
-    def handler_for(self, scope: Scope) -> Handler | None:
-        return self._handlers.get(scope["path"]) if scope["type"] == "http" else None
+    def routes(self) -> set[tuple[str, str]]:
+        """Every (method, path) this dispatcher answers."""
+        return {(method, path) for path, handlers in self._by_path.items() for method in handlers}
 
-    async def serve(self, handler: Handler, services: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    def handlers_at(self, scope: Scope) -> HandlersByMethod | None:
+        """The handlers of a hot path (any method: a wrong one gets its 405 here), or None for other paths."""
+        return self._by_path.get(scope["path"]) if scope["type"] == "http" else None
+
+    async def serve(self, handlers: HandlersByMethod, services: Services, scope: Scope, receive: Receive,
+                    send: Send) -> None:
         started = time.perf_counter()
         exchange = Exchange(services, scope, receive)
         method = scope["method"]
         status = 500
         replying = False
         try:
-            if method != "POST":
-                raise MethodNotAllowed(f"{method} is not allowed on {exchange.path}; use POST", allow="POST")
+            handler = handlers.get(method)
+            if handler is None:
+                raise method_not_allowed(method, exchange.path, handlers)
             reply = await handler(exchange)
             if isinstance(reply, SseReply):
                 status, replying = 200, True
@@ -129,17 +117,12 @@ class HotPaths:
         except Exception as error:
             if replying:   # a stream has started: nothing more can be said on it
                 raise
-            if not isinstance(error, BkvyError):
-                log.error("unhandled_error", extra={"request_id": exchange.request_id, "error": type(error).__name__})
-                error = BkvyError("internal error; see the gateway log")
-            status = error.status
-            payload, headers = failure_payload(exchange.path, exchange.request_id, error)
+            failure = failure_of(error, method=method, route=exchange.path, request_id=exchange.request_id)
+            status = failure.status
+            payload, headers = failure_body(exchange.path, exchange.request_id, failure)
             await _send_json(send, status, payload, headers)
-        finally:
-            records = services.records
-            if records is not None:   # labelled by the route's template, never the raw path: these paths are fixed
-                records.metrics.observe_http(exchange.path, method if method in HTTP_METHODS else "other", status,
-                                             time.perf_counter() - started)
+        finally:   # a hot path is its own route template: these paths are fixed
+            observe_http(services, exchange.path, method, status, time.perf_counter() - started)
 
 
 async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:

@@ -1,21 +1,17 @@
-"""Client-key administration (``/admin/keys``); every route needs ``X-Admin-API-Key``."""
+"""Client-key administration (``/admin/keys``); every route needs ``X-Admin-API-Key`` (``is_admin`` in the table)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bkvy.api.admin import require_admin
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
 from bkvy.core.limits.client_keys import ClientKeyStore
 from bkvy.models.errors import AdminDisabled
-
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
-
 
 class ClientKeyCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,22 +28,21 @@ def _store(request: Request) -> ClientKeyStore:
     return store
 
 
-@router.post("/keys")
 async def create_key(request: Request) -> JSONResponse:
     store = _store(request)
-    body = parse_body(await read_body(request, services_of(request).settings.max_body_bytes), ClientKeyCreateIn)
+    raw = await read_body(request.receive, request.headers.get("content-length"),
+                          services_of(request).settings.max_body_bytes)
+    body = parse_body(raw, ClientKeyCreateIn)
     key, plaintext = await store.create(body.name, rpm=body.rpm, monthly_budget_usd=body.monthly_budget_usd)
     return JSONResponse({"id": key.key_id, "name": key.name, "key": plaintext, "created": key.created_wall,
                          "rpm": key.rpm, "monthly_budget_usd": key.monthly_budget_usd,
                          "note": "store this key now: it is shown only once"}, status_code=201)
 
 
-@router.get("/keys")
 async def list_keys(request: Request) -> JSONResponse:
     return JSONResponse({"keys": await _store(request).describe()})
 
 
-@router.delete("/keys/{key_id}")
 async def revoke_key(request: Request,
                      key_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^ck_[0-9a-f]{1,60}$")]
                      ) -> JSONResponse:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import Path, Request
 
-from bkvy.api.admin import require_admin
 from bkvy.api.deps import services_of
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSnapshot
 from bkvy.models.errors import BkvyError, UnknownKey, UnknownModel, UnknownProvider
-
-router = APIRouter()
 
 _Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
 _Model = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]  # vLLM: 'org/x' 
@@ -57,14 +54,12 @@ def _all_keys(request: Request) -> list[CircuitKey]:
             for m in provider.models for k in provider.keys]
 
 
-@router.get("/circuits/status")
 async def circuits_status(request: Request) -> dict:
     registry = _registry(request)
     now = services_of(request).clock.now()
     return {"circuits": [_as_dict(registry.snapshot(key), now) for key in _all_keys(request)]}
 
 
-@router.get("/circuits/summary")
 async def circuits_summary(request: Request) -> dict:
     registry = _registry(request)
     snapshots = [registry.snapshot(key) for key in _all_keys(request)]
@@ -76,7 +71,6 @@ async def circuits_summary(request: Request) -> dict:
             "flapping": sum(1 for s in snapshots if s.is_flapping), "providers": providers}
 
 
-@router.get("/circuits/provider/{provider}")
 async def circuits_of_provider(request: Request, provider: _Name) -> dict:
     registry = _registry(request)
     if provider not in services_of(request).config.providers:
@@ -86,14 +80,12 @@ async def circuits_of_provider(request: Request, provider: _Name) -> dict:
     return {"provider": provider, "health": registry.provider_health(provider), "circuits": circuits}
 
 
-@router.get("/circuits/{provider}/{model:path}/{key_id}")
 async def circuit_detail(request: Request, provider: _Name, model: _Model, key_id: _Name) -> dict:
     registry = _registry(request)
     key = _known_key(request, provider, model, key_id)
     return _as_dict(registry.snapshot(key), services_of(request).clock.now())
 
 
-@router.post("/circuits/reset/{provider}/{model:path}/{key_id}", dependencies=[Depends(require_admin)])
 async def circuit_reset(request: Request, provider: _Name, model: _Model, key_id: _Name) -> dict:
     registry = _registry(request)
     key = _known_key(request, provider, model, key_id)

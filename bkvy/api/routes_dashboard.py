@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import jinja2
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from bkvy.api.deps import services_of
@@ -19,7 +19,6 @@ from bkvy.models.record_errors import DashboardDisabled
 from bkvy.utils.dashboard_data import RANGES, dashboard_data
 from bkvy.utils.live_stats import LiveStats
 
-router = APIRouter()
 _TEMPLATE_DIR = Path(__file__).parent / "templates"
 REFRESH_SECONDS = (15, 30, 60, 300)
 SECURITY_HEADERS = {
@@ -47,7 +46,6 @@ def _live(request: Request) -> LiveStats:
     return records.live
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request) -> HTMLResponse:
     _live(request)
     page = _environment(request).get_template("dashboard.html").render(
@@ -56,7 +54,6 @@ async def dashboard(request: Request) -> HTMLResponse:
     return HTMLResponse(page, headers=SECURITY_HEADERS)
 
 
-@router.get("/dashboard/data")
 async def dashboard_json(request: Request, range_name: RangeName = Query(default="24h", alias="range")
                          ) -> JSONResponse:
     live = _live(request)

@@ -1,10 +1,10 @@
-"""The three routing endpoints (SPEC §4): parse, call core, shape the reply. Served by ``api.hot_path``."""
+"""The three routing endpoints (SPEC §4): parse, call core, shape the reply. Hot endpoints of ``api.endpoints``."""
 
 from __future__ import annotations
 
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
-from bkvy.api.hot_path import Exchange, Handler, JsonReply
+from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
@@ -80,6 +80,3 @@ async def llm_scenario(exchange: Exchange) -> JsonReply:
 async def llm_direct(exchange: Exchange) -> JsonReply:
     return await _handle(exchange, DirectRequest)
 
-
-hot_paths: dict[str, Handler] = {"/llm/intelligence": llm_intelligence, "/llm/scenario": llm_scenario,
-                                 "/llm/direct": llm_direct}

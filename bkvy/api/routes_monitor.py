@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from bkvy.api.deps import services_of
 from bkvy.core.routing.plan import CandidateKey
 from bkvy.models.types import IntelligenceLevel
 
-router = APIRouter()
-
-
-@router.get("/health")
 async def health(request: Request) -> dict:
     services = services_of(request)
     return {"status": "ok", "providers": len(services.config.providers),
@@ -19,7 +15,6 @@ async def health(request: Request) -> dict:
             "scenarios": len(services.config.routing.scenarios)}
 
 
-@router.get("/providers")
 async def providers(request: Request) -> dict:
     config = services_of(request).config
     return {"providers": {
@@ -33,7 +28,6 @@ async def providers(request: Request) -> dict:
         for name, provider in config.providers.items()}}
 
 
-@router.get("/intelligence/{level}")
 async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
     services = services_of(request)
     rows = []
@@ -52,7 +46,6 @@ async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
     return {"level": level.value, "candidates": rows}
 
 
-@router.get("/scenarios")
 async def scenarios(request: Request) -> dict:
     config = services_of(request).config
     return {"scenarios": {name: [{"provider": e.provider, "model": e.model, "priority": e.priority}
@@ -60,13 +53,11 @@ async def scenarios(request: Request) -> dict:
                           for name in config.routing.scenarios}}
 
 
-@router.get("/queue/status")
 async def queue_status(request: Request) -> dict:
     lanes = services_of(request).limiter.status()
     queued = [lane for lane in lanes if lane["queue_depth"]]
     return {"total_queued": sum(int(lane["queue_depth"]) for lane in lanes), "queues": queued}
 
 
-@router.get("/rates/status")
 async def rates_status(request: Request) -> dict:
     return {"lanes": services_of(request).limiter.status()}

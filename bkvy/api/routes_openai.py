@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
-from bkvy.api.hot_path import Exchange, Handler, JsonReply, SseReply
+from bkvy.api.hot_path import Exchange, JsonReply, SseReply
 from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
                                     route_for_model)
 from bkvy.core.execution.executor import ExecutionRequest
@@ -24,13 +24,10 @@ from bkvy.models.openai_schemas import ChatCompletionIn
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
-
 _CHARS_PER_TOKEN = 4
 _ANONYMOUS_CLIENT = "openai-client"
 
 
-@router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
     services = services_of(request)
     authenticate_client(services, request.headers.get("authorization"))
@@ -38,7 +35,7 @@ async def list_models(request: Request) -> JSONResponse:
 
 
 async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
-    """Served by ``api.hot_path``."""
+    """A hot endpoint (``api.endpoints``): answered by ``api.hot_path`` ahead of FastAPI."""
     services = exchange.services
     request_id = exchange.request_id
     client_key = authenticate_client(services, exchange.header(b"authorization"))
@@ -75,5 +72,3 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[
         return
     yield writer.closing_events()
 
-
-hot_paths: dict[str, Handler] = {"/v1/chat/completions": chat_completions}

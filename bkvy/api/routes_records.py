@@ -1,41 +1,19 @@
-"""Statistics endpoints and ``/metrics`` (SPEC §4, §7), and the wiring of every records route."""
+"""Statistics endpoints and ``/metrics`` (SPEC §4, §7)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi import Query, Request, Response
 
-from bkvy.api import routes_dashboard
-from bkvy.api.allowlist import IpAllowlistMiddleware, parse_networks
 from bkvy.api.deps import services_of
-from bkvy.api.http_metrics import HttpMetricsMiddleware
-from bkvy.core.config.settings import Settings
 from bkvy.models.errors import ValidationFailed
 from bkvy.models.record_errors import NoData, StatisticsDisabled
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.metrics import CONTENT_TYPE
 
-router = APIRouter()
 _DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-GUARDED_PREFIXES = ("/dashboard", "/statistics")
-STATIC_DIR = Path(__file__).parent / "static"
-
-
-def install_records_routes(app: FastAPI, settings: Settings) -> None:
-    """Statistics, dashboard and metrics routes; the allowlist in front of the operator's views."""
-    app.include_router(router)
-    app.include_router(routes_dashboard.router)
-    if settings.dashboard_enabled:
-        app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard_static")
-    app.add_middleware(IpAllowlistMiddleware,
-                       allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
-                       trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"),
-                       guarded_prefixes=GUARDED_PREFIXES)
-    app.add_middleware(HttpMetricsMiddleware)
 
 
 def _daily_stats(request: Request) -> DailyStats:
@@ -57,7 +35,6 @@ def _day(value: str | None, name: str) -> str | None:
         raise ValidationFailed(f"{name}: {value[:20]!r} is not a date; use YYYY-MM-DD") from None
 
 
-@router.get("/statistics/status")
 async def statistics_status(request: Request) -> dict:
     services = services_of(request)
     records = services.records
@@ -73,12 +50,10 @@ async def statistics_status(request: Request) -> dict:
     }
 
 
-@router.get("/statistics/summary")
 async def statistics_summary(request: Request) -> dict:
     return _daily_stats(request).summary()
 
 
-@router.get("/statistics/aggregate")
 async def statistics_aggregate(request: Request, start: str | None = Query(default=None, max_length=32),
                                end: str | None = Query(default=None, max_length=32)) -> dict:
     stats = _daily_stats(request)
@@ -88,12 +63,10 @@ async def statistics_aggregate(request: Request, start: str | None = Query(defau
     return stats.aggregate(start_day, end_day)
 
 
-@router.get("/statistics/daily")
 async def statistics_days(request: Request) -> dict:
     return {"days": _daily_stats(request).days()}
 
 
-@router.get("/statistics/daily/{day}")
 async def statistics_day(request: Request, day: str) -> dict:
     checked = _day(day, "day")
     stats = _daily_stats(request)
@@ -103,7 +76,6 @@ async def statistics_day(request: Request, day: str) -> dict:
     return report
 
 
-@router.get("/metrics")
 async def metrics(request: Request) -> Response:
     records = services_of(request).records
     body = records.metrics.render() if records is not None else b""

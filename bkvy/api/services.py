@@ -1,24 +1,34 @@
-"""Every long-lived service of one gateway process, built and stopped together (STYLE: lifespan)."""
+"""Every long-lived service of one gateway process, built and stopped together (STYLE: lifespan).
+
+``Services.start`` starts the parts in order (transport, health prober, records, client keys); when one fails,
+the parts already started are stopped (``stop``) and the error is raised. ``stop`` stops every part even when
+one raises: each failure is logged (part and error class) and all are raised together as an ExceptionGroup.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
-from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
-from bkvy.core.circuits.guard import CircuitGuard
-from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
-from bkvy.clock import Clock
-from bkvy.core.config.gateway import GatewayConfig
-from bkvy.core.execution.executor import Executor
-from bkvy.core.routing.latency import LatencyTracker
 from bkvy.api.observability import start_records
+from bkvy.clock import Clock
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
+from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.probes import HealthProber
-from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
+from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
+from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import Settings
+from bkvy.core.execution.executor import Executor
+from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
+from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
+from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.recorder import Records
+
+log = logging.getLogger(__name__)
 
 CIRCUIT_STATE_FILE = "circuit_states.json"
 
@@ -42,45 +52,73 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig, *, clock: Clock,
                     transport: Transport | None = None, rng: random.Random | None = None) -> Services:
-        owns_transport = transport is None
+        """Every service, started. Raises what a part raised, after stopping the parts started before it."""
         settings.log_dir.mkdir(parents=True, exist_ok=True)   # start-up, before serving
-        if transport is None:
-            aiohttp_transport = AiohttpTransport()
-            await aiohttp_transport.start()
-            transport = aiohttp_transport
+        owns_transport = transport is None
+        transport = transport or AiohttpTransport()           # started below, with the other parts
         limiter = _configured_limiter(config, clock)
-        latency = LatencyTracker()
         circuits, guard, saver = _circuits(settings, clock, rng)
+        latency = LatencyTracker()
         executor = Executor(config=config, clock=clock, transport=transport, limiter=limiter, latency=latency,
                             breaker=guard, soft_timeout_seconds=settings.request_soft_timeout_seconds,
                             hard_timeout_seconds=settings.request_hard_timeout_seconds)
-        prober = None
-        if circuits is not None and settings.health_probe_enabled:
-            prober = HealthProber(registry=circuits, config=config, transport=transport, clock=clock,
-                                  interval_seconds=settings.health_probe_interval_seconds,
-                                  timeout_seconds=settings.health_probe_timeout_seconds)
-            prober.start()
-        services = cls(settings, config, clock, transport, limiter, latency, executor, circuits, prober, saver,
+        services = cls(settings, config, clock, transport, limiter, latency, executor, circuits, None, saver,
                        owns_transport)
-        services.records = await start_records(services)
-        services.client_keys = ClientKeyStore(settings.log_dir / CLIENT_KEYS_FILE, clock)
-        await services.client_keys.start()
-        executor.add_observer(services.client_keys.observe)
+        try:
+            await services._start_parts()
+        except BaseException:
+            with contextlib.suppress(Exception):   # stop has logged each of its own failures
+                await services.stop()
+            raise
         return services
 
-    async def stop(self) -> None:
-        if self.records is not None:            # first: flush every row before anything else goes
-            await self.records.stop()
-        if self.client_keys is not None:
-            await self.client_keys.stop()
-        if self.prober is not None:
-            await self.prober.stop()
-        if self.circuit_saver is not None and self.circuits is not None:
-            circuits = self.circuits
-            self.circuit_saver.schedule(circuits.to_dict)
-            await self.circuit_saver.flush()
+    async def _start_parts(self) -> None:
+        """In order; each part is set on ``self`` only once started, so ``stop`` stops exactly those."""
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
-            await self.transport.close()
+            await self.transport.start()
+        if self.circuits is not None and self.settings.health_probe_enabled:
+            prober = HealthProber(registry=self.circuits, config=self.config, transport=self.transport,
+                                  clock=self.clock, interval_seconds=self.settings.health_probe_interval_seconds,
+                                  timeout_seconds=self.settings.health_probe_timeout_seconds)
+            prober.start()
+            self.prober = prober
+        self.records = await start_records(self)
+        client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
+        await client_keys.start()
+        self.client_keys = client_keys
+        self.executor.add_observer(client_keys.observe)
+
+    async def stop(self) -> None:
+        """Stop every part, even when one raises. Raises ExceptionGroup with every failure (each one logged)."""
+        errors: list[Exception] = []
+        for part, stop_part in self._stops():
+            try:
+                await stop_part()
+            except Exception as error:
+                log.error("service_stop_failed", extra={"part": part, "error": type(error).__name__})
+                errors.append(error)
+        if errors:
+            raise ExceptionGroup("services failed to stop", errors)
+
+    def _stops(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        """What ``stop`` stops, in order: the records first, so every row is flushed before anything else goes."""
+        stops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if self.records is not None:
+            stops.append(("records", self.records.stop))
+        if self.client_keys is not None:
+            stops.append(("client_keys", self.client_keys.stop))
+        if self.prober is not None:
+            stops.append(("prober", self.prober.stop))
+        if self.circuit_saver is not None and self.circuits is not None:
+            stops.append(("circuit_states", self._save_circuits))
+        if self._owns_transport and isinstance(self.transport, AiohttpTransport):
+            stops.append(("transport", self.transport.close))
+        return stops
+
+    async def _save_circuits(self) -> None:
+        assert self.circuit_saver is not None and self.circuits is not None
+        self.circuit_saver.schedule(self.circuits.to_dict)
+        await self.circuit_saver.flush()
 
 
 def _circuits(settings: Settings, clock: Clock, rng: random.Random | None

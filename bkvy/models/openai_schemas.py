@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bkvy.models.schemas import ContentPart
 from bkvy.models.types import ChatMessage, GenerationOptions, ToolCall, ToolChoice, ToolSpec
 
 _FunctionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
@@ -19,26 +20,6 @@ _ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class ImageUrlIn(_In):
-    url: str = Field(min_length=1, max_length=20 * 1024 * 1024)
-    detail: Literal["auto", "low", "high"] | None = None
-
-
-class ContentPartIn(_In):
-    type: Literal["text", "image_url"]
-    text: str | None = None
-    image_url: ImageUrlIn | None = None
-
-    @model_validator(mode="after")
-    def _has_its_payload(self) -> ContentPartIn:
-        if (self.type == "text" and self.text is None) or (self.type == "image_url" and self.image_url is None):
-            raise ValueError("a 'text' part needs 'text'; an 'image_url' part needs 'image_url'")
-        return self
-
-    def as_part(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
 
 
 class FunctionCallIn(_In):
@@ -57,7 +38,7 @@ class ToolCallIn(_In):
 
 class OpenAIMessageIn(_In):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPartIn] | None = None
+    content: str | list[ContentPart] | None = None
     tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=128)
     tool_call_id: str | None = Field(default=None, min_length=1, max_length=256)
 

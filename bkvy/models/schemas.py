@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel
 
@@ -15,15 +15,33 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ImageUrl(_Body):
+class _Part(BaseModel):
+    # Unknown keys inside a part are dropped, never forwarded: OpenAI clients add some (e.g. cache hints), and
+    # the payload rule below still refuses a part whose own field is misspelt.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ImageUrl(_Part):
     url: str = Field(min_length=1, max_length=20 * 1024 * 1024)
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ContentPart(_Body):
+class ContentPart(_Part):
+    """One part of a message's content, on /llm/* and /v1/chat/completions alike."""
+
     type: Literal["text", "image_url"]
     text: str | None = None
     image_url: ImageUrl | None = None
+
+    @model_validator(mode="after")
+    def _has_exactly_its_payload(self) -> ContentPart:
+        if (self.type == "text") != (self.text is not None) or (self.type == "image_url") != (
+                self.image_url is not None):
+            raise ValueError("a 'text' part needs 'text'; an 'image_url' part needs 'image_url'")
+        return self
+
+    def as_part(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class MessageIn(_Body):
@@ -33,19 +51,14 @@ class MessageIn(_Body):
     @field_validator("content")
     @classmethod
     def _parts_not_empty(cls, content: str | list[ContentPart]) -> str | list[ContentPart]:
-        if isinstance(content, list):
-            if not content:
-                raise ValueError("content parts must not be empty")
-            for part in content:
-                if (part.type == "text") != (part.text is not None) or (part.type == "image_url") != (
-                        part.image_url is not None):
-                    raise ValueError("a 'text' part needs 'text'; an 'image_url' part needs 'image_url'")
+        if isinstance(content, list) and not content:
+            raise ValueError("content parts must not be empty")
         return content
 
     def to_message(self) -> ChatMessage:
         if isinstance(self.content, str):
             return ChatMessage(self.role, self.content)
-        return ChatMessage(self.role, tuple(part.model_dump(exclude_none=True) for part in self.content))
+        return ChatMessage(self.role, tuple(part.as_part() for part in self.content))
 
 
 class OptionsIn(_Body):
