@@ -39,6 +39,7 @@ from bkvy.core.execution.executor import Executor  # noqa: E402
 from bkvy.core.routing.latency import LatencyTracker  # noqa: E402
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter  # noqa: E402
 from bkvy.core.routing.plan import RoutePlan, RouteRequest, plan_route  # noqa: E402
+from bkvy.core.routing.route_table import RouteTable
 from bkvy.models.types import IntelligenceLevel, RoutingMethod  # noqa: E402
 
 _PROVIDERS = 5
@@ -89,7 +90,7 @@ def _decider(mode: str, config: GatewayConfig, request: RouteRequest
              ) -> tuple[Callable[[], RoutePlan], Callable[[RoutePlan], None]]:
     """(the timed decision, what happens untimed between two decisions)."""
     if mode == "plan_route":
-        return lambda: plan_route(request, config, {}), _nothing
+        return lambda: plan_route(request, RouteTable.compile(config), {}), _nothing
     executor, limiter, latency, lanes = _live_executor(config)
 
     def serve(plan: RoutePlan) -> None:   # what serving the plan's first candidate changes

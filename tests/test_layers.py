@@ -41,29 +41,6 @@ _LAYER_ORDER = ("main", "api", "core", "utils", "models", "clock", "demo", "sim"
 _WEB_FRAMEWORKS = frozenset({"fastapi", "starlette"})
 _MAY_IMPORT_WEB_FRAMEWORKS = frozenset({"api", "main"})
 
-# Known arrows that go up, on main when this test was written. The engineer removing an edge removes its line
-# here in the same change (a stale entry fails `test_known_upward_imports_still_exist`); the list ends empty.
-KNOWN_UPWARD_IMPORTS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("bkvy.utils.metrics", "bkvy.core.execution.executor"),  # RequestOutcome, under TYPE_CHECKING
-        ("bkvy.utils.recorder", "bkvy.core.execution.executor"),  # RequestOutcome, under TYPE_CHECKING
-        ("bkvy.utils.recorder", "bkvy.core.config.settings"),  # Settings, under TYPE_CHECKING
-    }
-)
-
-# Known edges that close a cycle between core's rooms, on main when this test was written:
-#   config → routing → config            (GatewayConfig.route_table compiles a RouteTable; routing reads config)
-#   config → routing → circuits → config (probes.py reads GatewayConfig)
-#   limits → execution → limits          (client_keys observes executor.RequestOutcome; executor waits on limits)
-# Each entry is the upward edge of its cycle; the cycle checker ignores it. Same rule: remove when fixed.
-KNOWN_ROOM_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("bkvy.core.config.gateway", "bkvy.core.routing.route_table"),
-        ("bkvy.core.limits.client_keys", "bkvy.core.execution.executor"),
-    }
-)
-
-
 class ImportEdge(NamedTuple):
     importer: str  # module name, e.g. "bkvy.utils.recorder"
     imported: str  # the bkvy module imported, or a third-party top-level name ("fastapi")
@@ -224,11 +201,9 @@ def render_drawing(edges: Iterable[ImportEdge] | None = None) -> str:
     for (source, target), count in sorted(layers.items(), key=lambda item: (rank[item[0][0]], rank[item[0][1]])):
         mark = "   <- goes up" if (source, target) in upward else ""
         lines.append(f"  {source:>6} -> {target:<7}{count:4d}{mark}")
-    known_cycles = {(room_of(a), room_of(b)) for a, b in KNOWN_ROOM_CYCLE_EDGES}
     lines.append("core rooms")
     for (source, target), count in sorted(rooms.items()):
-        mark = "   <- closes a cycle (known)" if (source, target) in known_cycles else ""
-        lines.append(f"  {_short(source):>9} -> {_short(target):<10}{count:4d}{mark}")
+        lines.append(f"  {_short(source):>9} -> {_short(target):<10}{count:4d}")
     return "\n".join(lines)
 
 
@@ -248,15 +223,9 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_imports_point_down_the_layers() -> None:
-    upward = [e for e in upward_imports(EDGES) if (e.importer, e.imported) not in KNOWN_UPWARD_IMPORTS]
+    upward = upward_imports(EDGES)
     listing = "\n".join(e.describe() for e in upward)
     assert not upward, f"imports that go up the drawing:\n{listing}\n\n{render_drawing(EDGES)}"
-
-
-def test_known_upward_imports_still_exist() -> None:
-    present = {(e.importer, e.imported) for e in EDGES}
-    gone = sorted(KNOWN_UPWARD_IMPORTS - present)
-    assert not gone, "fixed, so remove from KNOWN_UPWARD_IMPORTS:\n" + "\n".join(f"{a} -> {b}" for a, b in gone)
 
 
 def test_web_framework_only_in_api() -> None:
@@ -267,7 +236,7 @@ def test_web_framework_only_in_api() -> None:
 
 
 def test_core_rooms_import_each_other_without_a_cycle() -> None:
-    cycles = room_cycles(EDGES, KNOWN_ROOM_CYCLE_EDGES)
+    cycles = room_cycles(EDGES, frozenset())
     assert not cycles, "\n".join(_describe_cycle(group, EDGES) for group in cycles)
 
 
@@ -290,12 +259,6 @@ def _describe_cycle(group: list[str], edges: Iterable[ImportEdge]) -> str:
 
 def _short(room: str) -> str:
     return room.removeprefix("bkvy.core.")
-
-
-def test_known_room_cycle_edges_still_exist() -> None:
-    present = {(e.importer, e.imported) for e in EDGES}
-    gone = sorted(KNOWN_ROOM_CYCLE_EDGES - present)
-    assert not gone, "fixed, so remove from KNOWN_ROOM_CYCLE_EDGES:\n" + "\n".join(f"{a} -> {b}" for a, b in gone)
 
 
 # --- the checker itself can fail --------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ plain records and numbers. ``observe_outcome`` is where one becomes the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
+from bkvy.core.limits.client_keys import ClientKeyStore
 from bkvy.models.outcomes import AttemptOutcome
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
@@ -108,3 +110,13 @@ def circuit_samples(circuits: Any) -> list[CircuitSample]:
 
 def _queue_depth(services: Any) -> int:
     return sum(int(lane.get("queue_depth", 0)) for lane in services.limiter.status())
+
+
+def spend_observer(client_keys: ClientKeyStore) -> Callable[[RequestOutcome], None]:
+    """Executor observer: a served request's cost goes to the spend of the client key that sent it."""
+
+    def observe(outcome: RequestOutcome) -> None:
+        if outcome.result is not None:
+            client_keys.record_spend(outcome.request.client_key_id, outcome.result.cost_usd)
+
+    return observe

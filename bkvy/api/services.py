@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bkvy.api.observability import start_records
+from bkvy.api.observability import spend_observer, start_records
 from bkvy.clock import Clock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
@@ -86,7 +86,7 @@ class Services:
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
-        self.executor.add_observer(client_keys.observe)
+        self.executor.add_observer(spend_observer(client_keys))
 
     async def stop(self) -> None:
         """Stop every part, even when one raises. Raises ExceptionGroup with every failure (each one logged)."""

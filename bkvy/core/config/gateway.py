@@ -9,16 +9,13 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
-if TYPE_CHECKING:
-    from bkvy.core.routing.route_table import RouteTable
 
 DEFAULT_BASE_URLS = {
     ProviderType.OPENAI: "https://api.openai.com",
@@ -122,13 +119,6 @@ class GatewayConfig(_Strict):
     def scenario(self, name: str) -> list[ScenarioEntry] | None:
         entries = self.routing.scenarios.get(name)
         return sorted(entries, key=lambda e: e.priority) if entries is not None else None
-
-    @cached_property
-    def route_table(self) -> RouteTable:
-        """Candidates per tier, scenario and model, built once per config (the routing hot path reads it)."""
-        from bkvy.core.routing.route_table import RouteTable
-
-        return RouteTable.compile(self)
 
 
 def _infer_type(name: str, raw: Mapping[str, Any]) -> Any:

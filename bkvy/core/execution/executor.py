@@ -23,6 +23,7 @@ from bkvy.core.execution.streaming import LiveStream, StreamReply
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
 from bkvy.core.routing.candidate_states import CandidateStates
 from bkvy.core.routing.latency import LatencyTracker
+from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.thinking import should_disable_thinking
@@ -87,7 +88,8 @@ class Executor:
         self._whole = WholeReply(transport)
         # A committed stream that sends nothing for the soft timeout has stalled.
         self._stream = StreamReply(transport, clock, stall_timeout_seconds=soft_timeout_seconds)
-        self._states = CandidateStates(route_table=config.route_table, clock=clock, limiter=limiter,
+        self._route_table = RouteTable.compile(config)
+        self._states = CandidateStates(route_table=self._route_table, clock=clock, limiter=limiter,
                                        latency=latency, breaker=breaker)
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
@@ -99,7 +101,7 @@ class Executor:
 
     def plan(self, route: RouteRequest) -> RoutePlan:
         """``plan_route`` over live state: the states kept since the last change, the others read now."""
-        return rank_candidates(route, self.config, self._states.kept, self._states.refresh())
+        return rank_candidates(route, self._route_table, self._states.kept, self._states.refresh())
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from bkvy.clock import Clock
-from bkvy.core.execution.records import RequestOutcome
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
 
 log = logging.getLogger(__name__)
@@ -117,15 +116,14 @@ class ClientKeyStore:
         usage.last_used_wall = self._clock.wall()
         self._dirty.add(key.key_id)
 
-    def observe(self, outcome: RequestOutcome) -> None:
-        """Executor observer: add the request's cost to its client key's spend."""
-        key_id = outcome.request.client_key_id
-        if key_id is None or outcome.result is None or outcome.result.cost_usd <= 0:
+    def record_spend(self, key_id: str | None, cost_usd: float) -> None:
+        """Add a request's cost (US dollars) to its client key's spend; nothing without a key or a cost."""
+        if key_id is None or cost_usd <= 0:
             return
         usage = self._usage.setdefault(key_id, _Usage())
         month = self._month()
-        usage.spend_by_month[month] = usage.spend_by_month.get(month, 0.0) + outcome.result.cost_usd
-        usage.spend_usd_total += outcome.result.cost_usd
+        usage.spend_by_month[month] = usage.spend_by_month.get(month, 0.0) + cost_usd
+        usage.spend_usd_total += cost_usd
         self._dirty.add(key_id)
 
     # -- admin ----------------------------------------------------------------------------------------

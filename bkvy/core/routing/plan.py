@@ -23,8 +23,7 @@ from bkvy.models.outcomes import DecisionReason, SkipReason
 from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 if TYPE_CHECKING:
-    from bkvy.core.config.gateway import GatewayConfig
-    from bkvy.core.routing.route_table import RouteEntry
+    from bkvy.core.routing.route_table import RouteEntry, RouteTable
 
 _new_tuple = tuple.__new__   # builds a NamedTuple from a tuple of its fields in order, without its Python __new__
 _PANIC_REASONS = {ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
@@ -212,7 +211,7 @@ def seed_state(entry: RouteEntry) -> LiveCandidate:
     return entry.seed
 
 
-def plan_route(request: RouteRequest, config: GatewayConfig,
+def plan_route(request: RouteRequest, table: RouteTable,
                snapshot: Mapping[CandidateKey, CandidateState]) -> RoutePlan:
     """Rank the candidates for ``request`` over a snapshot of states (candidates it lacks: config seeds).
     Raises Unknown*/NoCandidates (404) for bad names."""
@@ -220,14 +219,14 @@ def plan_route(request: RouteRequest, config: GatewayConfig,
         state = snapshot.get(entry.key)
         return entry.seed if state is None else live_candidate(entry.key, state)
 
-    return rank_candidates(request, config, {}, fill)
+    return rank_candidates(request, table, {}, fill)
 
 
-def rank_candidates(request: RouteRequest, config: GatewayConfig, known: Mapping[CandidateKey, LiveCandidate],
+def rank_candidates(request: RouteRequest, table: RouteTable, known: Mapping[CandidateKey, LiveCandidate],
                     fill: Callable[[RouteEntry], LiveCandidate] = seed_state) -> RoutePlan:
     """``plan_route`` over states in ranking form: ``known`` holds those ready in advance, ``fill`` gives
     the others."""
-    groups = config.route_table.groups_for(request)
+    groups = table.groups_for(request)
     ranked: list[_Row] = []
     skipped: list[Skipped] = []
     decision_reason: DecisionReason | None = None

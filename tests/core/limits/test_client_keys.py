@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, KEY_PREFIX, ClientKeyStore, hash_key
 from bkvy.clock import FakeClock
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
-
-
-def _outcome(key_id: str, cost_usd: float) -> SimpleNamespace:
-    return SimpleNamespace(request=SimpleNamespace(client_key_id=key_id), result=SimpleNamespace(cost_usd=cost_usd))
 
 
 async def _store(tmp_path: Path, clock: FakeClock) -> ClientKeyStore:
@@ -67,9 +62,9 @@ async def test_budget_is_enforced_from_observed_spend_and_survives_restart(tmp_p
     store = await _store(tmp_path, fake_clock)
     key, plaintext = await store.create("capped", monthly_budget_usd=0.01)
     store.admit(key)
-    store.observe(_outcome(key.key_id, 0.006))   # type: ignore[arg-type]
+    store.record_spend(key.key_id, 0.006)
     store.admit(key)
-    store.observe(_outcome(key.key_id, 0.006))   # type: ignore[arg-type]
+    store.record_spend(key.key_id, 0.006)
     with pytest.raises(BudgetExceeded) as raised:
         store.admit(key)
     assert raised.value.status == 402 and raised.value.code == "budget_exceeded"

@@ -20,6 +20,7 @@ from bkvy.core.execution.executor import Executor
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.plan import CandidateKey, RouteRequest, plan_route
+from bkvy.core.routing.route_table import RouteTable
 from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 CONFIG = build_config({
@@ -54,7 +55,7 @@ class Gateway:
 
     def assert_plan_is_fresh(self) -> None:
         kept = self.executor.plan(LOW)
-        fresh = plan_route(LOW, CONFIG, {key: self.executor.candidate_state(key) for key in KEYS})
+        fresh = plan_route(LOW, RouteTable.compile(CONFIG), {key: self.executor.candidate_state(key) for key in KEYS})
         assert kept.candidates == fresh.candidates
         assert kept.skipped == fresh.skipped and kept.decision_reason == fresh.decision_reason
 
