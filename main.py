@@ -1,8 +1,8 @@
 """bkvy entry point.
 
-    python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
-    python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
-    python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
+python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
+python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
+python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--host", help="listen address (default 0.0.0.0, or BKVY_HOST)")
     parser.add_argument("--port", type=int, help="listen port (default 10006, or BKVY_PORT)")
-    parser.add_argument("--log-level", default=os.environ.get("BKVY_LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level", default=os.environ.get("BKVY_LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"]
+    )
     return parser.parse_args(argv)
 
 
@@ -39,8 +40,12 @@ def config_summary(config: GatewayConfig) -> str:
     for name, provider in config.providers.items():
         lines.append(f"  {name} ({provider.type.value}) {provider.base_url}  keys: {', '.join(provider.keys)}")
     for tier in ("low", "medium", "high"):
-        models = [f"{p}/{m}" for p, provider in config.providers.items()
-                  for m, model in provider.models.items() if model.intelligence_tier.value == tier]
+        models = [
+            f"{p}/{m}"
+            for p, provider in config.providers.items()
+            for m, model in provider.models.items()
+            if model.intelligence_tier.value == tier
+        ]
         lines.append(f"  tier {tier:6}: {', '.join(models) or '(none)'}")
     for name in config.routing.scenarios:
         chain = " -> ".join(f"{e.provider}/{e.model}" for e in config.scenario(name) or [])
@@ -86,9 +91,20 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
     app = create_app(settings, config)
     # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
     # for configured trusted proxies, by bkvy itself (SPEC §8).
-    server = _graceful_server_class()(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                                           proxy_headers=False, server_header=False, access_log=False,
-                                           loop="auto", http="auto", timeout_graceful_shutdown=10))
+    server = _graceful_server_class()(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            proxy_headers=False,
+            server_header=False,
+            access_log=False,
+            loop="auto",
+            http="auto",
+            timeout_graceful_shutdown=10,
+        )
+    )
     try:
         await server.serve()
     finally:
@@ -96,14 +112,18 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
             await fleet.stop()
 
 
-_DEMO_FEATURES = {"TRANSACTION_LOGGING": "transaction_logging", "SUMMARY_STATS": "summary_stats",
-                  "DASHBOARD_ENABLED": "dashboard_enabled"}
+_DEMO_FEATURES = {
+    "TRANSACTION_LOGGING": "transaction_logging",
+    "SUMMARY_STATS": "summary_stats",
+    "DASHBOARD_ENABLED": "dashboard_enabled",
+}
 
 
 def _demo_settings(settings: Settings, *, explicit_host: bool) -> Settings:
     """The demo binds loopback and shows every feature (records, dashboard) unless the environment says no."""
-    update: dict[str, object] = {field: True for variable, field in _DEMO_FEATURES.items()
-                                 if variable not in os.environ}
+    update: dict[str, object] = {
+        field: True for variable, field in _DEMO_FEATURES.items() if variable not in os.environ
+    }
     if not explicit_host and "BKVY_HOST" not in os.environ:
         update["host"] = "127.0.0.1"
     return settings.model_copy(update=update)

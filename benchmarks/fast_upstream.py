@@ -15,35 +15,62 @@ import asyncio
 import json
 import re
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the bench upstream."},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-    "system_fingerprint": "fp_bench",
-}, separators=(",", ":")).encode()
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the bench upstream."},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        "system_fingerprint": "fp_bench",
+    },
+    separators=(",", ":"),
+).encode()
 _MODELS = b'{"object":"list","data":[{"id":"m","object":"model","created":0,"owned_by":"bench"}]}'
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 _LENGTH_RE = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 def _sse_chunk(delta: dict, finish_reason: str | None) -> bytes:
-    chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "m",
-             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
     frame = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
     return b"%x\r\n%s\r\n" % (len(frame), frame)  # one HTTP chunk per SSE frame
 
 
-_STREAM_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-                b"transfer-encoding: chunked\r\n\r\n")
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+)
 _FIRST_FRAME = _sse_chunk({"role": "assistant", "content": ""}, None)
 _TOKEN_FRAME = _sse_chunk({"content": "tok "}, None)
 _LAST_FRAMES = _sse_chunk({}, "stop") + b"%x\r\n%s\r\n" % (14, b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
 
 def _response(status_line: bytes, content_type: bytes, body: bytes) -> bytes:
-    return (b"HTTP/1.1 " + status_line + b"\r\ncontent-type: " + content_type
-            + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 "
+        + status_line
+        + b"\r\ncontent-type: "
+        + content_type
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 COMPLETION_RESPONSE = _response(b"200 OK", b"application/json", COMPLETION)
@@ -63,7 +90,7 @@ class _Upstream(asyncio.Protocol):
     def __init__(self) -> None:
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
-        self._tail: asyncio.Future | None = None   # keeps replies in request order when delayed
+        self._tail: asyncio.Future | None = None  # keeps replies in request order when delayed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -79,7 +106,7 @@ class _Upstream(asyncio.Protocol):
             end = head_end + 4 + body_length
             if len(self._buffer) < end:
                 return
-            head, body = self._buffer[:head_end], self._buffer[head_end + 4:end]
+            head, body = self._buffer[:head_end], self._buffer[head_end + 4 : end]
             self._buffer = self._buffer[end:]
             self._dispatch(head, body)
 
@@ -144,6 +171,7 @@ def main() -> None:
     _Settings.chunk_gap_seconds = args.chunk_gap_ms / 1000.0
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass

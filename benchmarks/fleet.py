@@ -20,8 +20,9 @@ from procs import HOST, REPO_ROOT, CpuPlan, Server, free_port, uvicorn_argv
 PROVIDER = "up"
 MODEL = "m"
 CHAT_BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
-DIRECT_BODY = json.dumps({"client_id": "bench", "provider": PROVIDER, "model": MODEL,
-                          "messages": [{"role": "user", "content": "hi"}]})
+DIRECT_BODY = json.dumps(
+    {"client_id": "bench", "provider": PROVIDER, "model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+)
 # model names the OpenAI-compatible endpoint may accept for our one model (SPEC: a concrete model name)
 _CHAT_MODEL_CANDIDATES = (MODEL, f"{PROVIDER}/{MODEL}")
 LITELLM_VENV_BIN = Path(__file__).resolve().parent / ".litellm-venv" / "bin" / "litellm"
@@ -30,11 +31,11 @@ LITELLM_VENV_BIN = Path(__file__).resolve().parent / ".litellm-venv" / "bin" / "
 @dataclass(frozen=True, slots=True)
 class Target:
     label: str
-    role: str            # "direct" | "ref_aiohttp" | "ref_httpx" | "bkvy" | "bkvy_log" | "litellm"
+    role: str  # "direct" | "ref_aiohttp" | "ref_httpx" | "bkvy" | "bkvy_log" | "litellm"
     url: str
     body: str
     server: Server | None
-    path: str            # "/v1/chat/completions" | "/llm/direct"
+    path: str  # "/v1/chat/completions" | "/llm/direct"
 
     @property
     def is_bkvy(self) -> bool:
@@ -46,7 +47,7 @@ class BenchFleet:
     cpus: CpuPlan
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bkvy-bench-")))
     servers: dict[str, Server] = field(default_factory=dict)
-    chat_model: str | None = None      # what bkvy's /v1/chat/completions accepted, None = not available
+    chat_model: str | None = None  # what bkvy's /v1/chat/completions accepted, None = not available
 
     def _server(self, name: str, argv: list[str], port: int, env: dict[str, str], cpus) -> Server:
         server = Server(name, argv, port, env, cpus, self.work_dir / f"{name}.log")
@@ -56,28 +57,57 @@ class BenchFleet:
 
     def start(self, with_litellm: bool) -> None:
         port = free_port()
-        upstream = self._server("upstream", [sys.executable, "benchmarks/fast_upstream.py", "--port", str(port)],
-                                port, {}, self.cpus.upstream)
+        upstream = self._server(
+            "upstream",
+            [sys.executable, "benchmarks/fast_upstream.py", "--port", str(port)],
+            port,
+            {},
+            self.cpus.upstream,
+        )
         forward_env = {"BENCH_UPSTREAM_URL": upstream.base_url, "PYTHONPATH": str(REPO_ROOT)}
         for role in ("aiohttp", "httpx"):
             port = free_port()
-            self._server(f"ref_{role}", uvicorn_argv(f"benchmarks.reference_forwarders:{role}_app", port), port,
-                         forward_env, self.cpus.gateway)
+            self._server(
+                f"ref_{role}",
+                uvicorn_argv(f"benchmarks.reference_forwarders:{role}_app", port),
+                port,
+                forward_env,
+                self.cpus.gateway,
+            )
         config_dir = write_bkvy_config(self.work_dir, upstream.base_url)
         for name, is_logging in (("bkvy", False), ("bkvy_log", True)):
             log_dir = self.work_dir / f"{name}-logs"
             log_dir.mkdir()
-            env = {"BKVY_CONFIG_DIR": str(config_dir), "LOG_DIR": str(log_dir),
-                   "TRANSACTION_LOGGING": "true" if is_logging else "false", "BKVY_LOG_LEVEL": "warning"}
+            env = {
+                "BKVY_CONFIG_DIR": str(config_dir),
+                "LOG_DIR": str(log_dir),
+                "TRANSACTION_LOGGING": "true" if is_logging else "false",
+                "BKVY_LOG_LEVEL": "warning",
+            }
             port = free_port()
-            self._server(name, [sys.executable, "main.py", "--host", HOST, "--port", str(port)], port, env,
-                         self.cpus.gateway)
+            self._server(
+                name, [sys.executable, "main.py", "--host", HOST, "--port", str(port)], port, env, self.cpus.gateway
+            )
         litellm_bin = litellm_binary()
         if with_litellm and litellm_bin:
             port = free_port()
-            self._server("litellm", [litellm_bin, "--config", str(self._write_litellm_config(upstream.base_url)),
-                                     "--host", HOST, "--port", str(port), "--num_workers", "1"],
-                         port, {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}, self.cpus.gateway)
+            self._server(
+                "litellm",
+                [
+                    litellm_bin,
+                    "--config",
+                    str(self._write_litellm_config(upstream.base_url)),
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--num_workers",
+                    "1",
+                ],
+                port,
+                {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
+                self.cpus.gateway,
+            )
         self.chat_model = self._probe_chat_model()
 
     def stop(self) -> None:
@@ -86,9 +116,11 @@ class BenchFleet:
 
     def _write_litellm_config(self, upstream_url: str) -> Path:
         path = self.work_dir / "litellm.yaml"
-        path.write_text(f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
-                        f"      api_base: {upstream_url}/v1\n      api_key: sk-bench\n"
-                        "litellm_settings:\n  set_verbose: false\n  telemetry: false\n")
+        path.write_text(
+            f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
+            f"      api_base: {upstream_url}/v1\n      api_key: sk-bench\n"
+            "litellm_settings:\n  set_verbose: false\n  telemetry: false\n"
+        )
         return path
 
     def _probe_chat_model(self) -> str | None:
@@ -115,8 +147,16 @@ class BenchFleet:
             if self.chat_model is not None:
                 body = json.dumps({"model": self.chat_model, "messages": [{"role": "user", "content": "hi"}]})
                 found.append(Target(f"bkvy {chat} ({suffix})", role, server.base_url + chat, body, server, chat))
-            found.append(Target(f"bkvy /llm/direct ({suffix})", role, server.base_url + "/llm/direct",
-                                DIRECT_BODY, server, "/llm/direct"))
+            found.append(
+                Target(
+                    f"bkvy /llm/direct ({suffix})",
+                    role,
+                    server.base_url + "/llm/direct",
+                    DIRECT_BODY,
+                    server,
+                    "/llm/direct",
+                )
+            )
         if "litellm" in self.servers:
             server = self.servers["litellm"]
             found.append(Target("LiteLLM proxy", "litellm", server.base_url + chat, CHAT_BODY, server, chat))
@@ -124,8 +164,9 @@ class BenchFleet:
 
     def set_upstream_delay(self, delay_ms: float) -> None:
         url = self.servers["upstream"].base_url + "/_bench/delay"
-        request = urllib.request.Request(url, json.dumps({"delay_ms": delay_ms}).encode(),
-                                         {"content-type": "application/json"})
+        request = urllib.request.Request(
+            url, json.dumps({"delay_ms": delay_ms}).encode(), {"content-type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             response.read()
 
@@ -134,11 +175,21 @@ def write_bkvy_config(work_dir: Path, upstream_url: str) -> Path:
     """bkvy's config for the benchmarks: one ``openai`` provider at the upstream, one model, one unlimited key."""
     config_dir = work_dir / "config"
     config_dir.mkdir()
-    providers = {PROVIDER: {
-        "type": "openai", "base_url": upstream_url,
-        "keys": {"bench_key": {"api_key": "sk-bench"}},   # no rate_limits: unlimited
-        "models": {MODEL: {"intelligence_tier": "low", "input_cost_per_1k": 0.0001,
-                           "output_cost_per_1k": 0.0002, "expected_latency_ms": 100}}}}
+    providers = {
+        PROVIDER: {
+            "type": "openai",
+            "base_url": upstream_url,
+            "keys": {"bench_key": {"api_key": "sk-bench"}},  # no rate_limits: unlimited
+            "models": {
+                MODEL: {
+                    "intelligence_tier": "low",
+                    "input_cost_per_1k": 0.0001,
+                    "output_cost_per_1k": 0.0002,
+                    "expected_latency_ms": 100,
+                }
+            },
+        }
+    }
     (config_dir / "providers.json").write_text(json.dumps(providers, indent=2))
     (config_dir / "routing.json").write_text(json.dumps({"scenarios": {}}))
     return config_dir

@@ -33,14 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import HOST, Server, free_port
 
 MODEL = "m"
-PROVIDERS = {"a": "openai", "b": "openai_compatible"}   # provider name -> wire format of its sim server
-SIM_ORDER = ("openai", "anthropic", "gemini", "ollama", "openai_compatible")   # bkvy.sim.WIRE_FORMATS
+PROVIDERS = {"a": "openai", "b": "openai_compatible"}  # provider name -> wire format of its sim server
+SIM_ORDER = ("openai", "anthropic", "gemini", "ollama", "openai_compatible")  # bkvy.sim.WIRE_FORMATS
 TAIL_KNOBS = {"latency_ms": 50, "latency_jitter_ms": 5, "slow_fraction": 0.02, "slow_latency_ms": 2000}
 HEDGE_MIN_DELAY_MS = 60
-BODY = json.dumps({"client_id": "bench", "intelligence_level": "low",
-                   "messages": [{"role": "user", "content": "hi"}]}).encode()
+BODY = json.dumps(
+    {"client_id": "bench", "intelligence_level": "low", "messages": [{"role": "user", "content": "hi"}]}
+).encode()
 REQUEST_TIMEOUT_SECONDS = 30.0
-MAX_IN_FLIGHT = 2000         # a bound, never reached at these rates (~10 in flight)
+MAX_IN_FLIGHT = 2000  # a bound, never reached at these rates (~10 in flight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,12 @@ def _post_json(url: str, payload: dict | None = None) -> dict:
 
 def start_sims(work_dir: Path) -> tuple[Server, dict[str, str]]:
     port_base = free_port()
-    sims = Server("sim", [sys.executable, "-m", "bkvy.sim", "--port-base", str(port_base), "--instant"],
-                  port_base, log_path=work_dir / "sim.log")
+    sims = Server(
+        "sim",
+        [sys.executable, "-m", "bkvy.sim", "--port-base", str(port_base), "--instant"],
+        port_base,
+        log_path=work_dir / "sim.log",
+    )
     sims.start()
     urls = {fmt: f"http://{HOST}:{port_base + SIM_ORDER.index(fmt)}" for fmt in PROVIDERS.values()}
     for url in urls.values():
@@ -96,13 +101,17 @@ def _wait_http(url: str, timeout_seconds: float = 20.0) -> None:
 def write_config(work_dir: Path, urls: dict[str, str]) -> Path:
     config_dir = work_dir / "config"
     config_dir.mkdir(exist_ok=True)
-    model = {"intelligence_tier": "low", "input_cost_per_1k": 0.0001, "output_cost_per_1k": 0.0002,
-             "expected_latency_ms": 50}
+    model = {
+        "intelligence_tier": "low",
+        "input_cost_per_1k": 0.0001,
+        "output_cost_per_1k": 0.0002,
+        "expected_latency_ms": 50,
+    }
     providers: dict[str, dict] = {}
     for name, wire_format in PROVIDERS.items():
         providers[name] = {"type": wire_format, "base_url": urls[wire_format], "models": {MODEL: model}}
         if wire_format == "openai":
-            providers[name]["keys"] = {f"{name}_key": {"api_key": "sk-bench"}}   # no rate_limits: unlimited
+            providers[name]["keys"] = {f"{name}_key": {"api_key": "sk-bench"}}  # no rate_limits: unlimited
     (config_dir / "providers.json").write_text(json.dumps(providers, indent=2))
     (config_dir / "routing.json").write_text(json.dumps({"scenarios": {}}))
     return config_dir
@@ -112,10 +121,21 @@ def start_bkvy(work_dir: Path, config_dir: Path, label: str, hedging_env: dict[s
     log_dir = work_dir / f"logs-{label}"
     log_dir.mkdir(exist_ok=True)
     port = free_port()
-    env = {"BKVY_CONFIG_DIR": str(config_dir), "LOG_DIR": str(log_dir), "TRANSACTION_LOGGING": "false",
-           "BKVY_LOG_LEVEL": "warning", "HEALTH_PROBE_ENABLED": "false", **hedging_env}
-    server = Server(f"bkvy-{label}", [sys.executable, "main.py", "--host", HOST, "--port", str(port)], port, env,
-                    log_path=work_dir / f"bkvy-{label}.log")
+    env = {
+        "BKVY_CONFIG_DIR": str(config_dir),
+        "LOG_DIR": str(log_dir),
+        "TRANSACTION_LOGGING": "false",
+        "BKVY_LOG_LEVEL": "warning",
+        "HEALTH_PROBE_ENABLED": "false",
+        **hedging_env,
+    }
+    server = Server(
+        f"bkvy-{label}",
+        [sys.executable, "main.py", "--host", HOST, "--port", str(port)],
+        port,
+        env,
+        log_path=work_dir / f"bkvy-{label}.log",
+    )
     server.start()
     return server
 
@@ -163,13 +183,21 @@ def sim_totals(urls: dict[str, str]) -> tuple[int, int]:
     return calls, disconnects
 
 
-def run_row(work_dir: Path, config_dir: Path, urls: dict[str, str], label: str, env: dict[str, str],
-            count: int, warmup: int, rate: float) -> Row:
+def run_row(
+    work_dir: Path,
+    config_dir: Path,
+    urls: dict[str, str],
+    label: str,
+    env: dict[str, str],
+    count: int,
+    warmup: int,
+    rate: float,
+) -> Row:
     bkvy = start_bkvy(work_dir, config_dir, label.split()[0].lower().replace("=", "-"), env)
     try:
         url = bkvy.base_url + "/llm/intelligence"
-        asyncio.run(send_load(url, warmup, rate))            # teaches bkvy both providers' latency
-        time.sleep(2.5)                                      # stragglers of the warm-up finish (a 2 s call)
+        asyncio.run(send_load(url, warmup, rate))  # teaches bkvy both providers' latency
+        time.sleep(2.5)  # stragglers of the warm-up finish (a 2 s call)
         for sim_url in urls.values():
             _post_json(sim_url + "/_sim/reset_stats", {})
         latencies_ms, errors = asyncio.run(send_load(url, count, rate))
@@ -180,15 +208,19 @@ def run_row(work_dir: Path, config_dir: Path, urls: dict[str, str], label: str, 
 
 
 def render(rows: list[Row], count: int, rate: float) -> str:
-    lines = [(f"{count:,} requests per row at {rate:g} req/s; upstream: 98 % 50 ms, 2 % 2,000 ms, two identical "
-              "providers"), "",
-             "| | p50 | p95 | p99 | p99.9 | upstream calls / request | extra calls | loser disconnects | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        (f"{count:,} requests per row at {rate:g} req/s; upstream: 98 % 50 ms, 2 % 2,000 ms, two identical providers"),
+        "",
+        "| | p50 | p95 | p99 | p99.9 | upstream calls / request | extra calls | loser disconnects | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         cells = [f"{row.percentile_ms(q):,.0f} ms" for q in (0.50, 0.95, 0.99, 0.999)]
         extra = (row.calls_per_request - 1.0) * 100.0
-        lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {row.calls_per_request:.3f} | {extra:+.1f} % | "
-                     f"{row.disconnects} | {row.errors} |")
+        lines.append(
+            f"| {row.label} | " + " | ".join(cells) + f" | {row.calls_per_request:.3f} | {extra:+.1f} % | "
+            f"{row.disconnects} | {row.errors} |"
+        )
     return "\n".join(lines)
 
 
@@ -201,9 +233,13 @@ def main() -> None:
     count, warmup = (1000, 100) if args.quick else (5000, 200)
     work_dir = Path(tempfile.mkdtemp(prefix="bkvy-hedging-"))
     print(f"logs in {work_dir}", flush=True)
-    settings = [("HEDGING=false", {"HEDGING": "false"}),
-                (f"HEDGING=true (HEDGE_MIN_DELAY_MS={HEDGE_MIN_DELAY_MS})",
-                 {"HEDGING": "true", "HEDGE_MIN_DELAY_MS": str(HEDGE_MIN_DELAY_MS)})]
+    settings = [
+        ("HEDGING=false", {"HEDGING": "false"}),
+        (
+            f"HEDGING=true (HEDGE_MIN_DELAY_MS={HEDGE_MIN_DELAY_MS})",
+            {"HEDGING": "true", "HEDGE_MIN_DELAY_MS": str(HEDGE_MIN_DELAY_MS)},
+        ),
+    ]
     if args.only:
         settings = [settings[0 if args.only == "off" else 1]]
     sims, urls = start_sims(work_dir)

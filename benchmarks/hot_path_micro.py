@@ -19,20 +19,20 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import uvloop
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bkvy.api.app import create_app  # noqa: E402
-from bkvy.core.config.gateway import load_config  # noqa: E402
-from bkvy.core.config.settings import load_settings  # noqa: E402
-from bkvy.models.types import UpstreamReply, UpstreamRequest  # noqa: E402
+from bkvy.api.app import create_app
+from bkvy.core.config.gateway import load_config
+from bkvy.core.config.settings import load_settings
+from bkvy.models.types import UpstreamReply, UpstreamRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fast_upstream import COMPLETION  # noqa: E402
-from fleet import CHAT_BODY, DIRECT_BODY, write_bkvy_config  # noqa: E402
+from fast_upstream import COMPLETION
+from fleet import CHAT_BODY, DIRECT_BODY, write_bkvy_config
 
 
 class InstantTransport:
@@ -50,11 +50,24 @@ class InstantTransport:
 
 
 def _scope(path: str, body: bytes) -> dict:
-    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "server": ("127.0.0.1", 10006), "client": ("127.0.0.1", 50000),
-            "headers": [(b"host", b"127.0.0.1:10006"), (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())]}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 10006),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"127.0.0.1:10006"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
 
 
 async def _measure(app, path: str, body: bytes, requests: int) -> float:
@@ -83,12 +96,17 @@ async def _run(args: argparse.Namespace) -> None:
     print("| target | records | µs per request (median of 5) |\n|---|---|---|")
     for logging_on in (False, True):
         (work / f"logs-{logging_on}").mkdir(exist_ok=True)
-        settings = load_settings({"BKVY_CONFIG_DIR": str(config_dir), "LOG_DIR": str(work / f"logs-{logging_on}"),
-                                  "TRANSACTION_LOGGING": str(logging_on).lower()})
+        settings = load_settings(
+            {
+                "BKVY_CONFIG_DIR": str(config_dir),
+                "LOG_DIR": str(work / f"logs-{logging_on}"),
+                "TRANSACTION_LOGGING": str(logging_on).lower(),
+            }
+        )
         app = create_app(settings, load_config(config_dir), transport=InstantTransport())
         async with app.router.lifespan_context(app):
             for path, body in targets:
-                await _measure(app, path, body, 2000)   # warm up
+                await _measure(app, path, body, 2000)  # warm up
                 rounds = [await _measure(app, path, body, args.requests) for _ in range(5)]
                 print(f"| {path} | {'on' if logging_on else 'off'} | {statistics.median(rounds):.1f} |")
             if args.profile:
@@ -104,7 +122,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
-    uvloop.run(_run(parser.parse_args()))   # as main.py runs the gateway
+    uvloop.run(_run(parser.parse_args()))  # as main.py runs the gateway
 
 
 if __name__ == "__main__":

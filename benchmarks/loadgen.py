@@ -20,8 +20,8 @@ class WrkResult:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
-    socket_errors: int      # connect + read + write + timeout
-    status_errors: int      # responses with status > 399
+    socket_errors: int  # connect + read + write + timeout
+    status_errors: int  # responses with status > 399
 
     @property
     def errors(self) -> int:
@@ -35,23 +35,46 @@ def require_wrk() -> str:
     return path
 
 
-def run_wrk(url: str, body: str, *, connections: int, duration_seconds: float,
-            cpus: frozenset[int] | None = None, timeout_seconds: float = 5.0) -> WrkResult:
+def run_wrk(
+    url: str,
+    body: str,
+    *,
+    connections: int,
+    duration_seconds: float,
+    cpus: frozenset[int] | None = None,
+    timeout_seconds: float = 5.0,
+) -> WrkResult:
     """One wrk run; all numbers from the Lua done() hook. Bounded: duration plus a margin."""
-    argv = [require_wrk(), "-t1", f"-c{connections}", f"-d{duration_seconds:g}s", "--timeout",
-            f"{timeout_seconds:g}s", "-s", str(_POST_LUA), url]
+    argv = [
+        require_wrk(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration_seconds:g}s",
+        "--timeout",
+        f"{timeout_seconds:g}s",
+        "-s",
+        str(_POST_LUA),
+        url,
+    ]
     completed = subprocess.run(
-        argv, capture_output=True, text=True, timeout=duration_seconds + timeout_seconds + 30,
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=duration_seconds + timeout_seconds + 30,
         env={**os.environ, "BENCH_BODY": body},
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
     for line in completed.stdout.splitlines():
         if line.startswith(_MARKER):
-            raw = json.loads(line[len(_MARKER):])
+            raw = json.loads(line[len(_MARKER) :])
             return WrkResult(
-                requests=raw["requests"], requests_per_second=raw["requests"] / max(raw["duration_us"] / 1e6, 1e-9),
-                p50_ms=raw["p50_us"] / 1000.0, p99_ms=raw["p99_us"] / 1000.0,
+                requests=raw["requests"],
+                requests_per_second=raw["requests"] / max(raw["duration_us"] / 1e6, 1e-9),
+                p50_ms=raw["p50_us"] / 1000.0,
+                p99_ms=raw["p99_us"] / 1000.0,
                 socket_errors=raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"],
-                status_errors=raw["status_errors"])
+                status_errors=raw["status_errors"],
+            )
     raise RuntimeError(f"wrk printed no result for {url}: {completed.stdout[-500:]} {completed.stderr[-500:]}")
 
 
@@ -63,4 +86,5 @@ def median_result(results: list[WrkResult]) -> WrkResult:
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
         socket_errors=sum(r.socket_errors for r in results),
-        status_errors=sum(r.status_errors for r in results))
+        status_errors=sum(r.status_errors for r in results),
+    )

@@ -18,22 +18,32 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bkvy.api.app import create_app  # noqa: E402
-from bkvy.core.config.settings import load_settings  # noqa: E402
-from bkvy.demo import demo_config  # noqa: E402
-from bkvy.sim import SimFleet  # noqa: E402
+from bkvy.api.app import create_app
+from bkvy.core.config.settings import load_settings
+from bkvy.demo import demo_config
+from bkvy.sim import SimFleet
 
 
 async def _run(fleet: SimFleet, *, records_on: bool, requests: int, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as log_dir:
-        settings = load_settings({}, log_dir=Path(log_dir), transaction_logging=records_on, summary_stats=records_on,
-                                 dashboard_enabled=records_on, circuit_breaker_enabled=False)
+        settings = load_settings(
+            {},
+            log_dir=Path(log_dir),
+            transaction_logging=records_on,
+            summary_stats=records_on,
+            dashboard_enabled=records_on,
+            circuit_breaker_enabled=False,
+        )
         app = create_app(settings, demo_config(fleet))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://bkvy.bench") as client:
-                body = {"client_id": "bench", "provider": "ollama", "model": "llama3.2",
-                        "messages": [{"role": "user", "content": "ping"}]}
+                body = {
+                    "client_id": "bench",
+                    "provider": "ollama",
+                    "model": "llama3.2",
+                    "messages": [{"role": "user", "content": "ping"}],
+                }
                 semaphore = asyncio.Semaphore(concurrency)
 
                 async def one() -> None:
@@ -60,19 +70,22 @@ async def main() -> None:
     fleet = SimFleet(seed=1, with_default_latency=False)
     await fleet.start("127.0.0.1")
     try:
-        await _run(fleet, records_on=False, requests=200, concurrency=args.concurrency)     # warm-up
+        await _run(fleet, records_on=False, requests=200, concurrency=args.concurrency)  # warm-up
         results: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.rounds):
-            for records_on in (False, True):                                           # interleaved
-                results[records_on].append(await _run(fleet, records_on=records_on, requests=args.requests,
-                                                      concurrency=args.concurrency))
+            for records_on in (False, True):  # interleaved
+                results[records_on].append(
+                    await _run(fleet, records_on=records_on, requests=args.requests, concurrency=args.concurrency)
+                )
     finally:
         await fleet.stop()
     off, on = statistics.median(results[False]), statistics.median(results[True])
     print(f"records off: {off:8.1f} req/s  (rounds: {', '.join(f'{r:.0f}' for r in results[False])})")
     print(f"records on : {on:8.1f} req/s  (rounds: {', '.join(f'{r:.0f}' for r in results[True])})")
-    print(f"overhead   : {100 * (off - on) / off:+.1f} %  ({args.requests} requests x {args.rounds} rounds, "
-          f"concurrency {args.concurrency})")
+    print(
+        f"overhead   : {100 * (off - on) / off:+.1f} %  ({args.requests} requests x {args.rounds} rounds, "
+        f"concurrency {args.concurrency})"
+    )
 
 
 if __name__ == "__main__":

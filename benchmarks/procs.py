@@ -15,8 +15,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 # The same server flags for every uvicorn app (bkvy's main.py sets the same: loop/http "auto" pick
 # uvloop/httptools when installed, access log off, one process).
-UVICORN_FLAGS = ("--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                 "--log-level", "warning")
+UVICORN_FLAGS = (
+    "--workers",
+    "1",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+)
 
 
 def free_port() -> int:
@@ -36,8 +45,10 @@ class CpuPlan:
     def describe(self) -> str:
         if self.gateway is None:
             return "not pinned"
-        return (f"gateway on CPU {sorted(self.gateway)}, upstream on {sorted(self.upstream or [])}, "
-                f"wrk/clients on {sorted(self.load or [])}")
+        return (
+            f"gateway on CPU {sorted(self.gateway)}, upstream on {sorted(self.upstream or [])}, "
+            f"wrk/clients on {sorted(self.load or [])}"
+        )
 
 
 def cpu_plan(is_pinned: bool) -> CpuPlan:
@@ -70,11 +81,17 @@ class Server:
 
     def start(self, timeout_seconds: float = 60.0) -> None:
         cpus = self.cpus
-        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 (the child writes to it for its life)
         self.process = subprocess.Popen(
-            self.argv, cwd=REPO_ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C reaches only the runner, which stops us
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+            self.argv,
+            cwd=REPO_ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only the runner, which stops us
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
         self._wait_listening(timeout_seconds)
 
     def _wait_listening(self, timeout_seconds: float) -> None:

@@ -44,12 +44,14 @@ async def forward_with_aiohttp(request: Request) -> Response:
     upstream = await session.post(_CHAT_URL, data=body, headers={"content-type": "application/json"})
     content_type = upstream.headers.get("content-type", "application/json")
     if content_type.startswith(_SSE):
+
         async def relay() -> AsyncIterator[bytes]:
             try:
                 async for chunk in upstream.content.iter_any():
                     yield chunk
             finally:
                 upstream.release()
+
         return StreamingResponse(relay(), status_code=upstream.status, media_type=_SSE)
     payload = await upstream.read()
     upstream.release()
@@ -71,17 +73,20 @@ httpx_app = FastAPI(lifespan=_httpx_lifespan)
 async def forward_with_httpx(request: Request) -> Response:
     client: httpx.AsyncClient = request.app.state.client
     body = await request.body()
-    upstream_request = client.build_request("POST", _CHAT_URL, content=body,
-                                            headers={"content-type": "application/json"})
+    upstream_request = client.build_request(
+        "POST", _CHAT_URL, content=body, headers={"content-type": "application/json"}
+    )
     upstream = await client.send(upstream_request, stream=True)
     content_type = upstream.headers.get("content-type", "application/json")
     if content_type.startswith(_SSE):
+
         async def relay() -> AsyncIterator[bytes]:
             try:
                 async for chunk in upstream.aiter_raw():
                     yield chunk
             finally:
                 await upstream.aclose()
+
         return StreamingResponse(relay(), status_code=upstream.status_code, media_type=_SSE)
     payload = await upstream.aread()
     await upstream.aclose()

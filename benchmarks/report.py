@@ -13,7 +13,7 @@ class Row:
     vs_reference: str = ""
     vs_litellm: str = ""
     goal: str = ""
-    is_met: bool | None = None      # None: no goal for this row
+    is_met: bool | None = None  # None: no goal for this row
 
 
 def percent(value: float | None, reference: float | None) -> str:
@@ -47,12 +47,18 @@ def render_table(rows: list[Row], has_litellm: bool) -> str:
     return "\n".join(lines)
 
 
-def render_report(title: str, context_lines: list[str], rows: list[Row], has_litellm: bool,
-                  notes: list[str]) -> str:
+def render_report(title: str, context_lines: list[str], rows: list[Row], has_litellm: bool, notes: list[str]) -> str:
     met = [r.is_met for r in rows if r.is_met is not None]
     summary = f"**{sum(met)} of {len(met)} goals met.**" if met else ""
-    parts = [f"# {title}", "", *[f"- {line}" for line in context_lines], "", render_table(rows, has_litellm), "",
-             summary]
+    parts = [
+        f"# {title}",
+        "",
+        *[f"- {line}" for line in context_lines],
+        "",
+        render_table(rows, has_litellm),
+        "",
+        summary,
+    ]
     if notes:
         parts += ["", "Notes:", "", *[f"- {note}" for note in notes]]
     return "\n".join(parts) + "\n"

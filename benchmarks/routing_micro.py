@@ -31,16 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget  # noqa: E402
-from bkvy.core.circuits.guard import CircuitGuard  # noqa: E402
-from bkvy.clock import MonotonicClock  # noqa: E402
-from bkvy.core.config.gateway import GatewayConfig, build_config  # noqa: E402
-from bkvy.core.execution.executor import Executor  # noqa: E402
-from bkvy.core.routing.latency import LatencyTracker  # noqa: E402
-from bkvy.core.limits.rate_limits import LaneKey, RateLimiter  # noqa: E402
-from bkvy.core.routing.plan import RoutePlan, RouteRequest, plan_route  # noqa: E402
+from bkvy.clock import MonotonicClock
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
+from bkvy.core.circuits.guard import CircuitGuard
+from bkvy.core.config.gateway import GatewayConfig, build_config
+from bkvy.core.execution.executor import Executor
+from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
+from bkvy.core.routing.latency import LatencyTracker
+from bkvy.core.routing.plan import RoutePlan, RouteRequest, plan_route
 from bkvy.core.routing.route_table import RouteTable
-from bkvy.models.types import IntelligenceLevel, RoutingMethod  # noqa: E402
+from bkvy.models.types import IntelligenceLevel, RoutingMethod
 
 _PROVIDERS = 5
 ROUTING_ROUNDS = 3
@@ -50,9 +50,9 @@ _SHAPES = {5: (1, 1), 50: (5, 2), 500: (25, 4)}
 
 @dataclass(frozen=True, slots=True)
 class RoutingTiming:
-    mode: str             # "plan_route", "live" or "live_cold"
+    mode: str  # "plan_route", "live" or "live_cold"
     candidates: int
-    iterations: int       # calls per round
+    iterations: int  # calls per round
     p50_us: float
     p99_us: float
 
@@ -61,39 +61,59 @@ def routing_config(candidates: int) -> GatewayConfig:
     models_per_provider, keys_per_provider = _SHAPES[candidates]
     providers_raw = {}
     for p in range(_PROVIDERS):
-        models = {f"model-{m}": {"intelligence_tier": "low", "input_cost_per_1k": 0.0001 * (1 + p + 7 * m),
-                                 "output_cost_per_1k": 0.0004 * (1 + p + 7 * m), "expected_latency_ms": 500 + m}
-                  for m in range(models_per_provider)}
+        models = {
+            f"model-{m}": {
+                "intelligence_tier": "low",
+                "input_cost_per_1k": 0.0001 * (1 + p + 7 * m),
+                "output_cost_per_1k": 0.0004 * (1 + p + 7 * m),
+                "expected_latency_ms": 500 + m,
+            }
+            for m in range(models_per_provider)
+        }
         keys = {f"key-{k}": {"api_key": f"sk-bench-{p}-{k}"} for k in range(keys_per_provider)}
-        providers_raw[f"openai_compatible-{p}"] = {"type": "openai_compatible", "base_url": "http://127.0.0.1:9",
-                                                   "keys": keys, "models": models}
+        providers_raw[f"openai_compatible-{p}"] = {
+            "type": "openai_compatible",
+            "base_url": "http://127.0.0.1:9",
+            "keys": keys,
+            "models": models,
+        }
     return build_config(providers_raw, {"scenarios": {}}, {})
 
 
 def _live_executor(config: GatewayConfig) -> tuple[Executor, RateLimiter, LatencyTracker, list[LaneKey]]:
     clock = MonotonicClock()
     limiter = RateLimiter(clock)
-    lanes = [LaneKey(provider_name, key_id, model_name) for provider_name, provider in config.providers.items()
-             for key_id in provider.keys for model_name in provider.models]
+    lanes = [
+        LaneKey(provider_name, key_id, model_name)
+        for provider_name, provider in config.providers.items()
+        for key_id in provider.keys
+        for model_name in provider.models
+    ]
     for lane in lanes:
         limiter.configure(lane, rpm=100_000, rpd=None)
         for _ in range(100):
             limiter.try_acquire(lane)
     latency = LatencyTracker()
-    executor = Executor(config=config, clock=clock, transport=None, limiter=limiter,  # type: ignore[arg-type]
-                        latency=latency, breaker=CircuitGuard(CircuitBreakerRegistry(CircuitSettings(), clock),
-                                                              RetryBudget(clock)))
+    executor = Executor(
+        config=config,
+        clock=clock,
+        transport=None,
+        limiter=limiter,  # type: ignore[arg-type]
+        latency=latency,
+        breaker=CircuitGuard(CircuitBreakerRegistry(CircuitSettings(), clock), RetryBudget(clock)),
+    )
     return executor, limiter, latency, lanes
 
 
-def _decider(mode: str, config: GatewayConfig, request: RouteRequest
-             ) -> tuple[Callable[[], RoutePlan], Callable[[RoutePlan], None]]:
+def _decider(
+    mode: str, config: GatewayConfig, request: RouteRequest
+) -> tuple[Callable[[], RoutePlan], Callable[[RoutePlan], None]]:
     """(the timed decision, what happens untimed between two decisions)."""
     if mode == "plan_route":
         return lambda: plan_route(request, RouteTable.compile(config), {}), _nothing
     executor, limiter, latency, lanes = _live_executor(config)
 
-    def serve(plan: RoutePlan) -> None:   # what serving the plan's first candidate changes
+    def serve(plan: RoutePlan) -> None:  # what serving the plan's first candidate changes
         chosen = next(plan.iter_candidates())
         limiter.try_acquire(LaneKey(chosen.provider, chosen.key_id, chosen.model))
         latency.observe(chosen.provider, chosen.model, 0.5)
@@ -106,8 +126,13 @@ def _decider(mode: str, config: GatewayConfig, request: RouteRequest
 
 def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
     config = routing_config(candidates)
-    request = RouteRequest(RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.LOW, max_wait_seconds=30.0,
-                           input_tokens_estimate=20, output_tokens_estimate=500)
+    request = RouteRequest(
+        RoutingMethod.INTELLIGENCE,
+        level=IntelligenceLevel.LOW,
+        max_wait_seconds=30.0,
+        input_tokens_estimate=20,
+        output_tokens_estimate=500,
+    )
     decide, between = _decider(mode, config, request)
     plan = decide()
     assert len(plan.candidates) == candidates, (len(plan.candidates), candidates)
@@ -133,8 +158,11 @@ def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
 def run_all(is_quick: bool) -> list[RoutingTiming]:
     scale = 0.2 if is_quick else 1.0
     plan = {5: 20_000, 50: 5_000, 500: 1_000}
-    return [time_routing(mode, n, max(200, int(iters * scale))) for mode in ("plan_route", "live", "live_cold")
-            for n, iters in plan.items()]
+    return [
+        time_routing(mode, n, max(200, int(iters * scale)))
+        for mode in ("plan_route", "live", "live_cold")
+        for n, iters in plan.items()
+    ]
 
 
 def _nothing(_: RoutePlan) -> None:
@@ -146,8 +174,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     for timing in run_all(args.quick):
-        print(f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us"
-              f"  p99 {timing.p99_us:8.1f} us  ({ROUTING_ROUNDS} x {timing.iterations} calls)")
+        print(
+            f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us"
+            f"  p99 {timing.p99_us:8.1f} us  ({ROUTING_ROUNDS} x {timing.iterations} calls)"
+        )
 
 
 if __name__ == "__main__":

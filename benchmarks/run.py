@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import BenchFleet, Target  # noqa: E402
-from loadgen import require_wrk  # noqa: E402
-from procs import REPO_ROOT, cpu_plan  # noqa: E402
-from report import render_report  # noqa: E402
-from rows import Measurements, build_rows  # noqa: E402
-from routing_micro import run_all as time_routing  # noqa: E402
-from scenarios import load_scenario, profile, settle, soak, ttft_scenario  # noqa: E402
+from fleet import BenchFleet, Target
+from loadgen import require_wrk
+from procs import REPO_ROOT, cpu_plan
+from report import render_report
+from routing_micro import run_all as time_routing
+from rows import Measurements, build_rows
+from scenarios import load_scenario, profile, settle, soak, ttft_scenario
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -45,10 +45,26 @@ class Budget:
     profile_seconds: float
 
 
-FULL = Budget(c1_seconds=10, load_seconds=10, repeats=3, ttft_requests=200, soak_requests=100_000,
-              soak_segment_seconds=5, soak_max_seconds=200, profile_seconds=10)
-QUICK = Budget(c1_seconds=2, load_seconds=2, repeats=3, ttft_requests=40, soak_requests=10_000,
-               soak_segment_seconds=2, soak_max_seconds=30, profile_seconds=5)
+FULL = Budget(
+    c1_seconds=10,
+    load_seconds=10,
+    repeats=3,
+    ttft_requests=200,
+    soak_requests=100_000,
+    soak_segment_seconds=5,
+    soak_max_seconds=200,
+    profile_seconds=10,
+)
+QUICK = Budget(
+    c1_seconds=2,
+    load_seconds=2,
+    repeats=3,
+    ttft_requests=40,
+    soak_requests=10_000,
+    soak_segment_seconds=2,
+    soak_max_seconds=30,
+    profile_seconds=5,
+)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -66,22 +82,34 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _context(fleet: BenchFleet, budget: Budget, is_quick: bool) -> list[str]:
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor())
+    commit = (
+        subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return [
         f"mode: {'quick' if is_quick else 'full'}; c=1 runs {budget.c1_seconds:g} s, load runs "
-        f"{budget.load_seconds:g} s, median of {budget.repeats} interleaved rounds; soak {budget.soak_requests} requests",
+        f"{budget.load_seconds:g} s, median of {budget.repeats} interleaved rounds; "
+        f"soak {budget.soak_requests} requests",
         f"machine: {os.cpu_count()} CPUs ({cpu_model}); {fleet.cpus.describe()}; Python {platform.python_version()}",
         f"bkvy {commit}; upstream: benchmarks/fast_upstream.py (raw asyncio + uvloop, canned replies)",
-        f"bkvy /v1/chat/completions: {'model ' + repr(fleet.chat_model) if fleet.chat_model else 'not available (n/a)'}",
+        "bkvy /v1/chat/completions: " + (f"model {fleet.chat_model!r}" if fleet.chat_model else "not available (n/a)"),
         f"LiteLLM: {'measured' if 'litellm' in fleet.servers else 'not installed, skipped (see README)'}",
     ]
 
 
-def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: argparse.Namespace,
-             stem: str) -> Measurements:
+def _measure(
+    fleet: BenchFleet, targets: list[Target], budget: Budget, args: argparse.Namespace, stem: str
+) -> Measurements:
     load_cpus = fleet.cpus.load
     found = Measurements()
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
@@ -89,15 +117,18 @@ def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: arg
     found.routing = time_routing(args.quick)
     fleet.set_upstream_delay(0)
     say("[1] c=1 latency")
-    found.c1 = load_scenario("c=1", targets, connections=1, duration_seconds=budget.c1_seconds,
-                             repeats=budget.repeats, cpus=load_cpus)
+    found.c1 = load_scenario(
+        "c=1", targets, connections=1, duration_seconds=budget.c1_seconds, repeats=budget.repeats, cpus=load_cpus
+    )
     say("[2] c=64 throughput, upstream 0 ms")
-    found.c64 = load_scenario("c=64", targets, connections=64, duration_seconds=budget.load_seconds,
-                              repeats=budget.repeats, cpus=load_cpus)
+    found.c64 = load_scenario(
+        "c=64", targets, connections=64, duration_seconds=budget.load_seconds, repeats=budget.repeats, cpus=load_cpus
+    )
     say("[3] c=256, upstream 100 ms")
     fleet.set_upstream_delay(100)
-    found.c256 = load_scenario("c=256", targets, connections=256, duration_seconds=budget.load_seconds,
-                               repeats=budget.repeats, cpus=load_cpus)
+    found.c256 = load_scenario(
+        "c=256", targets, connections=256, duration_seconds=budget.load_seconds, repeats=budget.repeats, cpus=load_cpus
+    )
     fleet.set_upstream_delay(0)
     settle(targets)
     say("[4] time to first token")
@@ -107,9 +138,13 @@ def _measure(fleet: BenchFleet, targets: list[Target], budget: Budget, args: arg
     for role in ("bkvy", "bkvy_log"):
         soak_targets = [t for t in targets if t.role == role]
         if soak_targets:
-            found.soak[role] = soak(soak_targets, budget.soak_requests,
-                                    segment_seconds=budget.soak_segment_seconds,
-                                    max_seconds=budget.soak_max_seconds, cpus=load_cpus)
+            found.soak[role] = soak(
+                soak_targets,
+                budget.soak_requests,
+                segment_seconds=budget.soak_segment_seconds,
+                max_seconds=budget.soak_max_seconds,
+                cpus=load_cpus,
+            )
     found.peak_kib = {name: server.memory_kib()[1] for name, server in fleet.servers.items() if name != "upstream"}
     bkvy_target = next((t for t in targets if t.role == "bkvy"), None)
     if not args.no_profile and bkvy_target is not None:
@@ -155,9 +190,13 @@ def main() -> int:
         fleet.stop()
     rows, notes = build_rows(targets, found, has_chat=fleet.chat_model is not None)
     elapsed = f"run took {time.monotonic() - started:.0f} s"
-    report = render_report(f"bkvy benchmarks {datetime.date.today().isoformat()}",
-                           _context(fleet, budget, args.quick) + [elapsed], rows,
-                           has_litellm="litellm" in fleet.servers, notes=notes)
+    report = render_report(
+        f"bkvy benchmarks {datetime.date.today().isoformat()}",
+        _context(fleet, budget, args.quick) + [elapsed],
+        rows,
+        has_litellm="litellm" in fleet.servers,
+        notes=notes,
+    )
     if found.profile:
         report += "\n## Profile of bkvy under load\n\n```\n" + found.profile + "\n```\n"
     out_path = RESULTS_DIR / f"{stem}.md"

@@ -22,9 +22,9 @@ def _say(message: str) -> None:
 
 
 _SETTLE_POLL_SECONDS = 0.2
-_SETTLE_IDLE_CPU_SECONDS = 0.01      # less CPU than this in one poll: the process is idle
+_SETTLE_IDLE_CPU_SECONDS = 0.01  # less CPU than this in one poll: the process is idle
 _SETTLE_MAX_SECONDS = 20.0
-_WARM_UP_SECONDS = 1                 # wrk's shortest run
+_WARM_UP_SECONDS = 1  # wrk's shortest run
 
 
 def settle(targets: list[Target]) -> None:
@@ -42,8 +42,15 @@ def settle(targets: list[Target]) -> None:
         previous = current
 
 
-def load_scenario(name: str, targets: list[Target], *, connections: int, duration_seconds: float, repeats: int,
-                  cpus: frozenset[int] | None) -> dict[str, WrkResult]:
+def load_scenario(
+    name: str,
+    targets: list[Target],
+    *,
+    connections: int,
+    duration_seconds: float,
+    repeats: int,
+    cpus: frozenset[int] | None,
+) -> dict[str, WrkResult]:
     """`repeats` rounds; each round visits every target, in a rotated order. Every measured run follows a
     short unmeasured one at the same concurrency, and starts only when every gateway is idle again: a
     forwarder's upstream pool closes connections idle for 15 s (aiohttp's default), which the other
@@ -56,19 +63,23 @@ def load_scenario(name: str, targets: list[Target], *, connections: int, duratio
             settle(targets)
             run_wrk(target.url, target.body, connections=connections, duration_seconds=_WARM_UP_SECONDS, cpus=cpus)
             settle(targets)
-            result = run_wrk(target.url, target.body, connections=connections, duration_seconds=duration_seconds,
-                             cpus=cpus)
+            result = run_wrk(
+                target.url, target.body, connections=connections, duration_seconds=duration_seconds, cpus=cpus
+            )
             runs[target.label].append(result)
-            _say(f"  [{name}] round {round_index + 1}/{repeats} {target.label:<42} {result.requests_per_second:9.0f}"
-                 f" req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}")
+            _say(
+                f"  [{name}] round {round_index + 1}/{repeats} {target.label:<42} {result.requests_per_second:9.0f}"
+                f" req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
+            )
     return {label: median_result(results) for label, results in runs.items()}
 
 
 def ttft_scenario(fleet: BenchFleet, requests: int) -> dict[str, TtftResult | None]:
     """Streaming targets: direct, the references, bkvy's /v1/chat/completions (None when it has none), LiteLLM."""
     chat = "/v1/chat/completions"
-    endpoints: dict[str, tuple[str, dict] | None] = {"direct (upstream)": (fleet.servers["upstream"].base_url + chat,
-                                                                           STREAM_BODY)}
+    endpoints: dict[str, tuple[str, dict] | None] = {
+        "direct (upstream)": (fleet.servers["upstream"].base_url + chat, STREAM_BODY)
+    }
     for role, label in (("ref_aiohttp", "ref aiohttp"), ("ref_httpx", "ref httpx")):
         endpoints[label] = (fleet.servers[role].base_url + chat, STREAM_BODY)
     for role, suffix in (("bkvy", "log off"), ("bkvy_log", "log on")):
@@ -89,15 +100,21 @@ class SoakResult:
     errors: int
     rss_start_kib: int
     rss_end_kib: int
-    peak_kib: int           # VmHWM: the process's peak over the whole run, not just the soak
+    peak_kib: int  # VmHWM: the process's peak over the whole run, not just the soak
 
     @property
     def growth_percent(self) -> float:
         return 100.0 * (self.rss_end_kib - self.rss_start_kib) / self.rss_start_kib
 
 
-def soak(targets: list[Target], total_requests: int, *, segment_seconds: float, max_seconds: float,
-         cpus: frozenset[int] | None) -> SoakResult:
+def soak(
+    targets: list[Target],
+    total_requests: int,
+    *,
+    segment_seconds: float,
+    max_seconds: float,
+    cpus: frozenset[int] | None,
+) -> SoakResult:
     """Back-to-back wrk segments at c=64 until `total_requests` (or `max_seconds`), cycling over one server's
     endpoints."""
     server = targets[0].server
@@ -122,16 +139,34 @@ def profile(target: Target, out_dir: Path, stem: str, seconds: float, cpus: froz
     if py_spy is None or target.server is None:
         return "py-spy not installed (pip install py-spy): no profile."
     raw_path = out_dir / f"{stem}-profile.txt"
-    spy = subprocess.Popen([py_spy, "record", "-d", f"{seconds:g}", "-r", "100", "-f", "raw", "-o", str(raw_path),
-                            "--pid", str(target.server.pid)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    spy = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "-d",
+            f"{seconds:g}",
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            str(raw_path),
+            "--pid",
+            str(target.server.pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     result = run_wrk(target.url, target.body, connections=64, duration_seconds=seconds + 1, cpus=cpus)
     _, spy_errors = spy.communicate(timeout=seconds + 30)
     if spy.returncode != 0 or not raw_path.exists():
         return f"py-spy failed ({spy.returncode}): {spy_errors.strip()[-300:]}"
     summary = summarise_collapsed(raw_path.read_text(), top=15)
-    return (f"py-spy on {target.label} at c=64 for {seconds:g} s ({result.requests_per_second:.0f} req/s); "
-            f"raw stacks: {raw_path.name}\n\n{summary}")
+    return (
+        f"py-spy on {target.label} at c=64 for {seconds:g} s ({result.requests_per_second:.0f} req/s); "
+        f"raw stacks: {raw_path.name}\n\n{summary}"
+    )
 
 
 # Leaf frames of threads parked in a blocking wait, which py-spy can count as active: left out.

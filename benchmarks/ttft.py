@@ -59,7 +59,7 @@ async def measure_ttft(url: str, requests: int, body: dict | None = None, warmup
         for index in range(warmup + requests):
             try:
                 first_ms = await _one(session, url, payload)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 first_ms = None
             if index < warmup:
                 continue
@@ -81,8 +81,13 @@ def main() -> None:
     parser.add_argument("--model", default="m")
     args = parser.parse_args()
     result = asyncio.run(measure_ttft(args.url, args.requests, {**STREAM_BODY, "model": args.model}))
-    print(json.dumps(result.__dict__ if hasattr(result, "__dict__") else
-                     {name: getattr(result, name) for name in TtftResult.__slots__}))
+    print(
+        json.dumps(
+            result.__dict__
+            if hasattr(result, "__dict__")
+            else {name: getattr(result, name) for name in TtftResult.__slots__}
+        )
+    )
 
 
 if __name__ == "__main__":

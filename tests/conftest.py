@@ -34,8 +34,13 @@ def fake_clock() -> FakeClock:
 
 
 @asynccontextmanager
-async def gateway(config: GatewayConfig, *, clock: Clock | None = None, settings: Settings | None = None,
-                  rng: random.Random | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    config: GatewayConfig,
+    *,
+    clock: Clock | None = None,
+    settings: Settings | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (lifespan included) behind httpx's ASGI transport; upstream calls are real HTTP.
 
     Without explicit settings, LOG_DIR is a fresh temporary folder so no state leaks between tests.

@@ -41,6 +41,7 @@ _LAYER_ORDER = ("main", "api", "core", "utils", "models", "clock", "demo", "sim"
 _WEB_FRAMEWORKS = frozenset({"fastapi", "starlette"})
 _MAY_IMPORT_WEB_FRAMEWORKS = frozenset({"api", "main"})
 
+
 class ImportEdge(NamedTuple):
     importer: str  # module name, e.g. "bkvy.utils.recorder"
     imported: str  # the bkvy module imported, or a third-party top-level name ("fastapi")

@@ -15,15 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def _check(config_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     environ.update({"BKVY_CONFIG_DIR": str(config_dir), **env})
-    return subprocess.run([sys.executable, "main.py", "--check-config"], cwd=ROOT,
-                          env=environ, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "main.py", "--check-config"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_config_prints_a_summary_with_key_ids_only(tmp_path):
     for name in ("providers", "routing"):
         shutil.copy(ROOT / "config" / f"{name}.example.json", tmp_path / f"{name}.json")
-    keys = {"OPENAI_API_KEY": "sk-secret-value-1", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g",
-            "GROQ_API_KEY": "q"}
+    keys = {"OPENAI_API_KEY": "sk-secret-value-1", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g", "GROQ_API_KEY": "q"}
     completed = _check(tmp_path, **keys)
     assert completed.returncode == 0, completed.stderr
     assert "openai_key_1" in completed.stdout and "tier low" in completed.stdout
@@ -32,8 +32,12 @@ def test_check_config_prints_a_summary_with_key_ids_only(tmp_path):
 
 
 def test_check_config_names_file_path_and_fix_and_exits_1(tmp_path):
-    providers = {"openai": {"keys": {"k1": {"api_key": "x"}},
-                            "models": {"gpt": {"intelligence_tier": "genius", "cost_per_1k_tokens": 1}}}}
+    providers = {
+        "openai": {
+            "keys": {"k1": {"api_key": "x"}},
+            "models": {"gpt": {"intelligence_tier": "genius", "cost_per_1k_tokens": 1}},
+        }
+    }
     (tmp_path / "providers.json").write_text(json.dumps(providers))
     completed = _check(tmp_path)
     assert completed.returncode == 1

@@ -26,8 +26,9 @@ def parse_networks(entries: Iterable[str], variable: str) -> tuple[Network, ...]
         try:
             networks.append(ipaddress.ip_network(entry.strip(), strict=False))
         except ValueError:
-            raise ConfigError(f"environment: {variable}: {entry!r} is not an IP address or CIDR. "
-                              "Fix: use e.g. 127.0.0.1,10.0.0.0/8") from None
+            raise ConfigError(
+                f"environment: {variable}: {entry!r} is not an IP address or CIDR. Fix: use e.g. 127.0.0.1,10.0.0.0/8"
+            ) from None
     return tuple(networks)
 
 
@@ -66,8 +67,14 @@ def _is_in(address: Address, networks: Sequence[Network]) -> bool:
 class IpAllowlistMiddleware:
     """Refuses requests under ``guarded_prefixes`` from addresses outside ``allowed`` with 403 ``forbidden``."""
 
-    def __init__(self, app: ASGIApp, *, allowed: Sequence[Network], trusted_proxies: Sequence[Network],
-                 guarded_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed: Sequence[Network],
+        trusted_proxies: Sequence[Network],
+        guarded_prefixes: tuple[str, ...],
+    ) -> None:
         self._app = app
         self._allowed = tuple(allowed)
         self._proxies = tuple(trusted_proxies)
@@ -78,13 +85,19 @@ class IpAllowlistMiddleware:
             await self._app(scope, receive, send)
             return
         peer = scope.get("client")
-        forwarded = [value.decode("latin-1") for name, value in scope.get("headers", [])
-                     if name.lower() == b"x-forwarded-for"]
+        forwarded = [
+            value.decode("latin-1") for name, value in scope.get("headers", []) if name.lower() == b"x-forwarded-for"
+        ]
         address = client_address(peer[0] if peer else None, forwarded, self._proxies)
         if address is not None and _is_in(address, self._allowed):
             await self._app(scope, receive, send)
             return
-        body = {"success": False, "request_id": new_request_id(),
-                "error": {"code": "forbidden", "message": "this address may not open the dashboard or statistics; "
-                                                          "see DASHBOARD_ALLOWED_IPS"}}
+        body = {
+            "success": False,
+            "request_id": new_request_id(),
+            "error": {
+                "code": "forbidden",
+                "message": "this address may not open the dashboard or statistics; see DASHBOARD_ALLOWED_IPS",
+            },
+        }
         await JSONResponse(body, status_code=403)(scope, receive, send)

@@ -34,7 +34,7 @@ from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import Settings
 from bkvy.core.upstream.transport import Transport
 
-GUARDED_PREFIXES = ("/dashboard", "/statistics")   # the operator's views, behind the IP allowlist
+GUARDED_PREFIXES = ("/dashboard", "/statistics")  # the operator's views, behind the IP allowlist
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -61,29 +61,42 @@ def _middleware(settings: Settings) -> list[Middleware]:
     """FastAPI's middleware, outermost first (the hot endpoints are answered before it)."""
     return [
         Middleware(HttpMetricsMiddleware),
-        Middleware(IpAllowlistMiddleware,
-                   allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
-                   trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"),
-                   guarded_prefixes=GUARDED_PREFIXES),
+        Middleware(
+            IpAllowlistMiddleware,
+            allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
+            trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"),
+            guarded_prefixes=GUARDED_PREFIXES,
+        ),
     ]
 
 
-def create_app(settings: Settings, config: GatewayConfig, *, clock: Clock | None = None,
-               transport: Transport | None = None, rng: random.Random | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    config: GatewayConfig,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    rng: random.Random | None = None,
+) -> FastAPI:
     """Build the app; its lifespan starts every service and stops them on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport,
-                                        rng=rng)
+        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport, rng=rng)
         app.state.services = services
         try:
             yield
         finally:
             await services.stop()
 
-    app = GatewayApp(title="bkvy", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                     middleware=_middleware(settings))
+    app = GatewayApp(
+        title="bkvy",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        middleware=_middleware(settings),
+    )
     install_error_handlers(app)
     register_endpoints(app, ENDPOINTS)
     if settings.dashboard_enabled:

@@ -28,7 +28,7 @@ async def read_body(receive: Receive, content_length: str | None, limit_bytes: i
             raise BodyTooLarge(f"request body over {limit_bytes} bytes")
     message = await receive()
     body = message.get("body", b"")
-    if not message.get("more_body", False) and len(body) <= limit_bytes:   # one message: the usual case
+    if not message.get("more_body", False) and len(body) <= limit_bytes:  # one message: the usual case
         return body
     chunks = [body]
     size = len(body)

@@ -6,8 +6,8 @@ the request's client_id, and its rpm (429) and monthly budget (402) are enforced
 
 from __future__ import annotations
 
-from bkvy.core.limits.client_keys import ClientKey
 from bkvy.api.services import Services
+from bkvy.core.limits.client_keys import ClientKey
 from bkvy.models.errors import Unauthorized
 
 

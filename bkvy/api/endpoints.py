@@ -21,8 +21,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel
 from starlette.routing import compile_path
 
-from bkvy.api import routes_admin, routes_circuits, routes_dashboard, routes_llm, routes_monitor, routes_openai
-from bkvy.api import routes_records
+from bkvy.api import (
+    routes_admin,
+    routes_circuits,
+    routes_dashboard,
+    routes_llm,
+    routes_monitor,
+    routes_openai,
+    routes_records,
+)
 from bkvy.api.admin import require_admin
 from bkvy.models.errors import BkvyError
 from bkvy.models.openai_schemas import ChatCompletionIn
@@ -32,87 +39,212 @@ from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequ
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     method: str
-    path: str                                  # starlette syntax: ``{name}``, ``{name:path}``
-    request_schema: type[BaseModel] | None     # the JSON body, validated by the handler; None: no body
-    response: str                              # what a success returns, for /docs
+    path: str  # starlette syntax: ``{name}``, ``{name:path}``
+    request_schema: type[BaseModel] | None  # the JSON body, validated by the handler; None: no body
+    response: str  # what a success returns, for /docs
     handler: Callable[..., Any]
     tags: tuple[str, ...]
-    is_hot: bool = False                       # answered by api.hot_path before FastAPI; handler takes an Exchange
-    is_admin: bool = False                     # needs X-Admin-API-Key (api.admin.require_admin)
+    is_hot: bool = False  # answered by api.hot_path before FastAPI; handler takes an Exchange
+    is_admin: bool = False  # needs X-Admin-API-Key (api.admin.require_admin)
     status_code: int = 200
     response_class: type[Response] = JSONResponse
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("POST", "/llm/intelligence", IntelligenceRequest, "the completion, routed by intelligence level",
-             routes_llm.llm_intelligence, ("routing",), is_hot=True),
-    Endpoint("POST", "/llm/scenario", ScenarioRequest, "the completion, routed by a named scenario",
-             routes_llm.llm_scenario, ("routing",), is_hot=True),
-    Endpoint("POST", "/llm/direct", DirectRequest, "the completion from one provider and model",
-             routes_llm.llm_direct, ("routing",), is_hot=True),
-    Endpoint("POST", "/v1/chat/completions", ChatCompletionIn,
-             "an OpenAI chat completion, or its chunks as text/event-stream with stream=true",
-             routes_openai.chat_completions, ("openai",), is_hot=True),
-    Endpoint("GET", "/v1/models", None, "the models, in OpenAI's list format", routes_openai.list_models,
-             ("openai",)),
-    Endpoint("GET", "/health", None, "counts of providers, models and scenarios", routes_monitor.health,
-             ("monitor",)),
-    Endpoint("GET", "/providers", None, "providers with key ids (never values), models and prices",
-             routes_monitor.providers, ("monitor",)),
-    Endpoint("GET", "/intelligence/{level}", None, "the candidates of one tier with their live state",
-             routes_monitor.intelligence, ("monitor",)),
+    Endpoint(
+        "POST",
+        "/llm/intelligence",
+        IntelligenceRequest,
+        "the completion, routed by intelligence level",
+        routes_llm.llm_intelligence,
+        ("routing",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/llm/scenario",
+        ScenarioRequest,
+        "the completion, routed by a named scenario",
+        routes_llm.llm_scenario,
+        ("routing",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/llm/direct",
+        DirectRequest,
+        "the completion from one provider and model",
+        routes_llm.llm_direct,
+        ("routing",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/chat/completions",
+        ChatCompletionIn,
+        "an OpenAI chat completion, or its chunks as text/event-stream with stream=true",
+        routes_openai.chat_completions,
+        ("openai",),
+        is_hot=True,
+    ),
+    Endpoint("GET", "/v1/models", None, "the models, in OpenAI's list format", routes_openai.list_models, ("openai",)),
+    Endpoint("GET", "/health", None, "counts of providers, models and scenarios", routes_monitor.health, ("monitor",)),
+    Endpoint(
+        "GET",
+        "/providers",
+        None,
+        "providers with key ids (never values), models and prices",
+        routes_monitor.providers,
+        ("monitor",),
+    ),
+    Endpoint(
+        "GET",
+        "/intelligence/{level}",
+        None,
+        "the candidates of one tier with their live state",
+        routes_monitor.intelligence,
+        ("monitor",),
+    ),
     Endpoint("GET", "/scenarios", None, "each scenario's chain", routes_monitor.scenarios, ("monitor",)),
     Endpoint("GET", "/queue/status", None, "queued requests per lane", routes_monitor.queue_status, ("monitor",)),
-    Endpoint("GET", "/rates/status", None, "every lane's rate-limit state", routes_monitor.rates_status,
-             ("monitor",)),
+    Endpoint("GET", "/rates/status", None, "every lane's rate-limit state", routes_monitor.rates_status, ("monitor",)),
     Endpoint("GET", "/circuits/status", None, "every circuit", routes_circuits.circuits_status, ("circuits",)),
-    Endpoint("GET", "/circuits/summary", None, "circuits by state, flapping count, provider health",
-             routes_circuits.circuits_summary, ("circuits",)),
-    Endpoint("GET", "/circuits/provider/{provider}", None, "one provider's health and circuits",
-             routes_circuits.circuits_of_provider, ("circuits",)),
-    Endpoint("GET", "/circuits/{provider}/{model:path}/{key_id}", None, "one circuit",
-             routes_circuits.circuit_detail, ("circuits",)),
-    Endpoint("POST", "/circuits/reset/{provider}/{model:path}/{key_id}", None, "whether it was open; the circuit",
-             routes_circuits.circuit_reset, ("circuits", "admin"), is_admin=True),
-    Endpoint("POST", "/admin/keys", routes_admin.ClientKeyCreateIn, "the new client key, shown only once",
-             routes_admin.create_key, ("admin",), is_admin=True, status_code=201),
-    Endpoint("GET", "/admin/keys", None, "every client key's id, name, limits and spend (never the key)",
-             routes_admin.list_keys, ("admin",), is_admin=True),
-    Endpoint("DELETE", "/admin/keys/{key_id}", None, "the revoked key's id", routes_admin.revoke_key, ("admin",),
-             is_admin=True),
-    Endpoint("GET", "/statistics/status", None, "which records are on", routes_records.statistics_status,
-             ("statistics",)),
-    Endpoint("GET", "/statistics/summary", None, "totals over every recorded day",
-             routes_records.statistics_summary, ("statistics",)),
-    Endpoint("GET", "/statistics/aggregate", None, "totals over a range of days",
-             routes_records.statistics_aggregate, ("statistics",)),
-    Endpoint("GET", "/statistics/daily", None, "the recorded days", routes_records.statistics_days,
-             ("statistics",)),
-    Endpoint("GET", "/statistics/daily/{day}", None, "one day's statistics", routes_records.statistics_day,
-             ("statistics",)),
-    Endpoint("GET", "/metrics", None, "Prometheus text format", routes_records.metrics, ("metrics",),
-             response_class=PlainTextResponse),
-    Endpoint("GET", "/dashboard", None, "the dashboard page", routes_dashboard.dashboard, ("dashboard",),
-             response_class=HTMLResponse),
-    Endpoint("GET", "/dashboard/data", None, "the dashboard's data for one range", routes_dashboard.dashboard_json,
-             ("dashboard",)),
+    Endpoint(
+        "GET",
+        "/circuits/summary",
+        None,
+        "circuits by state, flapping count, provider health",
+        routes_circuits.circuits_summary,
+        ("circuits",),
+    ),
+    Endpoint(
+        "GET",
+        "/circuits/provider/{provider}",
+        None,
+        "one provider's health and circuits",
+        routes_circuits.circuits_of_provider,
+        ("circuits",),
+    ),
+    Endpoint(
+        "GET",
+        "/circuits/{provider}/{model:path}/{key_id}",
+        None,
+        "one circuit",
+        routes_circuits.circuit_detail,
+        ("circuits",),
+    ),
+    Endpoint(
+        "POST",
+        "/circuits/reset/{provider}/{model:path}/{key_id}",
+        None,
+        "whether it was open; the circuit",
+        routes_circuits.circuit_reset,
+        ("circuits", "admin"),
+        is_admin=True,
+    ),
+    Endpoint(
+        "POST",
+        "/admin/keys",
+        routes_admin.ClientKeyCreateIn,
+        "the new client key, shown only once",
+        routes_admin.create_key,
+        ("admin",),
+        is_admin=True,
+        status_code=201,
+    ),
+    Endpoint(
+        "GET",
+        "/admin/keys",
+        None,
+        "every client key's id, name, limits and spend (never the key)",
+        routes_admin.list_keys,
+        ("admin",),
+        is_admin=True,
+    ),
+    Endpoint(
+        "DELETE",
+        "/admin/keys/{key_id}",
+        None,
+        "the revoked key's id",
+        routes_admin.revoke_key,
+        ("admin",),
+        is_admin=True,
+    ),
+    Endpoint(
+        "GET", "/statistics/status", None, "which records are on", routes_records.statistics_status, ("statistics",)
+    ),
+    Endpoint(
+        "GET",
+        "/statistics/summary",
+        None,
+        "totals over every recorded day",
+        routes_records.statistics_summary,
+        ("statistics",),
+    ),
+    Endpoint(
+        "GET",
+        "/statistics/aggregate",
+        None,
+        "totals over a range of days",
+        routes_records.statistics_aggregate,
+        ("statistics",),
+    ),
+    Endpoint("GET", "/statistics/daily", None, "the recorded days", routes_records.statistics_days, ("statistics",)),
+    Endpoint(
+        "GET", "/statistics/daily/{day}", None, "one day's statistics", routes_records.statistics_day, ("statistics",)
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        None,
+        "Prometheus text format",
+        routes_records.metrics,
+        ("metrics",),
+        response_class=PlainTextResponse,
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard",
+        None,
+        "the dashboard page",
+        routes_dashboard.dashboard,
+        ("dashboard",),
+        response_class=HTMLResponse,
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/data",
+        None,
+        "the dashboard's data for one range",
+        routes_dashboard.dashboard_json,
+        ("dashboard",),
+    ),
 )
 
 
 def register_endpoints(app: FastAPI, endpoints: Iterable[Endpoint]) -> None:
     """Add every endpoint to FastAPI, in table order (starlette matches the first route that fits)."""
     for endpoint in endpoints:
-        app.add_api_route(endpoint.path, _answered_ahead(endpoint) if endpoint.is_hot else endpoint.handler,
-                          methods=[endpoint.method], name=endpoint.handler.__name__, tags=list(endpoint.tags),
-                          description=inspect.getdoc(endpoint.handler) or "", status_code=endpoint.status_code,
-                          response_description=endpoint.response, response_class=endpoint.response_class,
-                          dependencies=[Depends(require_admin)] if endpoint.is_admin else None)
+        app.add_api_route(
+            endpoint.path,
+            _answered_ahead(endpoint) if endpoint.is_hot else endpoint.handler,
+            methods=[endpoint.method],
+            name=endpoint.handler.__name__,
+            tags=list(endpoint.tags),
+            description=inspect.getdoc(endpoint.handler) or "",
+            status_code=endpoint.status_code,
+            response_description=endpoint.response,
+            response_class=endpoint.response_class,
+            dependencies=[Depends(require_admin)] if endpoint.is_admin else None,
+        )
 
 
 def _answered_ahead(endpoint: Endpoint) -> Callable[[], Any]:
     """A hot endpoint's FastAPI route: in the docs only, as ``GatewayApp`` answers it before FastAPI runs."""
+
     async def answered_by_gateway_app() -> None:
         raise BkvyError(f"{endpoint.path} is served once the gateway has started")
+
     return answered_by_gateway_app
 
 
@@ -128,6 +260,10 @@ def add_request_schemas(openapi: dict[str, Any], endpoints: Iterable[Endpoint]) 
             if components.setdefault(name, definition) != definition:
                 raise ValueError(f"two request models named {name!r}; rename one")
         operation = openapi["paths"][compile_path(endpoint.path)[1]][endpoint.method.lower()]
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-            "$ref": f"#/components/schemas/{endpoint.request_schema.__name__}"}}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{endpoint.request_schema.__name__}"}}
+            },
+        }
     return openapi

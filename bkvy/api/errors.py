@@ -25,12 +25,18 @@ from bkvy.models.errors import BkvyError, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
-               413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 _INTERNAL_MESSAGE = "internal error; see the gateway log"
 
 
-_REQUEST_ID_PREFIX = os.urandom(8).hex()     # per process, so ids stay unique across restarts and workers
+_REQUEST_ID_PREFIX = os.urandom(8).hex()  # per process, so ids stay unique across restarts and workers
 _request_numbers = itertools.count(1)
 
 
@@ -77,8 +83,12 @@ def failure_of(error: Exception, *, method: str, route: str, request_id: str) ->
         if error.status_code == 405:
             allow = (error.headers or {}).get("Allow", "")
             return _bkvy_failure(method_not_allowed(method, route, allow.split(", ")))
-        return Failure(error.status_code, _HTTP_CODES.get(error.status_code, "http_error"), str(error.detail),
-                       dict(error.headers) if error.headers else None)
+        return Failure(
+            error.status_code,
+            _HTTP_CODES.get(error.status_code, "http_error"),
+            str(error.detail),
+            dict(error.headers) if error.headers else None,
+        )
     log.error("unhandled_error", extra={"request_id": request_id, "error": type(error).__name__})
     return Failure(500, BkvyError.code, _INTERNAL_MESSAGE)
 
@@ -101,10 +111,15 @@ _OPENAI_PATH_PREFIX = "/v1/"
 def failure_body(path: str, request_id: str, failure: Failure) -> tuple[dict[str, object], dict[str, str] | None]:
     """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
     if path.startswith(_OPENAI_PATH_PREFIX):
-        return (openai_error_body(failure.status, failure.code, failure.message),
-                {**(failure.headers or {}), "x-bkvy-request-id": request_id})
-    body: dict[str, object] = {"success": False, "request_id": request_id,
-                               "error": {"code": failure.code, "message": failure.message}}
+        return (
+            openai_error_body(failure.status, failure.code, failure.message),
+            {**(failure.headers or {}), "x-bkvy-request-id": request_id},
+        )
+    body: dict[str, object] = {
+        "success": False,
+        "request_id": request_id,
+        "error": {"code": failure.code, "message": failure.message},
+    }
     if failure.attempts:
         body["attempts"] = failure.attempts
     return body, failure.headers

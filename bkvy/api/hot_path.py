@@ -36,7 +36,7 @@ class JsonReply:
     payload: dict[str, object]
     headers: dict[str, str] | None = None
     status: int = 200
-    after_sending: Callable[[], None] | None = None   # e.g. report the outcome once the reply is on its way
+    after_sending: Callable[[], None] | None = None  # e.g. report the outcome once the reply is on its way
 
 
 @dataclass(slots=True)
@@ -92,8 +92,9 @@ class HotPaths:
         """The handlers of a hot path (any method: a wrong one gets its 405 here), or None for other paths."""
         return self._by_path.get(scope["path"]) if scope["type"] == "http" else None
 
-    async def serve(self, handlers: HandlersByMethod, services: Services, scope: Scope, receive: Receive,
-                    send: Send) -> None:
+    async def serve(
+        self, handlers: HandlersByMethod, services: Services, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         started = time.perf_counter()
         exchange = Exchange(services, scope, receive)
         method = scope["method"]
@@ -115,13 +116,13 @@ class HotPaths:
                     if reply.after_sending is not None:
                         reply.after_sending()
         except Exception as error:
-            if replying:   # a stream has started: nothing more can be said on it
+            if replying:  # a stream has started: nothing more can be said on it
                 raise
             failure = failure_of(error, method=method, route=exchange.path, request_id=exchange.request_id)
             status = failure.status
             payload, headers = failure_body(exchange.path, exchange.request_id, failure)
             await _send_json(send, status, payload, headers)
-        finally:   # a hot path is its own route template: these paths are fixed
+        finally:  # a hot path is its own route template: these paths are fixed
             observe_http(services, exchange.path, method, status, time.perf_counter() - started)
 
 
@@ -151,14 +152,14 @@ async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         async for event in reply.events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
-            if watcher is None:   # after the first content went out: not on the time to first token
+            if watcher is None:  # after the first content went out: not on the time to first token
                 watcher = asyncio.create_task(watch_disconnect())
         is_finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not is_disconnected:
             raise
-        relay.uncancel()   # the client left: the stream's own handlers have recorded it; nothing to send
+        relay.uncancel()  # the client left: the stream's own handlers have recorded it; nothing to send
     finally:
         is_finished = True
         if watcher is not None:

@@ -28,12 +28,17 @@ _MAX_ERROR_MESSAGE_CHARS = 300
 async def start_records(services: Any) -> Records:
     """Build the records of ``services`` (a ``Services``), start their writers, observe its executor."""
     config = services.config
-    configured = [(provider_name, model_name, key_id)
-                  for provider_name, provider in config.providers.items()
-                  for model_name in provider.models for key_id in provider.keys]
-    metrics = GatewayMetrics(configured,
-                             queue_depth=lambda: _queue_depth(services),
-                             circuits=lambda: circuit_samples(getattr(services, "circuits", None)))
+    configured = [
+        (provider_name, model_name, key_id)
+        for provider_name, provider in config.providers.items()
+        for model_name in provider.models
+        for key_id in provider.keys
+    ]
+    metrics = GatewayMetrics(
+        configured,
+        queue_depth=lambda: _queue_depth(services),
+        circuits=lambda: circuit_samples(getattr(services, "circuits", None)),
+    )
     records = records_from_settings(services.settings, services.clock, metrics)
     await records.start()
     services.executor.add_observer(partial(observe_outcome, records))
@@ -45,8 +50,12 @@ def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetr
     log_dir = settings.log_dir
     transaction_log = None
     if settings.transaction_logging:
-        transaction_log = TransactionLog(log_dir, clock, max_bytes=settings.transaction_log_max_bytes,
-                                         retention_days=settings.transaction_log_retention_days)
+        transaction_log = TransactionLog(
+            log_dir,
+            clock,
+            max_bytes=settings.transaction_log_max_bytes,
+            retention_days=settings.transaction_log_retention_days,
+        )
     daily_stats = DailyStats(log_dir / "daily_stats.json", clock) if settings.summary_stats else None
     live = LiveStats() if settings.dashboard_enabled else None
     return Records(clock=clock, metrics=metrics, transaction_log=transaction_log, daily_stats=daily_stats, live=live)
@@ -55,19 +64,30 @@ def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetr
 def observe_outcome(records: Records, outcome: RequestOutcome) -> None:
     """Executor observer: the outcome's record to every sink, its counts to the metrics. O(attempts)."""
     if records.has_sink:
-        records.observe_record(record_of(outcome))   # no sink, no record to build
+        records.observe_record(record_of(outcome))  # no sink, no record to build
     method = outcome.request.route.method.value
     result = outcome.result
     if result is not None:
         usage = result.completion.usage
-        records.metrics.observe_served(method, result.candidate.provider, result.candidate.model,
-                                       total_ms=outcome.total_ms, queue_wait_ms=outcome.queue_wait_ms,
-                                       attempts=outcome.attempts, input_tokens=usage.input_tokens,
-                                       output_tokens=usage.output_tokens, cost_usd=result.cost_usd)
+        records.metrics.observe_served(
+            method,
+            result.candidate.provider,
+            result.candidate.model,
+            total_ms=outcome.total_ms,
+            queue_wait_ms=outcome.queue_wait_ms,
+            attempts=outcome.attempts,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=result.cost_usd,
+        )
     else:
-        records.metrics.observe_failed(method, outcome.error.code if outcome.error is not None else "unknown",
-                                       total_ms=outcome.total_ms, queue_wait_ms=outcome.queue_wait_ms,
-                                       attempts=outcome.attempts)
+        records.metrics.observe_failed(
+            method,
+            outcome.error.code if outcome.error is not None else "unknown",
+            total_ms=outcome.total_ms,
+            queue_wait_ms=outcome.queue_wait_ms,
+            attempts=outcome.attempts,
+        )
 
 
 def record_of(outcome: RequestOutcome) -> TransactionRecord:
@@ -75,8 +95,9 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     route = outcome.request.route
     result, error = outcome.result, outcome.error
     sent = [a for a in outcome.attempts if a.outcome.was_sent]
-    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in sent
-                            if a.outcome is not AttemptOutcome.SUCCESS)
+    alternatives = ";".join(
+        f"{a.provider}/{a.model}/{a.key_id}" for a in sent if a.outcome is not AttemptOutcome.SUCCESS
+    )
     provider = model = key_id = finish_reason = error_type = error_message = ""
     input_tokens = output_tokens = cost = None
     if result is not None:
@@ -91,12 +112,32 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     else:
         decision = ""
     return TransactionRecord(
-        utc_timestamp(outcome.started_wall), outcome.request.request_id, outcome.request.client_id,
-        route.method.value, route.level.value if route.level is not None else "", route.scenario or "",
-        route.provider or "", route.model or "", route.max_wait_seconds, result is not None, provider, model,
-        key_id, round(outcome.total_ms, 3), round(outcome.queue_wait_ms, 3), round(outcome.rate_limit_wait_ms, 3),
-        input_tokens, output_tokens, cost, finish_reason, decision, error_type, error_message,
-        max(len(sent) - 1, 0), alternatives)
+        utc_timestamp(outcome.started_wall),
+        outcome.request.request_id,
+        outcome.request.client_id,
+        route.method.value,
+        route.level.value if route.level is not None else "",
+        route.scenario or "",
+        route.provider or "",
+        route.model or "",
+        route.max_wait_seconds,
+        result is not None,
+        provider,
+        model,
+        key_id,
+        round(outcome.total_ms, 3),
+        round(outcome.queue_wait_ms, 3),
+        round(outcome.rate_limit_wait_ms, 3),
+        input_tokens,
+        output_tokens,
+        cost,
+        finish_reason,
+        decision,
+        error_type,
+        error_message,
+        max(len(sent) - 1, 0),
+        alternatives,
+    )
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:
@@ -104,8 +145,10 @@ def circuit_samples(circuits: Any) -> list[CircuitSample]:
     snapshots = getattr(circuits, "snapshots", None)
     if snapshots is None:
         return []
-    return [CircuitSample(s.key.provider, s.key.model, s.key.key_id, getattr(s.state, "value", str(s.state)))
-            for s in snapshots()]
+    return [
+        CircuitSample(s.key.provider, s.key.model, s.key.key_id, getattr(s.state, "value", str(s.state)))
+        for s in snapshots()
+    ]
 
 
 def _queue_depth(services: Any) -> int:

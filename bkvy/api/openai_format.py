@@ -6,33 +6,54 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bkvy.core.upstream.adapters import StreamDelta
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionResult
 from bkvy.core.routing.plan import RouteRequest
+from bkvy.core.upstream.adapters import StreamDelta
 from bkvy.models.errors import UnknownModel
 from bkvy.models.types import IntelligenceLevel, RoutingMethod, ToolCall
 
-VIRTUAL_LEVELS = {"auto": IntelligenceLevel.MEDIUM, "low": IntelligenceLevel.LOW,
-                  "medium": IntelligenceLevel.MEDIUM, "high": IntelligenceLevel.HIGH}
+VIRTUAL_LEVELS = {
+    "auto": IntelligenceLevel.MEDIUM,
+    "low": IntelligenceLevel.LOW,
+    "medium": IntelligenceLevel.MEDIUM,
+    "high": IntelligenceLevel.HIGH,
+}
 SCENARIO_PREFIX = "scenario:"
 SSE_DONE = b"data: [DONE]\n\n"
 
 # OpenAI's error "type" per status: the SDK picks its exception class by status, clients log the type.
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-                403: "permission_error", 404: "invalid_request_error", 409: "invalid_request_error",
-                413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
-                429: "rate_limit_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
-def route_for_model(model: str, config: GatewayConfig, *, max_wait_seconds: float | None,
-                    input_tokens_estimate: int, output_tokens_estimate: int) -> RouteRequest:
+def route_for_model(
+    model: str,
+    config: GatewayConfig,
+    *,
+    max_wait_seconds: float | None,
+    input_tokens_estimate: int,
+    output_tokens_estimate: int,
+) -> RouteRequest:
     """``auto``, ``low|medium|high``, ``scenario:NAME``, ``provider/model`` or a bare model name.
 
     Raises UnknownModel (404) for a name no provider serves; unknown scenarios raise at planning.
     """
-    common: dict[str, Any] = {"max_wait_seconds": max_wait_seconds, "input_tokens_estimate": input_tokens_estimate,
-                              "output_tokens_estimate": output_tokens_estimate}
+    common: dict[str, Any] = {
+        "max_wait_seconds": max_wait_seconds,
+        "input_tokens_estimate": input_tokens_estimate,
+        "output_tokens_estimate": output_tokens_estimate,
+    }
     if model in VIRTUAL_LEVELS:
         return RouteRequest(RoutingMethod.INTELLIGENCE, level=VIRTUAL_LEVELS[model], **common)
     if model.startswith(SCENARIO_PREFIX):
@@ -41,7 +62,7 @@ def route_for_model(model: str, config: GatewayConfig, *, max_wait_seconds: floa
     provider = config.providers.get(provider_name)
     if model_name and provider is not None and model_name in provider.models:
         return RouteRequest(RoutingMethod.DIRECT, provider=provider_name, model=model_name, **common)
-    for name, candidate in config.providers.items():   # a bare name: the first provider (config order) serving it
+    for name, candidate in config.providers.items():  # a bare name: the first provider (config order) serving it
         if model in candidate.models:
             return RouteRequest(RoutingMethod.DIRECT, provider=name, model=model, **common)
     raise UnknownModel(f"no provider serves model {model!r}; see GET /v1/models")
@@ -49,26 +70,38 @@ def route_for_model(model: str, config: GatewayConfig, *, max_wait_seconds: floa
 
 def model_list(config: GatewayConfig) -> dict[str, Any]:
     """``GET /v1/models``: every ``provider/model``, then the virtual names."""
-    data = [{"id": f"{provider_name}/{model_name}", "object": "model", "created": 0, "owned_by": provider_name}
-            for provider_name, provider in config.providers.items() for model_name in provider.models]
+    data = [
+        {"id": f"{provider_name}/{model_name}", "object": "model", "created": 0, "owned_by": provider_name}
+        for provider_name, provider in config.providers.items()
+        for model_name in provider.models
+    ]
     virtual = [*VIRTUAL_LEVELS, *(SCENARIO_PREFIX + name for name in config.routing.scenarios)]
     data += [{"id": name, "object": "model", "created": 0, "owned_by": "bkvy"} for name in virtual]
     return {"object": "list", "data": data}
 
 
 def decision_headers(request_id: str, provider: str, model: str, reason: str) -> dict[str, str]:
-    return {"x-bkvy-request-id": request_id, "x-bkvy-provider": provider, "x-bkvy-model": model,
-            "x-bkvy-decision-reason": reason}
+    return {
+        "x-bkvy-request-id": request_id,
+        "x-bkvy-provider": provider,
+        "x-bkvy-model": model,
+        "x-bkvy-decision-reason": reason,
+    }
 
 
 def _usage_json(input_tokens: int, output_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens}
+    return {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
 
 
 def _tool_calls_json(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
-    return [{"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-            for call in calls]
+    return [
+        {"id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in calls
+    ]
 
 
 def completion_json(request_id: str, created: int, result: ExecutionResult) -> dict[str, Any]:
@@ -78,11 +111,16 @@ def completion_json(request_id: str, created: int, result: ExecutionResult) -> d
     if completion.tool_calls:
         message["tool_calls"] = _tool_calls_json(completion.tool_calls)
         message["content"] = completion.content or None
-    return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": created,
-            "model": result.candidate.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": completion.finish_reason.value}],
-            "usage": _usage_json(completion.usage.input_tokens, completion.usage.output_tokens)}
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": result.candidate.model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": completion.finish_reason.value}
+        ],
+        "usage": _usage_json(completion.usage.input_tokens, completion.usage.output_tokens),
+    }
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -93,8 +131,12 @@ class ChunkWriter:
     """Turns deltas into ``ChatCompletionChunk`` SSE events, one delta at a time (nothing is buffered)."""
 
     def __init__(self, request_id: str, created: int, model: str, *, include_usage: bool) -> None:
-        self._envelope = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": created,
-                          "model": model}
+        self._envelope = {
+            "id": f"chatcmpl-{request_id}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
         self._include_usage = include_usage
         self._has_role = False
         self._usage: dict[str, int] | None = None
@@ -103,10 +145,10 @@ class ChunkWriter:
         if delta.usage is not None:
             self._usage = _usage_json(delta.usage.input_tokens, delta.usage.output_tokens)
         body: dict[str, Any] = {}
-        if not self._has_role:   # OpenAI's first chunk carries the role
+        if not self._has_role:  # OpenAI's first chunk carries the role
             body["role"] = "assistant"
             self._has_role = True
-        if delta.content or not delta.tool_calls and body:
+        if delta.content or (not delta.tool_calls and body):
             body["content"] = delta.content
         if delta.tool_calls:
             body["tool_calls"] = [_tool_call_delta_json(call) for call in delta.tool_calls]
@@ -123,8 +165,10 @@ class ChunkWriter:
         return events + SSE_DONE
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> bytes:
-        chunk: dict[str, Any] = {**self._envelope, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                                "finish_reason": finish_reason}]}
+        chunk: dict[str, Any] = {
+            **self._envelope,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
         if self._include_usage:
             chunk["usage"] = None
         return _sse(chunk)

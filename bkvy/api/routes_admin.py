@@ -13,6 +13,7 @@ from bkvy.api.deps import services_of
 from bkvy.core.limits.client_keys import ClientKeyStore
 from bkvy.models.errors import AdminDisabled
 
+
 class ClientKeyCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,21 +31,31 @@ def _store(request: Request) -> ClientKeyStore:
 
 async def create_key(request: Request) -> JSONResponse:
     store = _store(request)
-    raw = await read_body(request.receive, request.headers.get("content-length"),
-                          services_of(request).settings.max_body_bytes)
+    raw = await read_body(
+        request.receive, request.headers.get("content-length"), services_of(request).settings.max_body_bytes
+    )
     body = parse_body(raw, ClientKeyCreateIn)
     key, plaintext = await store.create(body.name, rpm=body.rpm, monthly_budget_usd=body.monthly_budget_usd)
-    return JSONResponse({"id": key.key_id, "name": key.name, "key": plaintext, "created": key.created_wall,
-                         "rpm": key.rpm, "monthly_budget_usd": key.monthly_budget_usd,
-                         "note": "store this key now: it is shown only once"}, status_code=201)
+    return JSONResponse(
+        {
+            "id": key.key_id,
+            "name": key.name,
+            "key": plaintext,
+            "created": key.created_wall,
+            "rpm": key.rpm,
+            "monthly_budget_usd": key.monthly_budget_usd,
+            "note": "store this key now: it is shown only once",
+        },
+        status_code=201,
+    )
 
 
 async def list_keys(request: Request) -> JSONResponse:
     return JSONResponse({"keys": await _store(request).describe()})
 
 
-async def revoke_key(request: Request,
-                     key_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^ck_[0-9a-f]{1,60}$")]
-                     ) -> JSONResponse:
+async def revoke_key(
+    request: Request, key_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^ck_[0-9a-f]{1,60}$")]
+) -> JSONResponse:
     await _store(request).revoke(key_id)
     return JSONResponse({"id": key_id, "revoked": True})

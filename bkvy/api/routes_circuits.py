@@ -11,7 +11,7 @@ from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, Circu
 from bkvy.models.errors import BkvyError, UnknownKey, UnknownModel, UnknownProvider
 
 _Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
-_Model = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]  # vLLM: 'org/x' 
+_Model = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]  # vLLM: 'org/x'
 
 
 class CircuitsDisabled(BkvyError):
@@ -39,19 +39,27 @@ def _known_key(request: Request, provider: str, model: str, key_id: str) -> Circ
 
 def _as_dict(snapshot: CircuitSnapshot, now: float) -> dict[str, object]:
     remaining = None if snapshot.open_until is None else round(max(0.0, snapshot.open_until - now), 3)
-    return {"provider": snapshot.key.provider, "model": snapshot.key.model, "key_id": snapshot.key.key_id,
-            "state": snapshot.state.value,
-            "open_reason": snapshot.open_reason.value if snapshot.open_reason else None,
-            "open_for_seconds": remaining, "consecutive_failures": snapshot.consecutive_failures,
-            "failures_in_window": snapshot.failures_in_window, "calls_in_window": snapshot.calls_in_window,
-            "open_count": snapshot.open_count, "is_flapping": snapshot.is_flapping,
-            "needs_probe": snapshot.needs_probe}
+    return {
+        "provider": snapshot.key.provider,
+        "model": snapshot.key.model,
+        "key_id": snapshot.key.key_id,
+        "state": snapshot.state.value,
+        "open_reason": snapshot.open_reason.value if snapshot.open_reason else None,
+        "open_for_seconds": remaining,
+        "consecutive_failures": snapshot.consecutive_failures,
+        "failures_in_window": snapshot.failures_in_window,
+        "calls_in_window": snapshot.calls_in_window,
+        "open_count": snapshot.open_count,
+        "is_flapping": snapshot.is_flapping,
+        "needs_probe": snapshot.needs_probe,
+    }
 
 
 def _all_keys(request: Request) -> list[CircuitKey]:
     config = services_of(request).config
-    return [CircuitKey(p, m, k) for p, provider in config.providers.items()
-            for m in provider.models for k in provider.keys]
+    return [
+        CircuitKey(p, m, k) for p, provider in config.providers.items() for m in provider.models for k in provider.keys
+    ]
 
 
 async def circuits_status(request: Request) -> dict:
@@ -67,8 +75,12 @@ async def circuits_summary(request: Request) -> dict:
     for snapshot in snapshots:
         by_state[snapshot.state.value] = by_state.get(snapshot.state.value, 0) + 1
     providers = {name: registry.provider_health(name) for name in services_of(request).config.providers}
-    return {"total": len(snapshots), "by_state": by_state,
-            "flapping": sum(1 for s in snapshots if s.is_flapping), "providers": providers}
+    return {
+        "total": len(snapshots),
+        "by_state": by_state,
+        "flapping": sum(1 for s in snapshots if s.is_flapping),
+        "providers": providers,
+    }
 
 
 async def circuits_of_provider(request: Request, provider: _Name) -> dict:
@@ -90,5 +102,8 @@ async def circuit_reset(request: Request, provider: _Name, model: _Model, key_id
     registry = _registry(request)
     key = _known_key(request, provider, model, key_id)
     was_open = registry.reset(key)
-    return {"success": True, "reset": was_open, "circuit": _as_dict(registry.snapshot(key),
-                                                                     services_of(request).clock.now())}
+    return {
+        "success": True,
+        "reset": was_open,
+        "circuit": _as_dict(registry.snapshot(key), services_of(request).clock.now()),
+    }

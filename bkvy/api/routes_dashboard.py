@@ -22,9 +22,13 @@ from bkvy.utils.live_stats import LiveStats
 _TEMPLATE_DIR = Path(__file__).parent / "templates"
 REFRESH_SECONDS = (15, 30, 60, 300)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
 RangeName = Literal["1h", "6h", "24h", "7d", "30d", "90d", "365d"]
@@ -34,7 +38,8 @@ def _environment(request: Request) -> jinja2.Environment:
     environment = getattr(request.app.state, "dashboard_templates", None)
     if environment is None:
         environment = request.app.state.dashboard_templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(_TEMPLATE_DIR), autoescape=True)
+            loader=jinja2.FileSystemLoader(_TEMPLATE_DIR), autoescape=True
+        )
     return environment
 
 
@@ -48,17 +53,32 @@ def _live(request: Request) -> LiveStats:
 
 async def dashboard(request: Request) -> HTMLResponse:
     _live(request)
-    page = _environment(request).get_template("dashboard.html").render(
-        ranges=list(RANGES), default_range="24h", refresh_seconds=REFRESH_SECONDS, default_refresh=30,
-        static_url="/dashboard/static", data_url="/dashboard/data")
+    page = (
+        _environment(request)
+        .get_template("dashboard.html")
+        .render(
+            ranges=list(RANGES),
+            default_range="24h",
+            refresh_seconds=REFRESH_SECONDS,
+            default_refresh=30,
+            static_url="/dashboard/static",
+            data_url="/dashboard/data",
+        )
+    )
     return HTMLResponse(page, headers=SECURITY_HEADERS)
 
 
-async def dashboard_json(request: Request, range_name: RangeName = Query(default="24h", alias="range")
-                         ) -> JSONResponse:
+async def dashboard_json(request: Request, range_name: RangeName = Query(default="24h", alias="range")) -> JSONResponse:
     live = _live(request)
     services = services_of(request)
+    records = services.records
+    assert records is not None  # _live refused the request otherwise
     circuits = getattr(services, "circuits", None)
-    body = dashboard_data(range_name, services.clock.wall(), live=live, daily_stats=services.records.daily_stats,
-                          circuits=circuit_samples(circuits) if circuits is not None else None)
+    body = dashboard_data(
+        range_name,
+        services.clock.wall(),
+        live=live,
+        daily_stats=records.daily_stats,
+        circuits=circuit_samples(circuits) if circuits is not None else None,
+    )
     return JSONResponse(body, headers=SECURITY_HEADERS)

@@ -10,61 +10,85 @@ from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
 from bkvy.models.types import ChatMessage, RoutingMethod
 
-
 _CHARS_PER_TOKEN = 4
 
 
 def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteRequest:
-    input_tokens_estimate = sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1
-    common = {"max_wait_seconds": body.max_wait_seconds, "input_tokens_estimate": input_tokens_estimate,
-              "output_tokens_estimate": body.options.max_tokens or 500}
+    route = RouteRequest(
+        RoutingMethod.DIRECT,
+        max_wait_seconds=body.max_wait_seconds,
+        input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
+        output_tokens_estimate=body.options.max_tokens or 500,
+    )
     if isinstance(body, IntelligenceRequest):
-        return RouteRequest(RoutingMethod.INTELLIGENCE, level=body.intelligence_level, **common)
+        return route._replace(method=RoutingMethod.INTELLIGENCE, level=body.intelligence_level)
     if isinstance(body, ScenarioRequest):
-        return RouteRequest(RoutingMethod.SCENARIO, scenario=body.scenario, **common)
+        return route._replace(method=RoutingMethod.SCENARIO, scenario=body.scenario)
     assert isinstance(body, DirectRequest)
-    return RouteRequest(RoutingMethod.DIRECT, provider=body.provider, model=body.model, key_id=body.api_key_id,
-                        **common)
+    return route._replace(provider=body.provider, model=body.model, key_id=body.api_key_id)
 
 
 def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: ExecutionResult) -> dict:
     completion = result.completion
     reply: dict[str, object] = {
-        "success": True, "request_id": request_id, "model_used": result.candidate.model,
+        "success": True,
+        "request_id": request_id,
+        "model_used": result.candidate.model,
         "content": completion.content,
-        "usage": {"input_tokens": completion.usage.input_tokens, "output_tokens": completion.usage.output_tokens,
-                  "total_tokens": completion.usage.total_tokens},
+        "usage": {
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+            "total_tokens": completion.usage.total_tokens,
+        },
         "finish_reason": completion.finish_reason.value,
     }
     if body.debug:
-        reply.update({
-            "provider_used": result.candidate.provider, "key_used": result.candidate.key_id,
-            "routing_method": route.method.value, "decision_reason": result.candidate.reason,
-            "cost_estimate_usd": round(result.cost_usd, 8),
-            "metadata": {
-                "alternatives_considered": [
-                    {"provider": c.provider, "model": c.model, "key_id": c.key_id, "reason": c.reason,
-                     "estimated_cost_usd": round(c.estimated_cost_usd, 8),
-                     "estimate_seconds": round(c.estimate_seconds, 3)} for c in result.plan.candidates]
-                + [{"provider": s.provider, "model": s.model, "key_id": s.key_id, "skipped": s.reason}
-                   for s in result.plan.skipped],
-                "attempts": [a.as_dict() for a in result.attempts],
-                "queue_wait_ms": round(result.queue_wait_ms, 2),
-                "total_completion_time_ms": round(result.total_ms, 2),
-            },
-        })
+        reply.update(
+            {
+                "provider_used": result.candidate.provider,
+                "key_used": result.candidate.key_id,
+                "routing_method": route.method.value,
+                "decision_reason": result.candidate.reason,
+                "cost_estimate_usd": round(result.cost_usd, 8),
+                "metadata": {
+                    "alternatives_considered": [
+                        {
+                            "provider": c.provider,
+                            "model": c.model,
+                            "key_id": c.key_id,
+                            "reason": c.reason,
+                            "estimated_cost_usd": round(c.estimated_cost_usd, 8),
+                            "estimate_seconds": round(c.estimate_seconds, 3),
+                        }
+                        for c in result.plan.candidates
+                    ]
+                    + [
+                        {"provider": s.provider, "model": s.model, "key_id": s.key_id, "skipped": s.reason}
+                        for s in result.plan.skipped
+                    ],
+                    "attempts": [a.as_dict() for a in result.attempts],
+                    "queue_wait_ms": round(result.queue_wait_ms, 2),
+                    "total_completion_time_ms": round(result.total_ms, 2),
+                },
+            }
+        )
     return reply
 
 
 async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply:
     services = exchange.services
-    client_key = authenticate_client(services, exchange.header(b"authorization"))   # its name overrides client_id
+    client_key = authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
     body = parse_body(await exchange.body(), schema)
     messages = tuple(m.to_message() for m in body.messages)
     route = _route_of(body, messages)
-    execution = ExecutionRequest(exchange.request_id, client_key.name if client_key else body.client_id, route,
-                                 messages, body.options.to_options(),
-                                 client_key.key_id if client_key else None)
+    execution = ExecutionRequest(
+        exchange.request_id,
+        client_key.name if client_key else body.client_id,
+        route,
+        messages,
+        body.options.to_options(),
+        client_key.key_id if client_key else None,
+    )
     result, report = await services.executor.execute_then_report(execution)
     return JsonReply(_reply(exchange.request_id, body, route, result), after_sending=report)
 
@@ -79,4 +103,3 @@ async def llm_scenario(exchange: Exchange) -> JsonReply:
 
 async def llm_direct(exchange: Exchange) -> JsonReply:
     return await _handle(exchange, DirectRequest)
-

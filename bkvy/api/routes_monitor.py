@@ -8,24 +8,39 @@ from bkvy.api.deps import services_of
 from bkvy.core.routing.plan import CandidateKey
 from bkvy.models.types import IntelligenceLevel
 
+
 async def health(request: Request) -> dict:
     services = services_of(request)
-    return {"status": "ok", "providers": len(services.config.providers),
-            "models": sum(len(p.models) for p in services.config.providers.values()),
-            "scenarios": len(services.config.routing.scenarios)}
+    return {
+        "status": "ok",
+        "providers": len(services.config.providers),
+        "models": sum(len(p.models) for p in services.config.providers.values()),
+        "scenarios": len(services.config.routing.scenarios),
+    }
 
 
 async def providers(request: Request) -> dict:
     config = services_of(request).config
-    return {"providers": {
-        name: {"type": provider.type.value, "base_url": provider.base_url, "keys": sorted(provider.keys),
-               "models": {model_name: {"intelligence_tier": model.intelligence_tier.value,
-                                       "input_cost_per_1k": model.input_price_per_1k,
-                                       "output_cost_per_1k": model.output_price_per_1k,
-                                       "supports_thinking": model.supports_thinking,
-                                       "capabilities": list(model.capabilities)}
-                          for model_name, model in provider.models.items()}}
-        for name, provider in config.providers.items()}}
+    return {
+        "providers": {
+            name: {
+                "type": provider.type.value,
+                "base_url": provider.base_url,
+                "keys": sorted(provider.keys),
+                "models": {
+                    model_name: {
+                        "intelligence_tier": model.intelligence_tier.value,
+                        "input_cost_per_1k": model.input_price_per_1k,
+                        "output_cost_per_1k": model.output_price_per_1k,
+                        "supports_thinking": model.supports_thinking,
+                        "capabilities": list(model.capabilities),
+                    }
+                    for model_name, model in provider.models.items()
+                },
+            }
+            for name, provider in config.providers.items()
+        }
+    }
 
 
 async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
@@ -37,26 +52,37 @@ async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
                 continue
             for key_id in provider.keys:
                 state = services.executor.candidate_state(CandidateKey(provider_name, model_name, key_id))
-                rows.append({"provider": provider_name, "model": model_name, "key_id": key_id,
-                             "input_cost_per_1k": model.input_price_per_1k,
-                             "output_cost_per_1k": model.output_price_per_1k,
-                             "expected_latency_seconds": round(state.expected_latency_seconds, 3),
-                             "rate_limit_wait_seconds": round(state.rate_limit_wait_seconds, 3),
-                             "circuit_closed": state.is_closed})
+                rows.append(
+                    {
+                        "provider": provider_name,
+                        "model": model_name,
+                        "key_id": key_id,
+                        "input_cost_per_1k": model.input_price_per_1k,
+                        "output_cost_per_1k": model.output_price_per_1k,
+                        "expected_latency_seconds": round(state.expected_latency_seconds, 3),
+                        "rate_limit_wait_seconds": round(state.rate_limit_wait_seconds, 3),
+                        "circuit_closed": state.is_closed,
+                    }
+                )
     return {"level": level.value, "candidates": rows}
 
 
 async def scenarios(request: Request) -> dict:
     config = services_of(request).config
-    return {"scenarios": {name: [{"provider": e.provider, "model": e.model, "priority": e.priority}
-                                 for e in config.scenario(name) or []]
-                          for name in config.routing.scenarios}}
+    return {
+        "scenarios": {
+            name: [
+                {"provider": e.provider, "model": e.model, "priority": e.priority} for e in config.scenario(name) or []
+            ]
+            for name in config.routing.scenarios
+        }
+    }
 
 
 async def queue_status(request: Request) -> dict:
     lanes = services_of(request).limiter.status()
     queued = [lane for lane in lanes if lane["queue_depth"]]
-    return {"total_queued": sum(int(lane["queue_depth"]) for lane in lanes), "queues": queued}
+    return {"total_queued": sum(int(str(lane["queue_depth"])) for lane in lanes), "queues": queued}
 
 
 async def rates_status(request: Request) -> dict:

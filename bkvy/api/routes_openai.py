@@ -15,8 +15,14 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.hot_path import Exchange, JsonReply, SseReply
-from bkvy.api.openai_format import (ChunkWriter, completion_json, decision_headers, error_event, model_list,
-                                    route_for_model)
+from bkvy.api.openai_format import (
+    ChunkWriter,
+    completion_json,
+    decision_headers,
+    error_event,
+    model_list,
+    route_for_model,
+)
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
 from bkvy.models.errors import StreamInterrupted
@@ -42,18 +48,24 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     body = parse_body(await exchange.body(), ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()
-    route = route_for_model(body.model, services.config, max_wait_seconds=body.bkvy.max_wait_seconds,
-                            input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
-                            output_tokens_estimate=options.max_tokens or 500)
+    route = route_for_model(
+        body.model,
+        services.config,
+        max_wait_seconds=body.bkvy.max_wait_seconds,
+        input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
+        output_tokens_estimate=options.max_tokens or 500,
+    )
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
-    execution = ExecutionRequest(request_id, client_id, route, messages, options,
-                                 client_key.key_id if client_key else None)
+    execution = ExecutionRequest(
+        request_id, client_id, route, messages, options, client_key.key_id if client_key else None
+    )
     created = int(services.clock.wall())
     if body.stream:
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
-        headers = decision_headers(request_id, stream.candidate.provider, stream.candidate.model,
-                                   stream.candidate.reason) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        headers = decision_headers(
+            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason
+        ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return SseReply(_sse_events(stream, writer), headers)
     result, report = await services.executor.execute_then_report(execution)
     headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
@@ -71,4 +83,3 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[
         yield error_event(error.status, error.code, error.message)
         return
     yield writer.closing_events()
-

@@ -41,11 +41,18 @@ async def statistics_status(request: Request) -> dict:
     stats = records.daily_stats if records is not None else None
     log = records.transaction_log if records is not None else None
     return {
-        "summary_stats": stats is not None, "transaction_logging": log is not None,
+        "summary_stats": stats is not None,
+        "transaction_logging": log is not None,
         "dashboard_enabled": services.settings.dashboard_enabled,
         "days_recorded": len(stats.days()) if stats is not None else 0,
-        "transaction_log": None if log is None else {"file": log.current_path.name, "written": log.written_count,
-                                                     "queued": log.queued_count, "dropped": log.dropped_count},
+        "transaction_log": None
+        if log is None
+        else {
+            "file": log.current_path.name,
+            "written": log.written_count,
+            "queued": log.queued_count,
+            "dropped": log.dropped_count,
+        },
         "message": None if stats is not None else "daily statistics are off; set SUMMARY_STATS=true",
     }
 
@@ -54,8 +61,11 @@ async def statistics_summary(request: Request) -> dict:
     return _daily_stats(request).summary()
 
 
-async def statistics_aggregate(request: Request, start: str | None = Query(default=None, max_length=32),
-                               end: str | None = Query(default=None, max_length=32)) -> dict:
+async def statistics_aggregate(
+    request: Request,
+    start: str | None = Query(default=None, max_length=32),
+    end: str | None = Query(default=None, max_length=32),
+) -> dict:
     stats = _daily_stats(request)
     start_day, end_day = _day(start, "start"), _day(end, "end")
     if start_day and end_day and start_day > end_day:

@@ -46,28 +46,43 @@ class Services:
     prober: HealthProber | None = None
     circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
-    records: Records | None = None          # transaction log, daily stats, dashboard aggregate, metrics
-    client_keys: ClientKeyStore | None = None   # bkvy-sk-... keys, hashed in LOG_DIR/client_keys.sqlite3
+    records: Records | None = None  # transaction log, daily stats, dashboard aggregate, metrics
+    client_keys: ClientKeyStore | None = None  # bkvy-sk-... keys, hashed in LOG_DIR/client_keys.sqlite3
 
     @classmethod
-    async def start(cls, settings: Settings, config: GatewayConfig, *, clock: Clock,
-                    transport: Transport | None = None, rng: random.Random | None = None) -> Services:
+    async def start(
+        cls,
+        settings: Settings,
+        config: GatewayConfig,
+        *,
+        clock: Clock,
+        transport: Transport | None = None,
+        rng: random.Random | None = None,
+    ) -> Services:
         """Every service, started. Raises what a part raised, after stopping the parts started before it."""
-        settings.log_dir.mkdir(parents=True, exist_ok=True)   # start-up, before serving
+        settings.log_dir.mkdir(parents=True, exist_ok=True)  # start-up, before serving
         owns_transport = transport is None
-        transport = transport or AiohttpTransport()           # started below, with the other parts
+        transport = transport or AiohttpTransport()  # started below, with the other parts
         limiter = _configured_limiter(config, clock)
         circuits, guard, saver = _circuits(settings, clock, rng)
         latency = LatencyTracker()
-        executor = Executor(config=config, clock=clock, transport=transport, limiter=limiter, latency=latency,
-                            breaker=guard, soft_timeout_seconds=settings.request_soft_timeout_seconds,
-                            hard_timeout_seconds=settings.request_hard_timeout_seconds)
-        services = cls(settings, config, clock, transport, limiter, latency, executor, circuits, None, saver,
-                       owns_transport)
+        executor = Executor(
+            config=config,
+            clock=clock,
+            transport=transport,
+            limiter=limiter,
+            latency=latency,
+            breaker=guard,
+            soft_timeout_seconds=settings.request_soft_timeout_seconds,
+            hard_timeout_seconds=settings.request_hard_timeout_seconds,
+        )
+        services = cls(
+            settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
+        )
         try:
             await services._start_parts()
         except BaseException:
-            with contextlib.suppress(Exception):   # stop has logged each of its own failures
+            with contextlib.suppress(Exception):  # stop has logged each of its own failures
                 await services.stop()
             raise
         return services
@@ -77,9 +92,14 @@ class Services:
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             await self.transport.start()
         if self.circuits is not None and self.settings.health_probe_enabled:
-            prober = HealthProber(registry=self.circuits, config=self.config, transport=self.transport,
-                                  clock=self.clock, interval_seconds=self.settings.health_probe_interval_seconds,
-                                  timeout_seconds=self.settings.health_probe_timeout_seconds)
+            prober = HealthProber(
+                registry=self.circuits,
+                config=self.config,
+                transport=self.transport,
+                clock=self.clock,
+                interval_seconds=self.settings.health_probe_interval_seconds,
+                timeout_seconds=self.settings.health_probe_timeout_seconds,
+            )
             prober.start()
             self.prober = prober
         self.records = await start_records(self)
@@ -121,19 +141,25 @@ class Services:
         await self.circuit_saver.flush()
 
 
-def _circuits(settings: Settings, clock: Clock, rng: random.Random | None
-              ) -> tuple[CircuitBreakerRegistry | None, CircuitGuard | None, DebouncedSaver | None]:
+def _circuits(
+    settings: Settings, clock: Clock, rng: random.Random | None
+) -> tuple[CircuitBreakerRegistry | None, CircuitGuard | None, DebouncedSaver | None]:
     """The breaker registry restored from LOG_DIR, with debounced atomic persistence of every change."""
     if not settings.circuit_breaker_enabled:
         return None, None, None
-    registry = CircuitBreakerRegistry(CircuitSettings(
-        failure_threshold=settings.circuit_failure_threshold,
-        sliding_window_seconds=settings.circuit_sliding_window_seconds,
-        sliding_window_threshold=settings.circuit_sliding_window_threshold,
-        max_backoff_seconds=settings.circuit_max_backoff_seconds,
-        flapping_threshold=settings.circuit_flapping_threshold), clock, rng)
+    registry = CircuitBreakerRegistry(
+        CircuitSettings(
+            failure_threshold=settings.circuit_failure_threshold,
+            sliding_window_seconds=settings.circuit_sliding_window_seconds,
+            sliding_window_threshold=settings.circuit_sliding_window_threshold,
+            max_backoff_seconds=settings.circuit_max_backoff_seconds,
+            flapping_threshold=settings.circuit_flapping_threshold,
+        ),
+        clock,
+        rng,
+    )
     store = CircuitStore(settings.log_dir / CIRCUIT_STATE_FILE)
-    saved = store.load()   # start-up, before serving: a sync read is fine here
+    saved = store.load()  # start-up, before serving: a sync read is fine here
     if saved is not None:
         registry.load_dict(saved)
     saver = DebouncedSaver(store, clock, delay_seconds=1.0)

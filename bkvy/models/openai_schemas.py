@@ -56,7 +56,7 @@ class OpenAIMessageIn(_In):
         return self
 
     def to_message(self) -> ChatMessage:
-        role = "system" if self.role == "developer" else self.role   # developer: the o-series name for system
+        role = "system" if self.role == "developer" else self.role  # developer: the o-series name for system
         if self.content is None:
             content: str | tuple[dict[str, Any], ...] = ""
         elif isinstance(self.content, str):
@@ -150,12 +150,20 @@ class ChatCompletionIn(_In):
     def to_options(self) -> GenerationOptions:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         is_json = self.response_format is not None and self.response_format.type != "text"
-        tools = tuple(ToolSpec(t.function.name, t.function.description, t.function.parameters)
-                      for t in self.tools or ())
-        return GenerationOptions(max_tokens=self.max_completion_tokens or self.max_tokens,
-                                 temperature=self.temperature, top_p=self.top_p, stop=stop, json_mode=is_json,
-                                 disable_thinking=self.bkvy.disable_thinking, tools=tools,
-                                 tool_choice=self._tool_choice() if tools else None, user=self.user)
+        tools = tuple(
+            ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in self.tools or ()
+        )
+        return GenerationOptions(
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            json_mode=is_json,
+            disable_thinking=self.bkvy.disable_thinking,
+            tools=tools,
+            tool_choice=self._tool_choice() if tools else None,
+            user=self.user,
+        )
 
     def _tool_choice(self) -> ToolChoice | None:
         if self.tool_choice is None:

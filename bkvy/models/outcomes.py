@@ -15,11 +15,11 @@ from bkvy.models.types import ErrorClass
 class SkipReason(str, Enum):
     """Why a candidate was passed over without an upstream call."""
 
-    CIRCUIT_OPEN = "circuit_open"                 # its circuit is OPEN and its backoff has not ended
-    CIRCUIT_NOT_CLOSED = "circuit_not_closed"     # fast mode takes closed circuits only
-    RATE_LIMITED = "rate_limited"                 # no rate-limit slot within the request's max wait
-    RETRY_BUDGET = "retry_budget"                 # the gateway-wide retry budget is spent
-    UNSUPPORTED_INPUT = "unsupported_input"       # its wire format cannot carry this input (e.g. an image URL)
+    CIRCUIT_OPEN = "circuit_open"  # its circuit is OPEN and its backoff has not ended
+    CIRCUIT_NOT_CLOSED = "circuit_not_closed"  # fast mode takes closed circuits only
+    RATE_LIMITED = "rate_limited"  # no rate-limit slot within the request's max wait
+    RETRY_BUDGET = "retry_budget"  # the gateway-wide retry budget is spent
+    UNSUPPORTED_INPUT = "unsupported_input"  # its wire format cannot carry this input (e.g. an image URL)
 
 
 class AttemptOutcome(str, Enum):
@@ -69,10 +69,10 @@ class DecisionReason(str, Enum):
     CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER = "cheapest_within_estimate_higher_tier"
     FASTEST_AVAILABLE = "fastest_available"
     FASTEST_AVAILABLE_HIGHER_TIER = "fastest_available_higher_tier"
-    OUTSIDE_ESTIMATE = "outside_estimate"         # ranked after every candidate that fits max_wait
+    OUTSIDE_ESTIMATE = "outside_estimate"  # ranked after every candidate that fits max_wait
     SCENARIO_PRIORITY = "scenario_priority"
     DIRECT = "direct"
-    PANIC_MODE = "panic_mode"                     # every circuit open: the one that recovers soonest
+    PANIC_MODE = "panic_mode"  # every circuit open: the one that recovers soonest
     NO_CANDIDATE_AVAILABLE = "no_candidate_available"
 
 
@@ -84,11 +84,18 @@ class Attempt(NamedTuple):
     key_id: str
     outcome: AttemptOutcome
     duration_ms: float
-    waited_ms: float = 0.0        # for its rate-limit slot
-    status: int | None = None     # the upstream HTTP status, when one came back
-    fast_mode: bool = False       # made past the soft timeout (SPEC §6)
+    waited_ms: float = 0.0  # for its rate-limit slot
+    status: int | None = None  # the upstream HTTP status, when one came back
+    fast_mode: bool = False  # made past the soft timeout (SPEC §6)
 
     def as_dict(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "key_id": self.key_id,
-                "outcome": self.outcome.value, "status": self.status, "duration_ms": round(self.duration_ms, 2),
-                "waited_ms": round(self.waited_ms, 2), "fast_mode": self.fast_mode}
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "key_id": self.key_id,
+            "outcome": self.outcome.value,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 2),
+            "waited_ms": round(self.waited_ms, 2),
+            "fast_mode": self.fast_mode,
+        }

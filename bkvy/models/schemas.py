@@ -36,7 +36,8 @@ class ContentPart(_Part):
     @model_validator(mode="after")
     def _has_exactly_its_payload(self) -> ContentPart:
         if (self.type == "text") != (self.text is not None) or (self.type == "image_url") != (
-                self.image_url is not None):
+            self.image_url is not None
+        ):
             raise ValueError("a 'text' part needs 'text'; an 'image_url' part needs 'image_url'")
         return self
 
@@ -78,8 +79,9 @@ class OptionsIn(_Body):
 
     def to_options(self) -> GenerationOptions:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
-        return GenerationOptions(self.max_tokens, self.temperature, self.top_p, stop, self.json_mode,
-                                 self.disable_thinking)
+        return GenerationOptions(
+            self.max_tokens, self.temperature, self.top_p, stop, self.json_mode, self.disable_thinking
+        )
 
 
 class _RoutedRequest(_Body):
@@ -87,6 +89,7 @@ class _RoutedRequest(_Body):
     messages: list[MessageIn] = Field(min_length=1, max_length=10_000)
     options: OptionsIn = Field(default_factory=OptionsIn)
     debug: bool = Field(default=False, strict=True)  # "true", 1: 422, not a silent coercion
+    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
 
     @field_validator("messages")
     @classmethod
@@ -98,16 +101,13 @@ class _RoutedRequest(_Body):
 
 class IntelligenceRequest(_RoutedRequest):
     intelligence_level: IntelligenceLevel
-    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
 
 
 class ScenarioRequest(_RoutedRequest):
     scenario: _Name
-    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
 
 
 class DirectRequest(_RoutedRequest):
     provider: _Name
     model: _Name
     api_key_id: _Name | None = None
-    max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)

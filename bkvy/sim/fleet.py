@@ -9,11 +9,19 @@ from .server import WIRE_FORMATS, SimClock, SimServer
 
 # Names only: the sim serves any model asked for; these are what listings show and the demo config uses.
 DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
-    "openai": {"gpt-4o-mini": ModelKnobs(latency_ms=20), "gpt-4o": ModelKnobs(latency_ms=40),
-               "o3-mini": ModelKnobs(latency_ms=60, thinks=True)},
-    "anthropic": {"claude-3-5-haiku-latest": ModelKnobs(latency_ms=25),
-                  "claude-sonnet-4-5": ModelKnobs(latency_ms=50, thinks=True)},
-    "gemini": {"gemini-2.0-flash": ModelKnobs(latency_ms=15), "gemini-2.5-flash": ModelKnobs(latency_ms=30, thinks=True)},
+    "openai": {
+        "gpt-4o-mini": ModelKnobs(latency_ms=20),
+        "gpt-4o": ModelKnobs(latency_ms=40),
+        "o3-mini": ModelKnobs(latency_ms=60, thinks=True),
+    },
+    "anthropic": {
+        "claude-3-5-haiku-latest": ModelKnobs(latency_ms=25),
+        "claude-sonnet-4-5": ModelKnobs(latency_ms=50, thinks=True),
+    },
+    "gemini": {
+        "gemini-2.0-flash": ModelKnobs(latency_ms=15),
+        "gemini-2.5-flash": ModelKnobs(latency_ms=30, thinks=True),
+    },
     "ollama": {"llama3.2:3b": ModelKnobs(latency_ms=10)},
     "openai_compatible": {"llama-3.1-8b-instant": ModelKnobs(latency_ms=10)},
 }
@@ -21,11 +29,10 @@ DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
 
 def default_models(wire_format: str) -> dict[str, ModelKnobs]:
     """Fresh knob objects each call, so two fleets never share mutable state."""
-    return {name: ModelKnobs(**_fields(knobs)) for name, knobs in DEFAULT_MODELS[wire_format].items()}
-
-
-def _fields(knobs: ModelKnobs) -> dict[str, object]:
-    return {name: getattr(knobs, name) for name in ("latency_ms", "thinks")}
+    return {
+        name: ModelKnobs(latency_ms=knobs.latency_ms, thinks=knobs.thinks)
+        for name, knobs in DEFAULT_MODELS[wire_format].items()
+    }
 
 
 class SimFleet:

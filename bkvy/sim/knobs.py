@@ -17,7 +17,7 @@ class ModelKnobs:
 
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
-    slow_fraction: float = 0.0      # heavy tail: this share of calls (0..1) takes slow_latency_ms instead
+    slow_fraction: float = 0.0  # heavy tail: this share of calls (0..1) takes slow_latency_ms instead
     slow_latency_ms: float = 0.0
     error_rates: dict[str, float] = field(default_factory=dict)
     down: bool = False
@@ -41,15 +41,19 @@ class ModelKnobs:
             if name not in _SETTABLE:
                 raise KeyError(name)
             if name == "error_rates":
-                unknown = set(value) - set(FAILURE_KINDS)  # type: ignore[arg-type]
+                if not isinstance(value, dict):
+                    raise KeyError("error_rates")
+                unknown = set(value) - set(FAILURE_KINDS)
                 if unknown:
                     raise KeyError(f"error_rates.{sorted(unknown)[0]}")
-                value = {str(k): float(v) for k, v in value.items()}  # type: ignore[union-attr]
+                value = {str(k): float(v) for k, v in value.items()}
             setattr(self, name, value)
 
 
 _SETTABLE = frozenset(
-    name for name in ModelKnobs.__slots__ if name not in ("pending_429s", "burst_retry_after_seconds")  # type: ignore[attr-defined]
+    name
+    for name in ModelKnobs.__slots__
+    if name not in ("pending_429s", "burst_retry_after_seconds")  # type: ignore[attr-defined]
 )
 
 

@@ -38,7 +38,7 @@ _SHUTDOWN_TIMEOUT_SECONDS = 0.5
 class SimClock(Protocol):
     """What the sim needs of time; bkvy.clock's MonotonicClock and FakeClock both fit."""
 
-    def now(self) -> float: ...                       # monotonic seconds (rpm windows)
+    def now(self) -> float: ...  # monotonic seconds (rpm windows)
     async def sleep(self, seconds: float) -> None: ...
 
 
@@ -167,7 +167,9 @@ class SimServer:
         if not call.is_stream:
             return web.json_response(self._wire.reply_body(reply), headers=headers)
         if knobs.stream_fail_before_first_byte:
-            return await self._fail(Failure(STREAM_FAILED, "The server had an error while processing your request."), None)
+            return await self._fail(
+                Failure(STREAM_FAILED, "The server had an error while processing your request."), None
+            )
         return await self._stream(request, call, reply, knobs, headers)
 
     def _count_call(self, request: web.Request, call: ChatCall) -> None:
@@ -202,7 +204,7 @@ class SimServer:
 
     def _is_key_valid(self, api_key: str | None) -> bool:
         if self.wire_format == "openai_compatible" and self.valid_keys is None:
-            return True   # like vLLM or llama.cpp started without --api-key
+            return True  # like vLLM or llama.cpp started without --api-key
         if not api_key:
             return False
         return self.valid_keys is None or api_key in self.valid_keys

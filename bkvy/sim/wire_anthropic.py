@@ -37,14 +37,17 @@ class AnthropicWire:
         messages = body.get("messages")
         if not isinstance(body.get("model"), str) or not isinstance(messages, list) or not messages:
             raise Rejection("bad_request", "model and messages: Field required")
-        thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+        thinking = body.get("thinking")
+        if not isinstance(thinking, dict):
+            thinking = {}
         return ChatCall(
             model=body["model"],
             # SDK 2.x sends the key as `Authorization: Bearer`; older clients and curl use `x-api-key`.
             api_key=request.headers.get("x-api-key") or bearer_key(request),
             is_stream=body.get("stream") is True,
             max_tokens=max_tokens,
-            prompt_chars=text_length(body.get("system")) + sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
+            prompt_chars=text_length(body.get("system"))
+            + sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             # Claude thinks only when asked: no `thinking` block (or type disabled) means off.
             is_thinking_off=thinking.get("type") not in ("enabled", "adaptive"),
             tool_to_call=_tool_to_call(body.get("tools"), messages),
@@ -55,7 +58,7 @@ class AnthropicWire:
         return status, _error_body(error_type, failure.message)
 
     def rate_limit_headers(self, view: RateView) -> dict[str, str]:
-        reset_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=view.reset_seconds)
+        reset_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=view.reset_seconds)
         return {
             "anthropic-ratelimit-requests-limit": str(view.limit),
             "anthropic-ratelimit-requests-remaining": str(view.remaining),
@@ -69,20 +72,29 @@ class AnthropicWire:
         if reply.tool_call is not None:
             block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
             return self._message(reply, [block], "tool_use", reply.completion_tokens)
-        return self._message(reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), reply.completion_tokens)
+        return self._message(
+            reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), reply.completion_tokens
+        )
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
         if reply.tool_call is not None:
             block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
-            json_delta = {"type": "content_block_delta", "index": 0,
-                          "delta": {"type": "input_json_delta", "partial_json": "{}"}}
-            return [sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
-                    sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
-                    sse(json_delta, "content_block_delta")]
+            json_delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": "{}"},
+            }
+            return [
+                sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
+                sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
+                sse(json_delta, "content_block_delta"),
+            ]
         return [
             sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
-            sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                "content_block_start"),
+            sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start",
+            ),
             sse({"type": "ping"}, "ping"),
         ]
 
@@ -142,7 +154,8 @@ def _tool_to_call(tools: object, messages: list) -> str | None:
     last = messages[-1] if isinstance(messages[-1], dict) else {}
     content = last.get("content")
     is_tool_result = isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+    )
     return str(tools[0]["name"]) if last.get("role") == "user" and not is_tool_result else None
 
 

@@ -68,7 +68,7 @@ class GeminiWire:
         return self._response(reply, _parts(reply), _finish_reason(reply), with_usage=True)
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
-        if reply.tool_call is not None:   # Gemini streams a function call whole, in one chunk
+        if reply.tool_call is not None:  # Gemini streams a function call whole, in one chunk
             return [sse(self._response(reply, _parts(reply), None, with_usage=False))]
         return []
 
@@ -84,7 +84,7 @@ class GeminiWire:
     def info_routes(self, model_names: ModelNames) -> list[web.RouteDef]:
         async def model_info(request: web.Request) -> web.Response:
             model = request.match_info["name"]
-            if model_names.knobs(model).down:   # an outage covers the probe route too, as for the real service
+            if model_names.knobs(model).down:  # an outage covers the probe route too, as for the real service
                 status, body = self.error_reply(Failure("down", "The service is currently unavailable."))
                 return web.json_response(body, status=status)
             return web.json_response(_model_info(model))
@@ -137,7 +137,9 @@ def _tool_to_call(tools: object, contents: list) -> str | None:
     if not declarations or not isinstance(declarations[0], dict) or not declarations[0].get("name"):
         return None
     last = contents[-1] if isinstance(contents[-1], dict) else {}
-    parts = last.get("parts") if isinstance(last.get("parts"), list) else []
+    parts = last.get("parts")
+    if not isinstance(parts, list):
+        parts = []
     is_response = any(isinstance(p, dict) and ("functionResponse" in p or "function_response" in p) for p in parts)
     return str(declarations[0]["name"]) if last.get("role", "user") == "user" and not is_response else None
 

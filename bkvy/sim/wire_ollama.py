@@ -81,7 +81,7 @@ class OllamaWire:
         return [web.get("/api/version", version), web.get("/api/tags", tags)]
 
     def _line(self, reply: SimReply, text: str) -> dict:
-        created_at = dt.datetime.fromtimestamp(reply.created_seconds, dt.timezone.utc).isoformat()
+        created_at = dt.datetime.fromtimestamp(reply.created_seconds, dt.UTC).isoformat()
         return {"model": reply.model, "created_at": created_at, "message": {"role": "assistant", "content": text}}
 
     def _final(self, reply: SimReply, text: str) -> dict:

@@ -82,13 +82,25 @@ class OpenAIWire:
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
         head = [self._chunk(reply, call, {"role": "assistant", "content": ""}, None)]
-        if reply.tool_call is not None:   # id and name first, then the arguments, as the real API streams them
-            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "id": reply.tool_call_id,
-                                                                  "type": "function", "function": {
-                                                                      "name": reply.tool_call, "arguments": ""}}]},
-                                    None))
-            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
-                                    None))
+        if reply.tool_call is not None:  # id and name first, then the arguments, as the real API streams them
+            head.append(
+                self._chunk(
+                    reply,
+                    call,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": reply.tool_call_id,
+                                "type": "function",
+                                "function": {"name": reply.tool_call, "arguments": ""},
+                            }
+                        ]
+                    },
+                    None,
+                )
+            )
+            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, None))
         return head
 
     def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
@@ -107,7 +119,9 @@ class OpenAIWire:
 
     def info_routes(self, model_names: ModelNames) -> list[web.RouteDef]:
         async def list_models(request: web.Request) -> web.Response:
-            data = [{"id": name, "object": "model", "created": 0, "owned_by": "sim"} for name in model_names.model_names()]
+            data = [
+                {"id": name, "object": "model", "created": 0, "owned_by": "sim"} for name in model_names.model_names()
+            ]
             return web.json_response({"object": "list", "data": data})
 
         return [web.get("/v1/models", list_models)]

@@ -32,7 +32,7 @@ class CircuitSample:
     provider: str
     model: str
     key_id: str
-    state: str                                        # "closed", "open" or "half_open"
+    state: str  # "closed", "open" or "half_open"
 
 
 class _LiveCollector(Collector):
@@ -44,12 +44,16 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bkvy_queue_depth", "Requests waiting for a rate-limit slot", value=self._queue_depth())
-        states = GaugeMetricFamily("bkvy_circuit_state", "1 for the circuit's current state, else 0",
-                                   labels=["provider", "model", "key_id", "state"])
+        states = GaugeMetricFamily(
+            "bkvy_circuit_state",
+            "1 for the circuit's current state, else 0",
+            labels=["provider", "model", "key_id", "state"],
+        )
         for sample in self._circuits():
             for state in _CIRCUIT_STATES:
-                states.add_metric([sample.provider, sample.model, sample.key_id, state],
-                                  1.0 if sample.state == state else 0.0)
+                states.add_metric(
+                    [sample.provider, sample.model, sample.key_id, state], 1.0 if sample.state == state else 0.0
+                )
         yield states
 
     def describe(self) -> Iterator[Metric]:
@@ -69,7 +73,7 @@ class _CounterTally:
 
     def family(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for labels, value in list(self.values.items()):   # list(): a scrape may run while requests count
+        for labels, value in list(self.values.items()):  # list(): a scrape may run while requests count
             family.add_metric(labels, value)
         return family
 
@@ -80,7 +84,7 @@ class _HistogramTally:
     def __init__(self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
         self.name, self.documentation, self.labels = name, documentation, list(labels)
         self.bounds = tuple(float(b) for b in buckets)
-        self.series: dict[tuple[str, ...], list[float]] = {}   # per-bucket counts (+ the +Inf one), then the sum
+        self.series: dict[tuple[str, ...], list[float]] = {}  # per-bucket counts (+ the +Inf one), then the sum
 
     def observe(self, labels: tuple[str, ...], value: float) -> None:
         counts = self.series.get(labels)
@@ -117,37 +121,73 @@ class GatewayMetrics:
     build label tuples per call: a fifth of bkvy's own per-request CPU when measured); prometheus-client
     renders them, with the live gauges, at scrape time."""
 
-    def __init__(self, configured: Iterable[tuple[str, str, str]], *,
-                 queue_depth: Callable[[], int] = lambda: 0,
-                 circuits: Callable[[], Iterable[CircuitSample]] = lambda: ()) -> None:
+    def __init__(
+        self,
+        configured: Iterable[tuple[str, str, str]],
+        *,
+        queue_depth: Callable[[], int] = lambda: 0,
+        circuits: Callable[[], Iterable[CircuitSample]] = lambda: (),
+    ) -> None:
         """``configured``: every (provider, model, key_id) of the config: the only label values allowed."""
         self._keys = set(configured)
         self._models = {(p, m) for p, m, _ in self._keys}
         self.registry = CollectorRegistry(auto_describe=False)
-        self._http_requests = _CounterTally("bkvy_http_requests", "HTTP requests by route template and status",
-                                            ["route", "method", "status"])
-        self._http_seconds = _HistogramTally("bkvy_http_request_duration_seconds", "HTTP request latency by route",
-                                             ["route", "method"], _LATENCY_BUCKETS_SECONDS)
+        self._http_requests = _CounterTally(
+            "bkvy_http_requests", "HTTP requests by route template and status", ["route", "method", "status"]
+        )
+        self._http_seconds = _HistogramTally(
+            "bkvy_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            _LATENCY_BUCKETS_SECONDS,
+        )
         labels = ["routing_method", "provider", "model", "outcome"]
         self._requests = _CounterTally("bkvy_llm_requests", "Routed LLM requests", labels)
-        self._request_seconds = _HistogramTally("bkvy_llm_request_duration_seconds", "Routed LLM request latency",
-                                                labels, _LATENCY_BUCKETS_SECONDS)
-        self._attempts = _CounterTally("bkvy_upstream_attempts",
-                                       "Upstream attempts by provider, model, key id and result",
-                                       ["provider", "model", "key_id", "outcome"])
-        self._rate_limit_wait = _HistogramTally("bkvy_rate_limit_wait_seconds",
-                                                "Time a request waited for a rate-limit slot", ["routing_method"],
-                                                _WAIT_BUCKETS_SECONDS)
+        self._request_seconds = _HistogramTally(
+            "bkvy_llm_request_duration_seconds", "Routed LLM request latency", labels, _LATENCY_BUCKETS_SECONDS
+        )
+        self._attempts = _CounterTally(
+            "bkvy_upstream_attempts",
+            "Upstream attempts by provider, model, key id and result",
+            ["provider", "model", "key_id", "outcome"],
+        )
+        self._rate_limit_wait = _HistogramTally(
+            "bkvy_rate_limit_wait_seconds",
+            "Time a request waited for a rate-limit slot",
+            ["routing_method"],
+            _WAIT_BUCKETS_SECONDS,
+        )
         self._tokens = _CounterTally("bkvy_tokens", "Tokens used", ["provider", "model", "direction"])
         self._cost = _CounterTally("bkvy_cost_usd", "Estimated cost in USD", ["provider", "model"])
-        self.registry.register(_TallyCollector([
-            self._http_requests, self._http_seconds, self._requests, self._request_seconds, self._attempts,
-            self._rate_limit_wait, self._tokens, self._cost]))
+        self.registry.register(
+            _TallyCollector(
+                [
+                    self._http_requests,
+                    self._http_seconds,
+                    self._requests,
+                    self._request_seconds,
+                    self._attempts,
+                    self._rate_limit_wait,
+                    self._tokens,
+                    self._cost,
+                ]
+            )
+        )
         self.registry.register(_LiveCollector(queue_depth, circuits))
 
-    def observe_served(self, routing_method: str, provider: str, model: str, *, total_ms: float,
-                       queue_wait_ms: float, attempts: Iterable[Attempt], input_tokens: int, output_tokens: int,
-                       cost_usd: float) -> None:
+    def observe_served(
+        self,
+        routing_method: str,
+        provider: str,
+        model: str,
+        *,
+        total_ms: float,
+        queue_wait_ms: float,
+        attempts: Iterable[Attempt],
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+    ) -> None:
         """One routed request that was answered by ``provider``/``model``. O(attempts)."""
         provider, model = self._model_labels(provider, model)
         self._observe_request((routing_method, provider, model, "success"), total_ms, queue_wait_ms, attempts)
@@ -155,13 +195,21 @@ class GatewayMetrics:
         self._tokens.add((provider, model, "output"), max(output_tokens, 0))
         self._cost.add((provider, model), max(cost_usd, 0.0))
 
-    def observe_failed(self, routing_method: str, error_code: str, *, total_ms: float, queue_wait_ms: float,
-                       attempts: Iterable[Attempt]) -> None:
+    def observe_failed(
+        self,
+        routing_method: str,
+        error_code: str,
+        *,
+        total_ms: float,
+        queue_wait_ms: float,
+        attempts: Iterable[Attempt],
+    ) -> None:
         """One routed request that ended with the error ``error_code``. O(attempts)."""
         self._observe_request((routing_method, _NONE, _NONE, error_code), total_ms, queue_wait_ms, attempts)
 
-    def _observe_request(self, labels: tuple[str, str, str, str], total_ms: float, queue_wait_ms: float,
-                         attempts: Iterable[Attempt]) -> None:
+    def _observe_request(
+        self, labels: tuple[str, str, str, str], total_ms: float, queue_wait_ms: float, attempts: Iterable[Attempt]
+    ) -> None:
         self._requests.add(labels)
         self._request_seconds.observe(labels, total_ms / 1000.0)
         self._rate_limit_wait.observe((labels[0],), queue_wait_ms / 1000.0)

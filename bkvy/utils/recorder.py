@@ -23,7 +23,7 @@ from bkvy.utils.transaction_log import TransactionLog, restore_cell
 
 log = logging.getLogger(__name__)
 
-_BACKFILL_ROWS = 50_000                               # rows read once at start to warm the dashboard
+_BACKFILL_ROWS = 50_000  # rows read once at start to warm the dashboard
 _BACKFILL_SECONDS = 24 * 3600.0
 
 
@@ -53,8 +53,15 @@ def _typed_cell(cell: str, annotation: str) -> object:
 class Records:
     """Every record goes to each enabled sink."""
 
-    def __init__(self, *, clock: Clock, metrics: GatewayMetrics, transaction_log: TransactionLog | None = None,
-                 daily_stats: DailyStats | None = None, live: LiveStats | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        metrics: GatewayMetrics,
+        transaction_log: TransactionLog | None = None,
+        daily_stats: DailyStats | None = None,
+        live: LiveStats | None = None,
+    ) -> None:
         self._clock = clock
         self.metrics = metrics
         self.transaction_log = transaction_log

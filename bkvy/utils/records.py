@@ -7,15 +7,15 @@ value (``api_key_used`` is the configured key *id*). Field order is the CSV colu
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 
-class TransactionRecord(NamedTuple):   # a tuple: built once per request, cheap to build and to render
-    timestamp: str                                  # ISO 8601 UTC, see ``utc_timestamp``
+class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap to build and to render
+    timestamp: str  # ISO 8601 UTC, see ``utc_timestamp``
     request_id: str
     client_id: str = ""
-    routing_method: str = ""                        # RoutingMethod value
+    routing_method: str = ""  # RoutingMethod value
     intelligence_level: str = ""
     scenario: str = ""
     requested_provider: str = ""
@@ -24,28 +24,30 @@ class TransactionRecord(NamedTuple):   # a tuple: built once per request, cheap 
     success: bool = False
     provider_used: str = ""
     model_used: str = ""
-    api_key_used: str = ""                          # key id only, never the key
+    api_key_used: str = ""  # key id only, never the key
     total_time_ms: float | None = None
     queue_wait_ms: float | None = None
     rate_limit_wait_ms: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cost_estimate: float | None = None              # USD
+    cost_estimate: float | None = None  # USD
     finish_reason: str = ""
     decision_reason: str = ""
-    error_type: str = ""                            # BkvyError code or ErrorClass value
+    error_type: str = ""  # BkvyError code or ErrorClass value
     error_message: str = ""
     fallback_attempts: int = 0
-    alternatives_tried: str = ""                    # "provider/model/key_id;provider/model/key_id"
+    alternatives_tried: str = ""  # "provider/model/key_id;provider/model/key_id"
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields
 # Each column's annotation as text ("str", "float | None"...): how a CSV cell reads back.
-COLUMN_TYPES: dict[str, str] = {name: getattr(annotation, "__forward_arg__", str(annotation))
-                                for name, annotation in TransactionRecord.__annotations__.items()}
+COLUMN_TYPES: dict[str, str] = {
+    name: getattr(annotation, "__forward_arg__", str(annotation))
+    for name, annotation in TransactionRecord.__annotations__.items()
+}
 
 
-_second_texts: dict[int, str] = {}   # the last second formatted: one per request would cost ~2 µs each
+_second_texts: dict[int, str] = {}  # the last second formatted: one per request would cost ~2 µs each
 
 
 def utc_timestamp(wall_seconds: float) -> str:
@@ -61,7 +63,7 @@ def utc_timestamp(wall_seconds: float) -> str:
     text = _second_texts.get(second)
     if text is None:
         _second_texts.clear()
-        text = _second_texts[second] = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        text = _second_texts[second] = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{text}.{micros // 1000:03d}Z"
 
 
@@ -72,10 +74,10 @@ def parse_timestamp(text: str) -> float | None:
     except (ValueError, AttributeError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
 def utc_day(wall_seconds: float) -> str:
     """Unix seconds -> the UTC calendar day ``YYYY-MM-DD``."""
-    return datetime.fromtimestamp(wall_seconds, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(wall_seconds, tz=UTC).strftime("%Y-%m-%d")

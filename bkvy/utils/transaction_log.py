@@ -43,16 +43,16 @@ log = logging.getLogger(__name__)
 _CURRENT_NAME = "transactions.csv"
 _ROTATED_NAME = re.compile(r"^transactions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv$")
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-_NEEDS_A_LOOK = frozenset("=+-@\t\r'")           # first characters that may need escaping
+_NEEDS_A_LOOK = frozenset("=+-@\t\r'")  # first characters that may need escaping
 _NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _ESCAPED_CELL = re.compile(r"^'+[=+\-@\t\r]")
-_DAY_END_PIECE = 1_000_000_000                        # sorts the unnumbered day file after its .N pieces
+_DAY_END_PIECE = 1_000_000_000  # sorts the unnumbered day file after its .N pieces
 _SECONDS_PER_DAY = 86_400.0
 
 
 def neutralise_cell(cell: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate; plain negative numbers stay as they are."""
-    if not cell or cell[0] not in _NEEDS_A_LOOK:   # nearly every cell: nothing to escape
+    if not cell or cell[0] not in _NEEDS_A_LOOK:  # nearly every cell: nothing to escape
         return cell
     if _NEGATIVE_NUMBER.match(cell):
         return cell
@@ -85,14 +85,14 @@ class TransactionLog:
         self._batch_size = max(1, batch_size)
         self._flush_interval_seconds = flush_interval_seconds
         self._max_queued_rows = max_queued_rows
-        self._queue: deque[str] = deque()             # rendered CSV lines
+        self._queue: deque[str] = deque()  # rendered CSV lines
         self._render = RowRenderer()
         self._wakeup = asyncio.Event()
-        self._flush_lock = asyncio.Lock()             # keeps batches in queue order
-        self._file_lock = threading.Lock()            # one writer thread at a time, even if a flush is cancelled
+        self._flush_lock = asyncio.Lock()  # keeps batches in queue order
+        self._file_lock = threading.Lock()  # one writer thread at a time, even if a flush is cancelled
         self._writer: asyncio.Task[None] | None = None
         self._is_running = False
-        self._current_day: str | None = None          # UTC day of the rows in the current file; thread-owned
+        self._current_day: str | None = None  # UTC day of the rows in the current file; thread-owned
         self.written_count = 0
         self.dropped_count = 0
 
@@ -180,7 +180,7 @@ class TransactionLog:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             self._rotate_if_new_day(today)
             for start in range(0, len(lines), self._batch_size):
-                batch = lines[start:start + self._batch_size]
+                batch = lines[start : start + self._batch_size]
                 self._write_batch("".join(batch), today)
                 self.written_count += len(batch)
 
@@ -199,7 +199,7 @@ class TransactionLog:
         if self._current_day is None:
             has_our_header, first_day = _inspect(self.current_path)
             self._current_day = first_day or today
-            if not has_our_header:                    # a file from another schema: set it aside whole
+            if not has_our_header:  # a file from another schema: set it aside whole
                 self._rotate(self._current_day, is_size_cut=True)
         if self._current_day != today:
             self._rotate(self._current_day, is_size_cut=False)
@@ -343,9 +343,9 @@ def _read_rows(path: Path) -> Iterator[dict[str, str]]:
             if header is None:
                 return
             for cells in reader:
-                if len(cells) == len(header):         # skips a row the writer is still appending
-                    yield {name: restore_cell(cell) for name, cell in zip(header, cells)}
-    except FileNotFoundError:                         # rotated away between listing and opening
+                if len(cells) == len(header):  # skips a row the writer is still appending
+                    yield {name: restore_cell(cell) for name, cell in zip(header, cells, strict=False)}
+    except FileNotFoundError:  # rotated away between listing and opening
         return
     except csv.Error as exc:
         log.warning("transaction_log_unreadable", extra={"file": path.name, "error": str(exc)})

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from bkvy.clock import FakeClock
-from bkvy.core.execution.executor import RequestOutcome
 from bkvy.core.config.settings import load_settings
+from bkvy.core.execution.executor import RequestOutcome
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
@@ -36,12 +36,13 @@ def _bearer(key: str) -> dict[str, str]:
 
 
 async def test_admin_routes_refuse_without_the_admin_key(fleet: SimFleet) -> None:
-    async with gateway(demo_config(fleet), clock=FakeClock(),
-                       settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))) as client:
+    async with gateway(
+        demo_config(fleet), clock=FakeClock(), settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))
+    ) as client:
         assert (await client.post("/admin/keys", json={"name": "x"})).status_code == 401
         assert (await client.get("/admin/keys", headers={"X-Admin-API-Key": "wrong"})).status_code == 401
         assert (await client.delete("/admin/keys/ck_00")).status_code == 401
-    async with gateway(demo_config(fleet), clock=FakeClock()) as client:   # no BKVY_ADMIN_API_KEY: disabled
+    async with gateway(demo_config(fleet), clock=FakeClock()) as client:  # no BKVY_ADMIN_API_KEY: disabled
         response = await client.get("/admin/keys", headers=ADMIN)
         assert response.status_code == 403 and response.json()["error"]["code"] == "admin_disabled"
 
@@ -51,8 +52,8 @@ async def test_create_use_revoke_then_401(fleet: SimFleet, caplog: pytest.LogCap
     log_dir = tempfile.mkdtemp(prefix="bkvy-test-")
     async with gateway(demo_config(fleet), clock=FakeClock(), settings=_settings(log_dir)) as client:
         outcomes: list[RequestOutcome] = []
-        client.app.state.services.executor.add_observer(outcomes.append)   # type: ignore[attr-defined]
-        assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200   # no keys yet: open
+        client.app.state.services.executor.add_observer(outcomes.append)  # type: ignore[attr-defined]
+        assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200  # no keys yet: open
         created = await _create(client)
         key = created["key"]
         missing = await client.post("/v1/chat/completions", json=CHAT)
@@ -76,8 +77,9 @@ async def test_create_use_revoke_then_401(fleet: SimFleet, caplog: pytest.LogCap
 
 
 async def test_rpm_limit_gives_429_with_retry_after(fleet: SimFleet) -> None:
-    async with gateway(demo_config(fleet), clock=FakeClock(),
-                       settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))) as client:
+    async with gateway(
+        demo_config(fleet), clock=FakeClock(), settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))
+    ) as client:
         key = (await _create(client, rpm=1))["key"]
         assert (await client.post("/v1/chat/completions", json=CHAT, headers=_bearer(key))).status_code == 200
         limited = await client.post("/v1/chat/completions", json=CHAT, headers=_bearer(key))
@@ -88,8 +90,9 @@ async def test_rpm_limit_gives_429_with_retry_after(fleet: SimFleet) -> None:
 
 
 async def test_monthly_budget_gives_402_budget_exceeded(fleet: SimFleet) -> None:
-    async with gateway(demo_config(fleet), clock=FakeClock(),
-                       settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))) as client:
+    async with gateway(
+        demo_config(fleet), clock=FakeClock(), settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))
+    ) as client:
         key = (await _create(client, monthly_budget_usd=0.000001))["key"]
         assert (await client.post("/v1/chat/completions", json=CHAT, headers=_bearer(key))).status_code == 200
         over = await client.post("/v1/chat/completions", json=CHAT, headers=_bearer(key))
@@ -104,7 +107,8 @@ async def test_required_client_keys_refuse_even_before_any_exists(fleet: SimFlee
 
 
 async def test_create_validates_its_body(fleet: SimFleet) -> None:
-    async with gateway(demo_config(fleet), clock=FakeClock(),
-                       settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))) as client:
+    async with gateway(
+        demo_config(fleet), clock=FakeClock(), settings=_settings(tempfile.mkdtemp(prefix="bkvy-test-"))
+    ) as client:
         response = await client.post("/admin/keys", json={"name": "x", "rpm": "ten"}, headers=ADMIN)
         assert response.status_code == 422

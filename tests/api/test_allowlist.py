@@ -12,15 +12,18 @@ from bkvy.core.config.gateway import ConfigError
 PROXIES = parse_networks(["10.0.0.5", "10.1.0.0/16"], "TRUSTED_PROXIES")
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
-    ("203.0.113.9", ["127.0.0.1"], "203.0.113.9"),                  # untrusted peer: header ignored
-    ("10.0.0.5", ["127.0.0.1"], "127.0.0.1"),
-    ("10.0.0.5", ["127.0.0.1, 198.51.100.7"], "198.51.100.7"),      # right-most untrusted hop
-    ("10.0.0.5", ["127.0.0.1, 198.51.100.7, 10.1.2.3"], "198.51.100.7"),
-    ("10.0.0.5", ["127.0.0.1", "198.51.100.7"], "198.51.100.7"),    # repeated headers read in order
-    ("10.0.0.5", [], "10.0.0.5"),
-    ("::ffff:127.0.0.1", [], "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", ["127.0.0.1"], "203.0.113.9"),  # untrusted peer: header ignored
+        ("10.0.0.5", ["127.0.0.1"], "127.0.0.1"),
+        ("10.0.0.5", ["127.0.0.1, 198.51.100.7"], "198.51.100.7"),  # right-most untrusted hop
+        ("10.0.0.5", ["127.0.0.1, 198.51.100.7, 10.1.2.3"], "198.51.100.7"),
+        ("10.0.0.5", ["127.0.0.1", "198.51.100.7"], "198.51.100.7"),  # repeated headers read in order
+        ("10.0.0.5", [], "10.0.0.5"),
+        ("::ffff:127.0.0.1", [], "127.0.0.1"),
+    ],
+)
 def test_client_address(peer: str, forwarded: list[str], expected: str) -> None:
     assert client_address(peer, forwarded, PROXIES) == ipaddress.ip_address(expected)
 

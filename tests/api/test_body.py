@@ -13,6 +13,7 @@ def _receive(*messages: dict):
 
     async def receive() -> dict:
         return pending.pop(0)
+
     return receive
 
 
@@ -28,8 +29,11 @@ async def test_one_message_at_the_limit_is_read() -> None:
     assert await read_body(_receive(_piece(b"abcd", False)), "4", 4) == b"abcd"
 
 
-@pytest.mark.parametrize("messages", [(_piece(b"abcde", False),), (_piece(b"abc", True), _piece(b"de", False))],
-                         ids=["one_message", "pieces"])
+@pytest.mark.parametrize(
+    "messages",
+    [(_piece(b"abcde", False),), (_piece(b"abc", True), _piece(b"de", False))],
+    ids=["one_message", "pieces"],
+)
 async def test_undeclared_body_over_the_limit_is_413(messages: tuple[dict, ...]) -> None:
     with pytest.raises(BodyTooLarge):
         await read_body(_receive(*messages), None, 4)

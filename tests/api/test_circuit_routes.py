@@ -45,7 +45,7 @@ async def test_reset_needs_the_admin_key(admin_gateway):
 
 
 async def test_reset_with_non_ascii_key_does_not_crash(admin_gateway):
-    response = await admin_gateway.post(RESET, headers={"X-Admin-API-Key": "admin-secret-ü".encode("utf-8")})
+    response = await admin_gateway.post(RESET, headers={"X-Admin-API-Key": "admin-secret-ü".encode()})
     assert response.status_code in (200, 401)
     response = await admin_gateway.post(RESET, headers={"X-Admin-API-Key": b"\xff\xfe"})
     assert response.status_code == 401
@@ -54,7 +54,7 @@ async def test_reset_with_non_ascii_key_does_not_crash(admin_gateway):
 async def test_reset_closes_an_auth_open_circuit(admin_gateway):
     key = CircuitKey("openai", "gpt-4o-mini", "openai_key_1")
     _registry(admin_gateway).record_failure(key, ErrorClass.AUTH)
-    response = await admin_gateway.post(RESET, headers={"X-Admin-API-Key": "admin-secret-ü".encode("utf-8")})
+    response = await admin_gateway.post(RESET, headers={"X-Admin-API-Key": "admin-secret-ü".encode()})
     assert response.status_code == 200, response.text
     assert response.json()["circuit"]["state"] == "closed"
 
@@ -64,11 +64,16 @@ async def test_reset_without_configured_admin_key_is_admin_disabled(demo_gateway
     assert response.status_code == 403 and response.json()["error"]["code"] == "admin_disabled"
 
 
-@pytest.mark.parametrize("path", ["/circuits/reset/nope/gpt-4o-mini/openai_key_1",
-                                  "/circuits/reset/openai/nope/openai_key_1",
-                                  "/circuits/reset/openai/gpt-4o-mini/nope"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/circuits/reset/nope/gpt-4o-mini/openai_key_1",
+        "/circuits/reset/openai/nope/openai_key_1",
+        "/circuits/reset/openai/gpt-4o-mini/nope",
+    ],
+)
 async def test_reset_of_unknown_circuit_is_404(admin_gateway, path):
-    response = await admin_gateway.post(path, headers={"X-Admin-API-Key": "admin-secret-ü".encode("utf-8")})
+    response = await admin_gateway.post(path, headers={"X-Admin-API-Key": "admin-secret-ü".encode()})
     assert response.status_code == 404
 
 

@@ -37,8 +37,9 @@ def test_dispatcher_answers_exactly_the_hot_rows_fastapi_also_lists(app: Gateway
     hot_rows = {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS if endpoint.is_hot}
     assert app.hot_paths.routes() == hot_rows
     assert {path for _, path in hot_rows} == HOT
-    fastapi_routes = {(method, route.path) for route in app.routes if isinstance(route, APIRoute)
-                      for method in route.methods}
+    fastapi_routes = {
+        (method, route.path) for route in app.routes if isinstance(route, APIRoute) for method in route.methods
+    }
     assert app.hot_paths.routes() <= fastapi_routes
 
 
@@ -66,18 +67,24 @@ async def test_openapi_json_lists_the_chat_completions_schema(demo_gateway: http
     assert (await demo_gateway.get("/docs")).status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path", "template", "allow"), [
-    ("GET", "/llm/direct", "/llm/direct", "POST"),          # a hot path
-    ("DELETE", "/health", "/health", "GET"),                # a FastAPI route
-    ("PUT", "/admin/keys/ck_1", "/admin/keys/{key_id}", "DELETE"),
-])
-async def test_wrong_method_is_one_envelope_on_both_paths(demo_gateway: httpx.AsyncClient, method: str, path: str,
-                                                          template: str, allow: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "template", "allow"),
+    [
+        ("GET", "/llm/direct", "/llm/direct", "POST"),  # a hot path
+        ("DELETE", "/health", "/health", "GET"),  # a FastAPI route
+        ("PUT", "/admin/keys/ck_1", "/admin/keys/{key_id}", "DELETE"),
+    ],
+)
+async def test_wrong_method_is_one_envelope_on_both_paths(
+    demo_gateway: httpx.AsyncClient, method: str, path: str, template: str, allow: str
+) -> None:
     response = await demo_gateway.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == allow
-    assert response.json()["error"] == {"code": "method_not_allowed",
-                                        "message": f"{method} is not allowed on {template}; use {allow}"}
+    assert response.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": f"{method} is not allowed on {template}; use {allow}",
+    }
 
 
 async def test_both_paths_are_counted_by_the_one_metrics_hook(demo_gateway: httpx.AsyncClient) -> None:

@@ -18,13 +18,14 @@ BODY = {"client_id": "hot", "intelligence_level": "low", "messages": [{"role": "
 
 async def _pieces(payload: bytes, size: int) -> AsyncIterator[bytes]:
     for start in range(0, len(payload), size):
-        yield payload[start:start + size]
+        yield payload[start : start + size]
 
 
 async def test_body_sent_in_pieces_without_length_is_read_whole(demo_gateway: httpx.AsyncClient) -> None:
     payload = json.dumps(BODY).encode()
-    response = await demo_gateway.post("/llm/intelligence", content=_pieces(payload, 7),
-                                       headers={"content-type": "application/json"})
+    response = await demo_gateway.post(
+        "/llm/intelligence", content=_pieces(payload, 7), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["success"] is True
 
@@ -32,8 +33,9 @@ async def test_body_sent_in_pieces_without_length_is_read_whole(demo_gateway: ht
 async def test_body_over_the_limit_without_length_is_refused(demo_gateway: httpx.AsyncClient) -> None:
     filler = "x" * (1024 * 1024)
     payload = json.dumps({**BODY, "messages": [{"role": "user", "content": filler}]}).encode()
-    response = await demo_gateway.post("/llm/intelligence", content=_pieces(payload, 64 * 1024),
-                                       headers={"content-type": "application/json"})
+    response = await demo_gateway.post(
+        "/llm/intelligence", content=_pieces(payload, 64 * 1024), headers={"content-type": "application/json"}
+    )
     assert response.status_code == BodyTooLarge.status
     assert response.json()["error"]["code"] == "body_too_large"
 
@@ -46,12 +48,13 @@ async def test_wrong_method_says_which_one_to_use(demo_gateway: httpx.AsyncClien
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-async def test_unexpected_error_is_a_500_envelope_without_content(demo_gateway: httpx.AsyncClient,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_unexpected_error_is_a_500_envelope_without_content(
+    demo_gateway: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(request: object) -> None:
-        raise RuntimeError(CANARY)   # a bug's message may hold anything: it must not reach the client
+        raise RuntimeError(CANARY)  # a bug's message may hold anything: it must not reach the client
 
-    demo_gateway.app.state.services.executor.execute_then_report = broken   # type: ignore[attr-defined]
+    demo_gateway.app.state.services.executor.execute_then_report = broken  # type: ignore[attr-defined]
     caplog.set_level(logging.DEBUG)
     chat = {"model": "auto", "messages": BODY["messages"]}
     for path, body in (("/llm/intelligence", BODY), ("/v1/chat/completions", chat)):

@@ -27,7 +27,7 @@ class Case:
     status: int
     code: str
     path: str = "/llm/intelligence"
-    payload: object = None            # JSON-encoded when not bytes
+    payload: object = None  # JSON-encoded when not bytes
     method: str = "POST"
 
     def content(self) -> bytes | None:
@@ -42,8 +42,12 @@ CASES = [
     Case("bad_json", 400, "invalid_json", payload=b'{"client_id": "x", "messages": [' + CANARY.encode()),
     Case("empty_body", 400, "invalid_json", payload=b""),
     Case("whitespace_body", 400, "invalid_json", payload=b"  \n "),
-    Case("non_utf8_bytes", 400, "invalid_encoding",
-         payload=b'{"client_id": "x", "messages": [{"role": "user", "content": "\xff\xfe' + CANARY.encode() + b'"}]}'),
+    Case(
+        "non_utf8_bytes",
+        400,
+        "invalid_encoding",
+        payload=b'{"client_id": "x", "messages": [{"role": "user", "content": "\xff\xfe' + CANARY.encode() + b'"}]}',
+    ),
     Case("json_array", 422, "validation_error", payload=[body()]),
     Case("json_string", 422, "validation_error", payload=CANARY),
     Case("missing_client_id", 422, "validation_error", payload=body(client_id=...)),
@@ -55,25 +59,39 @@ CASES = [
     Case("messages_not_a_list", 422, "validation_error", payload=body(messages=CANARY)),
     Case("empty_messages", 422, "validation_error", payload=body(messages=[])),
     Case("message_missing_role", 422, "validation_error", payload=body(messages=[{"content": CANARY}])),
-    Case("message_unknown_role", 422, "validation_error",
-         payload=body(messages=[{"role": "wizard", "content": CANARY}])),
+    Case(
+        "message_unknown_role", 422, "validation_error", payload=body(messages=[{"role": "wizard", "content": CANARY}])
+    ),
     Case("message_missing_content", 422, "validation_error", payload=body(messages=[{"role": "user"}])),
     Case("content_number", 422, "validation_error", payload=body(messages=[{"role": "user", "content": 12345}])),
     Case("content_empty_parts", 422, "validation_error", payload=body(messages=[{"role": "user", "content": []}])),
-    Case("content_part_text_missing", 422, "validation_error",
-         payload=body(messages=[{"role": "user", "content": [{"type": "text"}]}])),
-    Case("content_part_unknown_type", 422, "validation_error",
-         payload=body(messages=[{"role": "user", "content": [{"type": "audio", "text": CANARY}]}])),
-    Case("only_system_messages", 422, "validation_error",
-         payload=body(messages=[{"role": "system", "content": CANARY}])),
-    Case("message_extra_field", 422, "validation_error",
-         payload=body(messages=[{"role": "user", "content": CANARY, "name": CANARY}])),
+    Case(
+        "content_part_text_missing",
+        422,
+        "validation_error",
+        payload=body(messages=[{"role": "user", "content": [{"type": "text"}]}]),
+    ),
+    Case(
+        "content_part_unknown_type",
+        422,
+        "validation_error",
+        payload=body(messages=[{"role": "user", "content": [{"type": "audio", "text": CANARY}]}]),
+    ),
+    Case(
+        "only_system_messages", 422, "validation_error", payload=body(messages=[{"role": "system", "content": CANARY}])
+    ),
+    Case(
+        "message_extra_field",
+        422,
+        "validation_error",
+        payload=body(messages=[{"role": "user", "content": CANARY, "name": CANARY}]),
+    ),
     Case("unknown_intelligence_level", 422, "validation_error", payload=body(intelligence_level="genius")),
     Case("missing_intelligence_level", 422, "validation_error", payload=body(intelligence_level=...)),
     Case("negative_max_wait", 422, "validation_error", payload=body(max_wait_seconds=-1)),
     Case("max_wait_as_string", 422, "validation_error", payload=body(max_wait_seconds="soon")),
     Case("max_wait_as_numeric_string", 422, "validation_error", payload=body(max_wait_seconds="30")),
-    Case("max_wait_too_large", 422, "validation_error", payload=body(max_wait_seconds=10 ** 9)),
+    Case("max_wait_too_large", 422, "validation_error", payload=body(max_wait_seconds=10**9)),
     Case("temperature_out_of_range", 422, "validation_error", payload=body(options={"temperature": 3.5})),
     Case("temperature_negative", 422, "validation_error", payload=body(options={"temperature": -0.1})),
     Case("top_p_zero", 422, "validation_error", payload=body(options={"top_p": 0})),
@@ -81,8 +99,7 @@ CASES = [
     Case("max_tokens_float", 422, "validation_error", payload=body(options={"max_tokens": 1.5})),
     Case("max_tokens_as_string", 422, "validation_error", payload=body(options={"max_tokens": "100"})),
     Case("temperature_as_string", 422, "validation_error", payload=body(options={"temperature": "0.5"})),
-    Case("too_many_stop_sequences", 422, "validation_error",
-         payload=body(options={"stop": ["a", "b", "c", "d", "e"]})),
+    Case("too_many_stop_sequences", 422, "validation_error", payload=body(options={"stop": ["a", "b", "c", "d", "e"]})),
     Case("empty_stop_sequence", 422, "validation_error", payload=body(options={"stop": [""]})),
     Case("unknown_option", 422, "validation_error", payload=body(options={"frequency_penalty": 1})),
     Case("options_wrong_type", 422, "validation_error", payload=body(options=CANARY)),
@@ -91,21 +108,49 @@ CASES = [
     Case("debug_as_string_true", 422, "validation_error", payload=body(debug="true")),
     Case("debug_as_number", 422, "validation_error", payload=body(debug=1)),
     Case("disable_thinking_as_string", 422, "validation_error", payload=body(options={"disable_thinking": "yes"})),
-    Case("unknown_scenario", 404, "unknown_scenario", "/llm/scenario",
-         {"client_id": "malformed", "scenario": "no_such_scenario", "messages": [USER]}),
+    Case(
+        "unknown_scenario",
+        404,
+        "unknown_scenario",
+        "/llm/scenario",
+        {"client_id": "malformed", "scenario": "no_such_scenario", "messages": [USER]},
+    ),
     Case("scenario_missing", 422, "validation_error", "/llm/scenario", {"client_id": "malformed", "messages": [USER]}),
     Case("scenario_on_intelligence_endpoint", 422, "validation_error", payload=body(scenario="research")),
-    Case("unknown_provider", 404, "unknown_provider", "/llm/direct",
-         {"client_id": "malformed", "provider": "nope", "model": "gpt-4o", "messages": [USER]}),
-    Case("unknown_model", 404, "unknown_model", "/llm/direct",
-         {"client_id": "malformed", "provider": "openai", "model": "gpt-99", "messages": [USER]}),
-    Case("unknown_api_key_id", 404, "unknown_key", "/llm/direct",
-         {"client_id": "malformed", "provider": "openai", "model": "gpt-4o", "api_key_id": "nope",
-          "messages": [USER]}),
-    Case("direct_missing_model", 422, "validation_error", "/llm/direct",
-         {"client_id": "malformed", "provider": "openai", "messages": [USER]}),
-    Case("body_over_1_mib", 413, "body_too_large",
-         payload=body(messages=[{"role": "user", "content": CANARY * (1024 * 1024 // len(CANARY) + 1)}])),
+    Case(
+        "unknown_provider",
+        404,
+        "unknown_provider",
+        "/llm/direct",
+        {"client_id": "malformed", "provider": "nope", "model": "gpt-4o", "messages": [USER]},
+    ),
+    Case(
+        "unknown_model",
+        404,
+        "unknown_model",
+        "/llm/direct",
+        {"client_id": "malformed", "provider": "openai", "model": "gpt-99", "messages": [USER]},
+    ),
+    Case(
+        "unknown_api_key_id",
+        404,
+        "unknown_key",
+        "/llm/direct",
+        {"client_id": "malformed", "provider": "openai", "model": "gpt-4o", "api_key_id": "nope", "messages": [USER]},
+    ),
+    Case(
+        "direct_missing_model",
+        422,
+        "validation_error",
+        "/llm/direct",
+        {"client_id": "malformed", "provider": "openai", "messages": [USER]},
+    ),
+    Case(
+        "body_over_1_mib",
+        413,
+        "body_too_large",
+        payload=body(messages=[{"role": "user", "content": CANARY * (1024 * 1024 // len(CANARY) + 1)}]),
+    ),
     Case("get_on_intelligence", 405, "method_not_allowed", method="GET"),
     Case("get_on_direct", 405, "method_not_allowed", "/llm/direct", method="GET"),
     Case("unknown_path", 404, "not_found", "/llm/telepathy", payload=body()),
@@ -129,8 +174,11 @@ async def test_malformed_request_gets_envelope_and_status(demo_gateway: httpx.As
 
 
 async def test_declared_content_length_over_limit_is_refused(demo_gateway: httpx.AsyncClient) -> None:
-    response = await demo_gateway.post("/llm/intelligence", content=json.dumps(body()).encode(),
-                                       headers=JSON_HEADERS | {"content-length": str(2 * 1024 * 1024)})
+    response = await demo_gateway.post(
+        "/llm/intelligence",
+        content=json.dumps(body()).encode(),
+        headers=JSON_HEADERS | {"content-length": str(2 * 1024 * 1024)},
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
 

@@ -21,13 +21,24 @@ KEYS = [("p0", "m", "k"), ("p1", "m", "k"), ("p2", "m", "k")]
 
 
 def _failed_outcome() -> RequestOutcome:
-    request = ExecutionRequest("req1", "tester", RouteRequest(RoutingMethod.SCENARIO, scenario="s"), (),
-                               GenerationOptions())
-    attempts = (Attempt("p0", "m", "k", AttemptOutcome.SKIPPED_CIRCUIT_OPEN, 0.0),
-                Attempt("p1", "m", "k", AttemptOutcome.SERVER, 5.0, status=503),
-                Attempt("p2", "m", "k", AttemptOutcome.TIMEOUT, 7.0))
-    return RequestOutcome(request, None, AllCandidatesFailed("all 2 attempts failed"), attempts, 12.0, 0.0,
-                          1_700_000_000.0, plan=RoutePlan((), DecisionReason.SCENARIO_PRIORITY))
+    request = ExecutionRequest(
+        "req1", "tester", RouteRequest(RoutingMethod.SCENARIO, scenario="s"), (), GenerationOptions()
+    )
+    attempts = (
+        Attempt("p0", "m", "k", AttemptOutcome.SKIPPED_CIRCUIT_OPEN, 0.0),
+        Attempt("p1", "m", "k", AttemptOutcome.SERVER, 5.0, status=503),
+        Attempt("p2", "m", "k", AttemptOutcome.TIMEOUT, 7.0),
+    )
+    return RequestOutcome(
+        request,
+        None,
+        AllCandidatesFailed("all 2 attempts failed"),
+        attempts,
+        12.0,
+        0.0,
+        1_700_000_000.0,
+        plan=RoutePlan((), DecisionReason.SCENARIO_PRIORITY),
+    )
 
 
 def test_record_counts_only_sent_attempts_as_tried() -> None:
@@ -48,14 +59,27 @@ def test_without_a_sink_no_record_is_built_but_metrics_count(monkeypatch: pytest
     attempts = {s.labels["provider"]: s.labels["outcome"] for s in families["bkvy_upstream_attempts"].samples}
     assert attempts == {"p0": "skipped_circuit_open", "p1": "server", "p2": "timeout"}
     [request] = [s for s in families["bkvy_llm_requests"].samples if s.name == "bkvy_llm_requests_total"]
-    assert request.labels == {"routing_method": "scenario", "provider": "none", "model": "none",
-                              "outcome": "all_candidates_failed"}
+    assert request.labels == {
+        "routing_method": "scenario",
+        "provider": "none",
+        "model": "none",
+        "outcome": "all_candidates_failed",
+    }
 
 
 def test_the_decision_reason_is_recorded_as_its_plain_text() -> None:
-    request = ExecutionRequest("abc", "team-a", RouteRequest(RoutingMethod.DIRECT, provider="p", model="m"), (),
-                               GenerationOptions())
-    outcome = RequestOutcome(request, None, AllCandidatesFailed("all 0 attempts failed"), (), 1.0, 0.0, 0.0,
-                             plan=RoutePlan((), DecisionReason.NO_CANDIDATE_AVAILABLE))
+    request = ExecutionRequest(
+        "abc", "team-a", RouteRequest(RoutingMethod.DIRECT, provider="p", model="m"), (), GenerationOptions()
+    )
+    outcome = RequestOutcome(
+        request,
+        None,
+        AllCandidatesFailed("all 0 attempts failed"),
+        (),
+        1.0,
+        0.0,
+        0.0,
+        plan=RoutePlan((), DecisionReason.NO_CANDIDATE_AVAILABLE),
+    )
     rec = record_of(outcome)
     assert type(rec.decision_reason) is str and "no_candidate_available" in to_row(rec)

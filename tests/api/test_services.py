@@ -25,8 +25,9 @@ class PartFailed(Exception):
 
 
 def _settings() -> Settings:
-    return load_settings({"TRANSACTION_LOGGING": "true", "HEALTH_PROBE_ENABLED": "true"},
-                         log_dir=tempfile.mkdtemp(prefix="bkvy-test-"))
+    return load_settings(
+        {"TRANSACTION_LOGGING": "true", "HEALTH_PROBE_ENABLED": "true"}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-")
+    )
 
 
 @pytest.fixture
@@ -38,10 +39,15 @@ def stopped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         async def stop(self: object) -> None:
             names.append(name)
             await original(self)
+
         return stop
 
-    for cls, method, name in ((Records, "stop", "records"), (ClientKeyStore, "stop", "client_keys"),
-                              (HealthProber, "stop", "prober"), (AiohttpTransport, "close", "transport")):
+    for cls, method, name in (
+        (Records, "stop", "records"),
+        (ClientKeyStore, "stop", "client_keys"),
+        (HealthProber, "stop", "prober"),
+        (AiohttpTransport, "close", "transport"),
+    ):
         monkeypatch.setattr(cls, method, recording(name, getattr(cls, method)))
     return names
 
@@ -50,16 +56,18 @@ async def _fail(*args: object, **kwargs: object) -> None:
     raise PartFailed("part failed to start")
 
 
-async def test_client_keys_failing_stops_records_prober_and_session(fleet: SimFleet, stopped: list[str],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_client_keys_failing_stops_records_prober_and_session(
+    fleet: SimFleet, stopped: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ClientKeyStore, "start", _fail)
     with pytest.raises(PartFailed):
         await Services.start(_settings(), demo_config(fleet), clock=FakeClock())
     assert stopped == ["records", "prober", "transport"]
 
 
-async def test_records_failing_stops_prober_and_session(fleet: SimFleet, stopped: list[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_records_failing_stops_prober_and_session(
+    fleet: SimFleet, stopped: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(services_module, "start_records", _fail)
     with pytest.raises(PartFailed):
         await Services.start(_settings(), demo_config(fleet), clock=FakeClock())
@@ -91,8 +99,8 @@ async def test_stop_stops_every_part_and_raises_all_failures(fleet: SimFleet, st
     async def fail_keys() -> None:
         raise keys_failed
 
-    services.records.stop = fail_records          # type: ignore[union-attr, method-assign]
-    services.client_keys.stop = fail_keys         # type: ignore[union-attr, method-assign]
+    services.records.stop = fail_records  # type: ignore[union-attr, method-assign]
+    services.client_keys.stop = fail_keys  # type: ignore[union-attr, method-assign]
     with pytest.raises(ExceptionGroup) as raised:
         await services.stop()
     assert list(raised.value.exceptions) == [records_failed, keys_failed]

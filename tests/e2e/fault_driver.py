@@ -17,30 +17,52 @@ from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.sim import SimFleet
 
 PRIMARY, PRIMARY_MODEL, PRIMARY_KEY_ID, PRIMARY_KEY = "primary", "gpt-4o-mini", "primary_key", "sk-sim-primary"
-FALLBACK, FALLBACK_MODEL, FALLBACK_KEY_ID, FALLBACK_KEY = ("fallback", "claude-3-5-haiku-latest", "fallback_key",
-                                                           "sk-sim-fallback")
+FALLBACK, FALLBACK_MODEL, FALLBACK_KEY_ID, FALLBACK_KEY = (
+    "fallback",
+    "claude-3-5-haiku-latest",
+    "fallback_key",
+    "sk-sim-fallback",
+)
 SCENARIO = "chat"
 MESSAGES = [{"role": "user", "content": "Say something short."}]
-_YIELD_SECONDS = 0.002      # one real yield while loopback I/O completes
-_QUIET_YIELDS = 5           # this many yields without progress: only the fake clock can move things on
-_SETTLE_LIMIT = 1000        # 2 s of real time at most; a hang here is a test bug, not a product one
+_YIELD_SECONDS = 0.002  # one real yield while loopback I/O completes
+_QUIET_YIELDS = 5  # this many yields without progress: only the fake clock can move things on
+_SETTLE_LIMIT = 1000  # 2 s of real time at most; a hang here is a test bug, not a product one
 
 
 def _model(tier: str = "low") -> dict[str, Any]:
-    return {"intelligence_tier": tier, "input_cost_per_1k": 0.001, "output_cost_per_1k": 0.002,
-            "expected_latency_ms": 100}
+    return {
+        "intelligence_tier": tier,
+        "input_cost_per_1k": 0.001,
+        "output_cost_per_1k": 0.002,
+        "expected_latency_ms": 100,
+    }
 
 
 def two_provider_config(fleet: SimFleet) -> GatewayConfig:
     """'primary' on the OpenAI sim, 'fallback' on the Anthropic sim; scenario 'chat' tries them in that order."""
     providers = {
-        PRIMARY: {"type": "openai", "base_url": fleet.base_url("openai"),
-                  "keys": {PRIMARY_KEY_ID: {"api_key": PRIMARY_KEY}}, "models": {PRIMARY_MODEL: _model()}},
-        FALLBACK: {"type": "anthropic", "base_url": fleet.base_url("anthropic"),
-                   "keys": {FALLBACK_KEY_ID: {"api_key": FALLBACK_KEY}}, "models": {FALLBACK_MODEL: _model()}},
+        PRIMARY: {
+            "type": "openai",
+            "base_url": fleet.base_url("openai"),
+            "keys": {PRIMARY_KEY_ID: {"api_key": PRIMARY_KEY}},
+            "models": {PRIMARY_MODEL: _model()},
+        },
+        FALLBACK: {
+            "type": "anthropic",
+            "base_url": fleet.base_url("anthropic"),
+            "keys": {FALLBACK_KEY_ID: {"api_key": FALLBACK_KEY}},
+            "models": {FALLBACK_MODEL: _model()},
+        },
     }
-    routing = {"scenarios": {SCENARIO: [{"provider": PRIMARY, "model": PRIMARY_MODEL, "priority": 1},
-                                        {"provider": FALLBACK, "model": FALLBACK_MODEL, "priority": 2}]}}
+    routing = {
+        "scenarios": {
+            SCENARIO: [
+                {"provider": PRIMARY, "model": PRIMARY_MODEL, "priority": 1},
+                {"provider": FALLBACK, "model": FALLBACK_MODEL, "priority": 2},
+            ]
+        }
+    }
     return build_config(providers, routing, {})
 
 
@@ -56,7 +78,6 @@ class FixedJitter:
 
     def random(self) -> float:
         return self.fraction
-
 
 
 def attempts_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -125,8 +146,15 @@ class FaultDriver:
         """One request that needs no fake time to pass (every upstream answers)."""
         return await self.client.post(path, json=body or scenario_body())
 
-    async def run_autojump(self, bodies: Sequence[dict[str, Any]], *, jump_seconds: float, batch: int = 50,
-                           pace_seconds: float = 0.0, path: str = "/llm/scenario") -> list[httpx.Response]:
+    async def run_autojump(
+        self,
+        bodies: Sequence[dict[str, Any]],
+        *,
+        jump_seconds: float,
+        batch: int = 50,
+        pace_seconds: float = 0.0,
+        path: str = "/llm/scenario",
+    ) -> list[httpx.Response]:
         """Send ``bodies`` ``batch`` at a time, ``pace_seconds`` of fake time apart. While some are pending and
         neither a reply nor an upstream call has happened for a few ms, the rest can only be waiting on fake
         time: advance it by ``jump_seconds``."""
@@ -134,7 +162,7 @@ class FaultDriver:
         for start in range(0, len(bodies), batch):
             if start and pace_seconds:
                 await self.advance(pace_seconds)
-            tasks = [asyncio.ensure_future(self.client.post(path, json=body)) for body in bodies[start:start + batch]]
+            tasks = [asyncio.ensure_future(self.client.post(path, json=body)) for body in bodies[start : start + batch]]
             last, quiet = None, 0
             while not all(task.done() for task in tasks):
                 await asyncio.wait([task for task in tasks if not task.done()], timeout=_YIELD_SECONDS)

@@ -24,8 +24,13 @@ def start_demo(env_extra: dict[str, str], log_dir: Path) -> tuple[subprocess.Pop
     """Start the demo with LOG_DIR=``log_dir`` and wait (≤ 30 s) until /health answers."""
     port = free_port()
     env = {**os.environ, "BKVY_CONFIG_DIR": "/nonexistent", "LOG_DIR": str(log_dir), **env_extra}
-    process = subprocess.Popen([sys.executable, "main.py", "--demo", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--demo", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -35,7 +40,7 @@ def start_demo(env_extra: dict[str, str], log_dir: Path) -> tuple[subprocess.Pop
                 return process, port
         except httpx.HTTPError:
             pass
-        time.sleep(0.05)   # waiting for a real subprocess to bind; no clock to inject here
+        time.sleep(0.05)  # waiting for a real subprocess to bind; no clock to inject here
     process.terminate()
     raise AssertionError("demo did not answer /health within 30 s")
 

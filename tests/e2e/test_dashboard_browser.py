@@ -5,9 +5,8 @@ The screenshot goes to a temp folder; with BKVY_UPDATE_SCREENSHOT=1 it refreshes
 
 from __future__ import annotations
 
-import os
-
 import asyncio
+import os
 import socket
 from pathlib import Path
 
@@ -25,8 +24,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 XSS_CLIENT = '<img src=x onerror="window.__xss=1">'
 XSS_MESSAGE = '<script>window.__xss=2</script><b onmouseover="window.__xss=3">bold</b>'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def _free_port() -> int:
@@ -36,10 +41,11 @@ def _free_port() -> int:
 
 
 async def _serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           proxy_headers=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False, lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
-    for _ in range(400):                                   # ≤ 20 s, polling every 0.05 s
+    for _ in range(400):  # ≤ 20 s, polling every 0.05 s
         if server.started:
             return server, task
         await asyncio.sleep(0.05)
@@ -50,22 +56,27 @@ async def _traffic(base_url: str) -> None:
     messages = [{"role": "user", "content": "hello"}]
     async with httpx.AsyncClient(base_url=base_url) as client:
         for index in range(12):
-            await client.post("/llm/intelligence", json={"client_id": f"team-{index % 3}",
-                                                         "intelligence_level": "low", "messages": messages})
-        await client.post("/llm/scenario", json={"client_id": "support", "scenario": "customer_support",
-                                                 "messages": messages})
-        await client.post("/llm/direct", json={"client_id": "ops", "provider": "vllm",
-                                               "model": "qwen2.5-7b-instruct", "messages": messages})
-        await client.post("/llm/direct", json={"client_id": "ops", "provider": "nope", "model": "x",
-                                               "messages": messages})
+            await client.post(
+                "/llm/intelligence",
+                json={"client_id": f"team-{index % 3}", "intelligence_level": "low", "messages": messages},
+            )
+        await client.post(
+            "/llm/scenario", json={"client_id": "support", "scenario": "customer_support", "messages": messages}
+        )
+        await client.post(
+            "/llm/direct",
+            json={"client_id": "ops", "provider": "vllm", "model": "qwen2.5-7b-instruct", "messages": messages},
+        )
+        await client.post(
+            "/llm/direct", json={"client_id": "ops", "provider": "nope", "model": "x", "messages": messages}
+        )
 
 
 async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFleet, tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.fail("chromium is missing: .ci/run installs it (apt-get install -y chromium)")
 
-    settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True,
-                             dashboard_enabled=True)
+    settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True, dashboard_enabled=True)
     app = create_app(settings, demo_config(fleet))
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
@@ -73,10 +84,18 @@ async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFle
     try:
         await _traffic(origin)
         services = app.state.services
-        services.records.observe_record(TransactionRecord(
-            timestamp=utc_timestamp(services.clock.wall()), request_id="xss-probe", client_id=XSS_CLIENT,
-            routing_method="direct", success=False, error_type="bad_request", error_message=XSS_MESSAGE,
-            total_time_ms=12.0))
+        services.records.observe_record(
+            TransactionRecord(
+                timestamp=utc_timestamp(services.clock.wall()),
+                request_id="xss-probe",
+                client_id=XSS_CLIENT,
+                routing_method="direct",
+                success=False,
+                error_type="bad_request",
+                error_message=XSS_MESSAGE,
+                total_time_ms=12.0,
+            )
+        )
         await _check_in_browser(origin, tmp_path)
     finally:
         server.should_exit = True
@@ -100,8 +119,7 @@ async def _check_in_browser(origin: str, tmp_path: Path) -> None:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.on("console", lambda message: console_errors.append(message.text)
-                    if message.type == "error" else None)
+            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: console_errors.append(str(error)))
             await page.route("**/*", only_same_origin)
             response = await page.goto(origin + "/dashboard")

@@ -25,20 +25,32 @@ from bkvy.clock import FakeClock
 from bkvy.core.config.settings import load_settings
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
-from tests.e2e.fault_driver import (FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL, PRIMARY, PRIMARY_KEY_ID,
-                                    PRIMARY_MODEL, FaultDriver, attempts_of, FixedJitter, scenario_body,
-                                    two_provider_config)
+from tests.e2e.fault_driver import (
+    FALLBACK,
+    FALLBACK_KEY_ID,
+    FALLBACK_MODEL,
+    PRIMARY,
+    PRIMARY_KEY_ID,
+    PRIMARY_MODEL,
+    FaultDriver,
+    FixedJitter,
+    attempts_of,
+    scenario_body,
+    two_provider_config,
+)
 
-INTERVAL = 10.0               # HEALTH_PROBE_INTERVAL_SECONDS for every test here
+INTERVAL = 10.0  # HEALTH_PROBE_INTERVAL_SECONDS for every test here
 SOFT_TIMEOUT = 30.0
 HARD_TIMEOUT = 120.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings(tmp_path: Path, **overrides: object):
-    values: dict[str, object] = {"health_probe_interval_seconds": INTERVAL,
-                                 "request_soft_timeout_seconds": SOFT_TIMEOUT,
-                                 "request_hard_timeout_seconds": HARD_TIMEOUT}
+    values: dict[str, object] = {
+        "health_probe_interval_seconds": INTERVAL,
+        "request_soft_timeout_seconds": SOFT_TIMEOUT,
+        "request_hard_timeout_seconds": HARD_TIMEOUT,
+    }
     values.update(overrides)
     return load_settings({}, log_dir=tmp_path, **values)
 
@@ -52,7 +64,7 @@ async def _open_primary_with_outage(drive: FaultDriver, fleet: SimFleet) -> int:
     fleet.servers["openai"].knobs(PRIMARY_MODEL).down = True
     for sent in range(1, 11):
         response = await drive.send()
-        assert response.status_code == 200, response.text       # the fallback serves meanwhile
+        assert response.status_code == 200, response.text  # the fallback serves meanwhile
         if (await drive.primary_circuit())["state"] == "open":
             return sent
     raise AssertionError("the primary's circuit never opened")
@@ -60,14 +72,17 @@ async def _open_primary_with_outage(drive: FaultDriver, fleet: SimFleet) -> int:
 
 # -- 1. a lossy primary next to a healthy fallback ---------------------------------------------------------------
 
+
 async def test_lossy_primary_with_healthy_fallback_keeps_success_high_and_calls_low(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     fleet.servers["openai"].knobs(PRIMARY_MODEL).error_rates = {"server": 0.30, "timeout": 0.10}
     requests = 2000
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
-        responses = await drive.run_autojump([scenario_body() for _ in range(requests)], jump_seconds=SOFT_TIMEOUT,
-                                             batch=50, pace_seconds=10.0)    # 5 requests/s of fake time
+        responses = await drive.run_autojump(
+            [scenario_body() for _ in range(requests)], jump_seconds=SOFT_TIMEOUT, batch=50, pace_seconds=10.0
+        )  # 5 requests/s of fake time
         probes = drive.probes_sent
     bodies = [r.json() for r in responses]
     successes = sum(1 for r in responses if r.status_code == 200)
@@ -76,22 +91,26 @@ async def test_lossy_primary_with_healthy_fallback_keeps_success_high_and_calls_
     fast_mode_successes = sum(1 for b in bodies if attempts_of(b) and attempts_of(b)[-1]["fast_mode"])
     success_rate = successes / requests
     calls_per_request = upstream_calls / requests
-    print(f"\n[faults 1] {requests} requests, primary 30% 5xx + 10% timeouts: success {success_rate:.2%}, "
-          f"upstream calls/request {calls_per_request:.3f} ({upstream_calls} calls: primary "
-          f"{drive.primary_calls()}, fallback {drive.fallback_calls()}, probes {probes}); "
-          f"{straight_to_fallback} went straight to the fallback (primary circuit open); "
-          f"{fast_mode_successes} served in fast mode; fake time {fake_clock.now() - 1000.0:.0f}s "
-          f"in {drive.clock_jumps} clock jumps")
+    print(
+        f"\n[faults 1] {requests} requests, primary 30% 5xx + 10% timeouts: success {success_rate:.2%}, "
+        f"upstream calls/request {calls_per_request:.3f} ({upstream_calls} calls: primary "
+        f"{drive.primary_calls()}, fallback {drive.fallback_calls()}, probes {probes}); "
+        f"{straight_to_fallback} went straight to the fallback (primary circuit open); "
+        f"{fast_mode_successes} served in fast mode; fake time {fake_clock.now() - 1000.0:.0f}s "
+        f"in {drive.clock_jumps} clock jumps"
+    )
     assert success_rate >= 0.995
     assert calls_per_request <= 1.5
-    assert straight_to_fallback > 0           # the primary's circuit did open and spared it calls
+    assert straight_to_fallback > 0  # the primary's circuit did open and spared it calls
     assert probes > 0
 
 
 # -- 2./3. a hard outage, then recovery ----------------------------------------------------------------------------
 
+
 async def test_down_provider_gets_at_most_one_probe_per_interval_and_no_user_requests(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
         needed = await _open_primary_with_outage(drive, fleet)
@@ -114,12 +133,14 @@ async def test_down_provider_gets_at_most_one_probe_per_interval_and_no_user_req
         calls = drive.primary_calls() - calls_before
         probes = drive.probes_sent - probes_before
         circuit = await drive.primary_circuit()
-    print(f"\n[faults 2] primary down: circuit opened after {needed} requests; over {intervals} intervals "
-          f"({intervals * INTERVAL:.0f}s fake) and {user_requests} user requests it got {calls} calls, all probes "
-          f"({probes} sent), per interval {per_interval}; open_count now {circuit['open_count']}")
-    assert needed == 3                               # CIRCUIT_FAILURE_THRESHOLD
-    assert calls == probes                           # every call that reached it was a probe
-    assert probes >= 1                               # it is still being checked
+    print(
+        f"\n[faults 2] primary down: circuit opened after {needed} requests; over {intervals} intervals "
+        f"({intervals * INTERVAL:.0f}s fake) and {user_requests} user requests it got {calls} calls, all probes "
+        f"({probes} sent), per interval {per_interval}; open_count now {circuit['open_count']}"
+    )
+    assert needed == 3  # CIRCUIT_FAILURE_THRESHOLD
+    assert calls == probes  # every call that reached it was a probe
+    assert probes >= 1  # it is still being checked
     assert max(per_interval) <= 1
     assert circuit["state"] == "open"
 
@@ -142,55 +163,63 @@ async def _time_to_close(drive: FaultDriver, fleet: SimFleet) -> tuple[float, li
 
 
 async def test_recovered_provider_closes_within_two_probe_intervals(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
         await _open_primary_with_outage(drive, fleet)
         probes_before = drive.probes_sent
         closed_after, states = await _time_to_close(drive, fleet)
         probes = drive.probes_sent - probes_before
-    print(f"\n[faults 3] primary back up right after its circuit opened: {' -> '.join(states)} "
-          f"{closed_after:.0f}s after recovery ({probes} probe, {INTERVAL:.0f}s probe interval)")
-    assert states == ["open", "half_open", "closed"]          # a probe, then one real success
+    print(
+        f"\n[faults 3] primary back up right after its circuit opened: {' -> '.join(states)} "
+        f"{closed_after:.0f}s after recovery ({probes} probe, {INTERVAL:.0f}s probe interval)"
+    )
+    assert states == ["open", "half_open", "closed"]  # a probe, then one real success
     assert probes == 1
     assert closed_after <= 2 * INTERVAL
 
 
 async def test_after_a_long_outage_the_circuit_closes_within_two_intervals_of_its_backoff_ending(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
         await _open_primary_with_outage(drive, fleet)
-        await drive.advance(6 * INTERVAL, step_seconds=INTERVAL)      # failed probes grow the backoff
+        await drive.advance(6 * INTERVAL, step_seconds=INTERVAL)  # failed probes grow the backoff
         before = await drive.primary_circuit()
         closed_after, states = await _time_to_close(drive, fleet)
     backoff_left = before["open_for_seconds"]
-    print(f"\n[faults 3b] primary back up after {6 * INTERVAL:.0f}s down (open_count {before['open_count']}, "
-          f"{backoff_left:.1f}s of backoff left): {' -> '.join(states)} {closed_after:.0f}s after recovery, "
-          f"{closed_after - backoff_left:.1f}s after the backoff ended")
+    print(
+        f"\n[faults 3b] primary back up after {6 * INTERVAL:.0f}s down (open_count {before['open_count']}, "
+        f"{backoff_left:.1f}s of backoff left): {' -> '.join(states)} {closed_after:.0f}s after recovery, "
+        f"{closed_after - backoff_left:.1f}s after the backoff ended"
+    )
     assert states == ["open", "half_open", "closed"]
     assert closed_after - backoff_left <= 2 * INTERVAL
 
 
 # -- 4. a 429 storm ------------------------------------------------------------------------------------------------
 
+
 async def test_429_storm_sends_nothing_to_the_key_until_retry_after_then_probes_and_uses_it(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     retry_after = 30.0
     knobs = fleet.servers["openai"].knobs(PRIMARY_MODEL)
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
-        await drive.advance(3.0)                   # the storm starts between two probe ticks
+        await drive.advance(3.0)  # the storm starts between two probe ticks
         knobs.burst_429(count=1000, retry_after_seconds=retry_after)
         storm = await drive.run_autojump([scenario_body() for _ in range(10)], jump_seconds=1.0, batch=10)
         storm_at = fake_clock.now()
-        calls_in_storm = drive.primary_calls()     # all in flight together before the first 429 came back
+        calls_in_storm = drive.primary_calls()  # all in flight together before the first 429 came back
         storm += await drive.run_autojump([scenario_body() for _ in range(10)], jump_seconds=1.0, batch=10)
         assert all(r.status_code == 200 for r in storm)
         assert all(r.json()["provider_used"] == FALLBACK for r in storm)
         circuit = await drive.primary_circuit()
         assert (circuit["state"], circuit["open_reason"]) == ("open", "rate_limited")
-        knobs.pending_429s = 0                     # the provider's window has passed by the time it says
+        knobs.pending_429s = 0  # the provider's window has passed by the time it says
         quiet_calls = []
         while fake_clock.now() - storm_at < retry_after - 1.0:
             await drive.advance(1.0)
@@ -210,18 +239,21 @@ async def test_429_storm_sends_nothing_to_the_key_until_retry_after_then_probes_
                 break
         probes_after_window = drive.probes_sent - probes_before
         circuit = await drive.primary_circuit()
-    print(f"\n[faults 4] 429 storm (retry-after {retry_after:.0f}s): {calls_in_storm} concurrent calls got 429, "
-          f"then {quiet_calls[-1]} calls to the key from {len(quiet_calls) + 10} more requests over the next "
-          f"{len(quiet_calls)}s; first call after {first_call_at}s "
-          f"({probes_after_window} probe), primary serving again at {fake_clock.now() - storm_at:.0f}s, "
-          f"circuit {circuit['state']}")
+    print(
+        f"\n[faults 4] 429 storm (retry-after {retry_after:.0f}s): {calls_in_storm} concurrent calls got 429, "
+        f"then {quiet_calls[-1]} calls to the key from {len(quiet_calls) + 10} more requests over the next "
+        f"{len(quiet_calls)}s; first call after {first_call_at}s "
+        f"({probes_after_window} probe), primary serving again at {fake_clock.now() - storm_at:.0f}s, "
+        f"circuit {circuit['state']}"
+    )
     assert max(quiet_calls) == 0
     assert first_call_at is not None and retry_after <= first_call_at <= retry_after + INTERVAL
-    assert probes_after_window >= 1                # probed before real traffic returns
+    assert probes_after_window >= 1  # probed before real traffic returns
     assert served_by_primary and circuit["state"] == "closed"
 
 
 # -- 5. a flapping provider ----------------------------------------------------------------------------------------
+
 
 async def _flap_once(drive: FaultDriver, fleet: SimFleet) -> None:
     """Down until the circuit opens, up again until a probe and one real request close it."""
@@ -237,36 +269,38 @@ async def _flap_once(drive: FaultDriver, fleet: SimFleet) -> None:
 
 
 async def test_flapping_provider_is_flagged_ranked_last_and_cleared_after_ten_stable_minutes(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
         drive = FaultDriver(client, fake_clock, fleet)
         started = fake_clock.now()
         await _flap_once(drive, fleet)
         await _flap_once(drive, fleet)
-        assert not (await drive.primary_circuit())["is_flapping"]          # two openings are not flapping
+        assert not (await drive.primary_circuit())["is_flapping"]  # two openings are not flapping
         await _open_primary_with_outage(drive, fleet)
         third_opening_at = fake_clock.now()
         flapping_after = third_opening_at - started
         status = (await client.get("/circuits/status")).json()["circuits"]
         flagged = [c for c in status if c["is_flapping"]]
-        assert [(c["provider"], c["model"], c["key_id"]) for c in flagged] == [(PRIMARY, PRIMARY_MODEL,
-                                                                               PRIMARY_KEY_ID)]
+        assert [(c["provider"], c["model"], c["key_id"]) for c in flagged] == [(PRIMARY, PRIMARY_MODEL, PRIMARY_KEY_ID)]
         fleet.servers["openai"].knobs(PRIMARY_MODEL).down = False
-        await drive.advance(60.0, step_seconds=INTERVAL)                     # flapping backoff (x5) passes, probe
+        await drive.advance(60.0, step_seconds=INTERVAL)  # flapping backoff (x5) passes, probe
         ranked = (await drive.send()).json()
         order = [c["provider"] for c in ranked["metadata"]["alternatives_considered"] if "skipped" not in c]
         circuit = await drive.primary_circuit()
         assert circuit["is_flapping"] and circuit["state"] != "open"
-        assert order == [FALLBACK, PRIMARY]                                  # usable, but ranked last
+        assert order == [FALLBACK, PRIMARY]  # usable, but ranked last
         assert ranked["provider_used"] == FALLBACK
         await drive.advance(third_opening_at + 590.0 - fake_clock.now(), step_seconds=INTERVAL)
         still_flapping = (await drive.primary_circuit())["is_flapping"]
         await drive.advance(third_opening_at + 600.0 - fake_clock.now())
         cleared = await drive.primary_circuit()
         after = (await drive.send()).json()
-    print(f"\n[faults 5] flapping flagged after 3 openings in {flapping_after:.0f}s; ranked last "
-          f"({order}); still flagged at 590s stable: {still_flapping}; at 600s: is_flapping {cleared['is_flapping']}, "
-          f"next request served by {after['provider_used']}")
+    print(
+        f"\n[faults 5] flapping flagged after 3 openings in {flapping_after:.0f}s; ranked last "
+        f"({order}); still flagged at 590s stable: {still_flapping}; at 600s: is_flapping {cleared['is_flapping']}, "
+        f"next request served by {after['provider_used']}"
+    )
     assert still_flapping
     assert not cleared["is_flapping"]
     assert after["provider_used"] == PRIMARY
@@ -275,12 +309,15 @@ async def test_flapping_provider_is_flagged_ranked_last_and_cleared_after_ten_st
 
 # -- 6. the whole fleet blips ----------------------------------------------------------------------------------------
 
+
 async def test_fleet_wide_blip_is_served_in_panic_mode_without_an_error_plateau(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     blip = 2.0
-    jitter = FixedJitter(0.5)                      # first backoff = 5 s: still running when the blip ends
-    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path),
-                       rng=jitter) as client:  # type: ignore[arg-type]
+    jitter = FixedJitter(0.5)  # first backoff = 5 s: still running when the blip ends
+    async with gateway(
+        two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path), rng=jitter
+    ) as client:  # type: ignore[arg-type]
         drive = FaultDriver(client, fake_clock, fleet)
         await drive.advance(1.0)
         for server in fleet.servers.values():
@@ -304,10 +341,12 @@ async def test_fleet_wide_blip_is_served_in_panic_mode_without_an_error_plateau(
             await drive.advance(0.5)
     reasons = [b["decision_reason"] for b in after]
     panic_served = reasons.count("panic_mode")
-    print(f"\n[faults 6] fleet down for {blip:.0f}s: {sum(r.status_code >= 500 for r in during)}/{len(during)} "
-          f"failed during the blip; circuits {sorted({c['state'] for c in status})} with >= {backoff_left}s backoff "
-          f"left; after recovery {len(after)}/{len(after)} succeeded, {panic_served} via panic_mode "
-          f"(first at +{after[0]['at']:.1f}s), reasons {sorted(set(reasons))}")
+    print(
+        f"\n[faults 6] fleet down for {blip:.0f}s: {sum(r.status_code >= 500 for r in during)}/{len(during)} "
+        f"failed during the blip; circuits {sorted({c['state'] for c in status})} with >= {backoff_left}s backoff "
+        f"left; after recovery {len(after)}/{len(after)} succeeded, {panic_served} via panic_mode "
+        f"(first at +{after[0]['at']:.1f}s), reasons {sorted(set(reasons))}"
+    )
     assert all(c["state"] == "open" for c in status)
     assert backoff_left > 0
     assert reasons[0] == "panic_mode"
@@ -315,6 +354,7 @@ async def test_fleet_wide_blip_is_served_in_panic_mode_without_an_error_plateau(
 
 
 # -- 7. kill -9 with open circuits -------------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -325,12 +365,28 @@ def _free_port() -> int:
 def _write_dead_config(config_dir: Path, dead_port: int) -> None:
     model = {"intelligence_tier": "low", "input_cost_per_1k": 0.001, "output_cost_per_1k": 0.002}
     dead = f"http://127.0.0.1:{dead_port}"
-    providers = {PRIMARY: {"type": "openai", "base_url": dead, "keys": {PRIMARY_KEY_ID: {"api_key": "sk-dead-1"}},
-                           "models": {PRIMARY_MODEL: model}},
-                 FALLBACK: {"type": "anthropic", "base_url": dead,
-                            "keys": {FALLBACK_KEY_ID: {"api_key": "sk-dead-2"}}, "models": {FALLBACK_MODEL: model}}}
-    routing = {"scenarios": {"chat": [{"provider": PRIMARY, "model": PRIMARY_MODEL, "priority": 1},
-                                      {"provider": FALLBACK, "model": FALLBACK_MODEL, "priority": 2}]}}
+    providers = {
+        PRIMARY: {
+            "type": "openai",
+            "base_url": dead,
+            "keys": {PRIMARY_KEY_ID: {"api_key": "sk-dead-1"}},
+            "models": {PRIMARY_MODEL: model},
+        },
+        FALLBACK: {
+            "type": "anthropic",
+            "base_url": dead,
+            "keys": {FALLBACK_KEY_ID: {"api_key": "sk-dead-2"}},
+            "models": {FALLBACK_MODEL: model},
+        },
+    }
+    routing = {
+        "scenarios": {
+            "chat": [
+                {"provider": PRIMARY, "model": PRIMARY_MODEL, "priority": 1},
+                {"provider": FALLBACK, "model": FALLBACK_MODEL, "priority": 2},
+            ]
+        }
+    }
     config_dir.mkdir()
     (config_dir / "providers.json").write_text(json.dumps(providers))
     (config_dir / "routing.json").write_text(json.dumps(routing))
@@ -338,9 +394,13 @@ def _write_dead_config(config_dir: Path, dead_port: int) -> None:
 
 def _start_gateway(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log_file = log_path.open("ab")
-    process = subprocess.Popen([sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port),
-                                "--log-level", "warning"], cwd=REPO_ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -369,12 +429,17 @@ def real_processes() -> Iterator[list[subprocess.Popen]]:
             process.wait(timeout=5)
 
 
-def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path,
-                                                   real_processes: list[subprocess.Popen]) -> None:
+def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path, real_processes: list[subprocess.Popen]) -> None:
     config_dir, log_dir, log_path = tmp_path / "config", tmp_path / "logs", tmp_path / "gateway.log"
     _write_dead_config(config_dir, _free_port())
-    env = {**os.environ, "BKVY_CONFIG_DIR": str(config_dir), "LOG_DIR": str(log_dir),
-           "HEALTH_PROBE_ENABLED": "false", "TRANSACTION_LOGGING": "false", "SUMMARY_STATS": "false"}
+    env = {
+        **os.environ,
+        "BKVY_CONFIG_DIR": str(config_dir),
+        "LOG_DIR": str(log_dir),
+        "HEALTH_PROBE_ENABLED": "false",
+        "TRANSACTION_LOGGING": "false",
+        "SUMMARY_STATS": "false",
+    }
     port = _free_port()
     real_processes.append(_start_gateway(port, env, log_path))
     base = f"http://127.0.0.1:{port}"
@@ -383,7 +448,7 @@ def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path,
     state_file = log_dir / "circuit_states.json"
     saved: dict = {}
     deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:     # debounced 1 s: a real process, so real (short) polling
+    while time.monotonic() < deadline:  # debounced 1 s: a real process, so real (short) polling
         if state_file.exists():
             saved = json.loads(state_file.read_text())
             if len(saved.get("circuits", [])) == len(opened):
@@ -399,10 +464,12 @@ def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path,
     restarted_at = time.time()
     restored = _open_circuits(httpx.get(f"http://127.0.0.1:{port}/circuits/status", timeout=5).json())
     expected_left = {key: max(0.0, until - restarted_at) for key, until in saved_until.items()}
-    print(f"\n[faults 7] {codes} from 3 requests to dead upstreams; open before kill -9: "
-          f"{ {k[0]: round(c['open_for_seconds'], 2) for k, c in opened.items()} }s; restart took "
-          f"{restarted_at - killed_at:.2f}s; open after restart: "
-          f"{ {k[0]: (c['open_reason'], round(c['open_for_seconds'], 2)) for k, c in restored.items()} }s")
+    print(
+        f"\n[faults 7] {codes} from 3 requests to dead upstreams; open before kill -9: "
+        f"{ {k[0]: round(c['open_for_seconds'], 2) for k, c in opened.items()} }s; restart took "
+        f"{restarted_at - killed_at:.2f}s; open after restart: "
+        f"{ {k[0]: (c['open_reason'], round(c['open_for_seconds'], 2)) for k, c in restored.items()} }s"
+    )
     assert codes == [502, 502, 502]
     assert set(opened) == {(PRIMARY, PRIMARY_MODEL, PRIMARY_KEY_ID), (FALLBACK, FALLBACK_MODEL, FALLBACK_KEY_ID)}
     assert set(saved_until) == set(opened)
@@ -416,8 +483,10 @@ def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path,
 
 # -- 8. soft and hard timeouts ---------------------------------------------------------------------------------------
 
+
 async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_at_the_deadline(
-        fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
     hard = 35.0
     settings = _settings(tmp_path, request_hard_timeout_seconds=hard)
     primary = fleet.servers["openai"].knobs(PRIMARY_MODEL)
@@ -433,21 +502,23 @@ async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_a
         started = fake_clock.now()
         pending = asyncio.ensure_future(client.post("/llm/scenario", json=scenario_body()))
         await drive.settle()
-        await drive.advance(SOFT_TIMEOUT)                 # the primary's attempt gives up; fallback in fast mode
-        await drive.advance(hard - SOFT_TIMEOUT - 0.05)   # just before the hard deadline
+        await drive.advance(SOFT_TIMEOUT)  # the primary's attempt gives up; fallback in fast mode
+        await drive.advance(hard - SOFT_TIMEOUT - 0.05)  # just before the hard deadline
         await asyncio.sleep(0.01)
         was_pending = not pending.done()
-        fake_clock.advance(0.1)                           # just past it
+        fake_clock.advance(0.1)  # just past it
         wall_started = time.perf_counter()
         reply = await asyncio.wait_for(pending, timeout=1.0)
         reply_ms = (time.perf_counter() - wall_started) * 1000.0
         hard_body = reply.json()
         fallback_calls = drive.fallback_calls()
     hard_attempts = [(a["provider"], a["outcome"], a["fast_mode"]) for a in hard_body.get("attempts", [])]
-    print(f"\n[faults 8] soft timeout {SOFT_TIMEOUT:.0f}s: attempts {soft_attempts}, served by "
-          f"{soft_body['provider_used']} in {soft_body['metadata']['total_completion_time_ms'] / 1000:.1f}s fake; "
-          f"hard timeout {hard:.0f}s: pending at deadline-50ms: {was_pending}, then {reply.status_code} "
-          f"{hard_body['error']['code']} {reply_ms:.1f}ms (wall) after the deadline passed; attempts {hard_attempts}")
+    print(
+        f"\n[faults 8] soft timeout {SOFT_TIMEOUT:.0f}s: attempts {soft_attempts}, served by "
+        f"{soft_body['provider_used']} in {soft_body['metadata']['total_completion_time_ms'] / 1000:.1f}s fake; "
+        f"hard timeout {hard:.0f}s: pending at deadline-50ms: {was_pending}, then {reply.status_code} "
+        f"{hard_body['error']['code']} {reply_ms:.1f}ms (wall) after the deadline passed; attempts {hard_attempts}"
+    )
     assert soft.status_code == 200
     assert soft_attempts == [(PRIMARY, "timeout", False), (FALLBACK, "success", True)]
     assert was_pending
@@ -455,5 +526,5 @@ async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_a
     assert reply_ms < 100.0
     assert fake_clock.now() - started < hard + 0.1
     assert hard_attempts[0] == (PRIMARY, "timeout", False)
-    assert fallback_calls == 2                 # the fast-mode attempt was under way when the deadline hit
-    assert hard_attempts[-1] == (FALLBACK, "cancelled_hard_timeout", True)   # the cut attempt is recorded too
+    assert fallback_calls == 2  # the fast-mode attempt was under way when the deadline hit
+    assert hard_attempts[-1] == (FALLBACK, "cancelled_hard_timeout", True)  # the cut attempt is recorded too

@@ -43,11 +43,12 @@ print(json.dumps(results))
 def _run_in_order(snippets: list[str], port: int) -> list[str]:
     """Run the snippets in document order; assert each succeeded and printed something."""
     codes = [snippet.replace("127.0.0.1:10006", f"127.0.0.1:{port}") for snippet in snippets]
-    completed = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(codes), capture_output=True,
-                               text=True, timeout=120, cwd=ROOT)
+    completed = subprocess.run(
+        [sys.executable, "-c", _RUNNER], input=json.dumps(codes), capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(completed.stdout)
-    for snippet, result in zip(snippets, results):
+    for snippet, result in zip(snippets, results, strict=False):
         assert result["ok"], f"{snippet}\n--- error ---\n{result['error']}"
         assert result["stdout"].strip(), snippet
     return [result["stdout"] for result in results]

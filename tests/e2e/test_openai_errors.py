@@ -20,8 +20,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 async def sdk(demo_gateway) -> AsyncIterator[openai.AsyncOpenAI]:
     # The SDK over the in-process app: httpx's ASGI transport, no socket, no retries.
-    yield openai.AsyncOpenAI(base_url="http://bkvy.test/v1", api_key="unused", http_client=demo_gateway,
-                             max_retries=0)
+    yield openai.AsyncOpenAI(base_url="http://bkvy.test/v1", api_key="unused", http_client=demo_gateway, max_retries=0)
 
 
 async def test_unknown_model_raises_not_found(sdk: openai.AsyncOpenAI) -> None:
@@ -51,7 +50,7 @@ async def test_invalid_body_raises_unprocessable_entity(sdk: openai.AsyncOpenAI)
 
 
 async def test_all_rate_limited_raises_rate_limit_with_retry_after(sdk: openai.AsyncOpenAI, fleet: SimFleet) -> None:
-    fleet.servers["openai"].knobs("gpt-4o-mini").burst_429(2, retry_after_seconds=30)   # both demo keys
+    fleet.servers["openai"].knobs("gpt-4o-mini").burst_429(2, retry_after_seconds=30)  # both demo keys
     with pytest.raises(openai.RateLimitError) as raised:
         await sdk.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES)
     assert raised.value.code == "rate_limited"
@@ -68,8 +67,9 @@ async def test_all_failed_raises_internal_server_error(sdk: openai.AsyncOpenAI, 
 async def test_missing_client_key_raises_authentication_error(fleet: SimFleet) -> None:
     settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), require_client_keys=True)
     async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as client:
-        sdk = openai.AsyncOpenAI(base_url="http://bkvy.test/v1", api_key="bkvy-sk-wrong", http_client=client,
-                                 max_retries=0)
+        sdk = openai.AsyncOpenAI(
+            base_url="http://bkvy.test/v1", api_key="bkvy-sk-wrong", http_client=client, max_retries=0
+        )
         with pytest.raises(openai.AuthenticationError) as raised:
             await sdk.chat.completions.create(model="auto", messages=MESSAGES)
         assert raised.value.code == "unauthorized"
@@ -79,7 +79,11 @@ async def test_missing_client_key_raises_authentication_error(fleet: SimFleet) -
 
 async def test_unknown_fields_are_ignored_and_not_forwarded(sdk: openai.AsyncOpenAI, fleet: SimFleet) -> None:
     completion = await sdk.chat.completions.create(
-        model="openai/gpt-4o-mini", messages=MESSAGES, seed=3, logprobs=False,
-        extra_body={"base_url": "http://169.254.169.254", "api_key": "stolen", "bkvy": {"disable_thinking": True}})
+        model="openai/gpt-4o-mini",
+        messages=MESSAGES,
+        seed=3,
+        logprobs=False,
+        extra_body={"base_url": "http://169.254.169.254", "api_key": "stolen", "bkvy": {"disable_thinking": True}},
+    )
     assert completion.choices[0].message.content
     assert fleet.servers["openai"].calls_for("gpt-4o-mini") == 1

@@ -14,8 +14,13 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tests.e2e.live_demo import start_demo, stop_demo
 
-PROVIDER_MODELS = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "gemini/gemini-2.5-flash",
-                   "ollama/llama3.2", "vllm/qwen2.5-7b-instruct"]
+PROVIDER_MODELS = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-latest",
+    "gemini/gemini-2.5-flash",
+    "ollama/llama3.2",
+    "vllm/qwen2.5-7b-instruct",
+]
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
 
 
@@ -50,8 +55,9 @@ def _check_chunks(chunks: list[ChatCompletionChunk]) -> None:
 @pytest.mark.parametrize("model", PROVIDER_MODELS)
 def test_sync_client_non_streaming(base_url: str, model: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES, max_tokens=50,
-                                                           temperature=0.2)
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=MESSAGES, max_tokens=50, temperature=0.2
+    )
     assert raw.headers["x-bkvy-provider"] == model.split("/")[0]
     assert raw.headers["x-bkvy-model"] == model.split("/")[1]
     assert raw.headers["x-bkvy-decision-reason"] == "direct" and raw.headers["x-bkvy-request-id"]
@@ -61,8 +67,9 @@ def test_sync_client_non_streaming(base_url: str, model: str) -> None:
 @pytest.mark.parametrize("model", PROVIDER_MODELS)
 def test_sync_client_streaming(base_url: str, model: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-    stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     _check_chunks(list(stream))
 
 
@@ -70,15 +77,17 @@ def test_sync_client_streaming(base_url: str, model: str) -> None:
 async def test_async_client_non_streaming(base_url: str, model: str) -> None:
     async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
         raw = await client.chat.completions.with_raw_response.create(
-            model=model, messages=MESSAGES, extra_body={"bkvy": {"client_id": "sdk-test", "max_wait_seconds": 5}})
+            model=model, messages=MESSAGES, extra_body={"bkvy": {"client_id": "sdk-test", "max_wait_seconds": 5}}
+        )
         _check_completion(raw.parse(), json.loads(raw.text))
 
 
 @pytest.mark.parametrize("model", PROVIDER_MODELS)
 async def test_async_client_streaming(base_url: str, model: str) -> None:
     async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
-        stream = await client.chat.completions.create(model=model, messages=MESSAGES, stream=True,
-                                                      stream_options={"include_usage": True})
+        stream = await client.chat.completions.create(
+            model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         _check_chunks([chunk async for chunk in stream])
 
 
@@ -91,8 +100,11 @@ def test_streaming_without_include_usage_has_no_usage_chunk(base_url: str) -> No
 
 def test_virtual_models_route_and_say_why(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
-    for model, reason in [("auto", "cheapest_within_estimate"), ("low", "cheapest_within_estimate"),
-                          ("scenario:customer_support", "scenario_priority")]:
+    for model, reason in [
+        ("auto", "cheapest_within_estimate"),
+        ("low", "cheapest_within_estimate"),
+        ("scenario:customer_support", "scenario_priority"),
+    ]:
         raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
         assert raw.headers["x-bkvy-decision-reason"] == reason
         ChatCompletion.model_validate(json.loads(raw.text))
@@ -113,26 +125,41 @@ def test_unknown_model_raises_not_found(base_url: str) -> None:
 
 
 TOOL_MODELS = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "gemini/gemini-2.5-flash"]
-TOOLS = [{"type": "function", "function": {"name": "get_time", "description": "The current time.",
-                                           "parameters": {"type": "object", "properties": {}}}},
-         {"type": "function", "function": {"name": "get_date", "parameters": {"type": "object", "properties": {}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "The current time.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+    {"type": "function", "function": {"name": "get_date", "parameters": {"type": "object", "properties": {}}}},
+]
 
 
 @pytest.mark.parametrize("model", TOOL_MODELS)
 def test_tool_call_round_trip(base_url: str, model: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
     question = {"role": "user", "content": "What time is it?"}
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=[question], tools=TOOLS,
-                                                           tool_choice="auto")
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[question], tools=TOOLS, tool_choice="auto"
+    )
     first = raw.parse()
     ChatCompletion.model_validate(json.loads(raw.text))
     assert first.choices[0].finish_reason == "tool_calls"
     [call] = first.choices[0].message.tool_calls or []
     assert call.type == "function" and call.function.name == "get_time" and call.id
     assert json.loads(call.function.arguments) == {}
-    answer = client.chat.completions.create(model=model, tools=TOOLS, messages=[
-        question, first.choices[0].message.model_dump(exclude_none=True),
-        {"role": "tool", "tool_call_id": call.id, "content": "12:00"}])
+    answer = client.chat.completions.create(
+        model=model,
+        tools=TOOLS,
+        messages=[
+            question,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "12:00"},
+        ],
+    )
     assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content
     assert not answer.choices[0].message.tool_calls
 
@@ -140,8 +167,9 @@ def test_tool_call_round_trip(base_url: str, model: str) -> None:
 @pytest.mark.parametrize("model", TOOL_MODELS)
 async def test_streamed_tool_call(base_url: str, model: str) -> None:
     async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
-        stream = await client.chat.completions.create(model=model, stream=True, tools=TOOLS,
-                                                      messages=[{"role": "user", "content": "Time?"}])
+        stream = await client.chat.completions.create(
+            model=model, stream=True, tools=TOOLS, messages=[{"role": "user", "content": "Time?"}]
+        )
         chunks = [chunk async for chunk in stream]
     names: dict[int, str] = {}
     arguments: dict[int, str] = {}
@@ -150,7 +178,8 @@ async def test_streamed_tool_call(base_url: str, model: str) -> None:
         for piece in chunk.choices[0].delta.tool_calls or []:
             if piece.function and piece.function.name:
                 names[piece.index] = piece.function.name
-            arguments[piece.index] = arguments.get(piece.index, "") + ((piece.function and piece.function.arguments)
-                                                                       or "")
+            arguments[piece.index] = arguments.get(piece.index, "") + (
+                (piece.function and piece.function.arguments) or ""
+            )
     assert names == {0: "get_time"} and json.loads(arguments[0]) == {}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"

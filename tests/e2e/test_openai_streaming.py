@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from bkvy.api.app import create_app
-from bkvy.core.execution.executor import RequestOutcome
 from bkvy.core.config.settings import load_settings
+from bkvy.core.execution.executor import RequestOutcome
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 
@@ -33,7 +33,7 @@ def _events(text: str) -> list[object]:
 
 def _observed(client: httpx.AsyncClient) -> list[RequestOutcome]:
     outcomes: list[RequestOutcome] = []
-    client.app.state.services.executor.add_observer(outcomes.append)   # type: ignore[attr-defined]
+    client.app.state.services.executor.add_observer(outcomes.append)  # type: ignore[attr-defined]
     return outcomes
 
 
@@ -44,8 +44,7 @@ async def _stream(client: httpx.AsyncClient, model: str) -> tuple[httpx.Response
     return response, _events(text)
 
 
-async def test_failure_before_first_byte_fails_over_invisibly(demo_gateway: httpx.AsyncClient,
-                                                              fleet: SimFleet) -> None:
+async def test_failure_before_first_byte_fails_over_invisibly(demo_gateway: httpx.AsyncClient, fleet: SimFleet) -> None:
     fleet.servers["anthropic"].knobs("claude-3-5-haiku-latest").stream_fail_before_first_byte = True
     outcomes = _observed(demo_gateway)
     response, events = await _stream(demo_gateway, "scenario:customer_support")
@@ -62,23 +61,35 @@ async def test_failure_before_first_byte_fails_over_invisibly(demo_gateway: http
     assert outcome.error is None and [a.outcome for a in outcome.attempts] == ["server", "success"]
 
 
-@pytest.mark.parametrize("wire_format,model", [("openai", "openai/gpt-4o-mini"),
-                                               ("anthropic", "anthropic/claude-3-5-haiku-latest"),
-                                               ("gemini", "gemini/gemini-2.5-flash"),
-                                               ("ollama", "ollama/llama3.2")])
-async def test_cut_after_content_ends_with_an_error_event_not_stop(demo_gateway: httpx.AsyncClient, fleet: SimFleet,
-                                                                    wire_format: str, model: str) -> None:
+@pytest.mark.parametrize(
+    "wire_format,model",
+    [
+        ("openai", "openai/gpt-4o-mini"),
+        ("anthropic", "anthropic/claude-3-5-haiku-latest"),
+        ("gemini", "gemini/gemini-2.5-flash"),
+        ("ollama", "ollama/llama3.2"),
+    ],
+)
+async def test_cut_after_content_ends_with_an_error_event_not_stop(
+    demo_gateway: httpx.AsyncClient, fleet: SimFleet, wire_format: str, model: str
+) -> None:
     knobs = fleet.servers[wire_format].knobs(model.split("/")[1])
     knobs.stream_cut_after_chunks = 2
-    knobs.chunk_delay_ms = 5   # the first content arrives on its own, so it reaches the client before the cut
+    knobs.chunk_delay_ms = 5  # the first content arrives on its own, so it reaches the client before the cut
     outcomes = _observed(demo_gateway)
     response, events = await _stream(demo_gateway, model)
     assert response.status_code == 200
     assert "[DONE]" not in events
-    assert events[-1] == {"error": {"message": events[-1]["error"]["message"], "type": "server_error",
-                                    "code": "stream_interrupted", "param": None}}
+    assert events[-1] == {
+        "error": {
+            "message": events[-1]["error"]["message"],
+            "type": "server_error",
+            "code": "stream_interrupted",
+            "param": None,
+        }
+    }
     chunks = events[:-1]
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)   # content did arrive
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)  # content did arrive
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks)
     [outcome] = outcomes
     assert outcome.result is None and outcome.error is not None
@@ -88,8 +99,7 @@ async def test_cut_after_content_ends_with_an_error_event_not_stop(demo_gateway:
 
 async def test_sdk_raises_on_a_stream_cut_after_content(demo_gateway: httpx.AsyncClient, fleet: SimFleet) -> None:
     fleet.servers["openai"].knobs("gpt-4o-mini").stream_cut_after_chunks = 3
-    sdk = openai.AsyncOpenAI(base_url="http://bkvy.test/v1", api_key="unused", http_client=demo_gateway,
-                             max_retries=0)
+    sdk = openai.AsyncOpenAI(base_url="http://bkvy.test/v1", api_key="unused", http_client=demo_gateway, max_retries=0)
     stream = await sdk.chat.completions.create(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True)
     received: list[str] = []
     with pytest.raises(openai.APIError) as raised:
@@ -120,10 +130,12 @@ async def test_client_disconnect_closes_the_upstream_within_a_second(fleet: SimF
         outcomes: list[RequestOutcome] = []
         app.state.services.executor.add_observer(outcomes.append)
         body = {"model": "openai/gpt-4o-mini", "messages": MESSAGES, "stream": True}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                first = await anext(response.aiter_raw())
-                assert first.startswith(b"data: ")
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            first = await anext(response.aiter_raw())
+            assert first.startswith(b"data: ")
         stats = fleet.servers["openai"].stats
         for _ in range(100):
             if stats.client_disconnects:

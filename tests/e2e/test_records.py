@@ -26,8 +26,9 @@ CANARY = "sk-CANARY-DO-NOT-LEAK-123"
 
 
 def _settings(log_dir: Path, **extra: object):
-    return load_settings({}, log_dir=log_dir, transaction_logging=True, summary_stats=True, dashboard_enabled=True,
-                         **extra)
+    return load_settings(
+        {}, log_dir=log_dir, transaction_logging=True, summary_stats=True, dashboard_enabled=True, **extra
+    )
 
 
 def _csv_rows(log_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -36,15 +37,17 @@ def _csv_rows(log_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
         header = next(reader)
         rows = list(reader)
     assert all(len(row) == len(header) for row in rows), "a torn or short row"
-    return header, [dict(zip(header, row)) for row in rows]
+    return header, [dict(zip(header, row, strict=False)) for row in rows]
 
 
 async def _mixed_requests(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
     bodies = {
         "low": ("/llm/intelligence", {"client_id": "c1", "intelligence_level": "low", "messages": MESSAGES}),
         "scenario": ("/llm/scenario", {"client_id": "c2", "scenario": "customer_support", "messages": MESSAGES}),
-        "direct": ("/llm/direct", {"client_id": "c3", "provider": "openai", "model": "gpt-4o-mini",
-                                   "messages": MESSAGES}),
+        "direct": (
+            "/llm/direct",
+            {"client_id": "c3", "provider": "openai", "model": "gpt-4o-mini", "messages": MESSAGES},
+        ),
         "unknown": ("/llm/direct", {"client_id": "c4", "provider": "nope", "model": "x", "messages": MESSAGES}),
     }
     return {name: await client.post(path, json=body) for name, (path, body) in bodies.items()}
@@ -53,7 +56,7 @@ async def _mixed_requests(client: httpx.AsyncClient) -> dict[str, httpx.Response
 async def test_every_request_writes_exactly_one_row_with_its_columns(fleet: SimFleet, tmp_path: Path) -> None:
     async with gateway(demo_config(fleet), clock=FakeClock(), settings=_settings(tmp_path)) as client:
         responses = await _mixed_requests(client)
-        assert (await client.get("/health")).status_code == 200       # not a routed request: no row
+        assert (await client.get("/health")).status_code == 200  # not a routed request: no row
     header, rows = _csv_rows(tmp_path)
     assert tuple(header) == COLUMNS
     by_id = {row["request_id"]: row for row in rows}
@@ -115,8 +118,12 @@ async def test_statistics_endpoints_validate_dates_and_say_when_empty(fleet: Sim
 
 async def test_statistics_when_disabled_say_so(fleet: SimFleet, tmp_path: Path) -> None:
     async with gateway(demo_config(fleet), settings=load_settings({}, log_dir=tmp_path)) as client:
-        for path in ("/statistics/summary", "/statistics/aggregate", "/statistics/daily",
-                     "/statistics/daily/2024-01-01"):
+        for path in (
+            "/statistics/summary",
+            "/statistics/aggregate",
+            "/statistics/daily",
+            "/statistics/daily/2024-01-01",
+        ):
             response = await client.get(path)
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "statistics_disabled"
@@ -137,12 +144,14 @@ async def test_forwarded_for_from_an_untrusted_peer_is_refused(fleet: SimFleet, 
     async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as local:
         app = local.app  # type: ignore[attr-defined]
         assert (await local.get("/statistics/status")).status_code == 200
-        cases = [("203.0.113.9", {"X-Forwarded-For": "127.0.0.1"}, 403),
-                 ("203.0.113.9", {}, 403),
-                 ("10.0.0.5", {"X-Forwarded-For": "127.0.0.1"}, 200),
-                 ("10.0.0.5", {"X-Forwarded-For": "192.168.4.4"}, 200),
-                 ("10.0.0.5", {"X-Forwarded-For": "127.0.0.1, 198.51.100.7"}, 403),   # right-most untrusted hop
-                 ("10.0.0.5", {}, 403)]                                             # the proxy itself
+        cases = [
+            ("203.0.113.9", {"X-Forwarded-For": "127.0.0.1"}, 403),
+            ("203.0.113.9", {}, 403),
+            ("10.0.0.5", {"X-Forwarded-For": "127.0.0.1"}, 200),
+            ("10.0.0.5", {"X-Forwarded-For": "192.168.4.4"}, 200),
+            ("10.0.0.5", {"X-Forwarded-For": "127.0.0.1, 198.51.100.7"}, 403),  # right-most untrusted hop
+            ("10.0.0.5", {}, 403),
+        ]  # the proxy itself
         for peer, headers, status in cases:
             async with await _client_from(app, peer, **headers) as client:
                 for path in ("/statistics/status", "/dashboard", "/dashboard/data", "/dashboard/static/dashboard.js"):
@@ -150,7 +159,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_refused(fleet: SimFleet, 
                     assert response.status_code == status, (peer, headers, path)
                     if status == 403:
                         assert response.json()["error"]["code"] == "forbidden"
-                assert (await client.get("/health")).status_code == 200             # only the operator's views
+                assert (await client.get("/health")).status_code == 200  # only the operator's views
 
 
 async def test_metrics_parse_with_bounded_labels(fleet: SimFleet, tmp_path: Path) -> None:
@@ -159,21 +168,30 @@ async def test_metrics_parse_with_bounded_labels(fleet: SimFleet, tmp_path: Path
         response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
-    for name in ("bkvy_llm_requests", "bkvy_llm_request_duration_seconds", "bkvy_upstream_attempts",
-                 "bkvy_http_requests", "bkvy_tokens", "bkvy_cost_usd", "bkvy_queue_depth", "bkvy_circuit_state",
-                 "bkvy_rate_limit_wait_seconds"):
+    for name in (
+        "bkvy_llm_requests",
+        "bkvy_llm_request_duration_seconds",
+        "bkvy_upstream_attempts",
+        "bkvy_http_requests",
+        "bkvy_tokens",
+        "bkvy_cost_usd",
+        "bkvy_queue_depth",
+        "bkvy_circuit_state",
+        "bkvy_rate_limit_wait_seconds",
+    ):
         assert name in families, name
     requests = [s for s in families["bkvy_llm_requests"].samples if s.name == "bkvy_llm_requests_total"]
     outcomes = {(s.labels["provider"], s.labels["outcome"]) for s in requests}
     assert ("ollama", "success") in outcomes and ("none", "unknown_provider") in outcomes
     labels = {value for s in requests for value in s.labels.values()}
-    assert "nope" not in labels and "c4" not in labels                       # never client-supplied text
+    assert "nope" not in labels and "c4" not in labels  # never client-supplied text
     routes = {s.labels["route"] for s in families["bkvy_http_requests"].samples}
     assert "/llm/direct" in routes
 
 
-async def test_canary_key_appears_in_no_record(fleet: SimFleet, tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_canary_key_appears_in_no_record(
+    fleet: SimFleet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     providers = demo_providers(fleet)
     providers["openai"]["keys"] = {"canary_key": {"api_key": CANARY, "rate_limits": {"*": {"rpm": 100}}}}
     config = build_config(providers, demo_routing(), {}, providers_file="<test>", routing_file="<test>")
@@ -185,23 +203,44 @@ async def test_canary_key_appears_in_no_record(fleet: SimFleet, tmp_path: Path,
             assert ok.status_code == 200 and ok.json()["success"]
         await client.post("/llm/direct", json=fleet_failure)
         await client.post("/llm/direct", json={**fleet_failure, "model": "not-a-model"})
-        exposed = [await client.get(path) for path in (
-            "/dashboard", "/dashboard/data?range=1h", "/dashboard/data?range=365d", "/metrics",
-            "/statistics/summary", "/statistics/aggregate", "/statistics/status")]
+        exposed = [
+            await client.get(path)
+            for path in (
+                "/dashboard",
+                "/dashboard/data?range=1h",
+                "/dashboard/data?range=365d",
+                "/metrics",
+                "/statistics/summary",
+                "/statistics/aggregate",
+                "/statistics/status",
+            )
+        ]
     assert all(response.status_code == 200 for response in exposed)
     texts = [response.text + str(response.headers) for response in exposed]
     texts += [path.read_text(encoding="utf-8", errors="replace") for path in tmp_path.iterdir() if path.is_file()]
     texts += [caplog.text] + [repr(record.__dict__) for record in caplog.records]
-    assert any("canary_key" in text for text in texts)                      # the key id is recorded...
+    assert any("canary_key" in text for text in texts)  # the key id is recorded...
     for text in texts:
-        assert CANARY not in text                                           # ...its value never
+        assert CANARY not in text  # ...its value never
         assert "SECRET-PROMPT-TEXT" not in text
 
 
 def test_statistics_and_dashboard_need_an_allowed_address_at_build(tmp_path: Path) -> None:
     from bkvy.core.config.gateway import ConfigError
+
     with pytest.raises(ConfigError, match="DASHBOARD_ALLOWED_IPS"):
-        create_app(_settings(tmp_path, dashboard_allowed_ips="not-an-ip"), build_config(
-            {"ollama": {"base_url": "http://127.0.0.1:1", "models": {"m": {"intelligence_tier": "low",
-                                                                          "cost_per_1k_tokens": 0}}}},
-            {"scenarios": {}}, {}, providers_file="<t>", routing_file="<t>"))
+        create_app(
+            _settings(tmp_path, dashboard_allowed_ips="not-an-ip"),
+            build_config(
+                {
+                    "ollama": {
+                        "base_url": "http://127.0.0.1:1",
+                        "models": {"m": {"intelligence_tier": "low", "cost_per_1k_tokens": 0}},
+                    }
+                },
+                {"scenarios": {}},
+                {},
+                providers_file="<t>",
+                routing_file="<t>",
+            ),
+        )

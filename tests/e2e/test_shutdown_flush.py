@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 async def _wait_until_up(client: httpx.AsyncClient, process: subprocess.Popen) -> None:
-    for _ in range(600):                                   # ≤ 30 s, polling every 0.05 s
+    for _ in range(600):  # ≤ 30 s, polling every 0.05 s
         assert process.poll() is None, "the server exited during start-up"
         try:
             if (await client.get("/health")).status_code == 200:
@@ -41,9 +41,15 @@ async def _wait_until_up(client: httpx.AsyncClient, process: subprocess.Popen) -
 
 async def _send_all(client: httpx.AsyncClient) -> list[str]:
     messages = [{"role": "user", "content": "ping"}]
-    bodies = [{"client_id": f"load-{i % 7}", "provider": "ollama" if i % 2 else "vllm",
-               "model": "llama3.2" if i % 2 else "qwen2.5-7b-instruct", "messages": messages}
-              for i in range(REQUESTS)]
+    bodies = [
+        {
+            "client_id": f"load-{i % 7}",
+            "provider": "ollama" if i % 2 else "vllm",
+            "model": "llama3.2" if i % 2 else "qwen2.5-7b-instruct",
+            "messages": messages,
+        }
+        for i in range(REQUESTS)
+    ]
     responses = await asyncio.gather(*(client.post("/llm/direct", json=body) for body in bodies))
     assert [r.status_code for r in responses] == [200] * REQUESTS
     return [r.json()["request_id"] for r in responses]
@@ -51,16 +57,25 @@ async def _send_all(client: httpx.AsyncClient) -> list[str]:
 
 async def test_sigterm_after_1000_concurrent_requests_loses_no_row(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "TRANSACTION_LOGGING": "true", "LOG_DIR": str(tmp_path / "logs"),
-           "SUMMARY_STATS": "true", "BKVY_CONFIG_DIR": str(tmp_path / "no-config")}
+    env = {
+        **os.environ,
+        "TRANSACTION_LOGGING": "true",
+        "LOG_DIR": str(tmp_path / "logs"),
+        "SUMMARY_STATS": "true",
+        "BKVY_CONFIG_DIR": str(tmp_path / "no-config"),
+    }
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as server_log:
-        process = subprocess.Popen([sys.executable, "main.py", "--demo", "--port", str(port), "--log-level", "warning"],
-                                   cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "--demo", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                         timeout=60.0) as client:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60.0) as client:
                 await _wait_until_up(client, process)
                 started = time.perf_counter()
                 request_ids = await _send_all(client)

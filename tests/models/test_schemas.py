@@ -10,8 +10,9 @@ from bkvy.models.schemas import ContentPart, IntelligenceRequest
 
 
 def _llm(parts: list[dict]) -> IntelligenceRequest:
-    return IntelligenceRequest.model_validate({"client_id": "c", "intelligence_level": "low",
-                                               "messages": [{"role": "user", "content": parts}]})
+    return IntelligenceRequest.model_validate(
+        {"client_id": "c", "intelligence_level": "low", "messages": [{"role": "user", "content": parts}]}
+    )
 
 
 def _openai(parts: list[dict]) -> ChatCompletionIn:
@@ -24,11 +25,15 @@ def test_both_bodies_use_the_one_content_part() -> None:
     assert type(_openai(parts).messages[0].content[0]) is ContentPart
 
 
-@pytest.mark.parametrize("part", [
-    {"type": "text"},
-    {"type": "image_url", "text": "no image"},
-    {"type": "text", "text": "hi", "image_url": {"url": "https://example.com/a.png"}},
-], ids=["text_without_text", "image_without_image_url", "text_with_an_image_too"])
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "text"},
+        {"type": "image_url", "text": "no image"},
+        {"type": "text", "text": "hi", "image_url": {"url": "https://example.com/a.png"}},
+    ],
+    ids=["text_without_text", "image_without_image_url", "text_with_an_image_too"],
+)
 @pytest.mark.parametrize("parse", [_llm, _openai], ids=["llm", "openai"])
 def test_a_part_carries_exactly_its_payload(parse, part: dict) -> None:
     with pytest.raises(pydantic.ValidationError, match="a 'text' part needs 'text'"):
@@ -39,5 +44,7 @@ def test_a_part_carries_exactly_its_payload(parse, part: dict) -> None:
 def test_unknown_keys_in_a_part_are_dropped_not_forwarded(parse) -> None:
     image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "fit": "x"}, "cache_control": 1}
     message = parse([{"type": "text", "text": "what is this?"}, image]).messages[0].to_message()
-    assert message.content == ({"type": "text", "text": "what is this?"},
-                               {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}})
+    assert message.content == (
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+    )

@@ -15,8 +15,9 @@ async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimServer]]]:
     started: list[SimServer] = []
 
     async def _start(wire_format: str, *, seed: int = 0, clock: SimClock | None = None, **knobs: object) -> SimServer:
-        server = SimServer(wire_format, seed=seed, models={"m1": ModelKnobs(**knobs)}, valid_keys={VALID_KEY},
-                           clock=clock)
+        server = SimServer(
+            wire_format, seed=seed, models={"m1": ModelKnobs(**knobs)}, valid_keys={VALID_KEY}, clock=clock
+        )
         await server.start()
         started.append(server)
         return server

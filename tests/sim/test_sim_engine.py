@@ -42,7 +42,8 @@ async def test_control_route_sets_knobs_and_burst(start_sim):
     server = await start_sim("openai")
     async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH) as http:
         set_reply = await http.post(
-            "/_sim/knobs", json={"model": "m1", "tokens_per_reply": 3, "burst_429": {"count": 1, "retry_after_seconds": 4}}
+            "/_sim/knobs",
+            json={"model": "m1", "tokens_per_reply": 3, "burst_429": {"count": 1, "retry_after_seconds": 4}},
         )
         bad = await http.post("/_sim/knobs", json={"model": "m1", "no_such_knob": 1})
         limited = await http.post("/v1/chat/completions", json=OPENAI_BODY)
@@ -77,10 +78,12 @@ async def test_bad_request_knob_and_invalid_json_are_400(start_sim):
 @pytest.mark.asyncio
 async def test_client_disconnect_mid_stream_is_counted(start_sim):
     server = await start_sim("ollama", chunk_delay_ms=20, tokens_per_reply=50)
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
-        async with http.stream("POST", "/api/chat", json={"model": "m1", "messages": []}) as stream:
-            async for _ in stream.aiter_lines():
-                break
+    async with (
+        httpx.AsyncClient(base_url=server.base_url) as http,
+        http.stream("POST", "/api/chat", json={"model": "m1", "messages": []}) as stream,
+    ):
+        async for _ in stream.aiter_lines():
+            break
     for _ in range(50):
         if server.stats.client_disconnects:
             break

@@ -32,7 +32,8 @@ async def test_gemini_thinking_model_reports_thoughts_unless_budget_zero(start_s
     client = _gemini(server.base_url)
     thinking = await client.aio.models.generate_content(model="m1", contents=PROMPT)
     off = await client.aio.models.generate_content(
-        model="m1", contents=PROMPT,
+        model="m1",
+        contents=PROMPT,
         config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0)),
     )
     assert thinking.usage_metadata.thoughts_token_count > 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import openai
 import pytest
@@ -10,6 +11,7 @@ VALID_KEY = "sk-sim-valid"  # matches conftest.start_sim
 
 def _client(base_url: str, api_key: str = VALID_KEY) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=0, timeout=5)
+
 
 MESSAGES = [{"role": "user", "content": "a secret prompt that must never be echoed"}]
 

@@ -17,22 +17,31 @@ from bkvy.sim import WIRE_FORMATS, ModelKnobs, SimServer
 from bkvy.sim.knobs import latency_seconds
 
 VALID_KEY = "sk-sim-valid"  # matches conftest.start_sim
-_YIELDS = 2000               # at most ~2 s of 1 ms yields for loopback I/O; far less in practice
+_YIELDS = 2000  # at most ~2 s of 1 ms yields for loopback I/O; far less in practice
 
 
 def _chat(wire_format: str, *, stream: bool) -> tuple[str, dict[str, str], dict[str, object]]:
     """(path, headers, body) of a chat call to model m1 in this wire format."""
     messages = [{"role": "user", "content": "hi"}]
     if wire_format in ("openai", "openai_compatible"):
-        return "/v1/chat/completions", {"Authorization": f"Bearer {VALID_KEY}"}, {
-            "model": "m1", "messages": messages, "stream": stream}
+        return (
+            "/v1/chat/completions",
+            {"Authorization": f"Bearer {VALID_KEY}"},
+            {"model": "m1", "messages": messages, "stream": stream},
+        )
     if wire_format == "anthropic":
-        return "/v1/messages", {"x-api-key": VALID_KEY, "anthropic-version": "2023-06-01"}, {
-            "model": "m1", "max_tokens": 50, "messages": messages, "stream": stream}
+        return (
+            "/v1/messages",
+            {"x-api-key": VALID_KEY, "anthropic-version": "2023-06-01"},
+            {"model": "m1", "max_tokens": 50, "messages": messages, "stream": stream},
+        )
     if wire_format == "gemini":
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return f"/v1beta/models/m1:{action}", {"x-goog-api-key": VALID_KEY}, {
-            "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        return (
+            f"/v1beta/models/m1:{action}",
+            {"x-goog-api-key": VALID_KEY},
+            {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+        )
     return "/api/chat", {}, {"model": "m1", "messages": messages, "stream": stream}
 
 
@@ -71,8 +80,9 @@ async def test_slow_fraction_set_at_runtime_gives_the_slow_latency(start_sim, wi
     clock = FakeClock()
     server = await start_sim(wire_format, clock=clock, latency_ms=50)
     async with httpx.AsyncClient() as http:
-        knobs = await http.post(server.base_url + "/_sim/knobs",
-                                json={"model": "m1", "slow_fraction": 1.0, "slow_latency_ms": 2000})
+        knobs = await http.post(
+            server.base_url + "/_sim/knobs", json={"model": "m1", "slow_fraction": 1.0, "slow_latency_ms": 2000}
+        )
         assert knobs.status_code == 200
         call = asyncio.create_task(_post(http, server))
         await _until(lambda: clock.sleeper_count == 1)
@@ -108,7 +118,7 @@ async def test_disconnect_before_a_whole_reply_is_counted_per_model(start_sim, w
     async with httpx.AsyncClient() as http:
         call = asyncio.create_task(_post(http, server))
         await _until(lambda: clock.sleeper_count == 1)
-        call.cancel()                                  # the client gives up: its connection is closed
+        call.cancel()  # the client gives up: its connection is closed
         await _until(lambda: server.stats.disconnects_for("m1") == 1)
         stats = (await http.get(server.base_url + "/_sim/stats")).json()
     assert stats["disconnects"] == {"m1": 1}
@@ -124,7 +134,7 @@ async def test_disconnect_mid_stream_is_counted_per_model(start_sim, wire_format
         async with http.stream("POST", server.base_url + path, headers=headers, json=body) as stream:
             assert stream.status_code == 200
             await _until(lambda: clock.sleeper_count == 1)
-            clock.advance(1.0)                         # the first content chunk goes out
+            clock.advance(1.0)  # the first content chunk goes out
             async for line in stream.aiter_lines():
                 if line.strip():
                     break

@@ -22,6 +22,10 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_utils_imports_neither_core_nor_api() -> None:
     utils_dir = Path(bkvy.utils.__file__).parent
-    upward = {f"{path.name}: {module}" for path in sorted(utils_dir.glob("*.py"))
-              for module in _imported_modules(path) if module.startswith(("bkvy.core", "bkvy.api"))}
+    upward = {
+        f"{path.name}: {module}"
+        for path in sorted(utils_dir.glob("*.py"))
+        for module in _imported_modules(path)
+        if module.startswith(("bkvy.core", "bkvy.api"))
+    }
     assert upward == set()

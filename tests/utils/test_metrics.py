@@ -15,7 +15,7 @@ def _samples(metrics: GatewayMetrics) -> dict[tuple[str, tuple[tuple[str, str], 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     metrics = GatewayMetrics([("p", "m", "k")])
-    for seconds in (0.005, 0.025, 0.3, 500.0):     # 0.025 sits exactly on a bound: le is "less or equal"
+    for seconds in (0.005, 0.025, 0.3, 500.0):  # 0.025 sits exactly on a bound: le is "less or equal"
         metrics.observe_http("/llm/direct", "POST", 200, seconds)
     samples = _samples(metrics)
     route = (("method", "POST"), ("route", "/llm/direct"))
@@ -23,8 +23,14 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     def bucket(le: str) -> float:
         return samples[("bkvy_http_request_duration_seconds_bucket", tuple(sorted((*route, ("le", le)))))]
 
-    assert [bucket("0.01"), bucket("0.025"), bucket("0.25"), bucket("0.5"), bucket("120.0"), bucket("+Inf")] == \
-        [1, 2, 2, 3, 3, 4]
+    assert [bucket("0.01"), bucket("0.025"), bucket("0.25"), bucket("0.5"), bucket("120.0"), bucket("+Inf")] == [
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+    ]
     assert samples[("bkvy_http_request_duration_seconds_count", route)] == 4
     assert abs(samples[("bkvy_http_request_duration_seconds_sum", route)] - 500.33) < 1e-9
 

@@ -1,7 +1,7 @@
 import asyncio
 import csv
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from bkvy.utils.records import COLUMNS, TransactionRecord, utc_timestamp
 from bkvy.utils.transaction_log import RowRenderer, TransactionLog, neutralise_cell, restore_cell
 from tests.utils.csv_rows import to_row
 
-NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=timezone.utc).timestamp()
+NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=UTC).timestamp()
 
 
 class WallClock(FakeClock):
@@ -82,7 +82,7 @@ async def test_stop_flushes_every_queued_row(tmp_path: Path) -> None:
     log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), batch_size=64)
     await log.start()
     for index in range(5000):
-        log.record(make_record(index, error_message=f"line one\nline, two \"{index}\""))
+        log.record(make_record(index, error_message=f'line one\nline, two "{index}"'))
     await log.stop()
 
     rows = read_csv(tmp_path / "transactions.csv")
@@ -94,7 +94,7 @@ async def test_stop_flushes_every_queued_row(tmp_path: Path) -> None:
 
 
 async def let_tasks_run(ticks: int = 20) -> None:
-    for _ in range(ticks):                            # event-loop turns, no wall-clock time
+    for _ in range(ticks):  # event-loop turns, no wall-clock time
         await asyncio.sleep(0)
 
 
@@ -108,8 +108,8 @@ async def test_writer_flushes_after_the_interval(tmp_path: Path) -> None:
     assert log.queued_count == 1
     clock.advance(1.0)
     await let_tasks_run()
-    assert log.queued_count == 0                      # taken by the writer, not by us
-    await log.flush()                                 # waits for the writer's write to finish
+    assert log.queued_count == 0  # taken by the writer, not by us
+    await log.flush()  # waits for the writer's write to finish
     assert len(read_csv(tmp_path / "transactions.csv")) == 2
     await log.stop()
 
@@ -157,15 +157,15 @@ def test_formula_cells_are_neutralised_and_numbers_kept(cell: str, written: str)
 @pytest.mark.asyncio
 async def test_written_file_neutralises_and_reads_back(tmp_path: Path) -> None:
     log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
-    log.record(make_record(1, error_message="=HYPERLINK(\"http://x\")", cost_estimate=-1.5, client_id="@evil"))
+    log.record(make_record(1, error_message='=HYPERLINK("http://x")', cost_estimate=-1.5, client_id="@evil"))
     await log.stop()
 
     row = read_csv(tmp_path / "transactions.csv")[1]
-    assert row[COLUMNS.index("error_message")] == "'=HYPERLINK(\"http://x\")"
+    assert row[COLUMNS.index("error_message")] == '\'=HYPERLINK("http://x")'
     assert row[COLUMNS.index("cost_estimate")] == "-1.5"
     assert row[COLUMNS.index("client_id")] == "'@evil"
     (recent,) = log.read_recent(10)
-    assert recent["error_message"] == "=HYPERLINK(\"http://x\")"
+    assert recent["error_message"] == '=HYPERLINK("http://x")'
     assert recent["client_id"] == "@evil"
 
 
@@ -198,7 +198,7 @@ async def test_rotates_at_utc_day_change(tmp_path: Path) -> None:
     for index in range(3):
         log.record(make_record(index))
     await log.flush()
-    clock.wall_seconds = datetime(2023, 11, 15, 0, 0, 1, tzinfo=timezone.utc).timestamp()
+    clock.wall_seconds = datetime(2023, 11, 15, 0, 0, 1, tzinfo=UTC).timestamp()
     for index in range(3, 5):
         log.record(make_record(index, clock.wall_seconds))
     await log.stop()
@@ -225,8 +225,13 @@ async def test_restart_on_a_later_day_rotates_the_old_current_file(tmp_path: Pat
 
 @pytest.mark.asyncio
 async def test_retention_deletes_rotated_files_older_than_retention_days(tmp_path: Path) -> None:
-    names = ["transactions-2023-10-01.csv", "transactions-2023-10-14.3.csv", "transactions-2023-10-15.csv",
-             "transactions-2023-11-01.1.csv", "notes.csv"]
+    names = [
+        "transactions-2023-10-01.csv",
+        "transactions-2023-10-14.3.csv",
+        "transactions-2023-10-15.csv",
+        "transactions-2023-11-01.1.csv",
+        "notes.csv",
+    ]
     for name in names:
         (tmp_path / name).write_text("x\n")
     log = TransactionLog(tmp_path, WallClock(NOV_14_NOON), retention_days=30)
@@ -247,7 +252,7 @@ async def test_retention_runs_on_day_rotation(tmp_path: Path) -> None:
     log.record(make_record(2, clock.wall_seconds))
     await log.flush()
     assert (tmp_path / "transactions-2023-11-14.csv").exists()
-    clock.wall_seconds += 86_400                      # 2023-11-16: the cutoff is 2023-11-15
+    clock.wall_seconds += 86_400  # 2023-11-16: the cutoff is 2023-11-15
     log.record(make_record(3, clock.wall_seconds))
     await log.stop()
 
@@ -317,14 +322,17 @@ def test_read_helpers_skip_a_partly_written_last_row(tmp_path: Path) -> None:
     assert [row["request_id"] for row in log.read_recent(5)] == ["req-1"]
 
 
-@pytest.mark.parametrize("overrides", [
-    {},
-    {"success": False, "error_type": "all_candidates_failed", "error_message": 'says "no", then, sadly\nstops'},
-    {"client_id": "=HYPERLINK(\"x\")", "scenario": "+1", "requested_model": "-x", "error_message": "@sum"},
-    {"requested_provider": "'=already", "alternatives_tried": "\tx", "decision_reason": "\rcr"},
-    {"cost_estimate": -0.0, "total_time_ms": float("nan"), "queue_wait_ms": float("inf"), "max_wait_seconds": -2.5},
-    {"input_tokens": None, "output_tokens": -3, "cost_estimate": 1e-21, "rate_limit_wait_ms": 0.1 + 0.2},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"success": False, "error_type": "all_candidates_failed", "error_message": 'says "no", then, sadly\nstops'},
+        {"client_id": '=HYPERLINK("x")', "scenario": "+1", "requested_model": "-x", "error_message": "@sum"},
+        {"requested_provider": "'=already", "alternatives_tried": "\tx", "decision_reason": "\rcr"},
+        {"cost_estimate": -0.0, "total_time_ms": float("nan"), "queue_wait_ms": float("inf"), "max_wait_seconds": -2.5},
+        {"input_tokens": None, "output_tokens": -3, "cost_estimate": 1e-21, "rate_limit_wait_ms": 0.1 + 0.2},
+    ],
+)
 def test_rendered_line_is_what_csv_writes_for_the_neutralised_row(overrides: dict) -> None:
     """RowRenderer's fast path (numbers to the csv module, only text cells looked at) writes exactly the
     line of the plain definition: every cell formatted, every cell neutralised, one csv row."""
@@ -333,4 +341,4 @@ def test_rendered_line_is_what_csv_writes_for_the_neutralised_row(overrides: dic
     csv.writer(expected).writerow([neutralise_cell(cell) for cell in to_row(rec)])
     render = RowRenderer()
     assert render(rec) == expected.getvalue()
-    assert render(make_record(8)) != expected.getvalue()   # the buffer is reused, not appended to
+    assert render(make_record(8)) != expected.getvalue()  # the buffer is reused, not appended to

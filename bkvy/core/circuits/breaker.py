@@ -20,28 +20,27 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from bkvy.core.circuits.window import BucketWindow
-from bkvy.core.circuits.persist import circuit_from_dict, circuit_to_dict, health_pattern
-from bkvy.core.circuits.types import Circuit, CircuitKey, CircuitSettings, CircuitSnapshot, CircuitState
 from bkvy.clock import Clock
+from bkvy.core.circuits.persist import circuit_from_dict, circuit_to_dict, health_pattern
 from bkvy.core.circuits.retry_budget import RetryBudget
+from bkvy.core.circuits.types import Circuit, CircuitKey, CircuitSettings, CircuitSnapshot, CircuitState
+from bkvy.core.circuits.window import BucketWindow
 from bkvy.models.types import ErrorClass
 
-__all__ = ["CircuitBreakerRegistry", "CircuitKey", "CircuitSettings", "CircuitSnapshot", "CircuitState",
-           "RetryBudget"]
+__all__ = ["CircuitBreakerRegistry", "CircuitKey", "CircuitSettings", "CircuitSnapshot", "CircuitState", "RetryBudget"]
 
 log = logging.getLogger(__name__)
 
-_WINDOW_BUCKETS = 60                  # 600 s window -> 10 s buckets: bounded memory per circuit
-_DEFAULT_RATE_LIMIT_SECONDS = 60.0    # a 429 without a usable retry-after
+_WINDOW_BUCKETS = 60  # 600 s window -> 10 s buckets: bounded memory per circuit
+_DEFAULT_RATE_LIMIT_SECONDS = 60.0  # a 429 without a usable retry-after
 _FLAPPING_WINDOW_SECONDS = 300.0
 _FLAPPING_STABLE_SECONDS = 600.0
 _FLAPPING_BACKOFF_MULTIPLIER = 5.0
-_TRIAL_LEASE_SECONDS = 120.0          # a trial that never reports back frees the slot after this
-_MAX_BACKOFF_EXPONENT = 40            # 2**40 is far past any cap; keeps the float finite
+_TRIAL_LEASE_SECONDS = 120.0  # a trial that never reports back frees the slot after this
+_MAX_BACKOFF_EXPONENT = 40  # 2**40 is far past any cap; keeps the float finite
 _PERSIST_VERSION = 1
 _TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT})
-STEADY_CLOSED_FIELDS = (True, True, None, None, False)   # route_fields of a closed, not flapping circuit
+STEADY_CLOSED_FIELDS = (True, True, None, None, False)  # route_fields of a closed, not flapping circuit
 
 
 class CircuitBreakerRegistry:
@@ -52,7 +51,7 @@ class CircuitBreakerRegistry:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._circuits: dict[CircuitKey, Circuit] = {}
-        self._auth_blocked: set[tuple[str, str]] = set()      # (provider, key_id)
+        self._auth_blocked: set[tuple[str, str]] = set()  # (provider, key_id)
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
 
@@ -91,16 +90,17 @@ class CircuitBreakerRegistry:
         circuit, now = self._circuit(key), self._clock.now()
         circuit.window.add(now)
         if circuit.state is CircuitState.OPEN:
-            return    # a reply to a request sent before the opening proves little
+            return  # a reply to a request sent before the opening proves little
         circuit.consecutive_failures = circuit.consecutive_timeouts = 0
         if circuit.state is CircuitState.HALF_OPEN:
             self._close(circuit, now)
 
-    def record_failure(self, key: CircuitKey, error_class: ErrorClass,
-                       retry_after_seconds: float | None = None) -> None:
+    def record_failure(
+        self, key: CircuitKey, error_class: ErrorClass, retry_after_seconds: float | None = None
+    ) -> None:
         """A real request failed; ``retry_after_seconds`` comes from a 429's headers when known."""
         if not self._settings.enabled or error_class is ErrorClass.BAD_REQUEST:
-            return    # the input was wrong, not the upstream: neither a failure nor a success
+            return  # the input was wrong, not the upstream: neither a failure nor a success
         circuit, now = self._circuit(key), self._clock.now()
         circuit.last_failure_class = error_class
         circuit.window.add(now, failures=1)
@@ -122,8 +122,11 @@ class CircuitBreakerRegistry:
     def record_probe_success(self, key: CircuitKey) -> None:
         """OPEN -> HALF_OPEN once the backoff is over; auth-open circuits ignore probes."""
         circuit, now = self._circuit(key), self._clock.now()
-        if circuit.state is CircuitState.OPEN and circuit.open_reason is not ErrorClass.AUTH \
-                and _is_backoff_over(circuit, now):
+        if (
+            circuit.state is CircuitState.OPEN
+            and circuit.open_reason is not ErrorClass.AUTH
+            and _is_backoff_over(circuit, now)
+        ):
             self._transition(circuit, CircuitState.HALF_OPEN, now)
 
     def record_probe_failure(self, key: CircuitKey, error_class: ErrorClass) -> None:
@@ -149,8 +152,13 @@ class CircuitBreakerRegistry:
         snapshot = self.snapshot(key)
         is_open = snapshot.state is CircuitState.OPEN
         allows = not is_open or (snapshot.is_probe_due and not snapshot.needs_probe)
-        return (snapshot.state is CircuitState.CLOSED, allows, snapshot.open_reason if is_open else None,
-                snapshot.open_until, snapshot.is_flapping)
+        return (
+            snapshot.state is CircuitState.CLOSED,
+            allows,
+            snapshot.open_reason if is_open else None,
+            snapshot.open_until,
+            snapshot.is_flapping,
+        )
 
     def snapshots(self) -> list[CircuitSnapshot]:
         now = self._clock.now()
@@ -163,9 +171,16 @@ class CircuitBreakerRegistry:
         auth_open = sum(1 for s in is_open if s.open_reason is ErrorClass.AUTH)
         rate_limited_open = sum(1 for s in is_open if s.open_reason is ErrorClass.RATE_LIMITED)
         pattern, action = health_pattern(len(snaps), len(is_open), auth_open, rate_limited_open)
-        return {"provider": provider, "pattern": pattern, "recommended_action": action,
-                "total_circuits": len(snaps), "open_circuits": len(is_open), "auth_open": auth_open,
-                "rate_limited_open": rate_limited_open, "flapping": sum(1 for s in snaps if s.is_flapping)}
+        return {
+            "provider": provider,
+            "pattern": pattern,
+            "recommended_action": action,
+            "total_circuits": len(snaps),
+            "open_circuits": len(is_open),
+            "auth_open": auth_open,
+            "rate_limited_open": rate_limited_open,
+            "flapping": sum(1 for s in snaps if s.is_flapping),
+        }
 
     def reset(self, key: CircuitKey) -> bool:
         """Close ``key``; if its key was auth-blocked, unblock every circuit of that key. False if unknown."""
@@ -188,9 +203,12 @@ class CircuitBreakerRegistry:
         """Circuits worth keeping across a restart, with wall-clock times."""
         now, wall = self._clock.now(), self._clock.wall()
         kept = [c for c in self._circuits.values() if c.state is not CircuitState.CLOSED or c.is_flapping]
-        return {"version": _PERSIST_VERSION, "saved_at_wall": wall,
-                "auth_blocked": [{"provider": p, "key_id": k} for p, k in sorted(self._auth_blocked)],
-                "circuits": [circuit_to_dict(c, now, wall) for c in kept]}
+        return {
+            "version": _PERSIST_VERSION,
+            "saved_at_wall": wall,
+            "auth_blocked": [{"provider": p, "key_id": k} for p, k in sorted(self._auth_blocked)],
+            "circuits": [circuit_to_dict(c, now, wall) for c in kept],
+        }
 
     def load_dict(self, state: dict[str, Any]) -> None:
         """Restore ``to_dict`` output; times are rebased on this clock. Bad entries are logged and skipped."""
@@ -208,14 +226,13 @@ class CircuitBreakerRegistry:
 
     def _may_trial(self, circuit: Circuit, now: float) -> bool:
         """An OPEN circuit may let one real request through instead of waiting for a probe."""
-        return (not self._is_prober_running and circuit.open_reason in _TRIAL_CLASSES
-                and _is_backoff_over(circuit, now))
+        return not self._is_prober_running and circuit.open_reason in _TRIAL_CLASSES and _is_backoff_over(circuit, now)
 
     def _should_open(self, circuit: Circuit, error_class: ErrorClass, now: float) -> bool:
         settings = self._settings
         if error_class is ErrorClass.RATE_LIMITED:
             return True
-        if error_class is ErrorClass.TIMEOUT:     # lenient: only a run of timeouts opens
+        if error_class is ErrorClass.TIMEOUT:  # lenient: only a run of timeouts opens
             return circuit.consecutive_timeouts >= settings.timeout_failure_threshold
         if circuit.consecutive_failures >= settings.failure_threshold:
             return True
@@ -238,8 +255,10 @@ class CircuitBreakerRegistry:
         circuit.recent_openings.append(now)
         while len(circuit.recent_openings) > self._settings.flapping_threshold:
             circuit.recent_openings.popleft()
-        if len(circuit.recent_openings) >= self._settings.flapping_threshold \
-                and now - circuit.recent_openings[0] <= _FLAPPING_WINDOW_SECONDS:
+        if (
+            len(circuit.recent_openings) >= self._settings.flapping_threshold
+            and now - circuit.recent_openings[0] <= _FLAPPING_WINDOW_SECONDS
+        ):
             circuit.is_flapping = True
 
     def _backoff_seconds(self, circuit: Circuit, reason: ErrorClass, retry_after_seconds: float | None) -> float:
@@ -247,14 +266,14 @@ class CircuitBreakerRegistry:
         exponent = min(circuit.open_count - 1, _MAX_BACKOFF_EXPONENT)
         if reason is ErrorClass.RATE_LIMITED:
             if retry_after_seconds is None or not math.isfinite(retry_after_seconds) or retry_after_seconds < 0:
-                retry_after_seconds = _DEFAULT_RATE_LIMIT_SECONDS * 2.0 ** exponent
+                retry_after_seconds = _DEFAULT_RATE_LIMIT_SECONDS * 2.0**exponent
             return min(retry_after_seconds, settings.max_rate_limit_seconds)
         is_timeout = reason is ErrorClass.TIMEOUT
         cap = settings.timeout_max_backoff_seconds if is_timeout else settings.max_backoff_seconds
-        ceiling = min(cap, settings.base_backoff_seconds * 2.0 ** exponent)
+        ceiling = min(cap, settings.base_backoff_seconds * 2.0**exponent)
         if circuit.is_flapping:
             ceiling *= _FLAPPING_BACKOFF_MULTIPLIER
-        return self._rng.random() * ceiling     # full jitter: uniform over [0, ceiling)
+        return self._rng.random() * ceiling  # full jitter: uniform over [0, ceiling)
 
     def _close(self, circuit: Circuit, now: float) -> None:
         circuit.open_reason = circuit.open_until = circuit.trial_started_at = None
@@ -314,12 +333,20 @@ class CircuitBreakerRegistry:
         is_open = circuit.state is CircuitState.OPEN
         is_probe_due = is_open and circuit.open_reason is not ErrorClass.AUTH and _is_backoff_over(circuit, now)
         return CircuitSnapshot(
-            key=circuit.key, state=circuit.state, open_reason=circuit.open_reason, open_until=circuit.open_until,
-            consecutive_failures=circuit.consecutive_failures, failures_in_window=failures, calls_in_window=calls,
-            open_count=circuit.open_count, is_flapping=circuit.is_flapping,
-            last_failure_class=circuit.last_failure_class, last_change=circuit.last_change,
+            key=circuit.key,
+            state=circuit.state,
+            open_reason=circuit.open_reason,
+            open_until=circuit.open_until,
+            consecutive_failures=circuit.consecutive_failures,
+            failures_in_window=failures,
+            calls_in_window=calls,
+            open_count=circuit.open_count,
+            is_flapping=circuit.is_flapping,
+            last_failure_class=circuit.last_failure_class,
+            last_change=circuit.last_change,
             needs_probe=is_open and (circuit.open_reason is ErrorClass.RATE_LIMITED or self._is_prober_running),
-            is_probe_due=is_probe_due)
+            is_probe_due=is_probe_due,
+        )
 
 
 def _is_backoff_over(circuit: Circuit, now: float) -> bool:
@@ -335,5 +362,3 @@ def _refresh_flapping(circuit: Circuit, now: float) -> None:
     if circuit.is_flapping and last_opened_at is not None and now - last_opened_at >= _FLAPPING_STABLE_SECONDS:
         circuit.is_flapping = False
         circuit.recent_openings.clear()
-
-

@@ -20,8 +20,9 @@ class CircuitGuard:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
         return self.registry.route_fields(key)
 
-    def refusal(self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool,
-                is_panic: bool) -> SkipReason | None:
+    def refusal(
+        self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool, is_panic: bool
+    ) -> SkipReason | None:
         """Why this attempt must not be made now, or None. A first attempt counts toward the retry budget."""
         key = CircuitKey(provider, model, key_id)
         if is_retry:
@@ -30,7 +31,7 @@ class CircuitGuard:
         else:
             self._budget.record_request(provider, model)
         if is_panic:
-            return None   # every candidate is open: try the one that recovers soonest anyway
+            return None  # every candidate is open: try the one that recovers soonest anyway
         if fast_mode and self.registry.snapshot(key).state is not CircuitState.CLOSED:
             return SkipReason.CIRCUIT_NOT_CLOSED
         return None if self.registry.allow_request(key) else SkipReason.CIRCUIT_OPEN
@@ -38,6 +39,7 @@ class CircuitGuard:
     def record_success(self, provider: str, model: str, key_id: str, latency_ms: float) -> None:
         self.registry.record_success(CircuitKey(provider, model, key_id), latency_ms)
 
-    def record_failure(self, provider: str, model: str, key_id: str, error_class: ErrorClass,
-                       retry_after_seconds: float | None) -> None:
+    def record_failure(
+        self, provider: str, model: str, key_id: str, error_class: ErrorClass, retry_after_seconds: float | None
+    ) -> None:
         self.registry.record_failure(CircuitKey(provider, model, key_id), error_class, retry_after_seconds)

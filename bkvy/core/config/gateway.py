@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
-
 DEFAULT_BASE_URLS = {
     ProviderType.OPENAI: "https://api.openai.com",
     ProviderType.ANTHROPIC: "https://api.anthropic.com",

@@ -23,13 +23,21 @@ from bkvy.core.execution.streaming import LiveStream, StreamReply
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
 from bkvy.core.routing.candidate_states import CandidateStates
 from bkvy.core.routing.latency import LatencyTracker
-from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
+from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.thinking import should_disable_thinking
 from bkvy.core.upstream.transport import Transport
-from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, BkvyError, CircuitsOpen, HardTimeout,
-                                UnsupportedInput, UpstreamBadRequest, UpstreamError)
+from bkvy.models.errors import (
+    AllCandidatesFailed,
+    AllCandidatesRateLimited,
+    BkvyError,
+    CircuitsOpen,
+    HardTimeout,
+    UnsupportedInput,
+    UpstreamBadRequest,
+    UpstreamError,
+)
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipReason
 from bkvy.models.types import ErrorClass, UpstreamCall
 
@@ -40,8 +48,16 @@ _MIN_FAST_ATTEMPT_SECONDS = 5.0
 _RATE_LIMITED = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.SKIPPED_RATE_LIMITED})
 _CIRCUIT_SKIPS = frozenset({AttemptOutcome.SKIPPED_CIRCUIT_OPEN, AttemptOutcome.SKIPPED_CIRCUIT_NOT_CLOSED})
 
-__all__ = ["Attempt", "ExecutionRequest", "ExecutionResult", "Executor", "PreparedAttempt",
-           "ReplyReader", "RequestOutcome", "Run"]
+__all__ = [
+    "Attempt",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "Executor",
+    "PreparedAttempt",
+    "ReplyReader",
+    "RequestOutcome",
+    "Run",
+]
 
 
 class ReplyReader(Protocol[T_co]):
@@ -52,10 +68,10 @@ class ReplyReader(Protocol[T_co]):
     stream, which records its end when it ends)."""
 
     @property
-    def is_stream(self) -> bool: ...            # ask the upstream for a streamed reply
+    def is_stream(self) -> bool: ...  # ask the upstream for a streamed reply
 
     @property
-    def timeout_message(self) -> str: ...       # the failure recorded when the attempt timeout cuts ``read``
+    def timeout_message(self) -> str: ...  # the failure recorded when the attempt timeout cuts ``read``
 
     async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> T_co: ...
 
@@ -75,9 +91,18 @@ class WholeReply:
 
 
 class Executor:
-    def __init__(self, *, config: GatewayConfig, clock: Clock, transport: Transport, limiter: RateLimiter,
-                 latency: LatencyTracker, breaker: CircuitGuard | None = None, soft_timeout_seconds: float = 30.0,
-                 hard_timeout_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        clock: Clock,
+        transport: Transport,
+        limiter: RateLimiter,
+        latency: LatencyTracker,
+        breaker: CircuitGuard | None = None,
+        soft_timeout_seconds: float = 30.0,
+        hard_timeout_seconds: float = 120.0,
+    ) -> None:
         self.config = config
         self._clock = clock
         self._limiter = limiter
@@ -89,8 +114,9 @@ class Executor:
         # A committed stream that sends nothing for the soft timeout has stalled.
         self._stream = StreamReply(transport, clock, stall_timeout_seconds=soft_timeout_seconds)
         self._route_table = RouteTable.compile(config)
-        self._states = CandidateStates(route_table=self._route_table, clock=clock, limiter=limiter,
-                                       latency=latency, breaker=breaker)
+        self._states = CandidateStates(
+            route_table=self._route_table, clock=clock, limiter=limiter, latency=latency, breaker=breaker
+        )
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._books.observers.append(observer)
@@ -134,7 +160,7 @@ class Executor:
             async with self._clock.timeout(self._hard_timeout_seconds):
                 return await self._walk(request, run, reader)
         except TimeoutError:
-            for ledger in list(run.in_flight):   # SPEC §5: the attempts it cut are recorded too
+            for ledger in list(run.in_flight):  # SPEC §5: the attempts it cut are recorded too
                 ledger.cut(AttemptOutcome.CANCELLED_HARD_TIMEOUT)
             error = HardTimeout(f"no answer within {self._hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
             self._books.report(request, None, error, run)
@@ -159,8 +185,9 @@ class Executor:
                 return reply
         raise final_error(plan, run)
 
-    async def _attempt(self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool,
-                       reader: ReplyReader[T]) -> T | None:
+    async def _attempt(
+        self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, reader: ReplyReader[T]
+    ) -> T | None:
         """One candidate, start to end: rate-limit slot, build, send and read within the attempt timeout.
         Records its own outcome in ``run``; None when the candidate was skipped or failed (fail over).
         Raises UpstreamBadRequest when the upstream rejected the request itself."""
@@ -177,8 +204,9 @@ class Executor:
             error = failure
         ledger.failed(error)
         if error.error_class is ErrorClass.BAD_REQUEST:
-            raise UpstreamBadRequest(f"{candidate.provider} rejected the request: {error.message}",
-                                     attempts=run.attempt_dicts())
+            raise UpstreamBadRequest(
+                f"{candidate.provider} rejected the request: {error.message}", attempts=run.attempt_dicts()
+            )
         return None
 
     def _is_fast_mode(self, run: Run) -> bool:
@@ -189,16 +217,22 @@ class Executor:
         """The breaker's say on this candidate; a refusal is recorded as a skipped attempt."""
         if self._breaker is None:
             return True
-        skip = self._breaker.refusal(candidate.provider, candidate.model, candidate.key_id,
-                                     fast_mode=fast_mode, is_retry=(candidate.provider, candidate.model) in tried_pairs,
-                                     is_panic=candidate.reason == DecisionReason.PANIC_MODE)
+        skip = self._breaker.refusal(
+            candidate.provider,
+            candidate.model,
+            candidate.key_id,
+            fast_mode=fast_mode,
+            is_retry=(candidate.provider, candidate.model) in tried_pairs,
+            is_panic=candidate.reason == DecisionReason.PANIC_MODE,
+        )
         if skip is None:
             return True
         run.record_skip(candidate, SkipReason(skip), fast_mode=fast_mode)
         return False
 
-    async def _prepare(self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, *,
-                       is_stream: bool) -> PreparedAttempt | None:
+    async def _prepare(
+        self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, *, is_stream: bool
+    ) -> PreparedAttempt | None:
         """Take a rate-limit slot and build the upstream request; None (recorded) when the candidate is skipped."""
         lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
         waited = await self._take_slot(request, candidate, lane, run, fast_mode)
@@ -208,11 +242,20 @@ class Executor:
         provider = self.config.providers[candidate.provider]
         model = provider.models[candidate.model]
         call = UpstreamCall(
-            base_url=provider.base_url, model=candidate.model, api_key=provider.keys[candidate.key_id].api_key,
-            messages=request.messages, options=request.options, supports_thinking=model.supports_thinking,
-            thinking_off=should_disable_thinking(level=request.route.level, supports_thinking=model.supports_thinking,
-                                                 disable_thinking=request.options.disable_thinking),
-            endpoint=model.endpoint, stream=is_stream)
+            base_url=provider.base_url,
+            model=candidate.model,
+            api_key=provider.keys[candidate.key_id].api_key,
+            messages=request.messages,
+            options=request.options,
+            supports_thinking=model.supports_thinking,
+            thinking_off=should_disable_thinking(
+                level=request.route.level,
+                supports_thinking=model.supports_thinking,
+                disable_thinking=request.options.disable_thinking,
+            ),
+            endpoint=model.endpoint,
+            stream=is_stream,
+        )
         adapter = adapter_for(provider.type)
         try:
             upstream_request = adapter.build_request(call)
@@ -222,8 +265,9 @@ class Executor:
             return None
         return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode)
 
-    async def _take_slot(self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: Run,
-                         fast_mode: bool) -> float | None:
+    async def _take_slot(
+        self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: Run, fast_mode: bool
+    ) -> float | None:
         """Seconds waited for a rate-limit slot, or None when it would come after the request's max wait."""
         if self._limiter.try_acquire(lane):
             return 0.0
@@ -253,14 +297,16 @@ def final_error(plan: RoutePlan, run: Run) -> BkvyError:
     plan_wait = plan.rate_limit_retry_after_seconds
     waits = run.rate_limit_waits + ([plan_wait] if plan_wait is not None else [])
     if waits and _is_every_candidate_rate_limited(run.attempts):
-        return AllCandidatesRateLimited("every candidate is rate-limited", retry_after_seconds=min(waits),
-                                        attempts=run.attempt_dicts())
+        return AllCandidatesRateLimited(
+            "every candidate is rate-limited", retry_after_seconds=min(waits), attempts=run.attempt_dicts()
+        )
     sent_count = sum(1 for a in run.attempts if a.outcome.was_sent)
     if not sent_count:
         skips = {a.outcome for a in run.attempts} | {AttemptOutcome.skipped(SkipReason(s.reason)) for s in plan.skipped}
         if skips == {AttemptOutcome.SKIPPED_UNSUPPORTED_INPUT}:
-            return UnsupportedInput("no candidate model accepts this input (e.g. its images or tools)",
-                                    attempts=run.attempt_dicts())
+            return UnsupportedInput(
+                "no candidate model accepts this input (e.g. its images or tools)", attempts=run.attempt_dicts()
+            )
         if skips & _CIRCUIT_SKIPS:
             return CircuitsOpen("every candidate's circuit is open", attempts=run.attempt_dicts())
     return AllCandidatesFailed(f"all {sent_count} attempts failed", attempts=run.attempt_dicts())
@@ -269,5 +315,8 @@ def final_error(plan: RoutePlan, run: Run) -> BkvyError:
 def _is_every_candidate_rate_limited(attempts: Sequence[Attempt]) -> bool:
     """Every candidate that got as far as its rate limit (sent, or refused a slot) was turned away by it.
     Candidates passed over by their circuit or for their input do not count either way."""
-    return all(a.outcome in _RATE_LIMITED for a in attempts
-               if a.outcome.was_sent or a.outcome is AttemptOutcome.SKIPPED_RATE_LIMITED)
+    return all(
+        a.outcome in _RATE_LIMITED
+        for a in attempts
+        if a.outcome.was_sent or a.outcome is AttemptOutcome.SKIPPED_RATE_LIMITED
+    )

@@ -16,8 +16,9 @@ class HedgeBudget:
     can still hedge its one stuck request.
     """
 
-    def __init__(self, clock: Clock, *, percent: float = 5.0, min_hedges: int = 1,
-                 window_seconds: float = 10.0) -> None:
+    def __init__(
+        self, clock: Clock, *, percent: float = 5.0, min_hedges: int = 1, window_seconds: float = 10.0
+    ) -> None:
         if percent < 0 or min_hedges < 0 or window_seconds <= 0:
             raise ValueError("percent and min_hedges must be >= 0, window_seconds > 0")
         self._clock = clock
@@ -34,7 +35,7 @@ class HedgeBudget:
         """True (and the hedge is counted) when the budget allows one more hedge now; False spends nothing."""
         now = self._clock.now()
         requests, _ = self._requests.totals(now)
-        allowed = max(self._min_hedges, math.floor(self._ratio * requests + 1e-9))   # 5 % of 100 is 5, not 4
+        allowed = max(self._min_hedges, math.floor(self._ratio * requests + 1e-9))  # 5 % of 100 is 5, not 4
         if self._hedges.totals(now)[0] >= allowed:
             return False
         self._hedges.add(now)

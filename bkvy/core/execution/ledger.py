@@ -25,7 +25,7 @@ from bkvy.models.types import Completion, ErrorClass
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_RETRY_AFTER_SECONDS = 1.0   # a 429 without Retry-After
+_DEFAULT_RETRY_AFTER_SECONDS = 1.0  # a 429 without Retry-After
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +39,21 @@ class Bookkeeping:
     breaker: CircuitGuard | None
     observers: list[Callable[[RequestOutcome], None]] = field(default_factory=list)
 
-    def report(self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None,
-               run: Run) -> None:
+    def report(
+        self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None, run: Run
+    ) -> None:
         """Hand the request's outcome to every observer (records, client-key spend...)."""
-        outcome = RequestOutcome(request, result, error, tuple(run.attempts),
-                                 (self.clock.now() - run.start) * 1000.0, run.queue_wait_seconds * 1000.0,
-                                 run.started_wall, run.rate_limit_wait_seconds * 1000.0, run.plan)
+        outcome = RequestOutcome(
+            request,
+            result,
+            error,
+            tuple(run.attempts),
+            (self.clock.now() - run.start) * 1000.0,
+            run.queue_wait_seconds * 1000.0,
+            run.started_wall,
+            run.rate_limit_wait_seconds * 1000.0,
+            run.plan,
+        )
         for observer in self.observers:
             try:
                 observer(outcome)
@@ -71,7 +80,7 @@ class AttemptLedger:
 
     @property
     def plan(self) -> RoutePlan:
-        assert self._run.plan is not None   # attempts are made from a plan
+        assert self._run.plan is not None  # attempts are made from a plan
         return self._run.plan
 
     def attempt_dicts(self) -> list[dict[str, object]]:
@@ -95,19 +104,28 @@ class AttemptLedger:
         that is the request's fault, not the upstream's)."""
         self._end(AttemptOutcome.failed(error.error_class), error.status)
         candidate, books = self.candidate, self._books
-        log.warning("upstream_failed", extra={"provider": candidate.provider, "model": candidate.model,
-                                              "key_id": candidate.key_id, "error_class": error.error_class.value,
-                                              "status": error.status})
+        log.warning(
+            "upstream_failed",
+            extra={
+                "provider": candidate.provider,
+                "model": candidate.model,
+                "key_id": candidate.key_id,
+                "error_class": error.error_class.value,
+                "status": error.status,
+            },
+        )
         if error.error_class is ErrorClass.BAD_REQUEST:
             return
         if error.error_class is ErrorClass.RATE_LIMITED:
-            retry_after = (error.retry_after_seconds if error.retry_after_seconds is not None
-                           else _DEFAULT_RETRY_AFTER_SECONDS)
+            retry_after = (
+                error.retry_after_seconds if error.retry_after_seconds is not None else _DEFAULT_RETRY_AFTER_SECONDS
+            )
             books.limiter.block_until(self._prepared.lane, retry_after)
             self._run.rate_limit_waits.append(retry_after)
         if books.breaker is not None:
-            books.breaker.record_failure(candidate.provider, candidate.model, candidate.key_id, error.error_class,
-                                         error.retry_after_seconds)
+            books.breaker.record_failure(
+                candidate.provider, candidate.model, candidate.key_id, error.error_class, error.retry_after_seconds
+            )
 
     def cut(self, outcome: AttemptOutcome) -> None:
         """bkvy ended the attempt (the client left, the hard timeout): recorded, but no verdict on the upstream."""
@@ -121,9 +139,18 @@ class AttemptLedger:
         """Append the attempt to the run; seconds since it was sent."""
         seconds = self._books.clock.now() - self._started
         prepared, candidate = self._prepared, self._prepared.candidate
-        self._run.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id, outcome,
-                                          seconds * 1000.0, prepared.waited_seconds * 1000.0, status,
-                                          prepared.fast_mode))
+        self._run.attempts.append(
+            Attempt(
+                candidate.provider,
+                candidate.model,
+                candidate.key_id,
+                outcome,
+                seconds * 1000.0,
+                prepared.waited_seconds * 1000.0,
+                status,
+                prepared.fast_mode,
+            )
+        )
         self._run.in_flight.remove(self)
         return seconds
 
@@ -132,6 +159,12 @@ class AttemptLedger:
         model = self._books.config.providers[candidate.provider].models[candidate.model]
         usage = completion.usage
         cost = cost_usd(usage.input_tokens, usage.output_tokens, model.input_price_per_1k, model.output_price_per_1k)
-        return ExecutionResult(completion, candidate, self.plan, tuple(run.attempts),
-                               (self._books.clock.now() - run.start) * 1000.0,
-                               (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0, cost)
+        return ExecutionResult(
+            completion,
+            candidate,
+            self.plan,
+            tuple(run.attempts),
+            (self._books.clock.now() - run.start) * 1000.0,
+            (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0,
+            cost,
+        )

@@ -22,7 +22,7 @@ class ExecutionRequest(NamedTuple):
     route: RouteRequest
     messages: tuple[ChatMessage, ...]
     options: GenerationOptions
-    client_key_id: str | None = None     # the client key that authenticated the request, if any
+    client_key_id: str | None = None  # the client key that authenticated the request, if any
 
 
 class ExecutionResult(NamedTuple):
@@ -43,10 +43,10 @@ class RequestOutcome(NamedTuple):
     error: BkvyError | None
     attempts: tuple[Attempt, ...]
     total_ms: float
-    queue_wait_ms: float           # behind other requests on the same key and model
+    queue_wait_ms: float  # behind other requests on the same key and model
     started_wall: float
-    rate_limit_wait_ms: float = 0.0   # for the key's rpm/rpd window (or a provider's retry-after) to free
-    plan: RoutePlan | None = None     # None when the request failed before it was planned (e.g. unknown name)
+    rate_limit_wait_ms: float = 0.0  # for the key's rpm/rpd window (or a provider's retry-after) to free
+    plan: RoutePlan | None = None  # None when the request failed before it was planned (e.g. unknown name)
 
 
 @dataclass(slots=True)
@@ -64,12 +64,21 @@ class Run:
     # cancelled it records the cut (the hard timeout does, as ``cancelled_hard_timeout``).
     in_flight: list[AttemptLedger] = field(default_factory=list)
 
-    def record_skip(self, candidate: Candidate, reason: SkipReason, *, fast_mode: bool,
-                    waited_seconds: float = 0.0) -> None:
+    def record_skip(
+        self, candidate: Candidate, reason: SkipReason, *, fast_mode: bool, waited_seconds: float = 0.0
+    ) -> None:
         """A candidate passed over without an upstream call."""
-        self.attempts.append(Attempt(candidate.provider, candidate.model, candidate.key_id,
-                                     AttemptOutcome.skipped(reason), 0.0, waited_seconds * 1000.0,
-                                     fast_mode=fast_mode))
+        self.attempts.append(
+            Attempt(
+                candidate.provider,
+                candidate.model,
+                candidate.key_id,
+                AttemptOutcome.skipped(reason),
+                0.0,
+                waited_seconds * 1000.0,
+                fast_mode=fast_mode,
+            )
+        )
 
     def attempt_dicts(self) -> list[dict[str, object]]:
         return [a.as_dict() for a in self.attempts]

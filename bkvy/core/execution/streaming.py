@@ -54,13 +54,21 @@ class StreamReply:
                 raise UpstreamError(ErrorClass.SERVER, f"upstream status {head.status}", status=head.status)
             decoder = prepared.adapter.stream_decoder()
             chunks = aiter(head.chunks)
-            hint = rate_limit_hint(head.headers)   # now, not after the first content: that wait is free time
+            hint = rate_limit_hint(head.headers)  # now, not after the first content: that wait is free time
             pending = await _until_visible(chunks, decoder)
         except BaseException:
             await upstream.aclose()
             raise
-        return LiveStream(ledger, upstream, chunks, decoder, pending, hint, clock=self._clock,
-                          stall_timeout_seconds=self._stall_timeout_seconds)
+        return LiveStream(
+            ledger,
+            upstream,
+            chunks,
+            decoder,
+            pending,
+            hint,
+            clock=self._clock,
+            stall_timeout_seconds=self._stall_timeout_seconds,
+        )
 
 
 async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
@@ -108,9 +116,18 @@ class LiveStream:
     """A committed upstream stream: iterate ``batches()`` once; its attempt's end, and so the request's
     outcome, is recorded through the attempt's ledger when it ends."""
 
-    def __init__(self, ledger: AttemptLedger, upstream: AsyncExitStack, chunks: AsyncIterator[bytes],
-                 decoder: StreamDecoder, pending: list[StreamDelta], hint: RateLimitHint | None, *, clock: Clock,
-                 stall_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        ledger: AttemptLedger,
+        upstream: AsyncExitStack,
+        chunks: AsyncIterator[bytes],
+        decoder: StreamDecoder,
+        pending: list[StreamDelta],
+        hint: RateLimitHint | None,
+        *,
+        clock: Clock,
+        stall_timeout_seconds: float,
+    ) -> None:
         self._ledger = ledger
         self._upstream = upstream
         self._chunks = chunks
@@ -142,7 +159,7 @@ class LiveStream:
             self._finish_disconnected()
             raise
         finally:
-            await self._upstream.aclose()   # closes the aiohttp response: the provider sees the hang-up
+            await self._upstream.aclose()  # closes the aiohttp response: the provider sees the hang-up
 
     async def aclose(self) -> None:
         """Give up on a stream that will not be iterated (closes the upstream, records a disconnect)."""
@@ -164,7 +181,7 @@ class LiveStream:
             except (UpstreamError, TimeoutError) as error:
                 if self._tally.finish_reason is None:
                     raise self._interrupted(error) from None
-                break   # the reply was complete; a broken trailer (usage, [DONE]) does not spoil it
+                break  # the reply was complete; a broken trailer (usage, [DONE]) does not spoil it
             if deltas:
                 for delta in deltas:
                     self._tally.add(delta)
@@ -179,16 +196,21 @@ class LiveStream:
         # An in-stream "invalid request" after content is recorded as such, but for the client it is an
         # interruption like any other.
         self._ledger.failed(error)
-        interrupted = StreamInterrupted(f"upstream stream broke after content was sent ({error.error_class.value})",
-                                        attempts=self._ledger.attempt_dicts())
+        interrupted = StreamInterrupted(
+            f"upstream stream broke after content was sent ({error.error_class.value})",
+            attempts=self._ledger.attempt_dicts(),
+        )
         self._is_done = True
         self._ledger.report(None, interrupted)
         return interrupted
 
     def _finish_completed(self) -> None:
-        completion = Completion(content="".join(self._tally.text_parts), usage=self._tally.usage or Usage(),
-                                finish_reason=self._tally.finish_reason or FinishReason.STOP,
-                                rate_limit_hint=self._hint)
+        completion = Completion(
+            content="".join(self._tally.text_parts),
+            usage=self._tally.usage or Usage(),
+            finish_reason=self._tally.finish_reason or FinishReason.STOP,
+            rate_limit_hint=self._hint,
+        )
         self._is_done = True
         self._ledger.report(self._ledger.succeeded(completion), None)
 
@@ -198,6 +220,8 @@ class LiveStream:
         self._is_done = True
         ledger, candidate = self._ledger, self._ledger.candidate
         ledger.cut(AttemptOutcome.CLIENT_DISCONNECTED)
-        log.info("client_disconnected", extra={"request_id": ledger.request.request_id,
-                                               "provider": candidate.provider, "model": candidate.model})
+        log.info(
+            "client_disconnected",
+            extra={"request_id": ledger.request.request_id, "provider": candidate.provider, "model": candidate.model},
+        )
         ledger.report(None, ClientDisconnected("the client closed the stream", attempts=ledger.attempt_dicts()))

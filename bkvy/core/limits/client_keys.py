@@ -56,7 +56,7 @@ class _Usage:
     last_used_wall: float | None = None
     spend_usd_total: float = 0.0
     spend_by_month: dict[str, float] = field(default_factory=dict)
-    recent: deque[float] = field(default_factory=deque)   # monotonic admit times in the last minute
+    recent: deque[float] = field(default_factory=deque)  # monotonic admit times in the last minute
 
 
 class ClientKeyStore:
@@ -65,7 +65,7 @@ class ClientKeyStore:
         self._clock = clock
         self._flush_interval_seconds = flush_interval_seconds
         self._by_hash: dict[str, ClientKey] = {}
-        self._has_any_key = False   # active or revoked: revoking the last key must not reopen the gateway
+        self._has_any_key = False  # active or revoked: revoking the last key must not reopen the gateway
         self._usage: dict[str, _Usage] = {}
         self._dirty: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
@@ -105,12 +105,12 @@ class ClientKeyStore:
             usage.recent.popleft()
         if key.rpm is not None and len(usage.recent) >= key.rpm:
             retry_after = _RPM_WINDOW_SECONDS - (now - usage.recent[0])
-            raise ClientRateLimited(f"client key {key.name!r} is over its {key.rpm} requests per minute",
-                                    retry_after_seconds=retry_after)
+            raise ClientRateLimited(
+                f"client key {key.name!r} is over its {key.rpm} requests per minute", retry_after_seconds=retry_after
+            )
         spent = usage.spend_by_month.get(self._month(), 0.0)
         if key.monthly_budget_usd is not None and spent >= key.monthly_budget_usd:
-            raise BudgetExceeded(f"client key {key.name!r} has spent its monthly budget of "
-                                 f"${key.monthly_budget_usd:g}")
+            raise BudgetExceeded(f"client key {key.name!r} has spent its monthly budget of ${key.monthly_budget_usd:g}")
         usage.recent.append(now)
         usage.request_count += 1
         usage.last_used_wall = self._clock.wall()
@@ -127,12 +127,14 @@ class ClientKeyStore:
         self._dirty.add(key_id)
 
     # -- admin ----------------------------------------------------------------------------------------
-    async def create(self, name: str, *, rpm: int | None = None,
-                     monthly_budget_usd: float | None = None) -> tuple[ClientKey, str]:
+    async def create(
+        self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None
+    ) -> tuple[ClientKey, str]:
         """A new key and its plaintext, which is shown once and never stored."""
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ClientKey(f"ck_{secrets.token_hex(8)}", name, hash_key(plaintext), self._clock.wall(), rpm,
-                        monthly_budget_usd)
+        key = ClientKey(
+            f"ck_{secrets.token_hex(8)}", name, hash_key(plaintext), self._clock.wall(), rpm, monthly_budget_usd
+        )
         await asyncio.to_thread(self._insert, key)
         self._by_hash[key.key_hash] = key
         self._has_any_key = True
@@ -145,7 +147,7 @@ class ClientKeyStore:
         found = [h for h, key in self._by_hash.items() if key.key_id == key_id]
         if not found:
             raise UnknownClientKey(f"no active client key {key_id!r}")
-        del self._by_hash[found[0]]   # first, so the very next request is refused
+        del self._by_hash[found[0]]  # first, so the very next request is refused
         await asyncio.to_thread(self._mark_revoked, key_id, self._clock.wall())
         log.info("client_key_revoked", extra={"key_id": key_id})
 
@@ -156,14 +158,21 @@ class ClientKeyStore:
         listed = []
         for row in rows:
             usage = self._usage.get(row["id"], _Usage())
-            listed.append({
-                "id": row["id"], "name": row["name"], "created": row["created"],
-                "last_used": usage.last_used_wall or row["last_used"],
-                "requests": max(usage.request_count, row["request_count"]),
-                "spend_usd_this_month": round(usage.spend_by_month.get(month, 0.0), 8),
-                "spend_usd_total": round(max(usage.spend_usd_total, row["spend_usd_total"]), 8),
-                "rpm": row["rpm"], "monthly_budget_usd": row["monthly_budget_usd"],
-                "revoked": row["revoked"] is not None, "revoked_at": row["revoked"]})
+            listed.append(
+                {
+                    "id": row["id"],
+                    "name": row["name"],
+                    "created": row["created"],
+                    "last_used": usage.last_used_wall or row["last_used"],
+                    "requests": max(usage.request_count, row["request_count"]),
+                    "spend_usd_this_month": round(usage.spend_by_month.get(month, 0.0), 8),
+                    "spend_usd_total": round(max(usage.spend_usd_total, row["spend_usd_total"]), 8),
+                    "rpm": row["rpm"],
+                    "monthly_budget_usd": row["monthly_budget_usd"],
+                    "revoked": row["revoked"] is not None,
+                    "revoked_at": row["revoked"],
+                }
+            )
         return listed
 
     # -- persistence (threads only) -------------------------------------------------------------------
@@ -172,9 +181,17 @@ class ClientKeyStore:
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
-        snapshot = [(key_id, self._usage[key_id].request_count, self._usage[key_id].last_used_wall,
-                     self._usage[key_id].spend_usd_total, dict(self._usage[key_id].spend_by_month))
-                    for key_id in dirty if key_id in self._usage]
+        snapshot = [
+            (
+                key_id,
+                self._usage[key_id].request_count,
+                self._usage[key_id].last_used_wall,
+                self._usage[key_id].spend_usd_total,
+                dict(self._usage[key_id].spend_by_month),
+            )
+            for key_id in dirty
+            if key_id in self._usage
+        ]
         try:
             await asyncio.to_thread(self._write_usage, snapshot)
         except sqlite3.Error as error:
@@ -198,8 +215,11 @@ class ClientKeyStore:
         with closing(self._connect()) as connection, connection:
             rows = connection.execute("SELECT * FROM client_keys").fetchall()
             spends = connection.execute("SELECT key_id, month, spend_usd FROM client_key_spend").fetchall()
-        keys = [ClientKey(r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"])
-                for r in rows if r["revoked"] is None]
+        keys = [
+            ClientKey(r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"])
+            for r in rows
+            if r["revoked"] is None
+        ]
         usage = {r["id"]: _Usage(r["request_count"], r["last_used"], r["spend_usd_total"]) for r in rows}
         for spend in spends:
             usage.setdefault(spend["key_id"], _Usage()).spend_by_month[spend["month"]] = spend["spend_usd"]
@@ -207,9 +227,11 @@ class ClientKeyStore:
 
     def _insert(self, key: ClientKey) -> None:
         with closing(self._connect()) as connection, connection:
-            connection.execute("INSERT INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd)"
-                               " VALUES (?, ?, ?, ?, ?, ?)", (key.key_id, key.name, key.key_hash, key.created_wall,
-                                                              key.rpm, key.monthly_budget_usd))
+            connection.execute(
+                "INSERT INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key.key_id, key.name, key.key_hash, key.created_wall, key.rpm, key.monthly_budget_usd),
+            )
 
     def _mark_revoked(self, key_id: str, revoked_wall: float) -> None:
         with closing(self._connect()) as connection, connection:
@@ -222,12 +244,15 @@ class ClientKeyStore:
     def _write_usage(self, snapshot: list[tuple[str, int, float | None, float, dict[str, float]]]) -> None:
         with closing(self._connect()) as connection, connection:
             for key_id, count, last_used, total, by_month in snapshot:
-                connection.execute("UPDATE client_keys SET request_count = ?, last_used = ?, spend_usd_total = ?"
-                                   " WHERE id = ?", (count, last_used, total, key_id))
+                connection.execute(
+                    "UPDATE client_keys SET request_count = ?, last_used = ?, spend_usd_total = ? WHERE id = ?",
+                    (count, last_used, total, key_id),
+                )
                 connection.executemany(
                     "INSERT INTO client_key_spend (key_id, month, spend_usd) VALUES (?, ?, ?)"
                     " ON CONFLICT (key_id, month) DO UPDATE SET spend_usd = excluded.spend_usd",
-                    [(key_id, month, spend) for month, spend in by_month.items()])
+                    [(key_id, month, spend) for month, spend in by_month.items()],
+                )
 
     def _month(self) -> str:
         return time.strftime("%Y-%m", time.gmtime(self._clock.wall()))

@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from bkvy.core.circuits.breaker import STEADY_CLOSED_FIELDS
-from bkvy.core.circuits.types import CircuitKey, CircuitSnapshot
-from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.clock import Clock
-from bkvy.core.routing.latency import LatencyTracker
+from bkvy.core.circuits.breaker import STEADY_CLOSED_FIELDS
+from bkvy.core.circuits.guard import CircuitGuard
+from bkvy.core.circuits.types import CircuitKey, CircuitSnapshot
 from bkvy.core.limits.rate_limits import Lane, LaneKey, RateLimiter
-from bkvy.core.routing.route_table import RouteEntry, RouteTable
+from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, live_candidate
+from bkvy.core.routing.route_table import RouteEntry, RouteTable
 
 # Builds a NamedTuple from a tuple of its fields in order, without its Python-level ``__new__``: 0.07 µs against
 # 0.43 µs by keyword, once per state read (``live_cold`` in benchmarks/routing_micro.py reads every state).
@@ -34,19 +34,30 @@ _new_tuple = tuple.__new__
 class CandidateStates:
     """Each candidate's live state, computed at most once between changes (see the module docstring)."""
 
-    def __init__(self, *, route_table: RouteTable, clock: Clock, limiter: RateLimiter, latency: LatencyTracker,
-                 breaker: CircuitGuard | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        route_table: RouteTable,
+        clock: Clock,
+        limiter: RateLimiter,
+        latency: LatencyTracker,
+        breaker: CircuitGuard | None = None,
+    ) -> None:
         self._clock = clock
         self._limiter = limiter
         self._latency = latency
         self._breaker = breaker
-        self._seeds = {entry.key: entry.seed.state.expected_latency_seconds
-                       for entries in route_table.models.values() for entry in entries}
-        self._keys_of_model = {model_key: tuple(entry.key for entry in entries)
-                               for model_key, entries in route_table.models.items()}
+        self._seeds = {
+            entry.key: entry.seed.state.expected_latency_seconds
+            for entries in route_table.models.values()
+            for entry in entries
+        }
+        self._keys_of_model = {
+            model_key: tuple(entry.key for entry in entries) for model_key, entries in route_table.models.items()
+        }
         self._key_of_lane = {LaneKey(key.provider, key.key_id, key.model): key for key in self._seeds}
         self._handles: dict[CandidateKey, tuple[Lane, CircuitKey, tuple[str, str], float]] = {}
-        self.kept: dict[CandidateKey, LiveCandidate] = {}    # the states still valid, in ranking form
+        self.kept: dict[CandidateKey, LiveCandidate] = {}  # the states still valid, in ranking form
         self._kept_until: dict[CandidateKey, float] = {}
         self._soonest_expiry = math.inf
         limiter.on_change(self._lane_changed)
@@ -85,16 +96,29 @@ class CandidateStates:
         expected = self._latency.expected_seconds(model_key, seed_seconds)
         circuit = STEADY_CLOSED_FIELDS if self._breaker is None else self._breaker.route_view(circuit_key)
         # In CandidateState's order: its last five fields are the circuit's route view.
-        state = _new_tuple(CandidateState, (expected, view.rate_limit_wait_seconds, view.queue_wait_seconds,
-                                            view.used_in_minute, view.last_used, *circuit))
+        state = _new_tuple(
+            CandidateState,
+            (
+                expected,
+                view.rate_limit_wait_seconds,
+                view.queue_wait_seconds,
+                view.used_in_minute,
+                view.last_used,
+                *circuit,
+            ),
+        )
         until = lane.steady_until(now, view) if circuit == STEADY_CLOSED_FIELDS else now
         return live_candidate(key, state), until
 
     def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         """The lane, circuit key and seed latency of a candidate, looked up once for the process's life
         (candidates come from the config, so this is bounded)."""
-        return (self._limiter.lane(LaneKey(key.provider, key.key_id, key.model)),
-                CircuitKey(key.provider, key.model, key.key_id), (key.provider, key.model), self._seeds[key])
+        return (
+            self._limiter.lane(LaneKey(key.provider, key.key_id, key.model)),
+            CircuitKey(key.provider, key.model, key.key_id),
+            (key.provider, key.model),
+            self._seeds[key],
+        )
 
     def _expire(self, now: float) -> None:
         for key in [key for key, until in self._kept_until.items() if until <= now]:

@@ -18,12 +18,12 @@ import math
 from array import array
 from collections.abc import Callable
 
-_ALPHA = 0.2   # weight of the newest sample: recent behaviour matters, one outlier does not dominate
+_ALPHA = 0.2  # weight of the newest sample: recent behaviour matters, one outlier does not dominate
 
-MIN_SECONDS = 0.001            # values below land in the first bucket
-MAX_SECONDS = 600.0            # values above land in the last bucket
-BUCKET_GROWTH = 1.1            # upper edge / lower edge of every bucket
-BUCKET_COUNT = math.ceil(math.log(MAX_SECONDS / MIN_SECONDS) / math.log(BUCKET_GROWTH))   # 140
+MIN_SECONDS = 0.001  # values below land in the first bucket
+MAX_SECONDS = 600.0  # values above land in the last bucket
+BUCKET_GROWTH = 1.1  # upper edge / lower edge of every bucket
+BUCKET_COUNT = math.ceil(math.log(MAX_SECONDS / MIN_SECONDS) / math.log(BUCKET_GROWTH))  # 140
 _BUCKETS_PER_LOG = 1.0 / math.log(BUCKET_GROWTH)
 _LOG_MIN = math.log(MIN_SECONDS)
 # Decay without touching every bucket per sample: each new sample weighs GROWTH x the previous one, and the
@@ -40,13 +40,13 @@ class _TailHistogram:
     def __init__(self) -> None:
         self.counts = array("d", bytes(8 * BUCKET_COUNT))
         self.total = 0.0
-        self.weight = 1.0        # the weight the next sample gets
+        self.weight = 1.0  # the weight the next sample gets
         self.observations = 0
 
     def add(self, seconds: float, growth: float) -> None:
         if seconds >= MAX_SECONDS:
             index = BUCKET_COUNT - 1
-        elif seconds > MIN_SECONDS:   # also False for NaN: it lands in the first bucket
+        elif seconds > MIN_SECONDS:  # also False for NaN: it lands in the first bucket
             index = int((math.log(seconds) - _LOG_MIN) * _BUCKETS_PER_LOG)
         else:
             index = 0
@@ -76,15 +76,16 @@ class _TailHistogram:
             last = index
             if cumulative + count >= target:
                 share = (target - cumulative) / count
-                return MIN_SECONDS * BUCKET_GROWTH ** (index + share)
+                return float(MIN_SECONDS * BUCKET_GROWTH ** (index + share))
             cumulative += count
-        return MIN_SECONDS * BUCKET_GROWTH ** (last + 1)   # q == 1.0 with rounding: the top of the last bucket
+        return MIN_SECONDS * BUCKET_GROWTH ** (last + 1)  # q == 1.0 with rounding: the top of the last bucket
 
     def normalized_counts(self) -> list[list[float]]:
         """Sparse [[bucket, count], ...] with the newest sample weighing 1, for persistence."""
         scale = 1.0 / self.weight
-        return [[index, float(f"{count * scale:.6g}")] for index, count in enumerate(self.counts)
-                if count * scale >= 1e-9]
+        return [
+            [index, float(f"{count * scale:.6g}")] for index, count in enumerate(self.counts) if count * scale >= 1e-9
+        ]
 
 
 class LatencyTracker:
@@ -137,11 +138,22 @@ class LatencyTracker:
         """A JSON-ready snapshot for persistence across restarts (versioned; see ``load_dict``)."""
         models = []
         for (provider, model), histogram in self._histograms.items():
-            models.append({"provider": provider, "model": model,
-                           "ewma_seconds": self._ewma_seconds.get((provider, model)),
-                           "observations": histogram.observations, "buckets": histogram.normalized_counts()})
-        return {"version": FORMAT_VERSION, "min_seconds": MIN_SECONDS, "bucket_growth": BUCKET_GROWTH,
-                "bucket_count": BUCKET_COUNT, "models": models}
+            models.append(
+                {
+                    "provider": provider,
+                    "model": model,
+                    "ewma_seconds": self._ewma_seconds.get((provider, model)),
+                    "observations": histogram.observations,
+                    "buckets": histogram.normalized_counts(),
+                }
+            )
+        return {
+            "version": FORMAT_VERSION,
+            "min_seconds": MIN_SECONDS,
+            "bucket_growth": BUCKET_GROWTH,
+            "bucket_count": BUCKET_COUNT,
+            "models": models,
+        }
 
     def load_dict(self, snapshot: object) -> int:
         """Replace the estimates of every (provider, model) in ``snapshot`` (from ``to_dict``); returns how many
@@ -149,7 +161,10 @@ class LatencyTracker:
         if not isinstance(snapshot, dict) or snapshot.get("version") != FORMAT_VERSION:
             return 0
         if (snapshot.get("min_seconds"), snapshot.get("bucket_growth"), snapshot.get("bucket_count")) != (
-                MIN_SECONDS, BUCKET_GROWTH, BUCKET_COUNT):
+            MIN_SECONDS,
+            BUCKET_GROWTH,
+            BUCKET_COUNT,
+        ):
             return 0
         entries = snapshot.get("models")
         loaded = 0
@@ -184,7 +199,7 @@ def _parse_entry(entry: object) -> tuple[ModelKey, float | None, _TailHistogram]
             return None
         histogram.counts[pair[0]] += pair[1]
         histogram.total += pair[1]
-    histogram.observations = int(observations)   # type: ignore[arg-type]  # _is_count checked it
+    histogram.observations = int(observations)  # type: ignore[arg-type]  # _is_count checked it
     return (provider, model), (None if ewma_seconds is None else float(ewma_seconds)), histogram
 
 
@@ -193,5 +208,4 @@ def _is_count(value: object) -> bool:
 
 
 def _is_seconds(value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and value >= 0)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0

@@ -25,7 +25,7 @@ from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 if TYPE_CHECKING:
     from bkvy.core.routing.route_table import RouteEntry, RouteTable
 
-_new_tuple = tuple.__new__   # builds a NamedTuple from a tuple of its fields in order, without its Python __new__
+_new_tuple = tuple.__new__  # builds a NamedTuple from a tuple of its fields in order, without its Python __new__
 _PANIC_REASONS = {ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
 
 
@@ -43,8 +43,8 @@ class CandidateState(NamedTuple):
     queue_wait_seconds: float = 0.0
     used_in_minute: int = 0
     last_used: float = float("-inf")
-    is_closed: bool = True               # circuit CLOSED
-    allows_request: bool = True          # False while OPEN and its backoff has not ended
+    is_closed: bool = True  # circuit CLOSED
+    allows_request: bool = True  # False while OPEN and its backoff has not ended
     open_reason: ErrorClass | None = None
     open_until: float | None = None
     is_flapping: bool = False
@@ -60,7 +60,7 @@ class RouteRequest(NamedTuple):
     max_wait_seconds: float | None = None
     input_tokens_estimate: int = 0
     output_tokens_estimate: int = 500
-    fast_mode: bool = False              # soft timeout reached: closed circuits only, fastest first
+    fast_mode: bool = False  # soft timeout reached: closed circuits only, fastest first
 
 
 class LiveFields(NamedTuple):
@@ -73,10 +73,10 @@ class LiveFields(NamedTuple):
     queue_wait_seconds: float
     expected_latency_seconds: float
     is_flapping: bool
-    wait_seconds: float              # rate-limit wait + queue wait
+    wait_seconds: float  # rate-limit wait + queue wait
     used_in_minute: int
     last_used: float
-    estimate_seconds: float          # wait + expected latency
+    estimate_seconds: float  # wait + expected latency
 
 
 class Candidate(NamedTuple):
@@ -93,13 +93,13 @@ class Candidate(NamedTuple):
     used_in_minute: int
     last_used: float
     estimate_seconds: float
-    rank: int                        # scenario: position of its entry in priority order
+    rank: int  # scenario: position of its entry in priority order
     estimated_cost_usd: float
-    reason: DecisionReason           # shown with debug=true
+    reason: DecisionReason  # shown with debug=true
 
 
 _REQUEST_FIELDS = ("rank", "estimated_cost_usd", "reason")
-if Candidate._fields != LiveFields._fields + _REQUEST_FIELDS:   # what ``_row`` relies on
+if Candidate._fields != LiveFields._fields + _REQUEST_FIELDS:  # what ``_row`` relies on
     raise TypeError("Candidate's fields must be LiveFields' followed by " + ", ".join(_REQUEST_FIELDS))
 
 # A row: a Candidate's fields as a plain tuple. Ranking builds one per usable candidate and sorts them; a row
@@ -122,7 +122,7 @@ class LiveCandidate(NamedTuple):
     """A candidate's state in the form ranking reads, built once per state."""
 
     fields: LiveFields
-    is_steady: bool                  # closed, allowing, no wait, not flapping: usable in every mode
+    is_steady: bool  # closed, allowing, no wait, not flapping: usable in every mode
     state: CandidateState
 
 
@@ -132,8 +132,22 @@ def live_candidate(key: CandidateKey, state: CandidateState) -> LiveCandidate:
     wait = rate_limit_wait + queue_wait
     # In LiveFields' order: 0.07 µs against 0.45 µs by keyword, once per state read (``live_cold`` in
     # benchmarks/routing_micro.py reads every state per plan).
-    fields = _new_tuple(LiveFields, (key.provider, key.model, key.key_id, rate_limit_wait, queue_wait, latency,
-                                     is_flapping, wait, state.used_in_minute, state.last_used, wait + latency))
+    fields = _new_tuple(
+        LiveFields,
+        (
+            key.provider,
+            key.model,
+            key.key_id,
+            rate_limit_wait,
+            queue_wait,
+            latency,
+            is_flapping,
+            wait,
+            state.used_in_minute,
+            state.last_used,
+            wait + latency,
+        ),
+    )
     is_steady = state.is_closed and state.allows_request and wait <= 0 and not is_flapping
     return _new_tuple(LiveCandidate, (fields, is_steady, state))
 
@@ -154,8 +168,9 @@ class RoutePlan:
 
     __slots__ = ("rows", "decision_reason", "skipped", "_candidates")
 
-    def __init__(self, rows: tuple[_Row, ...], decision_reason: DecisionReason,
-                 skipped: tuple[Skipped, ...] = ()) -> None:
+    def __init__(
+        self, rows: tuple[_Row, ...], decision_reason: DecisionReason, skipped: tuple[Skipped, ...] = ()
+    ) -> None:
         self.rows = rows
         self.decision_reason = decision_reason
         self.skipped = skipped
@@ -192,9 +207,9 @@ def _ties_to_least_used(*names: str) -> tuple[Callable[[_Row], Any], Callable[[_
     return _fields_of(*names), _fields_of("is_flapping", *names)
 
 
-_BY_COST = _ties_to_least_used("estimated_cost_usd")                 # cheapest
-_BY_PRIORITY = _ties_to_least_used("rank", "wait_seconds")           # scenario order, then shortest wait
-_BY_WAIT = _ties_to_least_used("wait_seconds")                       # direct: shortest wait
+_BY_COST = _ties_to_least_used("estimated_cost_usd")  # cheapest
+_BY_PRIORITY = _ties_to_least_used("rank", "wait_seconds")  # scenario order, then shortest wait
+_BY_WAIT = _ties_to_least_used("wait_seconds")  # direct: shortest wait
 _SPEED_FIELDS = _fields_of("is_flapping", "estimate_seconds", "used_in_minute", "last_used")
 _CHEAPEST = (DecisionReason.CHEAPEST_WITHIN_ESTIMATE, DecisionReason.CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER)
 _FASTEST = (DecisionReason.FASTEST_AVAILABLE, DecisionReason.FASTEST_AVAILABLE_HIGHER_TIER)
@@ -211,10 +226,10 @@ def seed_state(entry: RouteEntry) -> LiveCandidate:
     return entry.seed
 
 
-def plan_route(request: RouteRequest, table: RouteTable,
-               snapshot: Mapping[CandidateKey, CandidateState]) -> RoutePlan:
+def plan_route(request: RouteRequest, table: RouteTable, snapshot: Mapping[CandidateKey, CandidateState]) -> RoutePlan:
     """Rank the candidates for ``request`` over a snapshot of states (candidates it lacks: config seeds).
     Raises Unknown*/NoCandidates (404) for bad names."""
+
     def fill(entry: RouteEntry) -> LiveCandidate:
         state = snapshot.get(entry.key)
         return entry.seed if state is None else live_candidate(entry.key, state)
@@ -222,8 +237,12 @@ def plan_route(request: RouteRequest, table: RouteTable,
     return rank_candidates(request, table, {}, fill)
 
 
-def rank_candidates(request: RouteRequest, table: RouteTable, known: Mapping[CandidateKey, LiveCandidate],
-                    fill: Callable[[RouteEntry], LiveCandidate] = seed_state) -> RoutePlan:
+def rank_candidates(
+    request: RouteRequest,
+    table: RouteTable,
+    known: Mapping[CandidateKey, LiveCandidate],
+    fill: Callable[[RouteEntry], LiveCandidate] = seed_state,
+) -> RoutePlan:
     """``plan_route`` over states in ranking form: ``known`` holds those ready in advance, ``fill`` gives
     the others."""
     groups = table.groups_for(request)
@@ -242,9 +261,15 @@ def rank_candidates(request: RouteRequest, table: RouteTable, known: Mapping[Can
     return RoutePlan(tuple(ranked), decision_reason or DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(skipped))
 
 
-def _ranked_group(request: RouteRequest, group: tuple[RouteEntry, ...], known: Mapping[CandidateKey, LiveCandidate],
-                  fill: Callable[[RouteEntry], LiveCandidate], skipped: list[Skipped], *,
-                  is_fallback: bool) -> tuple[list[_Row], DecisionReason]:
+def _ranked_group(
+    request: RouteRequest,
+    group: tuple[RouteEntry, ...],
+    known: Mapping[CandidateKey, LiveCandidate],
+    fill: Callable[[RouteEntry], LiveCandidate],
+    skipped: list[Skipped],
+    *,
+    is_fallback: bool,
+) -> tuple[list[_Row], DecisionReason]:
     """One preference group's usable candidates in order, and why; refusals go to ``skipped``."""
     method = request.method
     if method is RoutingMethod.SCENARIO:
@@ -260,8 +285,9 @@ def _ranked_group(request: RouteRequest, group: tuple[RouteEntry, ...], known: M
         fits, _, _ = _usable(request, group, known, fill, skipped, fastest)
         fits.sort(key=_by_speed)
         return fits, fastest
-    fits, late, has_flapping = _usable(request, group, known, fill, skipped, cheapest,
-                                       deadline=request.max_wait_seconds)
+    fits, late, has_flapping = _usable(
+        request, group, known, fill, skipped, cheapest, deadline=request.max_wait_seconds
+    )
     # Those outside the max wait come after the others; when nothing answers within it, the soonest first.
     after: list[_Row] = []
     if late:
@@ -273,9 +299,16 @@ def _ranked_group(request: RouteRequest, group: tuple[RouteEntry, ...], known: M
     return fits + after, cheapest
 
 
-def _usable(request: RouteRequest, group: tuple[RouteEntry, ...], known: Mapping[CandidateKey, LiveCandidate],
-            fill: Callable[[RouteEntry], LiveCandidate], skipped: list[Skipped], reason: DecisionReason, *,
-            deadline: float | None = None) -> tuple[list[_Row], list[tuple[LiveFields, int, float]], bool]:
+def _usable(
+    request: RouteRequest,
+    group: tuple[RouteEntry, ...],
+    known: Mapping[CandidateKey, LiveCandidate],
+    fill: Callable[[RouteEntry], LiveCandidate],
+    skipped: list[Skipped],
+    reason: DecisionReason,
+    *,
+    deadline: float | None = None,
+) -> tuple[list[_Row], list[tuple[LiveFields, int, float]], bool]:
     """The group's usable candidates whose estimate fits ``deadline`` (all when None) as rows, the others as
     (live fields, rank, cost) for the caller to give a reason, and whether any is flapping; refusals go to
     ``skipped``.
@@ -311,8 +344,11 @@ def _is_usable(request: RouteRequest, state: CandidateState) -> bool:
     any, is within the request's max wait."""
     wait = state.rate_limit_wait_seconds + state.queue_wait_seconds
     max_wait = request.max_wait_seconds
-    return (state.allows_request and (state.is_closed or not request.fast_mode)
-            and (wait <= 0 or (max_wait is not None and wait <= max_wait)))
+    return (
+        state.allows_request
+        and (state.is_closed or not request.fast_mode)
+        and (wait <= 0 or (max_wait is not None and wait <= max_wait))
+    )
 
 
 def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) -> Skipped:
@@ -324,8 +360,12 @@ def _refusal(request: RouteRequest, key: CandidateKey, state: CandidateState) ->
     return Skipped(key.provider, key.model, key.key_id, SkipReason.RATE_LIMITED, wait)
 
 
-def _panic_row(request: RouteRequest, groups: Sequence[tuple[RouteEntry, ...]],
-               known: Mapping[CandidateKey, LiveCandidate], fill: Callable[[RouteEntry], LiveCandidate]) -> _Row | None:
+def _panic_row(
+    request: RouteRequest,
+    groups: Sequence[tuple[RouteEntry, ...]],
+    known: Mapping[CandidateKey, LiveCandidate],
+    fill: Callable[[RouteEntry], LiveCandidate],
+) -> _Row | None:
     """Every candidate is open for server/timeout/connection reasons: try the one whose backoff ends soonest.
     The one panic choice (docs/API.md); none when any candidate allows a request or is open for another reason
     (auth, rate limit)."""
@@ -333,6 +373,10 @@ def _panic_row(request: RouteRequest, groups: Sequence[tuple[RouteEntry, ...]],
     if not pairs or any(s.allows_request or s.open_reason not in _PANIC_REASONS for _, s in pairs):
         return None
     entry, state = min(pairs, key=lambda pair: pair[1].open_until or 0.0)
-    cost = cost_usd(request.input_tokens_estimate, request.output_tokens_estimate, entry.input_price_per_1k,
-                    entry.output_price_per_1k)
+    cost = cost_usd(
+        request.input_tokens_estimate,
+        request.output_tokens_estimate,
+        entry.input_price_per_1k,
+        entry.output_price_per_1k,
+    )
     return _row(live_candidate(entry.key, state).fields, entry.rank, cost, DecisionReason.PANIC_MODE)

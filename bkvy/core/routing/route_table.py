@@ -25,8 +25,8 @@ class RouteEntry:
     key: CandidateKey
     input_price_per_1k: float
     output_price_per_1k: float
-    seed: LiveCandidate        # used when the snapshot knows nothing about this candidate
-    rank: int                  # scenario: position of its entry in priority order
+    seed: LiveCandidate  # used when the snapshot knows nothing about this candidate
+    rank: int  # scenario: position of its entry in priority order
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +45,30 @@ class RouteTable:
         for provider_name, provider in config.providers.items():
             for model_name, model in provider.models.items():
                 seed = CandidateState(expected_latency_seconds=model.expected_latency_ms / 1000.0)
-                entries = tuple(RouteEntry(key=key, input_price_per_1k=model.input_price_per_1k,
-                                           output_price_per_1k=model.output_price_per_1k,
-                                           seed=live_candidate(key, seed), rank=0)
-                                for key_id in provider.keys
-                                for key in (CandidateKey(provider_name, model_name, key_id),))
+                entries = tuple(
+                    RouteEntry(
+                        key=key,
+                        input_price_per_1k=model.input_price_per_1k,
+                        output_price_per_1k=model.output_price_per_1k,
+                        seed=live_candidate(key, seed),
+                        rank=0,
+                    )
+                    for key_id in provider.keys
+                    for key in (CandidateKey(provider_name, model_name, key_id),)
+                )
                 models[(provider_name, model_name)] = entries
                 tiers.setdefault(model.intelligence_tier.rank, []).extend(entries)
         scenarios = {}
         for name in config.routing.scenarios:
             scenario_entries = config.scenario(name) or []
-            scenarios[name] = tuple(replace(e, rank=rank)
-                                    for rank, entry in enumerate(scenario_entries)
-                                    for e in models[(entry.provider, entry.model)])
-        return cls({rank: tuple(entries) for rank, entries in tiers.items()}, scenarios, models,
-                   frozenset(config.providers))
+            scenarios[name] = tuple(
+                replace(e, rank=rank)
+                for rank, entry in enumerate(scenario_entries)
+                for e in models[(entry.provider, entry.model)]
+            )
+        return cls(
+            {rank: tuple(entries) for rank, entries in tiers.items()}, scenarios, models, frozenset(config.providers)
+        )
 
     def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
         """Candidates in preference groups: intelligence routing's higher tiers come after its own tier."""

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from bkvy.clock import FakeClock
 from bkvy.core.circuits.breaker import (
     CircuitBreakerRegistry,
     CircuitKey,
@@ -15,7 +16,6 @@ from bkvy.core.circuits.breaker import (
     CircuitState,
     RetryBudget,
 )
-from bkvy.clock import FakeClock
 from bkvy.models.types import ErrorClass
 
 KEY = CircuitKey("openai", "gpt-4o-mini", "key-a")
@@ -35,8 +35,9 @@ def _registry(clock: FakeClock, rng: random.Random | None = None, **overrides: o
     return CircuitBreakerRegistry(CircuitSettings(**overrides), clock, rng or _MaxJitter())  # type: ignore[arg-type]
 
 
-def _fail(registry: CircuitBreakerRegistry, times: int, error_class: ErrorClass = ErrorClass.SERVER,
-          key: CircuitKey = KEY) -> None:
+def _fail(
+    registry: CircuitBreakerRegistry, times: int, error_class: ErrorClass = ErrorClass.SERVER, key: CircuitKey = KEY
+) -> None:
     for _ in range(times):
         registry.record_failure(key, error_class)
 
@@ -55,6 +56,7 @@ def _recover(registry: CircuitBreakerRegistry, clock: FakeClock, key: CircuitKey
 
 
 # -- opening ---------------------------------------------------------------------------------------
+
 
 def test_new_circuit_is_closed_and_allows_requests() -> None:
     registry = _registry(FakeClock())
@@ -91,7 +93,7 @@ def test_failures_on_one_circuit_leave_others_closed() -> None:
 
 def test_window_opens_on_five_failures_that_are_half_the_calls() -> None:
     registry = _registry(FakeClock())
-    for outcome in "SFFSFFSF":    # never 3 in a row; 5 failures among 8 calls
+    for outcome in "SFFSFFSF":  # never 3 in a row; 5 failures among 8 calls
         registry.record_success(KEY) if outcome == "S" else registry.record_failure(KEY, ErrorClass.SERVER)
     snapshot = registry.snapshot(KEY)
     assert (snapshot.failures_in_window, snapshot.calls_in_window) == (5, 8)
@@ -130,7 +132,7 @@ def test_bad_request_counts_neither_as_failure_nor_success() -> None:
     _fail(registry, 10, ErrorClass.BAD_REQUEST)
     snapshot = registry.snapshot(KEY)
     assert snapshot.state is CircuitState.CLOSED
-    assert snapshot.consecutive_failures == 2     # not reset either
+    assert snapshot.consecutive_failures == 2  # not reset either
     assert snapshot.calls_in_window == 2
     _fail(registry, 1)
     assert registry.snapshot(KEY).state is CircuitState.OPEN
@@ -157,6 +159,7 @@ def test_timeout_backoff_is_capped_at_five_minutes() -> None:
 
 # -- backoff ---------------------------------------------------------------------------------------
 
+
 def test_server_backoff_doubles_per_opening_up_to_the_cap() -> None:
     clock = FakeClock()
     registry = _registry(clock)
@@ -179,8 +182,8 @@ def test_server_backoff_jitter_stays_within_zero_and_the_ceiling() -> None:
         registry.record_probe_failure(KEY, ErrorClass.CONNECTION)
         backoffs.append(_backoff(registry, clock))
     for opening, backoff in enumerate(backoffs):
-        assert 0.0 <= backoff <= min(1800.0, 10.0 * 2 ** opening)
-    assert len(set(backoffs)) == len(backoffs)    # jittered, not a fixed schedule
+        assert 0.0 <= backoff <= min(1800.0, 10.0 * 2**opening)
+    assert len(set(backoffs)) == len(backoffs)  # jittered, not a fixed schedule
 
 
 def test_seeded_rng_gives_reproducible_backoff() -> None:
@@ -193,6 +196,7 @@ def test_seeded_rng_gives_reproducible_backoff() -> None:
 
 # -- half-open -------------------------------------------------------------------------------------
 
+
 def test_open_circuit_blocks_until_backoff_then_allows_one_trial() -> None:
     clock = FakeClock()
     registry = _registry(clock)
@@ -202,7 +206,7 @@ def test_open_circuit_blocks_until_backoff_then_allows_one_trial() -> None:
     clock.advance(0.1)
     assert registry.allow_request(KEY)
     assert registry.snapshot(KEY).state is CircuitState.HALF_OPEN
-    assert not registry.allow_request(KEY)        # at most one trial in flight
+    assert not registry.allow_request(KEY)  # at most one trial in flight
     assert not registry.allow_request(KEY)
 
 
@@ -235,7 +239,7 @@ def test_probe_success_after_backoff_moves_to_half_open() -> None:
     clock = FakeClock()
     registry = _registry(clock)
     _fail(registry, 3)
-    registry.record_probe_success(KEY)            # too early: ignored
+    registry.record_probe_success(KEY)  # too early: ignored
     assert registry.snapshot(KEY).state is CircuitState.OPEN
     clock.advance(10.0)
     assert registry.due_for_probe() == [KEY]
@@ -271,6 +275,7 @@ def test_unfinished_trial_frees_its_slot_after_the_lease() -> None:
 
 # -- rate limits -----------------------------------------------------------------------------------
 
+
 def test_429_opens_at_once_until_retry_after() -> None:
     clock = FakeClock()
     registry = _registry(clock)
@@ -288,7 +293,7 @@ def test_429_after_retry_after_needs_a_probe_not_a_trial() -> None:
     registry = _registry(clock)
     registry.record_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=30.0)
     clock.advance(30.0)
-    assert not registry.allow_request(KEY)        # no real request before a probe succeeds
+    assert not registry.allow_request(KEY)  # no real request before a probe succeeds
     snapshot = registry.snapshot(KEY)
     assert snapshot.state is CircuitState.OPEN and snapshot.is_probe_due and snapshot.needs_probe
     assert registry.due_for_probe() == [KEY]
@@ -314,6 +319,7 @@ def test_429_retry_after_is_capped_at_a_day() -> None:
 
 
 # -- auth ------------------------------------------------------------------------------------------
+
 
 def test_auth_failure_opens_every_model_of_the_key_and_logs_critical(caplog: pytest.LogCaptureFixture) -> None:
     registry = _registry(FakeClock())
@@ -378,6 +384,7 @@ def test_config_reload_clears_every_auth_open_circuit_only() -> None:
 
 # -- flapping --------------------------------------------------------------------------------------
 
+
 def test_three_openings_in_five_minutes_mark_flapping_and_multiply_backoff_by_five() -> None:
     clock = FakeClock()
     registry = _registry(clock)
@@ -408,7 +415,7 @@ def test_flapping_clears_after_ten_stable_minutes() -> None:
         _fail(registry, 3)
         _recover(registry, clock)
     assert registry.snapshot(KEY).is_flapping
-    clock.advance(600.0 - 50.0 - 1.0)             # the last opening was 50 s ago
+    clock.advance(600.0 - 50.0 - 1.0)  # the last opening was 50 s ago
     assert registry.snapshot(KEY).is_flapping
     clock.advance(1.0)
     assert not registry.snapshot(KEY).is_flapping
@@ -417,6 +424,7 @@ def test_flapping_clears_after_ten_stable_minutes() -> None:
 
 
 # -- listeners, switches ----------------------------------------------------------------------------
+
 
 def test_on_change_is_called_for_each_transition() -> None:
     clock = FakeClock()
@@ -440,6 +448,7 @@ def test_disabled_breaker_never_blocks() -> None:
 
 
 # -- provider health -------------------------------------------------------------------------------
+
 
 def _provider_with(registry: CircuitBreakerRegistry, count: int) -> list[CircuitKey]:
     keys = [CircuitKey("openai", f"model-{i}", "key-a") for i in range(count)]
@@ -493,6 +502,7 @@ def test_provider_health_auth_wins_over_everything() -> None:
 
 # -- persistence -----------------------------------------------------------------------------------
 
+
 def test_restart_keeps_circuits_open_for_the_remaining_time() -> None:
     before = FakeClock(start=1000.0, wall_start=1_700_000_000.0)
     registry = _registry(before)
@@ -530,21 +540,39 @@ def test_restart_keeps_flapping_and_backoff_exponent() -> None:
 
 def test_load_skips_malformed_entries() -> None:
     registry = _registry(FakeClock())
-    registry.load_dict({"circuits": [{"provider": "openai"}, {"provider": "x", "model": "m", "key_id": "k",
-                                                              "state": "open", "open_reason": "server"},
-                                     {"provider": "openai", "model": "gpt-4o-mini", "key_id": "key-a",
-                                      "state": "bogus"}]})
+    registry.load_dict(
+        {
+            "circuits": [
+                {"provider": "openai"},
+                {"provider": "x", "model": "m", "key_id": "k", "state": "open", "open_reason": "server"},
+                {"provider": "openai", "model": "gpt-4o-mini", "key_id": "key-a", "state": "bogus"},
+            ]
+        }
+    )
     assert registry.snapshots() == []
 
 
 def test_load_skips_an_entry_with_an_infinite_open_until() -> None:
     registry = _registry(FakeClock())
-    registry.load_dict({"circuits": [{"provider": "openai", "model": "gpt-4o-mini", "key_id": "key-a",
-                                      "state": "open", "open_reason": "server", "open_until_wall": float("inf")}]})
+    registry.load_dict(
+        {
+            "circuits": [
+                {
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "key_id": "key-a",
+                    "state": "open",
+                    "open_reason": "server",
+                    "open_until_wall": float("inf"),
+                }
+            ]
+        }
+    )
     assert registry.snapshots() == []
 
 
 # -- retry budget ----------------------------------------------------------------------------------
+
 
 def test_retry_budget_allows_at_least_three_retries_per_window() -> None:
     budget = RetryBudget(FakeClock())
@@ -568,4 +596,3 @@ def test_retry_budget_refills_after_the_window() -> None:
     assert not budget.try_acquire_retry("openai", "m")
     clock.advance(10.0)
     assert budget.try_acquire_retry("openai", "m")
-

@@ -18,8 +18,9 @@ def _guard(clock: FakeClock) -> CircuitGuard:
     return CircuitGuard(registry, RetryBudget(clock, min_retries=1, retry_ratio=0.0))
 
 
-def _refusal(guard: CircuitGuard, *, fast_mode: bool = False, is_retry: bool = False,
-             is_panic: bool = False) -> SkipReason | None:
+def _refusal(
+    guard: CircuitGuard, *, fast_mode: bool = False, is_retry: bool = False, is_panic: bool = False
+) -> SkipReason | None:
     return guard.refusal(PROVIDER, MODEL, KEY_ID, fast_mode=fast_mode, is_retry=is_retry, is_panic=is_panic)
 
 
@@ -50,12 +51,12 @@ def test_fast_mode_refuses_a_half_open_circuit() -> None:
     guard = _guard(clock)
     _open(guard)
     clock.advance(3600)
-    assert guard.registry.allow_request(CircuitKey(PROVIDER, MODEL, KEY_ID))   # the trial: HALF_OPEN
+    assert guard.registry.allow_request(CircuitKey(PROVIDER, MODEL, KEY_ID))  # the trial: HALF_OPEN
     assert _refusal(guard, fast_mode=True) is SkipReason.CIRCUIT_NOT_CLOSED
 
 
 def test_a_retry_beyond_the_budget_is_refused_as_retry_budget() -> None:
     guard = _guard(FakeClock())
     assert _refusal(guard) is None
-    assert _refusal(guard, is_retry=True) is None                  # min_retries=1
+    assert _refusal(guard, is_retry=True) is None  # min_retries=1
     assert _refusal(guard, is_retry=True) is SkipReason.RETRY_BUDGET

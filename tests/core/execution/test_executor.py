@@ -18,13 +18,22 @@ from bkvy.core.limits.rate_limits import RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import RoutePlan, RouteRequest, Skipped
 from bkvy.core.upstream.transport import StreamHead
-from bkvy.models.errors import (AllCandidatesFailed, AllCandidatesRateLimited, CircuitsOpen, HardTimeout,
-                                UnsupportedInput)
+from bkvy.models.errors import (
+    AllCandidatesFailed,
+    AllCandidatesRateLimited,
+    CircuitsOpen,
+    HardTimeout,
+    UnsupportedInput,
+)
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipReason
 from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod, UpstreamReply, UpstreamRequest
 
-OK_BODY = json.dumps({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
-                      "usage": {"prompt_tokens": 30, "completion_tokens": 20}}).encode()
+OK_BODY = json.dumps(
+    {
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 20},
+    }
+).encode()
 PRICE_PER_1K = 2.0
 
 
@@ -45,7 +54,7 @@ class ScriptedTransport:
     async def stream(self, request: UpstreamRequest) -> AsyncIterator[StreamHead]:
         self.urls.append(request.url)
         self.is_streaming.set()
-        await asyncio.get_running_loop().create_future()   # never answers
+        await asyncio.get_running_loop().create_future()  # never answers
         yield StreamHead(200, {}, _no_chunks())
 
 
@@ -55,18 +64,37 @@ async def _no_chunks() -> AsyncIterator[bytes]:
 
 def _executor(transport: ScriptedTransport, clock: FakeClock, **timeouts: float) -> Executor:
     model = {"intelligence_tier": "low", "cost_per_1k_tokens": PRICE_PER_1K}
-    providers = {"first": {"type": "openai_compatible", "base_url": "http://first.test", "models": {"m": model}},
-                 "second": {"type": "openai_compatible", "base_url": "http://second.test", "models": {"m": model}}}
-    routing = {"scenarios": {"s": [{"provider": "first", "model": "m", "priority": 1},
-                                   {"provider": "second", "model": "m", "priority": 2}]}}
+    providers = {
+        "first": {"type": "openai_compatible", "base_url": "http://first.test", "models": {"m": model}},
+        "second": {"type": "openai_compatible", "base_url": "http://second.test", "models": {"m": model}},
+    }
+    routing = {
+        "scenarios": {
+            "s": [
+                {"provider": "first", "model": "m", "priority": 1},
+                {"provider": "second", "model": "m", "priority": 2},
+            ]
+        }
+    }
     config = build_config(providers, routing, {})
-    return Executor(config=config, clock=clock, transport=transport, limiter=RateLimiter(clock),
-                    latency=LatencyTracker(), **timeouts)
+    return Executor(
+        config=config,
+        clock=clock,
+        transport=transport,
+        limiter=RateLimiter(clock),
+        latency=LatencyTracker(),
+        **timeouts,
+    )
 
 
 def _request() -> ExecutionRequest:
-    return ExecutionRequest("req1", "tester", RouteRequest(RoutingMethod.SCENARIO, scenario="s"),
-                            (ChatMessage("user", "hi"),), GenerationOptions())
+    return ExecutionRequest(
+        "req1",
+        "tester",
+        RouteRequest(RoutingMethod.SCENARIO, scenario="s"),
+        (ChatMessage("user", "hi"),),
+        GenerationOptions(),
+    )
 
 
 async def test_whole_reply_fails_over_and_records_typed_outcomes_and_cost(fake_clock: FakeClock) -> None:
@@ -105,7 +133,11 @@ def _run(*outcomes: AttemptOutcome, waits: tuple[float, ...] = ()) -> Run:
 
 
 def _plan(*skips: str | SkipReason) -> RoutePlan:
-    return RoutePlan((), DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(Skipped("p", "m", "k", SkipReason(reason), 4.0) for reason in skips))
+    return RoutePlan(
+        (),
+        DecisionReason.NO_CANDIDATE_AVAILABLE,
+        tuple(Skipped("p", "m", "k", SkipReason(reason), 4.0) for reason in skips),
+    )
 
 
 def test_every_sent_attempt_rate_limited_is_429_with_the_shortest_wait() -> None:
@@ -126,7 +158,7 @@ def test_plan_skipping_every_candidate_for_rate_limits_is_429() -> None:
 def test_a_sent_failure_beside_a_rate_limit_skip_is_502_counting_sent_attempts_only() -> None:
     error = final_error(_plan(), _run(AttemptOutcome.SKIPPED_RATE_LIMITED, AttemptOutcome.SERVER, waits=(1.0,)))
     assert isinstance(error, AllCandidatesFailed) and error.status == 502
-    assert error.message == "all 1 attempts failed"   # one upstream call was made
+    assert error.message == "all 1 attempts failed"  # one upstream call was made
 
 
 @pytest.mark.parametrize("skip", ["circuit_open", SkipReason.CIRCUIT_NOT_CLOSED])

@@ -17,10 +17,13 @@ from bkvy.core.upstream.transport import StreamHead
 from bkvy.models.errors import AllCandidatesFailed, StreamInterrupted, UpstreamBadRequest
 from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod, UpstreamReply, UpstreamRequest
 
-OK_CHUNKS = [b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
-             b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n',
-             b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n',
-             b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n', b"data: [DONE]\n\n"]
+OK_CHUNKS = [
+    b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
+    b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n',
+    b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n',
+    b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
+    b"data: [DONE]\n\n",
+]
 
 
 class ScriptedTransport:
@@ -52,18 +55,32 @@ class ScriptedTransport:
 
 def _executor(transport: ScriptedTransport, clock: FakeClock) -> Executor:
     model = {"intelligence_tier": "low", "cost_per_1k_tokens": 1.0}
-    providers = {"first": {"type": "openai_compatible", "base_url": "http://first.test", "models": {"m": model}},
-                 "second": {"type": "openai_compatible", "base_url": "http://second.test", "models": {"m": model}}}
-    routing = {"scenarios": {"s": [{"provider": "first", "model": "m", "priority": 1},
-                                   {"provider": "second", "model": "m", "priority": 2}]}}
+    providers = {
+        "first": {"type": "openai_compatible", "base_url": "http://first.test", "models": {"m": model}},
+        "second": {"type": "openai_compatible", "base_url": "http://second.test", "models": {"m": model}},
+    }
+    routing = {
+        "scenarios": {
+            "s": [
+                {"provider": "first", "model": "m", "priority": 1},
+                {"provider": "second", "model": "m", "priority": 2},
+            ]
+        }
+    }
     config = build_config(providers, routing, {})
-    return Executor(config=config, clock=clock, transport=transport, limiter=RateLimiter(clock),
-                    latency=LatencyTracker())
+    return Executor(
+        config=config, clock=clock, transport=transport, limiter=RateLimiter(clock), latency=LatencyTracker()
+    )
 
 
 def _request() -> ExecutionRequest:
-    return ExecutionRequest("req1", "tester", RouteRequest(RoutingMethod.SCENARIO, scenario="s"),
-                            (ChatMessage("user", "hi"),), GenerationOptions())
+    return ExecutionRequest(
+        "req1",
+        "tester",
+        RouteRequest(RoutingMethod.SCENARIO, scenario="s"),
+        (ChatMessage("user", "hi"),),
+        GenerationOptions(),
+    )
 
 
 async def _drain(executor: Executor) -> tuple[list[str], list[RequestOutcome]]:
@@ -94,8 +111,9 @@ async def test_error_status_before_first_byte_fails_over(fake_clock: FakeClock) 
 
 
 async def test_stream_ending_before_any_content_fails_over(fake_clock: FakeClock) -> None:
-    transport = ScriptedTransport([(200, [b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n']),
-                                   (200, OK_CHUNKS)])
+    transport = ScriptedTransport(
+        [(200, [b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n']), (200, OK_CHUNKS)]
+    )
     texts, [outcome] = await _drain(_executor(transport, fake_clock))
     assert "".join(texts) == "Hello" and outcome.error is None
 
@@ -127,7 +145,7 @@ async def test_stream_ending_without_finish_reason_is_an_interruption(fake_clock
     with pytest.raises(StreamInterrupted):
         async for batch in stream.batches():
             texts.extend(delta.content for delta in batch)
-    assert texts == ["Hel", "lo"]           # no failover once content was sent
+    assert texts == ["Hel", "lo"]  # no failover once content was sent
     assert len(transport.urls) == 1 and transport.closed == 1
     [outcome] = outcomes
     assert outcome.result is None and outcome.error is not None and outcome.error.code == "stream_interrupted"

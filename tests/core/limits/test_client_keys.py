@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, KEY_PREFIX, ClientKeyStore, hash_key
 from bkvy.clock import FakeClock
+from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, KEY_PREFIX, ClientKeyStore, hash_key
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
 
 
@@ -37,13 +37,12 @@ async def test_revoked_key_is_refused_at_once_and_after_restart(tmp_path: Path, 
         await store.revoke(key.key_id)
     await store.stop()
     restarted = await _store(tmp_path, fake_clock)
-    assert restarted.authenticate(plaintext) is None and restarted.has_keys   # still required
+    assert restarted.authenticate(plaintext) is None and restarted.has_keys  # still required
     assert [k["revoked"] for k in await restarted.describe()] == [True]
     await restarted.stop()
 
 
-async def test_rpm_limit_refuses_with_retry_after_until_the_window_moves(tmp_path: Path,
-                                                                         fake_clock: FakeClock) -> None:
+async def test_rpm_limit_refuses_with_retry_after_until_the_window_moves(tmp_path: Path, fake_clock: FakeClock) -> None:
     store = await _store(tmp_path, fake_clock)
     key, _ = await store.create("small", rpm=2)
     store.admit(key)
@@ -57,8 +56,9 @@ async def test_rpm_limit_refuses_with_retry_after_until_the_window_moves(tmp_pat
     await store.stop()
 
 
-async def test_budget_is_enforced_from_observed_spend_and_survives_restart(tmp_path: Path,
-                                                                           fake_clock: FakeClock) -> None:
+async def test_budget_is_enforced_from_observed_spend_and_survives_restart(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
     store = await _store(tmp_path, fake_clock)
     key, plaintext = await store.create("capped", monthly_budget_usd=0.01)
     store.admit(key)
@@ -74,9 +74,9 @@ async def test_budget_is_enforced_from_observed_spend_and_survives_restart(tmp_p
     assert listed["requests"] == 2 and listed["spend_usd_this_month"] == pytest.approx(0.012)
     assert "key" not in listed and "key_hash" not in listed
     with pytest.raises(BudgetExceeded):
-        restarted.admit(restarted.authenticate(plaintext))   # type: ignore[arg-type]
-    fake_clock.advance(40 * 86400)   # next month: a fresh budget
-    restarted.admit(restarted.authenticate(plaintext))   # type: ignore[arg-type]
+        restarted.admit(restarted.authenticate(plaintext))  # type: ignore[arg-type]
+    fake_clock.advance(40 * 86400)  # next month: a fresh budget
+    restarted.admit(restarted.authenticate(plaintext))  # type: ignore[arg-type]
     await restarted.stop()
 
 

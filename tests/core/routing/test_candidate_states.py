@@ -12,28 +12,52 @@ import random
 
 import pytest
 
+from bkvy.clock import FakeClock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
-from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import build_config
 from bkvy.core.execution.executor import Executor
-from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
+from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import CandidateKey, RouteRequest, plan_route
 from bkvy.core.routing.route_table import RouteTable
 from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
-CONFIG = build_config({
-    f"p{p}": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9",
-              "keys": {f"k{k}": {"api_key": f"sk-{p}-{k}", "rate_limits": {"*": {"rpm": 3, "rpd": 50}}}
-                       for k in range(2)},
-              "models": {f"m{m}": {"intelligence_tier": "low", "cost_per_1k_tokens": 0.1 * (1 + m + 3 * p),
-                                   "expected_latency_ms": 400 + 100 * m} for m in range(2)}}
-    for p in range(2)}, {"scenarios": {}}, {})
-LOW = RouteRequest(RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.LOW, max_wait_seconds=30.0,
-                   input_tokens_estimate=10, output_tokens_estimate=100)
-KEYS = [CandidateKey(p, m, k) for p in CONFIG.providers for m in CONFIG.providers[p].models
-        for k in CONFIG.providers[p].keys]
+CONFIG = build_config(
+    {
+        f"p{p}": {
+            "type": "openai_compatible",
+            "base_url": "http://127.0.0.1:9",
+            "keys": {
+                f"k{k}": {"api_key": f"sk-{p}-{k}", "rate_limits": {"*": {"rpm": 3, "rpd": 50}}} for k in range(2)
+            },
+            "models": {
+                f"m{m}": {
+                    "intelligence_tier": "low",
+                    "cost_per_1k_tokens": 0.1 * (1 + m + 3 * p),
+                    "expected_latency_ms": 400 + 100 * m,
+                }
+                for m in range(2)
+            },
+        }
+        for p in range(2)
+    },
+    {"scenarios": {}},
+    {},
+)
+LOW = RouteRequest(
+    RoutingMethod.INTELLIGENCE,
+    level=IntelligenceLevel.LOW,
+    max_wait_seconds=30.0,
+    input_tokens_estimate=10,
+    output_tokens_estimate=100,
+)
+KEYS = [
+    CandidateKey(p, m, k)
+    for p in CONFIG.providers
+    for m in CONFIG.providers[p].models
+    for k in CONFIG.providers[p].keys
+]
 
 
 class Gateway:
@@ -45,9 +69,14 @@ class Gateway:
             self.limiter.configure(self.lane(key), rpm=limits.rpm, rpd=limits.rpd)
         self.latency = LatencyTracker()
         self.registry = CircuitBreakerRegistry(CircuitSettings(failure_threshold=2), self.clock, random.Random(7))
-        self.executor = Executor(config=CONFIG, clock=self.clock, transport=None,  # type: ignore[arg-type]
-                                 limiter=self.limiter, latency=self.latency,
-                                 breaker=CircuitGuard(self.registry, RetryBudget(self.clock)))
+        self.executor = Executor(
+            config=CONFIG,
+            clock=self.clock,
+            transport=None,  # type: ignore[arg-type]
+            limiter=self.limiter,
+            latency=self.latency,
+            breaker=CircuitGuard(self.registry, RetryBudget(self.clock)),
+        )
 
     @staticmethod
     def lane(key: CandidateKey) -> LaneKey:
@@ -68,7 +97,7 @@ def test_a_taken_slot_shows_in_the_next_plan():
     plan = gateway.executor.plan(LOW)
     taken = next(c for c in plan.candidates if (c.provider, c.model, c.key_id) == first[:3])
     assert taken.used_in_minute == 1 and taken.last_used == gateway.clock.now()
-    assert plan.candidates[0].key_id != first.key_id      # the sibling key, used less, goes first now
+    assert plan.candidates[0].key_id != first.key_id  # the sibling key, used less, goes first now
     gateway.assert_plan_is_fresh()
 
 
@@ -81,9 +110,9 @@ def test_window_expiry_shows_without_any_event():
     full = next(s for s in gateway.executor.plan(LOW).skipped if s[:3] == (key.provider, key.model, key.key_id))
     assert full.reason == "rate_limited" and full.wait_seconds == pytest.approx(60.0)
     gateway.clock.advance(30)
-    gateway.assert_plan_is_fresh()        # the wait shrinks by the moment: never kept
+    gateway.assert_plan_is_fresh()  # the wait shrinks by the moment: never kept
     gateway.clock.advance(31)
-    gateway.assert_plan_is_fresh()        # the starts left the minute window
+    gateway.assert_plan_is_fresh()  # the starts left the minute window
     again = next(c for c in gateway.executor.plan(LOW).candidates if c[:3] == (key.provider, key.model, key.key_id))
     assert again.used_in_minute == 0 and again.rate_limit_wait_seconds == 0
 
@@ -105,11 +134,11 @@ def test_circuits_opening_and_closing_show():
         gateway.registry.record_failure(circuit, ErrorClass.SERVER)
     assert "circuit_open" in {s.reason for s in gateway.executor.plan(LOW).skipped}
     gateway.assert_plan_is_fresh()
-    gateway.clock.advance(3600)           # backoff over: the circuit allows a trial, by the moment
+    gateway.clock.advance(3600)  # backoff over: the circuit allows a trial, by the moment
     gateway.assert_plan_is_fresh()
-    assert gateway.registry.allow_request(circuit)    # the trial: HALF_OPEN
+    assert gateway.registry.allow_request(circuit)  # the trial: HALF_OPEN
     gateway.assert_plan_is_fresh()
-    gateway.registry.record_success(circuit)          # CLOSED again
+    gateway.registry.record_success(circuit)  # CLOSED again
     assert "circuit_open" not in {s.reason for s in gateway.executor.plan(LOW).skipped}
     gateway.assert_plan_is_fresh()
 
@@ -157,8 +186,11 @@ def test_random_operations_never_leave_a_stale_state():
         elif action == 2:
             gateway.latency.observe(key.provider, key.model, rng.uniform(0.05, 3))
         elif action == 3:
-            registry.record_failure(CircuitKey(*key), rng.choice([ErrorClass.SERVER, ErrorClass.TIMEOUT,
-                                                                  ErrorClass.RATE_LIMITED]), rng.choice([None, 5.0]))
+            registry.record_failure(
+                CircuitKey(*key),
+                rng.choice([ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.RATE_LIMITED]),
+                rng.choice([None, 5.0]),
+            )
         elif action == 4:
             if registry.allow_request(CircuitKey(*key)):
                 registry.record_success(CircuitKey(*key))

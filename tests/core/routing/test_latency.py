@@ -28,7 +28,7 @@ def test_p95_of_fast_calls_with_a_few_outliers_is_near_the_true_p95() -> None:
     _feed(tracker, values)
     p95 = tracker.quantile_seconds(KEY, 0.95)
     assert p95 == pytest.approx(_true_quantile(values, 0.95), rel=0.10)
-    assert p95 < 0.07                    # the 2 s outliers (2 %) do not drag p95, unlike a mean
+    assert p95 < 0.07  # the 2 s outliers (2 %) do not drag p95, unlike a mean
     assert tracker.quantile_seconds(KEY, 0.99) == pytest.approx(2.0, rel=0.10)
 
 
@@ -37,9 +37,9 @@ def test_decay_lets_p95_follow_a_shift_within_a_few_percent_of_a_half_life() -> 
     _feed(tracker, [0.050] * 2000)
     _feed(tracker, [0.500] * 10)
     assert tracker.quantile_seconds(KEY, 0.95) == pytest.approx(0.050, rel=0.10)
-    _feed(tracker, [0.500] * 10)         # 20 slow of the last answers: their weight is now > 5 %
+    _feed(tracker, [0.500] * 10)  # 20 slow of the last answers: their weight is now > 5 %
     assert tracker.quantile_seconds(KEY, 0.95) == pytest.approx(0.500, rel=0.10)
-    _feed(tracker, [0.500] * 1000)       # five half-lives: the old regime is gone, even at the median
+    _feed(tracker, [0.500] * 1000)  # five half-lives: the old regime is gone, even at the median
     assert tracker.quantile_seconds(KEY, 0.05) == pytest.approx(0.500, rel=0.10)
 
 
@@ -73,7 +73,7 @@ def test_memory_is_bounded_by_the_bucket_count_whatever_the_values() -> None:
     tracker = LatencyTracker()
     rng = random.Random(1)
     _feed(tracker, [10 ** rng.uniform(-7, 4) for _ in range(20_000)] + [0.0, -1.0, float("inf"), float("nan")])
-    (entry,) = tracker.to_dict()["models"]   # type: ignore[misc]
+    (entry,) = tracker.to_dict()["models"]  # type: ignore[misc]
     assert len(entry["buckets"]) <= BUCKET_COUNT <= 150
     assert all(0 <= index < BUCKET_COUNT for index, _ in entry["buckets"])
     lowest, highest = tracker.quantile_seconds(KEY, 0.0), tracker.quantile_seconds(KEY, 1.0)
@@ -82,7 +82,7 @@ def test_memory_is_bounded_by_the_bucket_count_whatever_the_values() -> None:
 
 
 def test_long_runs_rescale_without_losing_the_estimate() -> None:
-    tracker = LatencyTracker(half_life_observations=10)   # weights pass the rescale threshold after ~3,300 samples
+    tracker = LatencyTracker(half_life_observations=10)  # weights pass the rescale threshold after ~3,300 samples
     _feed(tracker, [0.3] * 10_000)
     assert tracker.quantile_seconds(KEY, 0.95) == pytest.approx(0.3, rel=0.10)
 
@@ -99,14 +99,21 @@ def test_round_trip_through_json_keeps_quantiles_and_mean() -> None:
         assert restored.quantile_seconds(KEY, q) == pytest.approx(tracker.quantile_seconds(KEY, q), rel=1e-4)
     assert restored.expected_seconds(KEY, 9.0) == pytest.approx(tracker.expected_seconds(KEY, 9.0))
     assert restored.observations(KEY) == 500 and changed == [KEY]
-    _feed(restored, [5.0] * 50)          # decay goes on from the loaded state
+    _feed(restored, [5.0] * 50)  # decay goes on from the loaded state
     assert restored.quantile_seconds(KEY, 0.95) == pytest.approx(5.0, rel=0.10)
 
 
-@pytest.mark.parametrize("snapshot", [
-    None, [], "x", {}, {"version": 99, "models": []},
-    {"version": 1, "min_seconds": 0.001, "bucket_growth": 1.2, "bucket_count": 140, "models": []},
-])
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        None,
+        [],
+        "x",
+        {},
+        {"version": 99, "models": []},
+        {"version": 1, "min_seconds": 0.001, "bucket_growth": 1.2, "bucket_count": 140, "models": []},
+    ],
+)
 def test_load_ignores_other_versions_and_layouts(snapshot: object) -> None:
     tracker = LatencyTracker()
     assert tracker.load_dict(snapshot) == 0
@@ -116,10 +123,16 @@ def test_load_skips_malformed_entries_and_keeps_good_ones() -> None:
     source = LatencyTracker()
     _feed(source, [0.05] * 30)
     snapshot = source.to_dict()
-    good = snapshot["models"][0]   # type: ignore[index]
-    snapshot["models"] = [         # type: ignore[index]
-        good, "x", {"provider": 1}, good | {"buckets": [[999, 1.0]]}, good | {"buckets": [[0, -1.0]]},
-        good | {"observations": True}, good | {"ewma_seconds": "fast"}, good | {"buckets": [[1]]},
+    good = snapshot["models"][0]  # type: ignore[index]
+    snapshot["models"] = [  # type: ignore[index]
+        good,
+        "x",
+        {"provider": 1},
+        good | {"buckets": [[999, 1.0]]},
+        good | {"buckets": [[0, -1.0]]},
+        good | {"observations": True},
+        good | {"ewma_seconds": "fast"},
+        good | {"buckets": [[1]]},
         good | {"provider": "q", "buckets": [[3, float("nan")]]},
     ]
     tracker = LatencyTracker()
