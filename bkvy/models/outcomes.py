@@ -33,9 +33,13 @@ class AttemptOutcome(str, Enum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     BAD_REQUEST = "bad_request"
-    # An upstream call that bkvy ended.
+    # An upstream call that bkvy ended. Only the gateway's own deadline (``cancelled_hard_timeout``) counts
+    # against the circuit, as a timeout; the others say nothing about the upstream (SPEC §6).
     CLIENT_DISCONNECTED = "client_disconnected"
-    CANCELLED_HARD_TIMEOUT = "cancelled_hard_timeout"
+    CANCELLED_HARD_TIMEOUT = "cancelled_hard_timeout"  # the request's deadline (REQUEST_HARD_TIMEOUT_SECONDS)
+    CANCELLED_CLIENT_TIMEOUT = "cancelled_client_timeout"  # the client's own shorter ``timeout_seconds``
+    CANCELLED_SOFT_TIMEOUT = "cancelled_soft_timeout"  # no hedge possible: switched to the next candidate
+    HEDGE_LOST = "hedge_lost"  # raced another attempt of the same request, which answered first
     # No upstream call: ``skipped_<SkipReason>``.
     SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
     SKIPPED_CIRCUIT_NOT_CLOSED = "skipped_circuit_not_closed"
@@ -76,6 +80,15 @@ class DecisionReason(str, Enum):
     NO_CANDIDATE_AVAILABLE = "no_candidate_available"
 
 
+class HedgeOutcome(str, Enum):
+    """What became of one chance to hedge a request (``bkvy_hedges_total{outcome}``)."""
+
+    WON = "won"  # the hedge answered first
+    LOST = "lost"  # the attempt it raced answered first
+    SKIPPED_BUDGET = "skipped_budget"  # the gateway-wide hedge budget was spent
+    SKIPPED_NO_CANDIDATE = "skipped_no_candidate"  # no other closed candidate had a free rate-limit slot
+
+
 class Attempt(NamedTuple):
     """One candidate's attempt within a request, as the records and the wire show it (SPEC §5)."""
 
@@ -87,6 +100,8 @@ class Attempt(NamedTuple):
     waited_ms: float = 0.0  # for its rate-limit slot
     status: int | None = None  # the upstream HTTP status, when one came back
     fast_mode: bool = False  # made past the soft timeout (SPEC §6)
+    is_hedge: bool = False  # started beside another attempt of the same request (SPEC §6)
+    cost_usd: float = 0.0  # what the upstream billed for it, when it reported usage
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -98,4 +113,5 @@ class Attempt(NamedTuple):
             "duration_ms": round(self.duration_ms, 2),
             "waited_ms": round(self.waited_ms, 2),
             "fast_mode": self.fast_mode,
+            "hedge": self.is_hedge,
         }

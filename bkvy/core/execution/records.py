@@ -9,7 +9,7 @@ from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.errors import BkvyError
-from bkvy.models.outcomes import Attempt, AttemptOutcome, SkipReason
+from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome, SkipReason
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ class ExecutionResult(NamedTuple):
     attempts: tuple[Attempt, ...]
     total_ms: float
     queue_wait_ms: float
-    cost_usd: float
+    cost_usd: float  # the winner's cost plus what hedges that lost were billed
+    hedged: bool = False  # a hedge raced this request's answer (``x-bkvy-hedged``)
 
 
 class RequestOutcome(NamedTuple):
@@ -47,6 +48,7 @@ class RequestOutcome(NamedTuple):
     started_wall: float
     rate_limit_wait_ms: float = 0.0  # for the key's rpm/rpd window (or a provider's retry-after) to free
     plan: RoutePlan | None = None  # None when the request failed before it was planned (e.g. unknown name)
+    hedges: tuple[HedgeOutcome, ...] = ()  # each chance to hedge, and what became of it
 
 
 @dataclass(slots=True)
