@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
+
+
+class Timer(Protocol):
+    def cancel(self) -> object: ...  # the callback will not run (a no-op once it has run)
 
 
 class Clock(Protocol):
@@ -14,6 +18,7 @@ class Clock(Protocol):
     def wall(self) -> float: ...  # unix seconds, for records and persistence
     async def sleep(self, seconds: float) -> None: ...
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[object]: ...  # raises TimeoutError on expiry
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer: ...  # from the running loop
 
 
 class MonotonicClock:
@@ -28,6 +33,9 @@ class MonotonicClock:
 
     def timeout(self, seconds: float) -> Deadline:
         return Deadline(max(0.0, seconds))
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
 
 
 class Deadline:
@@ -113,6 +121,15 @@ class FakeClock:
         finally:
             if not deadline.done():
                 deadline.cancel()
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """``callback`` once ``advance`` passes ``seconds`` from now (run by the loop, like a timer handle)."""
+        timer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer.add_done_callback(lambda done: None if done.cancelled() else callback())
+        self._sleepers.append((self._now + max(0.0, seconds), timer))
+        if seconds <= 0:
+            self.advance(0)
+        return timer
 
     @property
     def sleeper_count(self) -> int:

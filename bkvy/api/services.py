@@ -22,6 +22,8 @@ from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import Executor
+from bkvy.core.execution.hedge_budget import HedgeBudget
+from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
@@ -75,6 +77,8 @@ class Services:
             breaker=guard,
             soft_timeout_seconds=settings.request_soft_timeout_seconds,
             hard_timeout_seconds=settings.request_hard_timeout_seconds,
+            stream_idle_timeout_seconds=settings.stream_idle_timeout_seconds,
+            hedging=_hedge_policy(settings, clock),
         )
         services = cls(
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
@@ -175,3 +179,14 @@ def _configured_limiter(config: GatewayConfig, clock: Clock) -> RateLimiter:
                 limits = key.limits_for(model_name)
                 limiter.configure(LaneKey(provider_name, key_id, model_name), rpm=limits.rpm, rpd=limits.rpd)
     return limiter
+
+
+def _hedge_policy(settings: Settings, clock: Clock) -> HedgePolicy | None:
+    """HEDGING and its HEDGE_* settings; None when hedging is off."""
+    if not settings.hedging:
+        return None
+    return HedgePolicy(
+        HedgeBudget(clock, percent=settings.hedge_budget_percent),
+        min_delay_seconds=settings.hedge_min_delay_ms / 1000.0,
+        delay_factor=settings.hedge_delay_factor,
+    )

@@ -186,6 +186,11 @@ class MethodNotAllowed(BkvyError):
         self.allow = allow  # the Allow header: the methods the path takes
 
 
+class TimeoutTooLong(BkvyError):
+    code = "invalid_timeout"
+    status = 400
+
+
 class HardTimeout(BkvyError):
     code = "hard_timeout"
     status = 504

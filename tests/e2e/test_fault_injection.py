@@ -484,11 +484,11 @@ def test_open_circuits_survive_kill_9_and_restart(tmp_path: Path, real_processes
 # -- 8. soft and hard timeouts ---------------------------------------------------------------------------------------
 
 
-async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_at_the_deadline(
+async def test_soft_timeout_switches_when_hedging_is_off_and_hard_timeout_returns_504_at_the_deadline(
     fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     hard = 35.0
-    settings = _settings(tmp_path, request_hard_timeout_seconds=hard)
+    settings = _settings(tmp_path, request_hard_timeout_seconds=hard, hedging=False)
     primary = fleet.servers["openai"].knobs(PRIMARY_MODEL)
     fallback = fleet.servers["anthropic"].knobs(FALLBACK_MODEL)
     primary.error_rates = {"timeout": 1.0}
@@ -520,11 +520,12 @@ async def test_soft_timeout_switches_to_fast_mode_and_hard_timeout_returns_504_a
         f"{hard_body['error']['code']} {reply_ms:.1f}ms (wall) after the deadline passed; attempts {hard_attempts}"
     )
     assert soft.status_code == 200
-    assert soft_attempts == [(PRIMARY, "timeout", False), (FALLBACK, "success", True)]
+    # The soft timeout cancels the hung attempt (no failure: its circuit is not charged) and switches.
+    assert soft_attempts == [(PRIMARY, "cancelled_soft_timeout", False), (FALLBACK, "success", True)]
     assert was_pending
     assert (reply.status_code, hard_body["error"]["code"]) == (504, "hard_timeout")
     assert reply_ms < 100.0
     assert fake_clock.now() - started < hard + 0.1
-    assert hard_attempts[0] == (PRIMARY, "timeout", False)
+    assert hard_attempts[0] == (PRIMARY, "cancelled_soft_timeout", False)
     assert fallback_calls == 2  # the fast-mode attempt was under way when the deadline hit
     assert hard_attempts[-1] == (FALLBACK, "cancelled_hard_timeout", True)  # the cut attempt is recorded too

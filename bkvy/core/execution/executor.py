@@ -17,8 +17,17 @@ from typing import Protocol, TypeVar
 from bkvy.clock import Clock
 from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.config.gateway import GatewayConfig
-from bkvy.core.execution.ledger import AttemptLedger, Bookkeeping
-from bkvy.core.execution.records import ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome, Run
+from bkvy.core.execution.hedging import HedgePolicy
+from bkvy.core.execution.ledger import AttemptLedger, Bookkeeping, settle
+from bkvy.core.execution.race import AttemptRace
+from bkvy.core.execution.records import (
+    AttemptSlot,
+    ExecutionRequest,
+    ExecutionResult,
+    PreparedAttempt,
+    RequestOutcome,
+    Run,
+)
 from bkvy.core.execution.streaming import LiveStream, StreamReply
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
 from bkvy.core.routing.candidate_states import CandidateStates
@@ -34,6 +43,7 @@ from bkvy.models.errors import (
     BkvyError,
     CircuitsOpen,
     HardTimeout,
+    TimeoutTooLong,
     UnsupportedInput,
     UpstreamBadRequest,
     UpstreamError,
@@ -42,9 +52,7 @@ from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipRe
 from bkvy.models.types import ErrorClass, UpstreamCall
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
-_MIN_FAST_ATTEMPT_SECONDS = 5.0
 _RATE_LIMITED = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.SKIPPED_RATE_LIMITED})
 _CIRCUIT_SKIPS = frozenset({AttemptOutcome.SKIPPED_CIRCUIT_OPEN, AttemptOutcome.SKIPPED_CIRCUIT_NOT_CLOSED})
 
@@ -60,7 +68,7 @@ __all__ = [
 ]
 
 
-class ReplyReader(Protocol[T_co]):
+class ReplyReader(Protocol[T]):
     """How one attempt reads its upstream reply: the part that differs between a whole reply and a stream.
 
     ``read`` runs within the attempt timeout and raises UpstreamError to fail the attempt over. When it
@@ -73,7 +81,9 @@ class ReplyReader(Protocol[T_co]):
     @property
     def timeout_message(self) -> str: ...  # the failure recorded when the attempt timeout cuts ``read``
 
-    async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> T_co: ...
+    async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> T: ...
+
+    def settled(self, reply: T, run: Run) -> T: ...  # the race's answer, once every loser is recorded
 
 
 class WholeReply:
@@ -89,8 +99,15 @@ class WholeReply:
         reply = await self._transport.send(prepared.upstream_request)
         return ledger.succeeded(prepared.adapter.parse_reply(reply))
 
+    def settled(self, reply: ExecutionResult, run: Run) -> ExecutionResult:
+        if not run.hedges:
+            return reply
+        return settle(reply.completion, reply.candidate, reply.plan, run, reply.total_ms / 1000.0 + run.start)
+
 
 class Executor:
+    """Plans each request and runs its attempts (``AttemptRace``) within its deadline."""
+
     def __init__(
         self,
         *,
@@ -102,21 +119,31 @@ class Executor:
         breaker: CircuitGuard | None = None,
         soft_timeout_seconds: float = 30.0,
         hard_timeout_seconds: float = 120.0,
+        stream_idle_timeout_seconds: float = 60.0,
+        hedging: HedgePolicy | None = None,
     ) -> None:
         self.config = config
-        self._clock = clock
-        self._limiter = limiter
+        self.clock = clock
+        self.limiter = limiter
+        self.latency = latency
+        self.hedging = hedging
+        self.soft_timeout_seconds = soft_timeout_seconds
         self._breaker = breaker
-        self._soft_timeout_seconds = soft_timeout_seconds
         self._hard_timeout_seconds = hard_timeout_seconds
         self._books = Bookkeeping(clock, config, latency, limiter, breaker)
         self._whole = WholeReply(transport)
-        # A committed stream that sends nothing for the soft timeout has stalled.
-        self._stream = StreamReply(transport, clock, stall_timeout_seconds=soft_timeout_seconds)
+        self._stream = StreamReply(transport, clock, idle_timeout_seconds=stream_idle_timeout_seconds)
         self._route_table = RouteTable.compile(config)
         self._states = CandidateStates(
             route_table=self._route_table, clock=clock, limiter=limiter, latency=latency, breaker=breaker
         )
+        self._model_timeouts = {
+            (provider_name, model_name): model.timeout_seconds
+            for provider_name, provider in config.providers.items()
+            for model_name, model in provider.models.items()
+            if model.timeout_seconds is not None
+        }
+        self._unhedged = _unhedged_models(config)
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._books.observers.append(observer)
@@ -144,7 +171,8 @@ class Executor:
         return result, lambda: self._books.report(request, result, None, run)
 
     async def open_stream(self, request: ExecutionRequest) -> LiveStream:
-        """Walk the plan until a candidate's stream yields its first content.
+        """Walk the plan until a candidate's stream yields its first content (the deadline bounds that wait;
+        after it, only ``STREAM_IDLE_TIMEOUT_SECONDS`` between chunks ends the stream).
 
         Raises the same BkvyErrors as ``execute`` when no candidate gets that far (the outcome is then
         already reported); otherwise the outcome is reported when the returned stream ends.
@@ -152,17 +180,19 @@ class Executor:
         return await self._run_guarded(request, self._new_run(), self._stream)
 
     def _new_run(self) -> Run:
-        return Run(start=self._clock.now(), started_wall=self._clock.wall())
+        return Run(start=self.clock.now(), started_wall=self.clock.wall())
 
     async def _run_guarded(self, request: ExecutionRequest, run: Run, reader: ReplyReader[T]) -> T:
-        """Walk within the hard timeout (504, cancelling what is in flight); failures are reported."""
+        """Plan, then race the attempts within the request's deadline (504 at it, cutting what is in flight);
+        failures are reported."""
         try:
-            async with self._clock.timeout(self._hard_timeout_seconds):
-                return await self._walk(request, run, reader)
+            run.plan = self.plan(request.route)
+            run.deadline_seconds, run.is_client_deadline = self._deadline(request, run.plan)
+            async with self.clock.timeout(run.start + run.deadline_seconds - self.clock.now()):
+                return await AttemptRace(self, request, run, reader).run()
         except TimeoutError:
-            for ledger in list(run.in_flight):  # SPEC §5: the attempts it cut are recorded too
-                ledger.cut(AttemptOutcome.CANCELLED_HARD_TIMEOUT)
-            error = HardTimeout(f"no answer within {self._hard_timeout_seconds:g}s", attempts=run.attempt_dicts())
+            self._cut_at_deadline(run)
+            error = HardTimeout(f"no answer within {run.deadline_seconds:g}s", attempts=run.attempt_dicts())
             self._books.report(request, None, error, run)
             raise error from None
         except BkvyError as error:
@@ -170,33 +200,49 @@ class Executor:
             self._books.report(request, None, error, run)
             raise
 
-    async def _walk(self, request: ExecutionRequest, run: Run, reader: ReplyReader[T]) -> T:
-        """Plan, then try candidates in order (breaker and retry budget permitting) until one answers;
-        raises the plan's final error when none does."""
-        plan = run.plan = self.plan(request.route)
-        tried_pairs: set[tuple[str, str]] = set()
-        for candidate in plan.iter_candidates():
-            fast_mode = self._is_fast_mode(run)
-            if not self._may_try(candidate, fast_mode, tried_pairs, run):
-                continue
-            tried_pairs.add((candidate.provider, candidate.model))
-            reply = await self._attempt(request, candidate, run, fast_mode, reader)
-            if reply is not None:
-                return reply
-        raise final_error(plan, run)
+    def _deadline(self, request: ExecutionRequest, plan: RoutePlan) -> tuple[float, bool]:
+        """Seconds from the start the request may take, and whether the client's own ``timeout_seconds`` set
+        them. The gateway's is the hard timeout, or the longest ``timeout_seconds`` of a model in the plan.
+        Raises TimeoutTooLong (400) for a client deadline past the gateway's."""
+        gateway_seconds = self._hard_timeout_seconds
+        if self._model_timeouts:
+            for candidate in plan.iter_candidates():
+                model_seconds = self._model_timeouts.get((candidate.provider, candidate.model), 0.0)
+                gateway_seconds = max(gateway_seconds, model_seconds)
+        if request.timeout_seconds is None:
+            return gateway_seconds, False
+        if request.timeout_seconds > gateway_seconds:
+            raise TimeoutTooLong(
+                f"timeout_seconds={request.timeout_seconds:g} is above this request's hard timeout "
+                f"({gateway_seconds:g}s); send at most {gateway_seconds:g}"
+            )
+        return request.timeout_seconds, True
 
-    async def _attempt(
-        self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, reader: ReplyReader[T]
-    ) -> T | None:
-        """One candidate, start to end: rate-limit slot, build, send and read within the attempt timeout.
-        Records its own outcome in ``run``; None when the candidate was skipped or failed (fail over).
-        Raises UpstreamBadRequest when the upstream rejected the request itself."""
-        prepared = await self._prepare(request, candidate, run, fast_mode, is_stream=reader.is_stream)
+    def _cut_at_deadline(self, run: Run) -> None:
+        """SPEC §5: the attempts the deadline cut are recorded too. The gateway's own deadline is a timeout for
+        their circuits; the client's shorter one says nothing about the upstream."""
+        outcome = (
+            AttemptOutcome.CANCELLED_CLIENT_TIMEOUT if run.is_client_deadline else AttemptOutcome.CANCELLED_HARD_TIMEOUT
+        )
+        for ledger in list(run.in_flight):
+            ledger.cut(outcome, counts_as_timeout=not run.is_client_deadline)
+
+    # -- what the race uses --------------------------------------------------------------------------------------
+    async def attempt(self, request: ExecutionRequest, slot: AttemptSlot, run: Run, reader: ReplyReader[T]) -> T | None:
+        """One candidate, start to end: rate-limit slot, build, send and read (within its model's own
+        ``timeout_seconds``, if it has one). Records its own outcome in ``run``; None when the candidate was
+        skipped or failed (fail over). Raises UpstreamBadRequest when the upstream rejected the request itself.
+        A cancellation (the race, the deadline) leaves the attempt open in ``run.in_flight`` for its canceller."""
+        candidate = slot.candidate
+        prepared = await self._prepare(request, slot, run, is_stream=reader.is_stream)
         if prepared is None:
             return None
-        ledger = AttemptLedger(self._books, request, run, prepared)
+        ledger = slot.ledger = AttemptLedger(self._books, request, run, prepared, is_hedge=slot.is_hedge)
+        model_timeout = self._model_timeouts.get((candidate.provider, candidate.model))
         try:
-            async with self._clock.timeout(self._attempt_timeout(run, prepared.fast_mode)):
+            if model_timeout is None or self.clock.now() + model_timeout >= run.start + run.deadline_seconds:
+                return await reader.read(prepared, ledger)  # the request's deadline is the only one
+            async with self.clock.timeout(model_timeout):
                 return await reader.read(prepared, ledger)
         except TimeoutError:
             error = UpstreamError(ErrorClass.TIMEOUT, reader.timeout_message)
@@ -209,11 +255,17 @@ class Executor:
             )
         return None
 
-    def _is_fast_mode(self, run: Run) -> bool:
-        """Past the soft timeout (SPEC §6): fewer retries, shorter upstream timeouts."""
-        return self._clock.now() - run.start >= self._soft_timeout_seconds
+    def is_past_soft_timeout(self, run: Run) -> bool:
+        """Past the soft timeout (SPEC §6): closed circuits only, fastest first."""
+        return self.clock.now() - run.start >= self.soft_timeout_seconds
 
-    def _may_try(self, candidate: Candidate, fast_mode: bool, tried_pairs: set[tuple[str, str]], run: Run) -> bool:
+    def is_hedgeable(self, request: ExecutionRequest, candidate: Candidate) -> bool:
+        """Config allows hedging this candidate, and sending a hedge to it (``"hedge": false`` on its model, or
+        on its entry in the request's scenario, says no)."""
+        pair = (candidate.provider, candidate.model)
+        return pair not in self._unhedged.get(None, ()) and pair not in self._unhedged.get(request.route.scenario, ())
+
+    def may_try(self, candidate: Candidate, fast_mode: bool, tried_pairs: set[tuple[str, str]], run: Run) -> bool:
         """The breaker's say on this candidate; a refusal is recorded as a skipped attempt."""
         if self._breaker is None:
             return True
@@ -230,15 +282,20 @@ class Executor:
         run.record_skip(candidate, SkipReason(skip), fast_mode=fast_mode)
         return False
 
+    def final_error(self, plan: RoutePlan, run: Run) -> BkvyError:
+        return final_error(plan, run)
+
     async def _prepare(
-        self, request: ExecutionRequest, candidate: Candidate, run: Run, fast_mode: bool, *, is_stream: bool
+        self, request: ExecutionRequest, slot: AttemptSlot, run: Run, *, is_stream: bool
     ) -> PreparedAttempt | None:
-        """Take a rate-limit slot and build the upstream request; None (recorded) when the candidate is skipped."""
+        """Take a rate-limit slot (unless the race took it) and build the upstream request; None (recorded)
+        when the candidate is skipped."""
+        candidate = slot.candidate
         lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
-        waited = await self._take_slot(request, candidate, lane, run, fast_mode)
+        waited = 0.0 if slot.has_slot else await self._take_slot(request, candidate, lane, run, slot.fast_mode)
         if waited is None:
             return None
-        fast_mode = fast_mode or self._is_fast_mode(run)
+        fast_mode = slot.fast_mode or self.is_past_soft_timeout(run)
         provider = self.config.providers[candidate.provider]
         model = provider.models[candidate.model]
         call = UpstreamCall(
@@ -269,11 +326,11 @@ class Executor:
         self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: Run, fast_mode: bool
     ) -> float | None:
         """Seconds waited for a rate-limit slot, or None when it would come after the request's max wait."""
-        if self._limiter.try_acquire(lane):
+        if self.limiter.try_acquire(lane):
             return 0.0
         deadline = run.start + (request.route.max_wait_seconds or 0.0)
         try:
-            slot = await self._limiter.acquire(lane, deadline)
+            slot = await self.limiter.acquire(lane, deadline)
         except RateLimitExceeded as exceeded:
             run.rate_limit_waits.append(exceeded.retry_after_seconds)
             run.record_skip(candidate, SkipReason.RATE_LIMITED, fast_mode=fast_mode)
@@ -282,13 +339,23 @@ class Executor:
         run.rate_limit_wait_seconds += slot.rate_limit_seconds
         return slot.total_seconds
 
-    def _attempt_timeout(self, run: Run, fast_mode: bool) -> float:
-        """Seconds one upstream attempt may take (to the whole reply, or to a stream's first content)."""
-        elapsed = self._clock.now() - run.start
-        if not fast_mode:
-            return max(self._soft_timeout_seconds - elapsed, 0.001)
-        fast = max(_MIN_FAST_ATTEMPT_SECONDS, self._soft_timeout_seconds / 3)
-        return max(min(fast, self._hard_timeout_seconds - elapsed), 0.001)
+
+def _unhedged_models(config: GatewayConfig) -> dict[str | None, frozenset[tuple[str, str]]]:
+    """(provider, model) pairs never hedged: under None those whose model says ``"hedge": false``, under a
+    scenario's name those whose entry in it does."""
+    unhedged: dict[str | None, frozenset[tuple[str, str]]] = {
+        None: frozenset(
+            (provider_name, model_name)
+            for provider_name, provider in config.providers.items()
+            for model_name, model in provider.models.items()
+            if not model.hedge
+        )
+    }
+    for name, entries in config.routing.scenarios.items():
+        pairs = frozenset((entry.provider, entry.model) for entry in entries if not entry.hedge)
+        if pairs:
+            unhedged[name] = pairs
+    return unhedged
 
 
 def final_error(plan: RoutePlan, run: Run) -> BkvyError:

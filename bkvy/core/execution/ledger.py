@@ -53,6 +53,7 @@ class Bookkeeping:
             run.started_wall,
             run.rate_limit_wait_seconds * 1000.0,
             run.plan,
+            tuple(run.hedges),
         )
         for observer in self.observers:
             try:
@@ -64,15 +65,23 @@ class Bookkeeping:
 class AttemptLedger:
     """One sent attempt, from the moment its request goes upstream until its end is recorded (once)."""
 
-    __slots__ = ("_books", "_prepared", "_run", "_started", "request")
+    __slots__ = ("_books", "_is_hedge", "_prepared", "_run", "_started", "request")
 
-    def __init__(self, books: Bookkeeping, request: ExecutionRequest, run: Run, prepared: PreparedAttempt) -> None:
+    def __init__(
+        self, books: Bookkeeping, request: ExecutionRequest, run: Run, prepared: PreparedAttempt, *, is_hedge: bool
+    ) -> None:
         self._books = books
         self.request = request
         self._run = run
         self._prepared = prepared
+        self._is_hedge = is_hedge
         self._started = books.clock.now()
         run.in_flight.append(self)
+
+    @property
+    def is_open(self) -> bool:
+        """Sent, and its end not recorded yet."""
+        return self in self._run.in_flight
 
     @property
     def candidate(self) -> Candidate:
@@ -89,15 +98,18 @@ class AttemptLedger:
 
     def succeeded(self, completion: Completion) -> ExecutionResult:
         """Latency, the reply's rate-limit hint and a breaker success; the request's result, with its cost."""
-        seconds = self._end(AttemptOutcome.SUCCESS, 200)
         candidate, books = self.candidate, self._books
+        model = books.config.providers[candidate.provider].models[candidate.model]
+        usage = completion.usage
+        cost = cost_usd(usage.input_tokens, usage.output_tokens, model.input_price_per_1k, model.output_price_per_1k)
+        seconds = self._end(AttemptOutcome.SUCCESS, 200, cost)
         books.latency.observe(candidate.provider, candidate.model, seconds)
         hint = completion.rate_limit_hint
         if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
             books.limiter.block_until(self._prepared.lane, hint.reset_seconds)
         if books.breaker is not None:
             books.breaker.record_success(candidate.provider, candidate.model, candidate.key_id, seconds * 1000.0)
-        return self._result(completion)
+        return settle(completion, candidate, self.plan, self._run, books.clock.now())
 
     def failed(self, error: UpstreamError) -> None:
         """A failed attempt: its Retry-After blocks the lane, and the breaker counts it (not a bad request:
@@ -127,15 +139,25 @@ class AttemptLedger:
                 candidate.provider, candidate.model, candidate.key_id, error.error_class, error.retry_after_seconds
             )
 
-    def cut(self, outcome: AttemptOutcome) -> None:
-        """bkvy ended the attempt (the client left, the hard timeout): recorded, but no verdict on the upstream."""
-        self._end(outcome, None)
+    def cut(self, outcome: AttemptOutcome, *, counts_as_timeout: bool = False, bills_prompt: bool = False) -> None:
+        """bkvy ended the attempt (a hedge won, the client left, a deadline): recorded, and no verdict on the
+        upstream unless the gateway's own deadline cut it (``counts_as_timeout``: a timeout for its circuit).
+        ``bills_prompt``: the upstream has read the prompt, so its input tokens are counted as spent (a lost
+        hedge costs money; the records show it)."""
+        cost = 0.0
+        if bills_prompt:
+            model = self._books.config.providers[self.candidate.provider].models[self.candidate.model]
+            cost = cost_usd(self.request.route.input_tokens_estimate, 0, model.input_price_per_1k, 0.0)
+        self._end(outcome, None, cost)
+        candidate, breaker = self.candidate, self._books.breaker
+        if counts_as_timeout and breaker is not None:
+            breaker.record_failure(candidate.provider, candidate.model, candidate.key_id, ErrorClass.TIMEOUT, None)
 
     def report(self, result: ExecutionResult | None, error: BkvyError | None) -> None:
         """The request ended with this attempt: hand its outcome to the observers."""
         self._books.report(self.request, result, error, self._run)
 
-    def _end(self, outcome: AttemptOutcome, status: int | None) -> float:
+    def _end(self, outcome: AttemptOutcome, status: int | None, cost: float = 0.0) -> float:
         """Append the attempt to the run; seconds since it was sent."""
         seconds = self._books.clock.now() - self._started
         prepared, candidate = self._prepared, self._prepared.candidate
@@ -149,22 +171,24 @@ class AttemptLedger:
                 prepared.waited_seconds * 1000.0,
                 status,
                 prepared.fast_mode,
+                self._is_hedge,
+                cost,
             )
         )
         self._run.in_flight.remove(self)
         return seconds
 
-    def _result(self, completion: Completion) -> ExecutionResult:
-        candidate, run = self.candidate, self._run
-        model = self._books.config.providers[candidate.provider].models[candidate.model]
-        usage = completion.usage
-        cost = cost_usd(usage.input_tokens, usage.output_tokens, model.input_price_per_1k, model.output_price_per_1k)
-        return ExecutionResult(
-            completion,
-            candidate,
-            self.plan,
-            tuple(run.attempts),
-            (self._books.clock.now() - run.start) * 1000.0,
-            (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0,
-            cost,
-        )
+
+def settle(completion: Completion, candidate: Candidate, plan: RoutePlan, run: Run, now: float) -> ExecutionResult:
+    """The request's result as it ends: every attempt so far, the time, and the spend of every attempt (the
+    winner's, and what lost hedges were billed)."""
+    return ExecutionResult(
+        completion,
+        candidate,
+        plan,
+        tuple(run.attempts),
+        (now - run.start) * 1000.0,
+        (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0,
+        sum(attempt.cost_usd for attempt in run.attempts),
+        run.is_hedged,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,6 +24,9 @@ class ExecutionRequest(NamedTuple):
     messages: tuple[ChatMessage, ...]
     options: GenerationOptions
     client_key_id: str | None = None  # the client key that authenticated the request, if any
+    timeout_seconds: float | None = None  # the client's own deadline, shorter than the gateway's
+    hedge: bool = True  # false: never race a second attempt for this request
+    client_gone: Callable[[], Awaitable[None]] | None = None  # completes when the client closes the connection
 
 
 class ExecutionResult(NamedTuple):
@@ -65,6 +69,14 @@ class Run:
     # Sent attempts whose end is not recorded yet. An attempt cancelled from outside stays here: whoever
     # cancelled it records the cut (the hard timeout does, as ``cancelled_hard_timeout``).
     in_flight: list[AttemptLedger] = field(default_factory=list)
+    deadline_seconds: float = 0.0  # after ``start``: the hard timeout, a model's timeout or the client's own
+    is_client_deadline: bool = False  # the client's ``timeout_seconds`` set it (its cuts are no failures)
+    hedges: list[HedgeOutcome] = field(default_factory=list)
+
+    @property
+    def is_hedged(self) -> bool:
+        """A hedge raced this request (won or lost)."""
+        return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in self.hedges)
 
     def record_skip(
         self, candidate: Candidate, reason: SkipReason, *, fast_mode: bool, waited_seconds: float = 0.0
@@ -95,3 +107,14 @@ class PreparedAttempt(NamedTuple):
     upstream_request: UpstreamRequest
     waited_seconds: float
     fast_mode: bool
+
+
+@dataclass(slots=True)
+class AttemptSlot:
+    """One attempt as the race holds it: its candidate, and its ledger once it was sent."""
+
+    candidate: Candidate
+    fast_mode: bool = False  # made past the soft timeout (or as a hedge): closed circuits, fastest first
+    has_slot: bool = False  # its rate-limit slot is already taken (a hedge or a switch takes it up front)
+    is_hedge: bool = False
+    ledger: AttemptLedger | None = None

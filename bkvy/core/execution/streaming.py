@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from bkvy.clock import Clock
 from bkvy.core.execution.ledger import AttemptLedger
-from bkvy.core.execution.records import PreparedAttempt
+from bkvy.core.execution.records import PreparedAttempt, Run
 from bkvy.core.routing.plan import Candidate, RoutePlan
 from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta
 from bkvy.core.upstream.adapters._errors import rate_limit_hint
@@ -38,10 +38,10 @@ class StreamReply:
     is_stream = True
     timeout_message = "upstream timed out before the first content"
 
-    def __init__(self, transport: Transport, clock: Clock, *, stall_timeout_seconds: float) -> None:
+    def __init__(self, transport: Transport, clock: Clock, *, idle_timeout_seconds: float) -> None:
         self._transport = transport
         self._clock = clock
-        self._stall_timeout_seconds = stall_timeout_seconds
+        self._idle_timeout_seconds = idle_timeout_seconds
 
     async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> LiveStream:
         """Raises UpstreamError for an error status or a stream that ends before any content."""
@@ -67,8 +67,11 @@ class StreamReply:
             pending,
             hint,
             clock=self._clock,
-            stall_timeout_seconds=self._stall_timeout_seconds,
+            idle_timeout_seconds=self._idle_timeout_seconds,
         )
+
+    def settled(self, reply: LiveStream, run: Run) -> LiveStream:
+        return reply  # a stream settles its result when it ends (``AttemptLedger.succeeded``)
 
 
 async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
@@ -126,7 +129,7 @@ class LiveStream:
         hint: RateLimitHint | None,
         *,
         clock: Clock,
-        stall_timeout_seconds: float,
+        idle_timeout_seconds: float,
     ) -> None:
         self._ledger = ledger
         self._upstream = upstream
@@ -135,7 +138,7 @@ class LiveStream:
         self._pending = pending
         self._hint = hint
         self._clock = clock
-        self._stall_timeout_seconds = stall_timeout_seconds
+        self._idle_timeout_seconds = idle_timeout_seconds
         self._tally = _Tally()
         self._is_done = False
 
@@ -173,7 +176,7 @@ class LiveStream:
         yield batch
         while True:
             try:
-                async with self._clock.timeout(self._stall_timeout_seconds):
+                async with self._clock.timeout(self._idle_timeout_seconds):
                     chunk = await anext(self._chunks)
                 deltas = self._decoder.feed(chunk)
             except StopAsyncIteration:
@@ -192,7 +195,7 @@ class LiveStream:
 
     def _interrupted(self, error: UpstreamError | TimeoutError) -> StreamInterrupted:
         if isinstance(error, TimeoutError):
-            error = UpstreamError(ErrorClass.TIMEOUT, "upstream stream stalled")
+            error = UpstreamError(ErrorClass.TIMEOUT, "upstream stream idle past STREAM_IDLE_TIMEOUT_SECONDS")
         # An in-stream "invalid request" after content is recorded as such, but for the client it is an
         # interruption like any other.
         self._ledger.failed(error)
