@@ -66,6 +66,12 @@ class Exchange:
                 return value.decode("latin-1")
         return None
 
+    async def client_gone(self) -> None:
+        """Returns when the client closes the connection (after the body was read: the next message an ASGI
+        server sends is ``http.disconnect``). The executor awaits it only for a request that is already slow."""
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
     async def body(self) -> bytes:
         """The whole body; BodyTooLarge (413) past MAX_BODY_BYTES (``api.body.read_body``)."""
         return await read_body(self._receive, self.header(b"content-length"), self.services.settings.max_body_bytes)

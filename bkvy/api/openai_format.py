@@ -80,13 +80,16 @@ def model_list(config: GatewayConfig) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-def decision_headers(request_id: str, provider: str, model: str, reason: str) -> dict[str, str]:
-    return {
+def decision_headers(request_id: str, provider: str, model: str, reason: str, is_hedged: bool) -> dict[str, str]:
+    headers = {
         "x-bkvy-request-id": request_id,
         "x-bkvy-provider": provider,
         "x-bkvy-model": model,
         "x-bkvy-decision-reason": reason,
     }
+    if is_hedged:
+        headers["x-bkvy-hedged"] = "true"  # a hedge raced this answer (SPEC §6)
+    return headers
 
 
 def _usage_json(input_tokens: int, output_tokens: int) -> dict[str, int]:

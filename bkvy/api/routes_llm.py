@@ -11,6 +11,7 @@ from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequ
 from bkvy.models.types import ChatMessage, RoutingMethod
 
 _CHARS_PER_TOKEN = 4
+_HEDGED = {"x-bkvy-hedged": "true"}  # a hedge raced this answer (SPEC §6)
 
 
 def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteRequest:
@@ -88,9 +89,13 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
         messages,
         body.options.to_options(),
         client_key.key_id if client_key else None,
+        timeout_seconds=body.timeout_seconds,
+        hedge=body.options.hedge,
+        client_gone=exchange.client_gone,
     )
     result, report = await services.executor.execute_then_report(execution)
-    return JsonReply(_reply(exchange.request_id, body, route, result), after_sending=report)
+    headers = _HEDGED if result.hedged else None
+    return JsonReply(_reply(exchange.request_id, body, route, result), headers, after_sending=report)
 
 
 async def llm_intelligence(exchange: Exchange) -> JsonReply:

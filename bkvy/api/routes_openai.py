@@ -57,18 +57,27 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     )
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
-        request_id, client_id, route, messages, options, client_key.key_id if client_key else None
+        request_id,
+        client_id,
+        route,
+        messages,
+        options,
+        client_key.key_id if client_key else None,
+        timeout_seconds=body.bkvy.timeout_seconds,
+        hedge=body.bkvy.hedge,
+        client_gone=exchange.client_gone,
     )
     created = int(services.clock.wall())
     if body.stream:
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = decision_headers(
-            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason
+            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
         ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return SseReply(_sse_events(stream, writer), headers)
     result, report = await services.executor.execute_then_report(execution)
-    headers = decision_headers(request_id, result.candidate.provider, result.candidate.model, result.candidate.reason)
+    candidate = result.candidate
+    headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 

@@ -108,6 +108,9 @@ class BkvyExtensionsIn(_In):
     max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0)
     disable_thinking: bool = Field(default=False, strict=True)
     client_id: _ClientId | None = None
+    # The SDK's own ``timeout`` never reaches the gateway; this does. Above the hard timeout: 400.
+    timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
+    hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
 
 
 class ChatCompletionIn(_In):

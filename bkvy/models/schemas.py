@@ -69,6 +69,7 @@ class OptionsIn(_Body):
     stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(default=None)
     disable_thinking: bool = Field(default=False, strict=True)
     json_mode: bool = Field(default=False, strict=True)
+    hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
 
     @field_validator("stop")
     @classmethod
@@ -90,6 +91,8 @@ class _RoutedRequest(_Body):
     options: OptionsIn = Field(default_factory=OptionsIn)
     debug: bool = Field(default=False, strict=True)  # "true", 1: 422, not a silent coercion
     max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
+    # The client's own deadline; above the gateway's hard timeout it is refused (400), never clamped.
+    timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
 
     @field_validator("messages")
     @classmethod

@@ -79,6 +79,11 @@ class AttemptLedger:
         run.in_flight.append(self)
 
     @property
+    def is_hedged(self) -> bool:
+        """A hedge raced this attempt's request (won or lost)."""
+        return self._run.is_hedged
+
+    @property
     def is_open(self) -> bool:
         """Sent, and its end not recorded yet."""
         return self in self._run.in_flight

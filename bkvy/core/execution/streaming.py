@@ -150,6 +150,11 @@ class LiveStream:
     def plan(self) -> RoutePlan:
         return self._ledger.plan
 
+    @property
+    def is_hedged(self) -> bool:
+        """A hedge raced this stream to its first content."""
+        return self._ledger.is_hedged
+
     async def batches(self) -> AsyncIterator[list[StreamDelta]]:
         """Every delta, as the upstream sends it: one batch per upstream read (the first holds everything
         read until the first content), so the client gets one write per upstream chunk, not one per event.
