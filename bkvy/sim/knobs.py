@@ -25,6 +25,8 @@ class ModelKnobs:
     stream_cut_after_chunks: int | None = None
     stream_fail_before_first_byte: bool = False
     chunk_delay_ms: float = 0.0
+    stream_stall_after_chunks: int | None = None  # after this many content chunks, go silent for stream_stall_ms
+    stream_stall_ms: float = 0.0
     tokens_per_reply: int = 16
     thinks: bool = False
     pending_429s: int = 0

@@ -252,6 +252,8 @@ class SimServer:
                     return await self._cut(request, response, reply)
                 if knobs.chunk_delay_ms:
                     await self.clock.sleep(knobs.chunk_delay_ms / 1000.0)
+                if index == knobs.stream_stall_after_chunks and knobs.stream_stall_ms:
+                    await self.clock.sleep(knobs.stream_stall_ms / 1000.0)
                 await response.write(self._wire.stream_chunk(reply, call, text))
             for frame in self._wire.stream_tail(reply, call):
                 await response.write(frame)
