@@ -275,6 +275,32 @@ async def test_no_hedge_goes_to_an_open_circuit(fleet: SimFleet, fake_clock: Fak
     assert 'bkvy_hedges_total{outcome="skipped_no_candidate"} 1.0' in metrics
 
 
+async def test_the_next_candidate_gets_the_rest_of_the_deadline_not_a_sliver(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 3000
+    fleet.servers["anthropic"].knobs(FALLBACK_MODEL).latency_ms = 500
+    config = two_provider_config(fleet)
+    primary = config.providers[PRIMARY]
+    slow_primary = primary.models[PRIMARY_MODEL].model_copy(update={"timeout_seconds": 0.99})
+    config = config.model_copy(
+        update={
+            "providers": {
+                **config.providers,
+                PRIMARY: primary.model_copy(update={"models": {PRIMARY_MODEL: slow_primary}}),
+            }
+        }
+    )  # the primary times out (its own deadline) 10 ms before the soft timeout
+    async with gateway(config, clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        pending = await _pending(drive, "/llm/scenario", scenario_body())
+        took = await _until_done(drive, pending, step=0.01)
+    body = pending.result().json()
+    assert pending.result().status_code == 200, body
+    assert _outcomes(body) == [(PRIMARY, "timeout"), (FALLBACK, "success")]
+    assert 1.49 <= took <= 1.52
+
+
 # -- 3. the learned p95 starts the hedge, not the soft timeout ----------------------------------------------------
 
 
@@ -349,9 +375,7 @@ async def _read_stream(drive: FaultDriver, body: dict[str, Any], *, step: float)
     return pending.result()
 
 
-async def test_a_stream_is_hedged_before_its_first_byte(
-    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
-) -> None:
+async def test_a_stream_is_hedged_before_its_first_byte(fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
     fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 3000
     fleet.servers["anthropic"].knobs(FALLBACK_MODEL).latency_ms = 100
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:

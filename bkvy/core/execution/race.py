@@ -77,6 +77,7 @@ class AttemptRace(Generic[T]):
         self._timer: Timer | None = None
         self._is_trigger_spent = False
         self._inline: AttemptSlot | None = None
+        self._inline_started_at = 0.0
         self._hedge: tuple[AttemptSlot, asyncio.Task[T | None]] | None = None
         self._switch_to: AttemptSlot | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -121,6 +122,7 @@ class AttemptRace(Generic[T]):
         """Run ``slot`` in this task until it ends or the race interrupts it; the race's answer, or None to go on."""
         self._start(slot)
         self._inline = slot
+        self._inline_started_at = self._executor.clock.now()
         self._arm_trigger(slot)
         self._phase = _Phase.INLINE
         try:
@@ -192,13 +194,17 @@ class AttemptRace(Generic[T]):
         if self._is_trigger_spent:
             return
         executor, now = self._executor, self._executor.clock.now()
-        at = self._run.start + executor.soft_timeout_seconds
+        soft_at = self._run.start + executor.soft_timeout_seconds
+        # An attempt that starts past the soft timeout (a failover) is itself the switch: only its own hedge
+        # delay may still start a hedge.
+        at = soft_at if now < soft_at else float("inf")
         if self._may_hedge(slot.candidate):
             assert executor.hedging is not None
             delay = executor.hedging.delay_seconds(executor.latency, (slot.candidate.provider, slot.candidate.model))
             if delay is not None:
                 at = min(at, now + delay)
-        self._timer = executor.clock.call_later(at - now, self._on_trigger)
+        if at != float("inf"):
+            self._timer = executor.clock.call_later(at - now, self._on_trigger)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -237,10 +243,12 @@ class AttemptRace(Generic[T]):
             return
         if not executor.hedging.budget.try_acquire_hedge():
             self._run.hedges.append(HedgeOutcome.SKIPPED_BUDGET)
-            self._is_trigger_spent = False  # as with hedging off: the soft timeout may still switch
-            self._timer = executor.clock.call_later(
-                self._run.start + executor.soft_timeout_seconds - executor.clock.now(), self._on_soft_switch
-            )
+            # As with hedging off: the soft timeout switches (now, if this trigger was the soft timeout).
+            until_soft = self._run.start + executor.soft_timeout_seconds - executor.clock.now()
+            if until_soft > 0:
+                self._timer = executor.clock.call_later(until_soft, self._on_soft_switch)
+            elif self._inline_started_at < self._run.start + executor.soft_timeout_seconds:
+                self._on_soft_switch()
             return
         target = self._fastest_free_candidate()
         if target is None:
@@ -319,6 +327,7 @@ class AttemptRace(Generic[T]):
         if self._hedge is not None:
             self._hedge[1].cancel()
             self._hedge = None
+            self._run.hedges.append(HedgeOutcome.LOST)
         for ledger in list(self._run.in_flight):
             ledger.cut(AttemptOutcome.CLIENT_DISCONNECTED)
         log.info("client_disconnected", extra={"request_id": self._request.request_id})
@@ -355,8 +364,10 @@ class AttemptRace(Generic[T]):
         self._disarm()
         if self._watcher is not None:
             self._watcher.cancel()
-        if self._hedge is not None:
+        if self._hedge is not None:  # the deadline: the executor records the attempt it cut
             self._hedge[1].cancel()
+            self._hedge = None
+            self._run.hedges.append(HedgeOutcome.LOST)
 
 
 def _key(candidate: Candidate) -> CandidateKey:
