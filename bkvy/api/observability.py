@@ -140,11 +140,11 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         error_message,
         max(retries, 0),
         alternatives,
-        is_hedged(outcome),
+        _is_hedged(outcome),
     )
 
 
-def is_hedged(outcome: RequestOutcome) -> bool:
+def _is_hedged(outcome: RequestOutcome) -> bool:
     """A hedge raced the request (it won or lost), as ``Run.is_hedged`` said while it ran."""
     return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in outcome.hedges)
 
