@@ -14,7 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
-from bkvy.models.outcomes import AttemptOutcome
+from bkvy.models.outcomes import AttemptOutcome, HedgeOutcome
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
@@ -67,6 +67,7 @@ def observe_outcome(records: Records, outcome: RequestOutcome) -> None:
         records.observe_record(record_of(outcome))  # no sink, no record to build
     method = outcome.request.route.method.value
     result = outcome.result
+    records.metrics.observe_hedges(outcome.hedges)
     if result is not None:
         usage = result.completion.usage
         records.metrics.observe_served(
@@ -95,6 +96,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     route = outcome.request.route
     result, error = outcome.result, outcome.error
     sent = [a for a in outcome.attempts if a.outcome.was_sent]
+    retries = sum(1 for a in sent if not a.is_hedge) - 1  # a hedge is no retry: it has its own column
     alternatives = ";".join(
         f"{a.provider}/{a.model}/{a.key_id}" for a in sent if a.outcome is not AttemptOutcome.SUCCESS
     )
@@ -109,6 +111,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     elif error is not None:
         decision = outcome.plan.decision_reason.value if outcome.plan is not None else ""
         error_type, error_message = error.code, error.message[:_MAX_ERROR_MESSAGE_CHARS]
+        cost = sum(a.cost_usd for a in sent) or None  # a lost hedge is billed even when the request failed
     else:
         decision = ""
     return TransactionRecord(
@@ -135,9 +138,15 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         decision,
         error_type,
         error_message,
-        max(len(sent) - 1, 0),
+        max(retries, 0),
         alternatives,
+        _is_hedged(outcome),
     )
+
+
+def _is_hedged(outcome: RequestOutcome) -> bool:
+    """A hedge raced the request (it won or lost), as ``Run.is_hedged`` said while it ran."""
+    return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in outcome.hedges)
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:

@@ -51,6 +51,8 @@ class _DayTotals:
     total: int = 0
     successes: int = 0
     failures: int = 0
+    retried: int = 0  # requests with an upstream call beyond the first (not counting hedges)
+    hedged: int = 0  # requests a hedge raced
     counts: dict[str, Counter[str]] = field(default_factory=lambda: {name: Counter() for name, _ in _DIMENSIONS})
     total_cost: float = 0.0
     input_tokens: int = 0
@@ -66,6 +68,8 @@ class _DayTotals:
         self.total += 1
         self.successes += 1 if rec.success else 0
         self.failures += 0 if rec.success else 1
+        self.retried += 1 if rec.fallback_attempts > 0 else 0
+        self.hedged += 1 if rec.hedged else 0
         for name, attribute in _DIMENSIONS:
             value = getattr(rec, attribute)
             if value and (name != "errors_by_code" or not rec.success):
@@ -89,6 +93,8 @@ class _DayTotals:
             "total",
             "successes",
             "failures",
+            "retried",
+            "hedged",
             "total_cost",
             "input_tokens",
             "output_tokens",
@@ -113,6 +119,10 @@ class _DayTotals:
             "successes": self.successes,
             "failures": self.failures,
             "success_rate": self.successes / self.total if self.total else None,
+            "retried": self.retried,
+            "retry_rate": self.retried / self.total if self.total else None,
+            "hedged": self.hedged,
+            "hedge_rate": self.hedged / self.total if self.total else None,
             **{name: dict(counter.most_common()) for name, counter in self.counts.items()},
             "total_cost": self.total_cost,
             "input_tokens": self.input_tokens,
@@ -137,7 +147,7 @@ class _DayTotals:
         """Raises ValueError, TypeError, KeyError or AttributeError on a malformed document."""
         totals = cls()
         for name, kind in _SCALARS.items():
-            value = document[name]
+            value = document.get(name, 0) if name in _ADDED_SCALARS else document[name]
             setattr(totals, name, None if value is None and name in _OPTIONAL_SCALARS else kind(value))
         for name, counter in document["counts"].items():
             if name in totals.counts:
@@ -156,6 +166,8 @@ _SCALARS: dict[str, type] = {
     "total": int,
     "successes": int,
     "failures": int,
+    "retried": int,
+    "hedged": int,
     "total_cost": float,
     "input_tokens": int,
     "output_tokens": int,
@@ -166,6 +178,7 @@ _SCALARS: dict[str, type] = {
     "total_rate_limit_wait_ms": float,
 }
 _OPTIONAL_SCALARS = frozenset({"min_latency_ms", "max_latency_ms"})
+_ADDED_SCALARS = frozenset({"retried", "hedged"})  # absent from files written before issue 13: read as 0
 
 
 class DailyStats:

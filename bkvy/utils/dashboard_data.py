@@ -35,6 +35,7 @@ RECENT_COLUMNS = (
     "model_used",
     "api_key_used",
     "success",
+    "hedged",
     "total_time_ms",
     "cost_estimate",
     "error_type",
@@ -69,6 +70,8 @@ def dashboard_data(
                 "successes",
                 "failures",
                 "success_rate",
+                "retry_rate",  # requests with an upstream call beyond the first (a fallback or a switch)
+                "hedge_rate",  # requests a hedge raced
                 "total_cost",
                 "input_tokens",
                 "output_tokens",

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from bkvy.models.outcomes import Attempt
+from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _OTHER = "other"
@@ -159,6 +159,9 @@ class GatewayMetrics:
         )
         self._tokens = _CounterTally("bkvy_tokens", "Tokens used", ["provider", "model", "direction"])
         self._cost = _CounterTally("bkvy_cost_usd", "Estimated cost in USD", ["provider", "model"])
+        self._hedges = _CounterTally("bkvy_hedges", "Chances to hedge a request, by what became of each", ["outcome"])
+        for hedge in HedgeOutcome:  # every outcome is exported from the start, at 0
+            self._hedges.add((hedge.value,), 0.0)
         self.registry.register(
             _TallyCollector(
                 [
@@ -170,6 +173,7 @@ class GatewayMetrics:
                     self._rate_limit_wait,
                     self._tokens,
                     self._cost,
+                    self._hedges,
                 ]
             )
         )
@@ -188,12 +192,22 @@ class GatewayMetrics:
         output_tokens: int,
         cost_usd: float,
     ) -> None:
-        """One routed request that was answered by ``provider``/``model``. O(attempts)."""
+        """One routed request that was answered by ``provider``/``model``. O(attempts).
+
+        ``cost_usd`` is the request's whole spend: what other attempts were billed (a hedge race's loser) goes
+        to their own provider/model, the rest to the one that answered."""
         provider, model = self._model_labels(provider, model)
+        attempts = tuple(attempts)
         self._observe_request((routing_method, provider, model, "success"), total_ms, queue_wait_ms, attempts)
         self._tokens.add((provider, model, "input"), max(input_tokens, 0))
         self._tokens.add((provider, model, "output"), max(output_tokens, 0))
-        self._cost.add((provider, model), max(cost_usd, 0.0))
+        billed_to_others = self._bill_unanswered(attempts)
+        self._cost.add((provider, model), max(cost_usd - billed_to_others, 0.0))
+
+    def observe_hedges(self, hedges: Iterable[HedgeOutcome]) -> None:
+        """What became of each chance to hedge one request (any request, served or failed)."""
+        for hedge in hedges:
+            self._hedges.add((hedge.value,))
 
     def observe_failed(
         self,
@@ -205,7 +219,9 @@ class GatewayMetrics:
         attempts: Iterable[Attempt],
     ) -> None:
         """One routed request that ended with the error ``error_code``. O(attempts)."""
+        attempts = tuple(attempts)
         self._observe_request((routing_method, _NONE, _NONE, error_code), total_ms, queue_wait_ms, attempts)
+        self._bill_unanswered(attempts)
 
     def _observe_request(
         self, labels: tuple[str, str, str, str], total_ms: float, queue_wait_ms: float, attempts: Iterable[Attempt]
@@ -217,6 +233,15 @@ class GatewayMetrics:
             key = (attempt.provider, attempt.model, attempt.key_id)
             outcome = attempt.outcome.value
             self._attempts.add((*key, outcome) if key in self._keys else (_OTHER, _OTHER, _OTHER, outcome))
+
+    def _bill_unanswered(self, attempts: Sequence[Attempt]) -> float:
+        """Count what attempts that did not answer were billed (a lost hedge) to their own model; the sum."""
+        billed = 0.0
+        for attempt in attempts:
+            if attempt.cost_usd > 0 and attempt.outcome is not AttemptOutcome.SUCCESS:
+                self._cost.add(self._model_labels(attempt.provider, attempt.model), attempt.cost_usd)
+                billed += attempt.cost_usd
+        return billed
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         self._http_requests.add((route, method, str(status)))

@@ -2,6 +2,10 @@
 
 A record holds ids, routing facts, timings, token counts and costs; never message content and never a key
 value (``api_key_used`` is the configured key *id*). Field order is the CSV column order.
+
+Columns are only ever added at the end (``hedged`` came with issue 13), so a file written under an older
+header reads back by name with the new columns at their defaults; the log starts a new file rather than
+append rows under a header that differs (``TransactionLog``).
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     decision_reason: str = ""
     error_type: str = ""  # BkvyError code or ErrorClass value
     error_message: str = ""
-    fallback_attempts: int = 0
+    fallback_attempts: int = 0  # upstream calls beyond the first, hedges not included (a retry or a switch)
     alternatives_tried: str = ""  # "provider/model/key_id;provider/model/key_id"
+    hedged: bool = False  # a hedge raced this request's answer (won or lost)
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

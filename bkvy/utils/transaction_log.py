@@ -12,7 +12,10 @@ Files in ``log_dir``::
     transactions-YYYY-MM-DD.N.csv     pieces of that day cut when the current file would exceed max_bytes
     transactions-YYYY-MM-DD.csv       the last piece of that day, cut at the UTC day change
 
-Rotated files older than ``retention_days`` are deleted at start and on every rotation.
+Rotated files older than ``retention_days`` are deleted at start and on every rotation. A current file whose
+header is not ``COLUMNS`` (written by an older bkvy, before a column was added) is set aside whole as a
+``.N`` piece of its first row's day before the first write, so a row is never appended under a header that
+names other columns; readers take each file's own header, so old files stay readable.
 
 CSV injection: a cell a spreadsheet would read as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR)
 gets a leading ``'``, except a plain negative decimal (``-1.5``, ``-2e-05``): that is read as a number,

@@ -96,6 +96,19 @@ async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFle
                 total_time_ms=12.0,
             )
         )
+        for request_id, is_hedged, retries in (("hedged", True, 0), ("retried-1", False, 1), ("retried-2", False, 2)):
+            services.records.observe_record(
+                TransactionRecord(
+                    timestamp=utc_timestamp(services.clock.wall()),
+                    request_id=request_id,
+                    client_id="tail",
+                    routing_method="scenario",
+                    success=True,
+                    total_time_ms=1500.0,
+                    fallback_attempts=retries,
+                    hedged=is_hedged,
+                )
+            )
         await _check_in_browser(origin, tmp_path)
     finally:
         server.should_exit = True
@@ -118,7 +131,7 @@ async def _check_in_browser(origin: str, tmp_path: Path) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = await browser.new_page(viewport={"width": 1400, "height": 1100}, locale="en-US")
             page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: console_errors.append(str(error)))
             await page.route("**/*", only_same_origin)
@@ -134,7 +147,14 @@ async def _check_in_browser(origin: str, tmp_path: Path) -> None:
             assert XSS_CLIENT in recent_text and "<script>window.__xss=2</script>" in recent_text
             assert await page.evaluate("() => window.__xss") is None
             assert await page.locator("#table-recent img, #table-recent script, #table-recent b").count() == 0
-            assert (await page.text_content("#kpi-total")).strip() == "16"
+            assert (await page.text_content("#kpi-total")).strip() == "19"
+            # the demo fleet answers every request at once: the injected rows are the only retries and hedge
+            assert (await page.text_content("#kpi-retry")).strip() == "10.5 %"  # 2 of 19
+            assert (await page.text_content("#kpi-hedge")).strip() == "5.3 %"  # 1 of 19
+            hedged_cells = await page.eval_on_selector_all(
+                "#table-recent tbody tr", "rows => rows.map(row => row.children[7].textContent)"
+            )
+            assert hedged_cells.count("yes") == 1
             await page.select_option("#range", "1h")
             await page.wait_for_function("() => document.getElementById('status').textContent.includes('live')")
             screenshot = DOCS_SCREENSHOT if os.environ.get("BKVY_UPDATE_SCREENSHOT") == "1" else tmp_path / "dash.png"

@@ -3,9 +3,11 @@ included) against the simulated fleet on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ from bkvy.demo import demo_config, demo_providers, demo_routing
 from bkvy.sim import SimFleet
 from bkvy.utils.records import COLUMNS
 from tests.conftest import gateway
+from tests.e2e.fault_driver import FALLBACK, FALLBACK_MODEL, PRIMARY, PRIMARY_MODEL, FaultDriver, two_provider_config
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT-TEXT please answer"}]
 CANARY = "sk-CANARY-DO-NOT-LEAK-123"
@@ -178,8 +181,11 @@ async def test_metrics_parse_with_bounded_labels(fleet: SimFleet, tmp_path: Path
         "bkvy_queue_depth",
         "bkvy_circuit_state",
         "bkvy_rate_limit_wait_seconds",
+        "bkvy_hedges",
     ):
         assert name in families, name
+    hedges = {s.labels["outcome"]: s.value for s in families["bkvy_hedges"].samples if s.name == "bkvy_hedges_total"}
+    assert hedges == {"won": 0.0, "lost": 0.0, "skipped_budget": 0.0, "skipped_no_candidate": 0.0}
     requests = [s for s in families["bkvy_llm_requests"].samples if s.name == "bkvy_llm_requests_total"]
     outcomes = {(s.labels["provider"], s.labels["outcome"]) for s in requests}
     assert ("ollama", "success") in outcomes and ("none", "unknown_provider") in outcomes
@@ -244,3 +250,71 @@ def test_statistics_and_dashboard_need_an_allowed_address_at_build(tmp_path: Pat
                 routing_file="<t>",
             ),
         )
+
+
+@pytest.fixture
+async def timed_fleet(fake_clock: FakeClock) -> AsyncIterator[SimFleet]:
+    """The simulated providers, their latency on the test's fake clock."""
+    sim = SimFleet(seed=1, with_default_latency=False, clock=fake_clock)
+    await sim.start("127.0.0.1")
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def _slow_primary_request(
+    fleet: SimFleet, clock: FakeClock, log_dir: Path, *, hedging: bool
+) -> tuple[httpx.Response, dict, dict, str]:
+    """A 3 s primary and a 0.1 s fallback, soft timeout 1 s: the reply, /dashboard/data, /statistics/aggregate
+    and /metrics."""
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 3000
+    fleet.servers["anthropic"].knobs(FALLBACK_MODEL).latency_ms = 100
+    settings = _settings(
+        log_dir,
+        request_soft_timeout_seconds=1.0,
+        request_hard_timeout_seconds=2.0,
+        health_probe_enabled=False,
+        hedging=hedging,
+    )
+    body = {"client_id": "c", "scenario": "chat", "messages": MESSAGES}
+    async with gateway(two_provider_config(fleet), clock=clock, settings=settings) as client:
+        drive = FaultDriver(client, clock, fleet)
+        pending = asyncio.ensure_future(client.post("/llm/scenario", json=body))
+        await drive.settle()
+        for _ in range(100):
+            if pending.done():
+                break
+            await drive.advance(0.05)
+        dashboard = (await client.get("/dashboard/data", params={"range": "1h"})).json()
+        aggregate = (await client.get("/statistics/aggregate")).json()
+        metrics = (await client.get("/metrics")).text
+    return pending.result(), dashboard, aggregate, metrics
+
+
+async def test_a_hedged_request_is_recorded_as_hedged_everywhere(
+    timed_fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    reply, dashboard, aggregate, metrics = await _slow_primary_request(timed_fleet, fake_clock, tmp_path, hedging=True)
+    assert reply.status_code == 200 and reply.headers["x-bkvy-hedged"] == "true"
+    header, [row] = _csv_rows(tmp_path)
+    assert tuple(header) == COLUMNS and header[-1] == "hedged"
+    assert (row["hedged"], row["fallback_attempts"], row["provider_used"]) == ("true", "0", FALLBACK)
+    assert row["alternatives_tried"].startswith(f"{PRIMARY}/")  # the loser, with its bill in cost_estimate
+    assert (dashboard["summary"]["hedge_rate"], dashboard["summary"]["retry_rate"]) == (1.0, 0.0)
+    assert dashboard["recent"][0]["hedged"] is True
+    assert (aggregate["hedged"], aggregate["retried"]) == (1, 0)
+    assert 'bkvy_hedges_total{outcome="won"} 1.0' in metrics
+    assert 'bkvy_hedges_total{outcome="lost"} 0.0' in metrics
+
+
+async def test_a_switch_at_the_soft_timeout_is_a_retry_not_a_hedge(
+    timed_fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    reply, dashboard, aggregate, metrics = await _slow_primary_request(timed_fleet, fake_clock, tmp_path, hedging=False)
+    assert reply.status_code == 200 and "x-bkvy-hedged" not in reply.headers
+    _, [row] = _csv_rows(tmp_path)
+    assert (row["hedged"], row["fallback_attempts"], row["provider_used"]) == ("false", "1", FALLBACK)
+    assert (dashboard["summary"]["hedge_rate"], dashboard["summary"]["retry_rate"]) == (0.0, 1.0)
+    assert (aggregate["hedged"], aggregate["retried"]) == (0, 1)
+    assert 'bkvy_hedges_total{outcome="won"} 0.0' in metrics

@@ -274,3 +274,44 @@ async def test_save_failure_returns_false_without_raising(tmp_path: Path) -> Non
     stats.observe(make_record(1.0))
     assert await stats.save() is False
     await stats.stop()  # tries again, still must not raise
+
+
+def test_hedged_and_retried_requests_are_counted_per_day(tmp_path: Path) -> None:
+    stats = DailyStats(tmp_path / "stats.json", WallClock(NOV_14_NOON))
+    stats.observe(make_record(10.0))
+    stats.observe(make_record(10.0, hedged=True))
+    stats.observe(make_record(10.0, fallback_attempts=2))
+    stats.observe(make_record(10.0, hedged=True, fallback_attempts=1, success=False, error_type="hard_timeout"))
+    stats.observe(make_record(10.0, timestamp="2023-11-15T08:00:00Z", hedged=True))
+    report = stats.day("2023-11-14")
+    assert report is not None
+    assert (report["hedged"], report["hedge_rate"]) == (2, 0.5)
+    assert (report["retried"], report["retry_rate"]) == (2, 0.5)
+    both = stats.aggregate("2023-11-14", "2023-11-15")
+    assert (both["hedged"], both["retried"], both["total"]) == (3, 2, 5)
+    assert both["hedge_rate"] == 0.6
+
+
+@pytest.mark.asyncio
+async def test_a_file_from_before_hedging_loads_with_nothing_hedged(tmp_path: Path) -> None:
+    path = tmp_path / "daily_stats.json"
+    first = DailyStats(path, WallClock(NOV_14_NOON))
+    for _ in range(3):
+        first.observe(make_record(10.0))
+    assert await first.save()
+    document = json.loads(path.read_text())
+    for totals in document["days"].values():  # the file as bkvy wrote it before issue 13
+        del totals["hedged"], totals["retried"]
+    path.write_text(json.dumps(document))
+
+    second = DailyStats(path, WallClock(NOV_14_NOON))
+    await second.load()
+    second.observe(make_record(10.0, hedged=True, fallback_attempts=1))
+    report = second.day("2023-11-14")
+    assert report is not None and not (tmp_path / "daily_stats.json.corrupt").exists()
+    assert (report["total"], report["hedged"], report["retried"], report["hedge_rate"]) == (4, 1, 1, 0.25)
+    assert await second.save()
+
+    third = DailyStats(path, WallClock(NOV_14_NOON))
+    await third.load()
+    assert (third.day("2023-11-14") or {})["hedged"] == 1  # kept across a restart

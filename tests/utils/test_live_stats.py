@@ -48,3 +48,16 @@ def test_recent_is_newest_first_and_bounded() -> None:
     for index in range(5):
         live.observe(_rec(NOW + index))
     assert [r.request_id for r in live.recent(10)] == [f"r{NOW + 4}", f"r{NOW + 3}", f"r{NOW + 2}"]
+
+
+def test_view_reports_the_retry_and_hedge_rates() -> None:
+    live = LiveStats()
+    live.observe(_rec(NOW - 60))
+    live.observe(_rec(NOW - 50)._replace(hedged=True))
+    live.observe(_rec(NOW - 40)._replace(fallback_attempts=1))
+    live.observe(_rec(NOW - 30)._replace(fallback_attempts=2, hedged=True))
+    live.observe(_rec(NOW - 2 * DAY_SECONDS)._replace(hedged=True))  # outside the hour
+    report, _ = live.view(3600.0, NOW, 60.0)
+    assert (report["total"], report["hedged"], report["retried"]) == (4, 2, 2)
+    assert (report["hedge_rate"], report["retry_rate"]) == (0.5, 0.5)
+    assert LiveStats().view(3600.0, NOW, 60.0)[0]["hedge_rate"] is None  # no requests: no rate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bkvy.models.outcomes import HedgeOutcome
 from bkvy.utils.metrics import GatewayMetrics
 
 
@@ -43,3 +44,16 @@ def test_counters_add_per_label_set() -> None:
     key = "bkvy_http_requests_total"
     assert samples[(key, (("method", "POST"), ("route", "/v1/chat/completions"), ("status", "200")))] == 2
     assert samples[(key, (("method", "POST"), ("route", "/v1/chat/completions"), ("status", "429")))] == 1
+
+
+def test_every_hedge_outcome_is_exported_from_the_start_and_counts() -> None:
+    metrics = GatewayMetrics([("p", "m", "k")])
+    text = metrics.render().decode()
+    for outcome in HedgeOutcome:
+        assert f'bkvy_hedges_total{{outcome="{outcome.value}"}} 0.0' in text
+    metrics.observe_hedges([HedgeOutcome.WON, HedgeOutcome.SKIPPED_BUDGET, HedgeOutcome.SKIPPED_BUDGET])
+    samples = _samples(metrics)
+    assert samples[("bkvy_hedges_total", (("outcome", "won"),))] == 1
+    assert samples[("bkvy_hedges_total", (("outcome", "skipped_budget"),))] == 2
+    assert samples[("bkvy_hedges_total", (("outcome", "lost"),))] == 0
+    assert 'bkvy_hedges_total{outcome="won"} 1.0' in metrics.render().decode()

@@ -24,6 +24,7 @@ def test_record_round_trips_through_a_csv_row() -> None:
         error_message="-not a number",
         fallback_attempts=2,
         alternatives_tried="a/b/c",
+        hedged=True,
     )
     row = dict(zip(COLUMNS, (neutralise_cell(cell) for cell in to_row(rec)), strict=False))
     assert record_from_row(row) == rec
@@ -32,3 +33,11 @@ def test_record_round_trips_through_a_csv_row() -> None:
 def test_rows_that_are_not_records_are_skipped() -> None:
     assert record_from_row({"timestamp": "yesterday", "request_id": "x"}) is None
     assert record_from_row({"timestamp": "2023-11-14T22:13:20Z", "input_tokens": "many"}) is None
+
+
+def test_a_row_from_before_the_hedged_column_reads_as_not_hedged() -> None:
+    rec = TransactionRecord(timestamp="2023-11-14T22:13:20.000Z", request_id="old", success=True, fallback_attempts=1)
+    row = {name: cell for name, cell in zip(COLUMNS, to_row(rec), strict=True) if name != "hedged"}
+    assert "hedged" not in row
+    assert record_from_row(row) == rec
+    assert record_from_row({**row, "hedged": "true"}) == rec._replace(hedged=True)

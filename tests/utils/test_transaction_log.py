@@ -52,15 +52,91 @@ def read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+# The header every bkvy wrote before issue 13 added ``hedged``: files with it are still on disk.
+PRE_HEDGING_COLUMNS = (
+    "timestamp",
+    "request_id",
+    "client_id",
+    "routing_method",
+    "intelligence_level",
+    "scenario",
+    "requested_provider",
+    "requested_model",
+    "max_wait_seconds",
+    "success",
+    "provider_used",
+    "model_used",
+    "api_key_used",
+    "total_time_ms",
+    "queue_wait_ms",
+    "rate_limit_wait_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_estimate",
+    "finish_reason",
+    "decision_reason",
+    "error_type",
+    "error_message",
+    "fallback_attempts",
+    "alternatives_tried",
+)
+
+
 def test_columns_follow_record_field_order() -> None:
     assert COLUMNS[:3] == ("timestamp", "request_id", "client_id")
-    assert COLUMNS[-2:] == ("fallback_attempts", "alternatives_tried")
-    assert len(COLUMNS) == 25
     row = to_row(make_record(1))
     assert len(row) == len(COLUMNS)
     assert row[COLUMNS.index("success")] == "true"
     assert row[COLUMNS.index("requested_model")] == ""
     assert row[COLUMNS.index("max_wait_seconds")] == ""
+    assert row[COLUMNS.index("hedged")] == "false"
+
+
+def test_columns_are_only_ever_appended() -> None:
+    assert COLUMNS[: len(PRE_HEDGING_COLUMNS)] == PRE_HEDGING_COLUMNS
+    assert COLUMNS[len(PRE_HEDGING_COLUMNS) :] == ("hedged",)
+
+
+def _write_pre_hedging_file(path: Path, request_ids: list[str]) -> bytes:
+    lines = [",".join(PRE_HEDGING_COLUMNS)]
+    for request_id in request_ids:
+        cells = dict(zip(COLUMNS, to_row(make_record(0, fallback_attempts=1)), strict=True))
+        cells["request_id"] = request_id
+        lines.append(",".join(cells[name] for name in PRE_HEDGING_COLUMNS))
+    text = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    path.write_bytes(text)
+    return text
+
+
+@pytest.mark.asyncio
+async def test_a_file_with_the_old_header_is_set_aside_never_appended_to(tmp_path: Path) -> None:
+    old_text = _write_pre_hedging_file(tmp_path / "transactions.csv", ["old-1", "old-2"])
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON + 60))
+    log.record(make_record(1, NOV_14_NOON + 60, hedged=True))
+    await log.stop()
+
+    assert (tmp_path / "transactions-2023-11-14.1.csv").read_bytes() == old_text  # untouched
+    current = read_csv(tmp_path / "transactions.csv")
+    assert current[0] == list(COLUMNS) and [row[1] for row in current[1:]] == ["req-1"]
+    assert current[1][COLUMNS.index("hedged")] == "true"
+    recent = await asyncio.to_thread(log.read_recent, 10)
+    assert [row["request_id"] for row in recent] == ["req-1", "old-2", "old-1"]
+    assert "hedged" not in recent[1] and recent[1]["fallback_attempts"] == "1"  # by name, never shifted
+    everything = await asyncio.to_thread(lambda: list(log.iter_rows(NOV_14_NOON - 1)))
+    assert [row["request_id"] for row in everything] == ["old-1", "old-2", "req-1"]
+
+
+@pytest.mark.asyncio
+async def test_a_file_with_our_header_is_appended_to_after_a_restart(tmp_path: Path) -> None:
+    first = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    first.record(make_record(1))
+    await first.stop()
+    second = TransactionLog(tmp_path, WallClock(NOV_14_NOON + 60))
+    second.record(make_record(2, NOV_14_NOON + 60))
+    await second.stop()
+
+    assert [row[1] for row in read_csv(tmp_path / "transactions.csv")] == ["request_id", "req-1", "req-2"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["transactions.csv"]
 
 
 @pytest.mark.asyncio

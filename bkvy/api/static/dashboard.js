@@ -27,6 +27,10 @@
     return Number(value).toLocaleString(undefined, { maximumFractionDigits: digits });
   }
 
+  function fmtRate(value) {
+    return value === null || value === undefined ? "–" : fmtNumber(value * 100, 1) + " %";
+  }
+
   function fmtMs(value) {
     return value === null || value === undefined ? "–" : fmtNumber(value, 0) + " ms";
   }
@@ -106,7 +110,9 @@
   function render(data) {
     const s = data.summary;
     setText("kpi-total", fmtNumber(s.total, 0));
-    setText("kpi-success", s.success_rate === null ? "–" : fmtNumber(s.success_rate * 100, 1) + " %");
+    setText("kpi-success", fmtRate(s.success_rate));
+    setText("kpi-retry", fmtRate(s.retry_rate));
+    setText("kpi-hedge", fmtRate(s.hedge_rate));
     setText("kpi-cost", "$" + fmtNumber(s.total_cost, 4));
     setText("kpi-latency", [s.p50_ms, s.p95_ms, s.p99_ms].map(function (v) { return fmtNumber(v, 0); }).join(" / ") + " ms");
     setText("kpi-wait", fmtMs(s.average_queue_wait_ms) + " / " + fmtMs(s.average_rate_limit_wait_ms));
@@ -130,7 +136,7 @@
     }), [null, null, null, function (state) { return state === "closed" ? "good" : "bad"; }]);
     fillTable("table-recent", data.recent.map(function (r) {
       return [r.timestamp, r.client_id, r.routing_method, r.provider_used, r.model_used, r.api_key_used,
-        r.success ? "yes" : "no", fmtNumber(r.total_time_ms, 0), r.cost_estimate === null ? "" : fmtNumber(r.cost_estimate, 6),
+        r.success ? "yes" : "no", r.hedged ? "yes" : "", fmtNumber(r.total_time_ms, 0), r.cost_estimate === null ? "" : fmtNumber(r.cost_estimate, 6),
         r.error_type, r.error_message];
     }), [null, null, null, null, null, null, function (ok) { return ok === "yes" ? "good" : "bad"; }]);
     statusLine.textContent = "updated " + data.generated_at + " (" + data.source + ")";
