@@ -14,7 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
-from bkvy.models.outcomes import AttemptOutcome, HedgeOutcome
+from bkvy.models.outcomes import AttemptOutcome, is_hedged
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
@@ -140,13 +140,8 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         error_message,
         max(retries, 0),
         alternatives,
-        _is_hedged(outcome),
+        is_hedged(outcome.hedges),
     )
-
-
-def _is_hedged(outcome: RequestOutcome) -> bool:
-    """A hedge raced the request (it won or lost), as ``Run.is_hedged`` said while it ran."""
-    return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in outcome.hedges)
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:
@@ -168,7 +163,7 @@ def spend_observer(client_keys: ClientKeyStore) -> Callable[[RequestOutcome], No
     """Executor observer: a served request's cost goes to the spend of the client key that sent it."""
 
     def observe(outcome: RequestOutcome) -> None:
-        if outcome.result is not None:
-            client_keys.record_spend(outcome.request.client_key_id, outcome.result.cost_usd)
+        # Every attempt the upstream billed: the winner's, and lost hedges' even when the request failed.
+        client_keys.record_spend(outcome.request.client_key_id, sum(a.cost_usd for a in outcome.attempts))
 
     return observe

@@ -6,6 +6,7 @@ Prometheus labels carry exactly these strings, so they never change when the cod
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 from typing import NamedTuple
 
@@ -87,6 +88,11 @@ class HedgeOutcome(str, Enum):
     LOST = "lost"  # the attempt it raced answered first
     SKIPPED_BUDGET = "skipped_budget"  # the gateway-wide hedge budget was spent
     SKIPPED_NO_CANDIDATE = "skipped_no_candidate"  # no other closed candidate had a free rate-limit slot
+
+
+def is_hedged(hedges: Iterable[HedgeOutcome]) -> bool:
+    """A hedge raced the request: one of its chances to hedge became a hedge (it won or it lost)."""
+    return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in hedges)
 
 
 class Attempt(NamedTuple):

@@ -10,7 +10,7 @@ from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.errors import BkvyError
-from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome, SkipReason
+from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome, SkipReason, is_hedged
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Run:
     @property
     def is_hedged(self) -> bool:
         """A hedge raced this request (won or lost)."""
-        return any(h is HedgeOutcome.WON or h is HedgeOutcome.LOST for h in self.hedges)
+        return is_hedged(self.hedges)
 
     def record_skip(
         self, candidate: Candidate, reason: SkipReason, *, fast_mode: bool, waited_seconds: float = 0.0
