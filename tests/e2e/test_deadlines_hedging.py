@@ -21,6 +21,7 @@ from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.core.config.settings import Settings, load_settings
 from bkvy.core.execution.records import ExecutionRequest
+from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.errors import ClientDisconnected
 from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod
@@ -299,6 +300,19 @@ async def test_the_next_candidate_gets_the_rest_of_the_deadline_not_a_sliver(
     assert pending.result().status_code == 200, body
     assert _outcomes(body) == [(PRIMARY, "timeout"), (FALLBACK, "success")]
     assert 1.49 <= took <= 1.52
+
+
+async def test_no_hedge_goes_past_a_full_rate_limit(fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 1500
+    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        drive.services.limiter.block_until(LaneKey(FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL), 60.0)
+        pending = await _pending(drive, "/llm/scenario", scenario_body())
+        await _until_done(drive, pending, step=0.25)
+        metrics = (await client.get("/metrics")).text
+    assert _outcomes(pending.result().json()) == [(PRIMARY, "success")]
+    assert drive.fallback_calls() == 0
+    assert 'bkvy_hedges_total{outcome="skipped_no_candidate"} 1.0' in metrics
 
 
 # -- 3. the learned p95 starts the hedge, not the soft timeout ----------------------------------------------------
