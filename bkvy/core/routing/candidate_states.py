@@ -110,8 +110,10 @@ class CandidateStates:
                 *circuit,
             ),
         )
-        until = min(lane.steady_until(now, view), latency_holds_until) if circuit == STEADY_CLOSED_FIELDS else now
-        return live_candidate(key, state), until
+        if circuit != STEADY_CLOSED_FIELDS:
+            return live_candidate(key, state), now
+        until = lane.steady_until(now, view)
+        return live_candidate(key, state), (until if until < latency_holds_until else latency_holds_until)
 
     def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         """The lane, circuit key and seed latency of a candidate, looked up once for the process's life
