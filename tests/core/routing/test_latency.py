@@ -232,3 +232,21 @@ def test_in_flight_matches_a_plain_list_in_any_order() -> None:
             in_flight.append(started_at)
             tracker.attempt_started(KEY, started_at)
         assert tracker.oldest_in_flight_started(KEY) == (min(in_flight) if in_flight else None)
+
+
+def test_routing_latency_follows_each_new_sample_and_a_load() -> None:
+    tracker = LatencyTracker(min_observations=20)
+    _feed(tracker, [0.1] * 30)
+    assert tracker.routing_latency(KEY, 9.0, now=0.0)[0] == pytest.approx(0.1, rel=0.10)
+    _feed(tracker, [3.0] * 5)
+    assert tracker.routing_latency(KEY, 9.0, now=0.0)[0] == pytest.approx(3.0, rel=0.10)
+    snapshot = LatencyTracker(min_observations=20)
+    _feed(snapshot, [0.5] * 30)
+    tracker.load_dict(snapshot.to_dict())
+    assert tracker.routing_latency(KEY, 9.0, now=0.0)[0] == pytest.approx(0.5, rel=0.10)
+    few = LatencyTracker()
+    _feed(few, [0.5] * 3)
+    entry = few.to_dict()["models"][0] | {"ewma_seconds": None}  # type: ignore[index]
+    fresh = LatencyTracker()
+    assert fresh.load_dict(few.to_dict() | {"models": [entry]}) == 1
+    assert fresh.routing_latency(KEY, 9.0, now=0.0)[0] == 9.0  # 3 samples and no mean: the seed
