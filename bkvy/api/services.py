@@ -27,12 +27,15 @@ from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
+from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.recorder import Records
 
 log = logging.getLogger(__name__)
 
 CIRCUIT_STATE_FILE = "circuit_states.json"
+LATENCY_FILE = "latency.json"
+LATENCY_SAVE_DELAY_SECONDS = 5.0  # at most one write per 5 s of traffic; the hot path never writes
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Services:
     _owns_transport: bool = False
     records: Records | None = None  # transaction log, daily stats, dashboard aggregate, metrics
     client_keys: ClientKeyStore | None = None  # bkvy-sk-... keys, hashed in LOG_DIR/client_keys.sqlite3
+    latency_saver: DebouncedSaver | None = None  # LOG_DIR/latency.json
 
     @classmethod
     async def start(
@@ -67,7 +71,7 @@ class Services:
         transport = transport or AiohttpTransport()  # started below, with the other parts
         limiter = _configured_limiter(config, clock)
         circuits, guard, saver = _circuits(settings, clock, rng)
-        latency = LatencyTracker()
+        latency, latency_saver = _latency(settings, clock)
         executor = Executor(
             config=config,
             clock=clock,
@@ -83,6 +87,7 @@ class Services:
         services = cls(
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
         )
+        services.latency_saver = latency_saver
         try:
             await services._start_parts()
         except BaseException:
@@ -135,6 +140,8 @@ class Services:
             stops.append(("prober", self.prober.stop))
         if self.circuit_saver is not None and self.circuits is not None:
             stops.append(("circuit_states", self._save_circuits))
+        if self.latency_saver is not None:
+            stops.append(("latency", self._save_latency))
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             stops.append(("transport", self.transport.close))
         return stops
@@ -143,6 +150,29 @@ class Services:
         assert self.circuit_saver is not None and self.circuits is not None
         self.circuit_saver.schedule(self.circuits.to_dict)
         await self.circuit_saver.flush()
+
+    async def _save_latency(self) -> None:
+        assert self.latency_saver is not None
+        self.latency_saver.schedule(self.latency.to_dict)
+        await self.latency_saver.flush()
+
+
+def _latency(settings: Settings, clock: Clock) -> tuple[LatencyTracker, DebouncedSaver]:
+    """The latency learned before the restart (LOG_DIR/latency.json; a bad or missing file: nothing), saved
+    again at most every ``LATENCY_SAVE_DELAY_SECONDS`` after a new sample."""
+    latency = LatencyTracker()
+    store = LatencyStore(settings.log_dir / LATENCY_FILE)
+    saved = store.load()  # start-up, before serving: a sync read is fine here
+    if saved is not None:
+        log.info("latency_loaded", extra={"models": latency.load_dict(saved)})
+    saver = DebouncedSaver(store, clock, delay_seconds=LATENCY_SAVE_DELAY_SECONDS)
+
+    def schedule_save(_model_key: tuple[str, str]) -> None:
+        if not saver.is_pending:  # one check per sample; the write happens later, in a thread
+            saver.schedule(latency.to_dict)
+
+    latency.on_change(schedule_save)
+    return latency, saver
 
 
 def _circuits(

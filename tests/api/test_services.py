@@ -3,6 +3,7 @@ reports every failure."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from bkvy.clock import FakeClock
 from bkvy.core.circuits.probes import HealthProber
 from bkvy.core.config.settings import Settings, load_settings
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.upstream.transport import AiohttpTransport
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
@@ -105,3 +107,71 @@ async def test_stop_stops_every_part_and_raises_all_failures(fleet: SimFleet, st
         await services.stop()
     assert list(raised.value.exceptions) == [records_failed, keys_failed]
     assert stopped == ["prober", "transport"]
+
+
+# --- Learned latency is kept across restarts (LOG_DIR/latency.json) ---
+
+
+def _a_model(config: object) -> tuple[str, str]:
+    provider_name, provider = next(iter(config.providers.items()))  # type: ignore[attr-defined]
+    return provider_name, next(iter(provider.models))
+
+
+async def test_a_restart_keeps_the_learned_p95(fleet: SimFleet) -> None:
+    settings, config = _settings(), demo_config(fleet)
+    model = _a_model(config)
+    services = await Services.start(settings, config, clock=FakeClock())
+    for index in range(200):
+        services.latency.observe(*model, 0.05 if index % 10 else 2.0)
+    p95 = services.latency.quantile_seconds(model, 0.95)
+    assert p95 is not None and p95 > 1.0
+    await services.stop()
+    restarted = await Services.start(settings, config, clock=FakeClock())
+    try:
+        assert restarted.latency.quantile_seconds(model, 0.95) == pytest.approx(p95, rel=1e-4)
+        assert restarted.latency.observations(model) == 200
+    finally:
+        await restarted.stop()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b'{"version": 1, "models": "x"}', b"[]", b""])
+async def test_a_bad_latency_file_starts_empty(fleet: SimFleet, content: bytes) -> None:
+    settings, config = _settings(), demo_config(fleet)
+    (settings.log_dir / services_module.LATENCY_FILE).write_bytes(content)
+    services = await Services.start(settings, config, clock=FakeClock())
+    try:
+        assert services.latency.observations(_a_model(config)) == 0
+    finally:
+        await services.stop()
+
+
+async def test_latency_is_saved_at_most_once_per_delay_never_per_sample(
+    fleet: SimFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved: list[dict] = []
+
+    async def record(self: object, state: dict) -> None:
+        saved.append(state)
+
+    monkeypatch.setattr(LatencyStore, "save", record)
+    clock, config = FakeClock(), demo_config(fleet)
+    model = _a_model(config)
+    services = await Services.start(_settings(), config, clock=clock)
+    try:
+        for _ in range(100):
+            services.latency.observe(*model, 0.05)
+        await _let_tasks_run()
+        clock.advance(services_module.LATENCY_SAVE_DELAY_SECONDS - 0.1)
+        await _let_tasks_run()
+        assert saved == []
+        clock.advance(0.1)
+        await _let_tasks_run()
+        assert len(saved) == 1 and saved[0]["models"][0]["observations"] == 100
+    finally:
+        await services.stop()
+    assert len(saved) == 2  # and once more on stop
+
+
+async def _let_tasks_run() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)

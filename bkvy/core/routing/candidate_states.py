@@ -7,7 +7,9 @@ it and kept until one of these says it is stale:
 
 - its lane reports a change (a start counted, a provider block, the queue moved) or its window moves on
   (``Lane.steady_until``); a lane that is blocked, full or queued is never kept, its waits change by the moment;
-- its model's latency gets a new sample;
+- its model's latency gets a new sample, or its oldest attempt in flight changes; a state also holds only
+  until that oldest attempt grows older than the model's p95 (``LatencyTracker.routing_latency``), and one
+  judged by such an attempt's age is never kept, it grows by the moment;
 - its circuit changes state (the registry's ``on_change``); only steady closed circuits are kept, so the
   time-driven changes of an open or flapping one (backoff over, flapping cleared) never meet a kept state.
 """
@@ -62,6 +64,7 @@ class CandidateStates:
         self._soonest_expiry = math.inf
         limiter.on_change(self._lane_changed)
         latency.on_change(self._latency_changed)
+        latency.on_in_flight_change(self._latency_changed)
         if breaker is not None:
             breaker.registry.on_change(self._circuit_changed)
 
@@ -93,7 +96,7 @@ class CandidateStates:
             handle = self._handles[key] = self._handle(key)
         lane, circuit_key, model_key, seed_seconds = handle
         view = lane.view(now)
-        expected = self._latency.expected_seconds(model_key, seed_seconds)
+        expected, latency_holds_until = self._latency.routing_latency(model_key, seed_seconds, now)
         circuit = STEADY_CLOSED_FIELDS if self._breaker is None else self._breaker.route_view(circuit_key)
         # In CandidateState's order: its last five fields are the circuit's route view.
         state = _new_tuple(
@@ -107,8 +110,10 @@ class CandidateStates:
                 *circuit,
             ),
         )
-        until = lane.steady_until(now, view) if circuit == STEADY_CLOSED_FIELDS else now
-        return live_candidate(key, state), until
+        if circuit != STEADY_CLOSED_FIELDS:
+            return live_candidate(key, state), now
+        until = lane.steady_until(now, view)
+        return live_candidate(key, state), (until if until < latency_holds_until else latency_holds_until)
 
     def _handle(self, key: CandidateKey) -> tuple[Lane, CircuitKey, tuple[str, str], float]:
         """The lane, circuit key and seed latency of a candidate, looked up once for the process's life

@@ -38,6 +38,8 @@ class CandidateKey(NamedTuple):
 class CandidateState(NamedTuple):
     """Live state of one candidate, taken by the executor just before planning."""
 
+    # What routing judges it by: its model's learned p95, else mean, else config seed; at least the age of the
+    # model's oldest attempt in flight once that is older (a hang). ``LatencyTracker.routing_latency``.
     expected_latency_seconds: float
     rate_limit_wait_seconds: float = 0.0
     queue_wait_seconds: float = 0.0

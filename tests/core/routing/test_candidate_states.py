@@ -82,9 +82,11 @@ class Gateway:
     def lane(key: CandidateKey) -> LaneKey:
         return LaneKey(key.provider, key.key_id, key.model)
 
-    def assert_plan_is_fresh(self) -> None:
-        kept = self.executor.plan(LOW)
-        fresh = plan_route(LOW, RouteTable.compile(CONFIG), {key: self.executor.candidate_state(key) for key in KEYS})
+    def assert_plan_is_fresh(self, request: RouteRequest = LOW) -> None:
+        kept = self.executor.plan(request)
+        fresh = plan_route(
+            request, RouteTable.compile(CONFIG), {key: self.executor.candidate_state(key) for key in KEYS}
+        )
         assert kept.candidates == fresh.candidates
         assert kept.skipped == fresh.skipped and kept.decision_reason == fresh.decision_reason
 
@@ -172,19 +174,21 @@ async def test_queued_waiters_and_provider_blocks_show():
 
 
 def test_random_operations_never_leave_a_stale_state():
-    """Fuzz: slots, blocks, latency samples, failures, successes and time, in a seeded random order."""
+    """Fuzz: slots, blocks, latency samples, attempts in flight, failures, successes and time, in a seeded
+    random order."""
     gateway = Gateway()
     rng = random.Random(2026)
     registry = gateway.registry
+    in_flight: list[tuple[tuple[str, str], float]] = []
     for _ in range(600):
         key = rng.choice(KEYS)
-        action = rng.randrange(6)
+        action = rng.randrange(8)
         if action == 0:
             gateway.limiter.try_acquire(gateway.lane(key))
         elif action == 1:
             gateway.limiter.block_until(gateway.lane(key), rng.uniform(0.1, 20))
         elif action == 2:
-            gateway.latency.observe(key.provider, key.model, rng.uniform(0.05, 3))
+            gateway.latency.observe(key.provider, key.model, rng.uniform(0.05, 3))  # p95 after 20 (min_observations)
         elif action == 3:
             registry.record_failure(
                 CircuitKey(*key),
@@ -194,6 +198,84 @@ def test_random_operations_never_leave_a_stale_state():
         elif action == 4:
             if registry.allow_request(CircuitKey(*key)):
                 registry.record_success(CircuitKey(*key))
+        elif action == 5:
+            in_flight.append(((key.provider, key.model), gateway.clock.now()))
+            gateway.latency.attempt_started(*in_flight[-1])
+        elif action == 6 and in_flight:
+            gateway.latency.attempt_ended(*in_flight.pop(rng.randrange(len(in_flight))))
         else:
-            gateway.clock.advance(rng.choice([0.5, 5, 20, 61]))
+            gateway.clock.advance(rng.choice([0.1, 0.5, 5, 20, 61]))
         gateway.assert_plan_is_fresh()
+
+
+# --- Judged by the tail, and by a hang as it happens ---
+
+FASTEST = LOW._replace(fast_mode=True)  # ranked by estimate alone
+
+
+def _learn(gateway: Gateway, model: tuple[str, str], values: list[float]) -> None:
+    for seconds in values:
+        gateway.latency.observe(*model, seconds)
+
+
+def _first_model(gateway: Gateway, request: RouteRequest) -> tuple[str, str]:
+    first = gateway.executor.plan(request).candidates[0]
+    return first.provider, first.model
+
+
+def test_max_wait_is_judged_by_p95_not_the_mean():
+    gateway = Gateway()
+    request = LOW._replace(max_wait_seconds=5.0)
+    for model in {(key.provider, key.model) for key in KEYS} - {("p0", "m0")}:
+        _learn(gateway, model, [1.0] * 30)
+    _learn(gateway, ("p0", "m0"), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 6.0] * 1)  # the cheapest
+    assert _first_model(gateway, request) == ("p0", "m0")  # 10 samples: judged by its mean (~2 s), fits
+    _learn(gateway, ("p0", "m0"), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 6.0] * 3)
+    assert gateway.latency.expected_seconds(("p0", "m0"), 9.0) < 5.0  # on average it fits...
+    plan = gateway.executor.plan(request)
+    late = next(c for c in plan.candidates if (c.provider, c.model) == ("p0", "m0"))
+    assert late.reason == "outside_estimate" and late.expected_latency_seconds > 5.0  # ...its p95 does not
+    assert _first_model(gateway, request) == ("p0", "m1")
+    gateway.assert_plan_is_fresh(request)
+
+
+def test_a_hang_ranks_after_a_healthy_candidate_once_older_than_its_p95_and_until_it_ends():
+    gateway = Gateway()
+    hung = ("p0", "m0")
+    for model in {(key.provider, key.model) for key in KEYS}:
+        _learn(gateway, model, [0.5 if model == hung else 1.0] * 30)
+    p95 = gateway.latency.quantile_seconds(hung, 0.95)
+    assert p95 is not None and p95 < 0.6
+    assert _first_model(gateway, FASTEST) == hung
+    started_at = gateway.clock.now()
+    gateway.latency.attempt_started(hung, started_at)  # sent, and never answers
+    gateway.assert_plan_is_fresh(FASTEST)
+    gateway.clock.advance(p95 * 0.9)
+    assert _first_model(gateway, FASTEST) == hung  # not yet older than its p95: as fast as ever
+    gateway.assert_plan_is_fresh(FASTEST)
+    gateway.clock.advance(p95 * 0.2)
+    gateway.assert_plan_is_fresh(FASTEST)  # the kept states expired when the attempt crossed its p95
+    gateway.clock.advance(1.0)
+    plan = gateway.executor.plan(FASTEST)
+    assert [(c.provider, c.model) for c in plan.candidates][-2:] == [hung, hung]  # both keys, last
+    assert plan.candidates[-1].expected_latency_seconds == pytest.approx(p95 * 1.1 + 1.0)  # as slow as it is
+    gateway.assert_plan_is_fresh(FASTEST)
+    gateway.clock.advance(3.0)
+    assert gateway.executor.plan(FASTEST).candidates[-1].expected_latency_seconds == pytest.approx(p95 * 1.1 + 4.0)
+    gateway.latency.attempt_ended(hung, started_at)  # cancelled at last
+    assert _first_model(gateway, FASTEST) == hung
+    gateway.assert_plan_is_fresh(FASTEST)
+
+
+def test_a_hang_outside_max_wait_gives_way_to_the_next_cheapest():
+    gateway = Gateway()
+    request = LOW._replace(max_wait_seconds=2.0)
+    for model in {(key.provider, key.model) for key in KEYS}:
+        _learn(gateway, model, [0.5] * 30)
+    assert _first_model(gateway, request) == ("p0", "m0")
+    gateway.latency.attempt_started(("p0", "m0"), gateway.clock.now())
+    gateway.clock.advance(1.9)
+    assert _first_model(gateway, request) == ("p0", "m0")  # slow, yet within max wait: still the cheapest
+    gateway.clock.advance(0.2)
+    assert _first_model(gateway, request) == ("p0", "m1")
+    gateway.assert_plan_is_fresh(request)
