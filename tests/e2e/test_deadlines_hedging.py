@@ -161,6 +161,23 @@ async def test_single_candidate_slower_than_the_soft_timeout_still_answers(
     assert (circuit["state"], circuit["consecutive_failures"]) == ("closed", 0)
 
 
+async def test_an_attempt_in_flight_is_seen_by_routing_until_it_ends(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 1500
+    async with gateway(_single_model_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        latency = drive.services.executor.latency
+        started = fake_clock.now()
+        pending = await _pending(drive, "/llm/direct", _direct())
+        in_flight = latency.oldest_in_flight_started((PRIMARY, PRIMARY_MODEL))
+        await _until_done(drive, pending, step=0.25)
+        after = latency.oldest_in_flight_started((PRIMARY, PRIMARY_MODEL))
+    assert in_flight == pytest.approx(started, abs=0.01)  # the in-flight signal of the hang detector
+    assert after is None
+    assert latency.observations((PRIMARY, PRIMARY_MODEL)) == 1
+
+
 async def test_a_model_timeout_longer_than_the_hard_timeout_is_its_deadline(
     fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
 ) -> None:

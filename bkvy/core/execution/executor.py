@@ -85,6 +85,8 @@ class ReplyReader(Protocol[T]):
 
     def settled(self, reply: T, run: Run) -> T: ...  # the race's answer, once every loser is recorded
 
+    def discard(self, reply: T) -> None: ...  # a reply that lost the race after all (release what it holds)
+
 
 class WholeReply:
     """Send, read the whole reply, parse it: the attempt succeeded."""
@@ -98,6 +100,9 @@ class WholeReply:
     async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> ExecutionResult:
         reply = await self._transport.send(prepared.upstream_request)
         return ledger.succeeded(prepared.adapter.parse_reply(reply))
+
+    def discard(self, reply: ExecutionResult) -> None:
+        pass  # a whole reply holds nothing open
 
     def settled(self, reply: ExecutionResult, run: Run) -> ExecutionResult:
         if not run.hedges:

@@ -65,7 +65,7 @@ class Bookkeeping:
 class AttemptLedger:
     """One sent attempt, from the moment its request goes upstream until its end is recorded (once)."""
 
-    __slots__ = ("_books", "_is_hedge", "_prepared", "_run", "_started", "request")
+    __slots__ = ("_books", "_is_answering", "_is_hedge", "_prepared", "_run", "_started", "request")
 
     def __init__(
         self, books: Bookkeeping, request: ExecutionRequest, run: Run, prepared: PreparedAttempt, *, is_hedge: bool
@@ -76,7 +76,9 @@ class AttemptLedger:
         self._prepared = prepared
         self._is_hedge = is_hedge
         self._started = books.clock.now()
+        self._is_answering = False  # the upstream has started to answer (a stream's first content)
         run.in_flight.append(self)
+        books.latency.attempt_started(self._model_key, self._started)
 
     @property
     def is_hedged(self) -> bool:
@@ -108,7 +110,8 @@ class AttemptLedger:
         usage = completion.usage
         cost = cost_usd(usage.input_tokens, usage.output_tokens, model.input_price_per_1k, model.output_price_per_1k)
         seconds = self._end(AttemptOutcome.SUCCESS, 200, cost)
-        books.latency.observe(candidate.provider, candidate.model, seconds)
+        if not self._is_answering:  # a stream's latency is its time to first content, learned then
+            books.latency.observe(candidate.provider, candidate.model, seconds)
         hint = completion.rate_limit_hint
         if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
             books.limiter.block_until(self._prepared.lane, hint.reset_seconds)
@@ -162,6 +165,18 @@ class AttemptLedger:
         """The request ended with this attempt: hand its outcome to the observers."""
         self._books.report(self.request, result, error, self._run)
 
+    def first_content(self) -> None:
+        """A stream's first content arrived: its time to first content is the latency routing and hedging learn,
+        and the attempt no longer counts as waiting for an answer (the in-flight signal)."""
+        self._is_answering = True
+        candidate, books = self.candidate, self._books
+        books.latency.observe(candidate.provider, candidate.model, books.clock.now() - self._started)
+        books.latency.attempt_ended(self._model_key, self._started)
+
+    @property
+    def _model_key(self) -> tuple[str, str]:
+        return (self._prepared.candidate.provider, self._prepared.candidate.model)
+
     def _end(self, outcome: AttemptOutcome, status: int | None, cost: float = 0.0) -> float:
         """Append the attempt to the run; seconds since it was sent."""
         seconds = self._books.clock.now() - self._started
@@ -181,6 +196,8 @@ class AttemptLedger:
             )
         )
         self._run.in_flight.remove(self)
+        if not self._is_answering:
+            self._books.latency.attempt_ended(self._model_key, self._started)
         return seconds
 
 

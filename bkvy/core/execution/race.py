@@ -353,7 +353,12 @@ class AttemptRace(Generic[T]):
             return
         slot, task = self._hedge
         self._hedge = None
-        task.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            reply = task.result()  # it answered too, in the same turn of the loop: release what it holds
+            if reply is not None:
+                self._reader.discard(reply)
+        else:
+            task.cancel()
         if slot.ledger is not None and slot.ledger.is_open:
             slot.ledger.cut(outcome, bills_prompt=True)
         self._run.hedges.append(hedge_outcome)

@@ -42,6 +42,7 @@ class StreamReply:
         self._transport = transport
         self._clock = clock
         self._idle_timeout_seconds = idle_timeout_seconds
+        self._closing: set[asyncio.Future[None]] = set()
 
     async def read(self, prepared: PreparedAttempt, ledger: AttemptLedger) -> LiveStream:
         """Raises UpstreamError for an error status or a stream that ends before any content."""
@@ -59,6 +60,7 @@ class StreamReply:
         except BaseException:
             await upstream.aclose()
             raise
+        ledger.first_content()
         return LiveStream(
             ledger,
             upstream,
@@ -72,6 +74,11 @@ class StreamReply:
 
     def settled(self, reply: LiveStream, run: Run) -> LiveStream:
         return reply  # a stream settles its result when it ends (``AttemptLedger.succeeded``)
+
+    def discard(self, reply: LiveStream) -> None:
+        closing = asyncio.ensure_future(reply.discard())
+        self._closing.add(closing)  # held until done: a task nobody references may be collected mid-way
+        closing.add_done_callback(self._closing.discard)
 
 
 async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
@@ -172,6 +179,10 @@ class LiveStream:
     async def aclose(self) -> None:
         """Give up on a stream that will not be iterated (closes the upstream, records a disconnect)."""
         self._finish_disconnected()
+        await self._upstream.aclose()
+
+    async def discard(self) -> None:
+        """Close a stream that lost a race after reaching its first content; the race records it (``hedge_lost``)."""
         await self._upstream.aclose()
 
     async def _relay(self) -> AsyncGenerator[list[StreamDelta], None]:
