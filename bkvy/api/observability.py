@@ -164,6 +164,8 @@ def spend_observer(client_keys: ClientKeyStore) -> Callable[[RequestOutcome], No
 
     def observe(outcome: RequestOutcome) -> None:
         # Every attempt the upstream billed: the winner's, and lost hedges' even when the request failed.
-        client_keys.record_spend(outcome.request.client_key_id, sum(a.cost_usd for a in outcome.attempts))
+        key_id = outcome.request.client_key_id
+        if key_id is not None:
+            client_keys.record_spend(key_id, sum(a.cost_usd for a in outcome.attempts))
 
     return observe

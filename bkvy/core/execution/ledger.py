@@ -65,7 +65,7 @@ class Bookkeeping:
 class AttemptLedger:
     """One sent attempt, from the moment its request goes upstream until its end is recorded (once)."""
 
-    __slots__ = ("_books", "_is_answering", "_is_hedge", "_prepared", "_run", "_started", "request")
+    __slots__ = ("_books", "_is_answering", "_is_hedge", "_model_key", "_prepared", "_run", "_started", "request")
 
     def __init__(
         self, books: Bookkeeping, request: ExecutionRequest, run: Run, prepared: PreparedAttempt, *, is_hedge: bool
@@ -75,6 +75,7 @@ class AttemptLedger:
         self._run = run
         self._prepared = prepared
         self._is_hedge = is_hedge
+        self._model_key = (prepared.candidate.provider, prepared.candidate.model)
         self._started = books.clock.now()
         self._is_answering = False  # the upstream has started to answer (a stream's first content)
         run.in_flight.append(self)
@@ -173,10 +174,6 @@ class AttemptLedger:
         books.latency.observe(candidate.provider, candidate.model, books.clock.now() - self._started)
         books.latency.attempt_ended(self._model_key, self._started)
 
-    @property
-    def _model_key(self) -> tuple[str, str]:
-        return (self._prepared.candidate.provider, self._prepared.candidate.model)
-
     def _end(self, outcome: AttemptOutcome, status: int | None, cost: float = 0.0) -> float:
         """Append the attempt to the run; seconds since it was sent."""
         seconds = self._books.clock.now() - self._started
@@ -211,6 +208,6 @@ def settle(completion: Completion, candidate: Candidate, plan: RoutePlan, run: R
         tuple(run.attempts),
         (now - run.start) * 1000.0,
         (run.queue_wait_seconds + run.rate_limit_wait_seconds) * 1000.0,
-        sum(attempt.cost_usd for attempt in run.attempts),
+        run.attempts[0].cost_usd if len(run.attempts) == 1 else sum(attempt.cost_usd for attempt in run.attempts),
         run.is_hedged,
     )

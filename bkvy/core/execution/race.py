@@ -376,4 +376,5 @@ class AttemptRace(Generic[T]):
 
 
 def _key(candidate: Candidate) -> CandidateKey:
-    return CandidateKey(candidate.provider, candidate.model, candidate.key_id)
+    # A candidate's first three fields are its key: a C-level slice, equal (and hashing equal) to a CandidateKey.
+    return candidate[:3]  # type: ignore[return-value]

@@ -64,7 +64,7 @@ class CandidateStates:
         self._soonest_expiry = math.inf
         limiter.on_change(self._lane_changed)
         latency.on_change(self._latency_changed)
-        latency.on_in_flight_change(self._latency_changed)
+        latency.on_in_flight_change(self._in_flight_changed)
         if breaker is not None:
             breaker.registry.on_change(self._circuit_changed)
 
@@ -146,3 +146,23 @@ class CandidateStates:
     def _latency_changed(self, model_key: tuple[str, str]) -> None:
         for key in self._keys_of_model.get(model_key, ()):
             self._drop(key)
+
+    def _in_flight_changed(self, model_key: tuple[str, str]) -> None:
+        """A kept state was read with no attempt of its model slow yet, so its value still holds: it only
+        has to expire once the oldest attempt in flight passes the latency it was judged by. (Dropping it
+        instead, on every start and end, cost two state reads per request: 8 µs of 80 in hot_path_micro.)"""
+        oldest = self._latency.oldest_in_flight_started(model_key)
+        if oldest is None:
+            return
+        now = self._clock.now()
+        for key in self._keys_of_model.get(model_key, ()):
+            live = self.kept.get(key)
+            if live is None:
+                continue
+            slow_from = oldest + live.state.expected_latency_seconds
+            if slow_from <= now:
+                self._drop(key)
+            elif slow_from < self._kept_until[key]:
+                self._kept_until[key] = slow_from
+                if slow_from < self._soonest_expiry:
+                    self._soonest_expiry = slow_from
