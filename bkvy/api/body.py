@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from starlette.types import Receive
 
 from bkvy.models.errors import BodyTooLarge, InvalidEncoding, InvalidJson, InvalidRequest, ValidationFailed
@@ -47,7 +49,8 @@ async def read_body(receive: Receive, content_length: str | None, limit_bytes: i
 
 
 def parse_body(raw: bytes, schema: type[Body]) -> Body:
-    """Validate raw bytes against ``schema``. Raises InvalidEncoding/InvalidJson (400) or ValidationFailed (422)."""
+    """Validate raw bytes against ``schema``. Raises InvalidEncoding/InvalidJson (400) or ValidationFailed (422,
+    with ``param``: the field's path in the body, e.g. ``messages[0].role``)."""
     if not raw.strip():
         raise InvalidJson("request body is empty; send a JSON object")
     try:
@@ -57,9 +60,50 @@ def parse_body(raw: bytes, schema: type[Body]) -> Body:
     try:
         return schema.model_validate_json(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        if first["type"] == "json_invalid":
-            raise InvalidJson(f"request body is not valid JSON: {first['msg']}") from None
-        location = ".".join(str(part) for part in first["loc"]) or "body"
+        errors = error.errors()
+        if errors[0]["type"] == "json_invalid":
+            raise InvalidJson(f"request body is not valid JSON: {errors[0]['msg']}") from None
+        param, message = _named_error(errors, _document_of(raw))
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise ValidationFailed(f"{location}: {first['msg']}{more}") from None
+        raise ValidationFailed(f"{param or 'body'}: {message}{more}", param=param) from None
+
+
+def _document_of(raw: bytes) -> Any:
+    """The body as JSON, only to name an error's field; None if json cannot read what pydantic could."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _named_error(errors: list[ErrorDetails], document: Any) -> tuple[str | None, str]:
+    """The first error's field path and message. When the field is a union (``content``: a string or parts),
+    pydantic reports each alternative: the deepest one under the same field says the most."""
+    first_param = _param_of(errors[0], document)
+    named = [(_param_of(item, document), item["msg"]) for item in errors]
+    alternatives = [(param, message) for param, message in named if _is_within(param, first_param)]
+    return max(alternatives, key=lambda pair: len(pair[0] or ""))
+
+
+def _is_within(param: str | None, outer: str | None) -> bool:
+    if outer is None or param == outer:
+        return True
+    return param is not None and (param.startswith(outer + ".") or param.startswith(outer + "["))
+
+
+def _param_of(error: ErrorDetails, document: Any) -> str | None:
+    """The error's location as OpenAI writes ``param`` (``messages[0].content[1].type``), or None for the body.
+
+    pydantic's location also names union alternatives (``str``, ``list[ContentPart]``); walking the body keeps
+    only the parts that are in it, and the last one of a missing field."""
+    path = ""
+    cursor = document
+    location = error["loc"]
+    for index, part in enumerate(location):
+        if isinstance(part, int) and isinstance(cursor, list) and 0 <= part < len(cursor):
+            path, cursor = f"{path}[{part}]", cursor[part]
+        elif isinstance(part, str) and isinstance(cursor, dict) and part in cursor:
+            path, cursor = f"{path}.{part}" if path else part, cursor[part]
+        elif index == len(location) - 1 and error["type"] == "missing":
+            path = f"{path}.{part}" if path else str(part)
+    return path or None

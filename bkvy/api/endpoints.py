@@ -88,6 +88,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         is_hot=True,
     ),
     Endpoint("GET", "/v1/models", None, "the models, in OpenAI's list format", routes_openai.list_models, ("openai",)),
+    Endpoint(
+        "GET",
+        "/v1/models/{model_id:path}",
+        None,
+        "one model of the list, by id (a slash may be sent as %2F)",
+        routes_openai.retrieve_model,
+        ("openai",),
+    ),
     Endpoint("GET", "/health", None, "counts of providers, models and scenarios", routes_monitor.health, ("monitor",)),
     Endpoint(
         "GET",

@@ -7,6 +7,7 @@ exception handlers (``install_error_handlers``) call them through ``_failure_res
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bkvy.api.openai_format import error_body as openai_error_body
+from bkvy.api.openai_format import request_id_headers
 from bkvy.models.errors import BkvyError, MethodNotAllowed
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 _INTERNAL_MESSAGE = "internal error; see the gateway log"
+_OPENAI_PATH_PREFIX = "/v1/"
 
 
 _REQUEST_ID_PREFIX = os.urandom(8).hex()  # per process, so ids stay unique across restarts and workers
@@ -62,6 +65,7 @@ class Failure:
     message: str
     headers: dict[str, str] | None = None
     attempts: list[dict[str, Any]] | None = None
+    param: str | None = None  # the request field at fault (OpenAI's ``param``)
 
 
 def method_not_allowed(method: str, route: str, allowed: Iterable[str]) -> MethodNotAllowed:
@@ -72,13 +76,24 @@ def method_not_allowed(method: str, route: str, allowed: Iterable[str]) -> Metho
 
 def failure_of(error: Exception, *, method: str, route: str, request_id: str) -> Failure:
     """Any exception as a Failure. Anything that is not ours is logged by class name and becomes a plain 500:
-    a bug's message may hold request content, so it never reaches the client or the log."""
+    a bug's message may hold request content, so it never reaches the client or the log.
+
+    ``route`` is the route's template (a hot path is its own). On /v1/* a bad parameter is 400, not 422: OpenAI
+    answers 400 ``invalid_request_error`` naming ``param``, and its SDKs raise ``BadRequestError`` for it."""
+    failure = _failure_of(error, method=method, route=route, request_id=request_id)
+    if failure.status == 422 and route.startswith(_OPENAI_PATH_PREFIX):
+        return dataclasses.replace(failure, status=400)
+    return failure
+
+
+def _failure_of(error: Exception, *, method: str, route: str, request_id: str) -> Failure:
     if isinstance(error, BkvyError):
         return _bkvy_failure(error)
     if isinstance(error, RequestValidationError):
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         location = ".".join(str(part) for part in first.get("loc", ()))
-        return Failure(422, "validation_error", f"{location}: {first.get('msg')}")
+        param = str(first["loc"][-1]) if first.get("loc") else None  # a path or query parameter's name
+        return Failure(422, "validation_error", f"{location}: {first.get('msg')}", param=param)
     if isinstance(error, StarletteHTTPException):
         if error.status_code == 405:
             allow = (error.headers or {}).get("Allow", "")
@@ -102,18 +117,15 @@ def _bkvy_failure(error: BkvyError) -> Failure:
     allow = getattr(error, "allow", None)
     if allow is not None:
         headers = {"Allow": allow}
-    return Failure(error.status, error.code, error.message, headers, error.attempts)
-
-
-_OPENAI_PATH_PREFIX = "/v1/"
+    return Failure(error.status, error.code, error.message, headers, error.attempts, error.param)
 
 
 def failure_body(path: str, request_id: str, failure: Failure) -> tuple[dict[str, object], dict[str, str] | None]:
     """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
     if path.startswith(_OPENAI_PATH_PREFIX):
         return (
-            openai_error_body(failure.status, failure.code, failure.message),
-            {**(failure.headers or {}), "x-bkvy-request-id": request_id},
+            openai_error_body(failure.status, failure.code, failure.message, failure.param),
+            {**(failure.headers or {}), **request_id_headers(request_id)},
         )
     body: dict[str, object] = {
         "success": False,

@@ -65,24 +65,46 @@ def route_for_model(
     for name, candidate in config.providers.items():  # a bare name: the first provider (config order) serving it
         if model in candidate.models:
             return RouteRequest(RoutingMethod.DIRECT, provider=name, model=model, **common)
-    raise UnknownModel(f"no provider serves model {model!r}; see GET /v1/models")
+    raise UnknownModel(f"no provider serves model {model!r}; see GET /v1/models", param="model")
+
+
+def _model_json(model_id: str, owned_by: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owned_by}
 
 
 def model_list(config: GatewayConfig) -> dict[str, Any]:
     """``GET /v1/models``: every ``provider/model``, then the virtual names."""
     data = [
-        {"id": f"{provider_name}/{model_name}", "object": "model", "created": 0, "owned_by": provider_name}
+        _model_json(f"{provider_name}/{model_name}", provider_name)
         for provider_name, provider in config.providers.items()
         for model_name in provider.models
     ]
     virtual = [*VIRTUAL_LEVELS, *(SCENARIO_PREFIX + name for name in config.routing.scenarios)]
-    data += [{"id": name, "object": "model", "created": 0, "owned_by": "bkvy"} for name in virtual]
+    data += [_model_json(name, "bkvy") for name in virtual]
     return {"object": "list", "data": data}
+
+
+def model_of(model_id: str, config: GatewayConfig) -> dict[str, Any]:
+    """``GET /v1/models/{id}``: a listed id, or a bare model name as ``model`` takes it (the first provider, in
+    config order, that serves it). Raises UnknownModel (404) otherwise."""
+    for entry in model_list(config)["data"]:
+        if entry["id"] == model_id:
+            return entry
+    for provider_name, provider in config.providers.items():
+        if model_id in provider.models:
+            return _model_json(model_id, provider_name)
+    raise UnknownModel(f"no model {model_id[:256]!r}; see GET /v1/models", param="model")
+
+
+def request_id_headers(request_id: str) -> dict[str, str]:
+    """Every /v1 reply names its request: ``x-request-id`` is what the openai SDK reads (``_request_id``, an
+    error's ``request_id``); ``x-bkvy-request-id`` is bkvy's own name, kept on every API."""
+    return {"x-bkvy-request-id": request_id, "x-request-id": request_id}
 
 
 def decision_headers(request_id: str, provider: str, model: str, reason: str, is_hedged: bool) -> dict[str, str]:
     headers = {
-        "x-bkvy-request-id": request_id,
+        **request_id_headers(request_id),
         "x-bkvy-provider": provider,
         "x-bkvy-model": model,
         "x-bkvy-decision-reason": reason,

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API: ``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``.
+"""The OpenAI-compatible API: ``POST /v1/chat/completions`` (streamed or not), ``GET /v1/models`` and
+``GET /v1/models/{id}``.
 
 Errors on these paths use OpenAI's envelope (see ``api.errors``) so the official SDK raises its own classes.
 """
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
+from bkvy.api.errors import request_id_of
 from bkvy.api.hot_path import Exchange, JsonReply, SseReply
 from bkvy.api.openai_format import (
     ChunkWriter,
@@ -21,6 +23,8 @@ from bkvy.api.openai_format import (
     decision_headers,
     error_event,
     model_list,
+    model_of,
+    request_id_headers,
     route_for_model,
 )
 from bkvy.core.execution.executor import ExecutionRequest
@@ -37,7 +41,16 @@ _ANONYMOUS_CLIENT = "openai-client"
 async def list_models(request: Request) -> JSONResponse:
     services = services_of(request)
     authenticate_client(services, request.headers.get("authorization"))
-    return JSONResponse(model_list(services.config))
+    return JSONResponse(model_list(services.config), headers=request_id_headers(request_id_of(request)))
+
+
+async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
+    """One model of ``GET /v1/models`` by its id. An id may hold a slash (``openai/gpt-4o-mini``): the openai SDK
+    sends it as ``%2F``, which the server decodes before routing, so both forms reach ``{model_id:path}``."""
+    services = services_of(request)
+    authenticate_client(services, request.headers.get("authorization"))
+    entry = model_of(model_id, services.config)
+    return JSONResponse(entry, headers=request_id_headers(request_id_of(request)))
 
 
 async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:

@@ -43,10 +43,11 @@ class BkvyError(Exception):
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
 
-    def __init__(self, message: str, *, attempts: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, *, attempts: list[dict[str, Any]] | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.attempts = attempts
+        self.param = param  # the request field at fault, in OpenAI's notation: ``messages[0].role``, ``n``
 
 
 class InvalidRequest(BkvyError):

@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bkvy.models.schemas import ContentPart
 from bkvy.models.types import ChatMessage, GenerationOptions, ToolCall, ToolChoice, ToolSpec
@@ -118,6 +119,7 @@ class ChatCompletionIn(_In):
     messages: list[OpenAIMessageIn] = Field(min_length=1, max_length=10_000)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    n: int | None = Field(default=None, ge=1)  # one choice per request: see _one_choice
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(default=None)
@@ -135,6 +137,19 @@ class ChatCompletionIn(_In):
         if isinstance(stop, list) and len(stop) > 4:
             raise ValueError("at most 4 stop sequences")
         return stop
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int | None) -> int | None:
+        # Refused, not served as n routed calls: n calls bill the prompt n times (OpenAI bills it once), may land
+        # on n different models under one ``model``, and a stream would interleave n relays. Never ignored.
+        if n is not None and n > 1:
+            raise PydanticCustomError(
+                "unsupported_value",
+                "bkvy answers one choice per request (n=1); send {n} requests for {n} choices",
+                {"n": n},
+            )
+        return n
 
     @field_validator("messages")
     @classmethod

@@ -70,4 +70,5 @@ def test_documented_python_snippets_run_against_the_demo(demo_port: int) -> None
     # The client-key snippet runs last: creating a key makes every later request need one.
     outputs = _run_in_order(openai_snippets + key_snippets, demo_port)
     assert any("404 unknown_model" in output for output in outputs)
+    assert any("400 invalid_request_error messages[0].role" in output for output in outputs)
     assert "revoked: 401" in outputs[-1]

@@ -43,10 +43,46 @@ async def test_upstream_bad_request_raises_bad_request(sdk: openai.AsyncOpenAI, 
     assert raised.value.code == "upstream_bad_request"
 
 
-async def test_invalid_body_raises_unprocessable_entity(sdk: openai.AsyncOpenAI) -> None:
-    with pytest.raises(openai.UnprocessableEntityError) as raised:
-        await sdk.chat.completions.create(model="auto", messages=MESSAGES, temperature=5)
-    assert raised.value.code == "validation_error" and "temperature" in raised.value.message
+BAD_PARAMETERS = [
+    ({"temperature": 5}, "temperature"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages[0].content[0].type"),
+    ({"tool_choice": {"type": "function"}}, "tool_choice.function"),
+    ({"n": 2}, "n"),
+    ({"n": 2, "stream": True}, "n"),
+    ({"extra_body": {"bkvy": {"hedge": "no"}}}, "bkvy.hedge"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    BAD_PARAMETERS,
+    ids=[f"{param}-{'stream' if 'stream' in fields else 'json'}" for fields, param in BAD_PARAMETERS],
+)
+async def test_bad_parameter_raises_bad_request_naming_it(
+    sdk: openai.AsyncOpenAI, fleet: SimFleet, fields: dict, param: str
+) -> None:
+    # OpenAI answers a bad parameter 400 invalid_request_error with ``param``; the SDKs raise BadRequestError.
+    with pytest.raises(openai.BadRequestError) as raised:
+        await sdk.chat.completions.create(**{"model": "openai/gpt-4o-mini", "messages": MESSAGES, **fields})
+    assert raised.value.status_code == 400 and raised.value.type == "invalid_request_error"
+    assert raised.value.param == param and raised.value.code == "validation_error"
+    assert raised.value.body["message"].startswith(f"{param}: ")
+    assert fleet.servers["openai"].calls_for("gpt-4o-mini") == 0
+
+
+async def test_n_above_one_is_refused_by_name_never_served_as_one_choice(sdk: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        await sdk.chat.completions.create(model="auto", messages=MESSAGES, n=3)
+    assert raised.value.param == "n" and "one choice per request" in raised.value.message
+    completion = await sdk.chat.completions.create(model="auto", messages=MESSAGES, n=1)
+    assert [choice.index for choice in completion.choices] == [0]
+
+
+async def test_bad_parameter_on_llm_endpoints_stays_422(demo_gateway) -> None:
+    body = {"client_id": "t", "intelligence_level": "low", "messages": MESSAGES, "options": {"temperature": 5}}
+    response = await demo_gateway.post("/llm/intelligence", json=body)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
 
 
 async def test_all_rate_limited_raises_rate_limit_with_retry_after(sdk: openai.AsyncOpenAI, fleet: SimFleet) -> None:
@@ -75,6 +111,8 @@ async def test_missing_client_key_raises_authentication_error(fleet: SimFleet) -
         assert raised.value.code == "unauthorized"
         with pytest.raises(openai.AuthenticationError):
             await sdk.models.list()
+        with pytest.raises(openai.AuthenticationError):
+            await sdk.models.retrieve("auto")
 
 
 async def test_unknown_fields_are_ignored_and_not_forwarded(sdk: openai.AsyncOpenAI, fleet: SimFleet) -> None:

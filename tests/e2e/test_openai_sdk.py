@@ -117,6 +117,36 @@ def test_models_list_has_concrete_and_virtual_names(base_url: str) -> None:
     assert {"auto", "low", "medium", "high", "scenario:research"} <= set(ids)
 
 
+def test_every_listed_model_is_retrievable(base_url: str) -> None:
+    # Over a real server: uvicorn decodes the SDK's %2F before routing, and ``{model_id:path}`` takes the slash.
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    for listed in client.models.list():
+        model = client.models.retrieve(listed.id)
+        assert model == listed and model._request_id
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("openai/no-such-model")
+    assert raised.value.param == "model" and raised.value.request_id
+
+
+def test_bad_parameter_raises_bad_request_naming_it(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    for fields, param in [({"temperature": 3}, "temperature"), ({"n": 2}, "n")]:
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(model="auto", messages=MESSAGES, **fields)
+        assert raised.value.param == param and raised.value.type == "invalid_request_error"
+        assert raised.value.request_id
+
+
+def test_replies_carry_the_request_id(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=MESSAGES)
+    assert raw.parse()._request_id == raw.headers["x-request-id"] == raw.headers["x-bkvy-request-id"]
+    stream = client.chat.completions.create(model="auto", messages=MESSAGES, stream=True)
+    assert stream.response.headers["x-request-id"] == stream.response.headers["x-bkvy-request-id"]
+    chunks = list(stream)
+    assert chunks[0].id == f"chatcmpl-{stream.response.headers['x-request-id']}"
+
+
 def test_unknown_model_raises_not_found(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
     with pytest.raises(openai.NotFoundError) as raised:
