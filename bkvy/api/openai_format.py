@@ -11,7 +11,7 @@ from bkvy.core.execution.executor import ExecutionResult
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.upstream.adapters import StreamDelta
 from bkvy.models.errors import UnknownModel
-from bkvy.models.types import IntelligenceLevel, RoutingMethod, ToolCall
+from bkvy.models.types import IntelligenceLevel, RoutingMethod, ToolCall, Usage
 
 VIRTUAL_LEVELS = {
     "auto": IntelligenceLevel.MEDIUM,
@@ -44,8 +44,10 @@ def route_for_model(
     max_wait_seconds: float | None,
     input_tokens_estimate: int,
     output_tokens_estimate: int,
+    needs_json: bool = False,
 ) -> RouteRequest:
-    """``auto``, ``low|medium|high``, ``scenario:NAME``, ``provider/model`` or a bare model name.
+    """``auto``, ``low|medium|high``, ``scenario:NAME``, ``provider/model`` or a bare model name; ``needs_json``
+    (a ``json_schema`` response_format) keeps only models with the "json" capability.
 
     Raises UnknownModel (404) for a name no provider serves; unknown scenarios raise at planning.
     """
@@ -53,6 +55,7 @@ def route_for_model(
         "max_wait_seconds": max_wait_seconds,
         "input_tokens_estimate": input_tokens_estimate,
         "output_tokens_estimate": output_tokens_estimate,
+        "needs_json": needs_json,
     }
     if model in VIRTUAL_LEVELS:
         return RouteRequest(RoutingMethod.INTELLIGENCE, level=VIRTUAL_LEVELS[model], **common)
@@ -114,11 +117,13 @@ def decision_headers(request_id: str, provider: str, model: str, reason: str, is
     return headers
 
 
-def _usage_json(input_tokens: int, output_tokens: int) -> dict[str, int]:
+def _usage_json(usage: Usage) -> dict[str, Any]:
+    """OpenAI's usage: ``completion_tokens`` is the billed output, reasoning included, as OpenAI counts it."""
     return {
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 
@@ -144,7 +149,7 @@ def completion_json(request_id: str, created: int, result: ExecutionResult) -> d
         "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": completion.finish_reason.value}
         ],
-        "usage": _usage_json(completion.usage.input_tokens, completion.usage.output_tokens),
+        "usage": _usage_json(completion.usage),
     }
 
 
@@ -164,11 +169,11 @@ class ChunkWriter:
         }
         self._include_usage = include_usage
         self._has_role = False
-        self._usage: dict[str, int] | None = None
+        self._usage: dict[str, Any] | None = None
 
     def delta_events(self, delta: StreamDelta) -> bytes:
         if delta.usage is not None:
-            self._usage = _usage_json(delta.usage.input_tokens, delta.usage.output_tokens)
+            self._usage = _usage_json(delta.usage)
         body: dict[str, Any] = {}
         if not self._has_role:  # OpenAI's first chunk carries the role
             body["role"] = "assistant"
@@ -186,7 +191,7 @@ class ChunkWriter:
         """The usage chunk (when asked) and ``[DONE]``: only after a finish reason was sent."""
         events = b""
         if self._include_usage:
-            events += _sse({**self._envelope, "choices": [], "usage": self._usage or _usage_json(0, 0)})
+            events += _sse({**self._envelope, "choices": [], "usage": self._usage or _usage_json(Usage())})
         return events + SSE_DONE
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> bytes:

@@ -16,6 +16,7 @@
     ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
     ├── UpstreamBadRequest        400 upstream_bad_request
     ├── UnsupportedInput          400 unsupported_input
+    ├── UnsupportedResponseFormat 400 unsupported_response_format (a json_schema no candidate can honour)
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
     ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
@@ -121,6 +122,11 @@ class UpstreamBadRequest(BkvyError):
 
 class UnsupportedInput(BkvyError):
     code = "unsupported_input"
+    status = 400
+
+
+class UnsupportedResponseFormat(BkvyError):
+    code = "unsupported_response_format"
     status = 400
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from bkvy.models.schemas import ContentPart
-from bkvy.models.types import ChatMessage, GenerationOptions, ToolCall, ToolChoice, ToolSpec
+from bkvy.models.types import ChatMessage, GenerationOptions, JsonSchemaFormat, ToolCall, ToolChoice, ToolSpec
 
 _FunctionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.]+$")]
 _ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]
@@ -95,8 +95,38 @@ class ToolChoiceIn(_In):
     function: NamedFunctionIn
 
 
+class JsonSchemaIn(_In):
+    """OpenAI's ``response_format.json_schema``; what ``client.chat.completions.parse()`` sends."""
+
+    name: _FunctionName
+    description: str | None = Field(default=None, max_length=16 * 1024)
+    # pydantic would shadow BaseModel.schema with a field of that name: alias it
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _small_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(schema)) > 64 * 1024:
+            raise ValueError("a response_format schema must be under 64 KiB")
+        return schema
+
+
 class ResponseFormatIn(_In):
     type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaIn | None = None
+
+    @model_validator(mode="after")
+    def _schema_when_asked(self) -> ResponseFormatIn:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type 'json_schema' needs a 'json_schema' object with 'name' and 'schema'")
+        return self
+
+    def to_json_schema(self) -> JsonSchemaFormat | None:
+        spec = self.json_schema
+        if self.type != "json_schema" or spec is None:
+            return None
+        return JsonSchemaFormat(spec.name, spec.json_schema, spec.description, spec.strict)
 
 
 class StreamOptionsIn(_In):
@@ -181,6 +211,7 @@ class ChatCompletionIn(_In):
             tools=tools,
             tool_choice=self._tool_choice() if tools else None,
             user=self.user,
+            json_schema=self.response_format.to_json_schema() if self.response_format else None,
         )
 
     def _tool_choice(self) -> ToolChoice | None:

@@ -87,6 +87,19 @@ class ToolChoice:
     name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JsonSchemaFormat:
+    """``response_format: {"type": "json_schema"}``: the reply must be JSON matching ``schema``.
+
+    ``name`` and ``strict`` are OpenAI's; the other wire formats carry only the schema.
+    """
+
+    name: str
+    schema: dict[str, Any]
+    description: str | None = None
+    strict: bool | None = None
+
+
 class ChatMessage(NamedTuple):
     """One message; ``content`` is text or a list of OpenAI-style content parts.
 
@@ -114,6 +127,7 @@ class GenerationOptions(NamedTuple):
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
     user: str | None = None  # the end user's id, for the provider's abuse monitoring
+    json_schema: JsonSchemaFormat | None = None  # structured output; implies JSON mode whatever json_mode says
 
 
 class UpstreamCall(NamedTuple):
@@ -144,8 +158,12 @@ class UpstreamReply(NamedTuple):
 
 
 class Usage(NamedTuple):
+    """Tokens as billed. ``output_tokens`` includes ``reasoning_tokens`` (thinking), which every provider
+    bills as output; ``reasoning_tokens`` is the part of it the client never sees as text."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from .knobs import ModelKnobs
+from .structured import schema_reply
 
 _WORDS = [
     "lorem",
@@ -70,6 +71,7 @@ class ChatCall:
     is_thinking_off: bool  # the request switched reasoning off (budget 0, lowest effort, ...)
     include_usage: bool = False
     tool_to_call: str | None = None  # tools were offered and the user spoke last: call this one with {}
+    json_schema: dict | None = None  # structured output asked for: the reply is an instance of this schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
     is_thinking = knobs.thinks and not call.is_thinking_off
     if call.tool_to_call is not None:
         chunks = ()
+    elif call.json_schema is not None:
+        chunks = _pieces(schema_reply(call.json_schema))
     return SimReply(
         response_id=f"{rng.getrandbits(64):016x}",
         model=call.model,
@@ -115,6 +119,23 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
         created_seconds=int(time.time()),
         tool_call=call.tool_to_call,
     )
+
+
+def _pieces(text: str, count: int = 3) -> tuple[str, ...]:
+    """``text`` in ``count`` stream deltas (JSON split mid-token, as real streams do)."""
+    size = max(1, -(-len(text) // count))
+    return tuple(text[start : start + size] for start in range(0, len(text), size))
+
+
+def last_user_text(messages: list) -> str:
+    """The text of the last message when a user wrote it (steers ``structured.pick_tool``), else ""."""
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    content = last.get("content", last.get("parts"))
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
 
 
 def text_length(content: object) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from aiohttp import web
 
 from .knobs import RateView
-from .replies import ChatCall, SimReply, text_length
+from .replies import ChatCall, SimReply, last_user_text, text_length
+from .structured import pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type). `server` is 529 overloaded, the failure Anthropic actually sends under load.
@@ -37,6 +39,7 @@ class AnthropicWire:
         messages = body.get("messages")
         if not isinstance(body.get("model"), str) or not isinstance(messages, list) or not messages:
             raise Rejection("bad_request", "model and messages: Field required")
+        _check_tool_blocks(messages)
         thinking = body.get("thinking")
         if not isinstance(thinking, dict):
             thinking = {}
@@ -51,6 +54,7 @@ class AnthropicWire:
             # Claude thinks only when asked: no `thinking` block (or type disabled) means off.
             is_thinking_off=thinking.get("type") not in ("enabled", "adaptive"),
             tool_to_call=_tool_to_call(body.get("tools"), messages),
+            json_schema=_json_schema(body.get("output_config")),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -71,10 +75,8 @@ class AnthropicWire:
     def reply_body(self, reply: SimReply) -> dict:
         if reply.tool_call is not None:
             block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
-            return self._message(reply, [block], "tool_use", reply.completion_tokens)
-        return self._message(
-            reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), reply.completion_tokens
-        )
+            return self._message(reply, [block], "tool_use", None)
+        return self._message(reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), None)
 
     def stream_head(self, reply: SimReply, call: ChatCall) -> list[bytes]:
         if reply.tool_call is not None:
@@ -106,7 +108,7 @@ class AnthropicWire:
         message_delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
-            "usage": {"output_tokens": reply.completion_tokens},
+            "usage": _output_usage(reply),
         }
         return [
             sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
@@ -128,7 +130,8 @@ class AnthropicWire:
 
         return [web.get("/v1/models", list_models)]
 
-    def _message(self, reply: SimReply, content: list, stop_reason: str | None, output_tokens: int) -> dict:
+    def _message(self, reply: SimReply, content: list, stop_reason: str | None, output_tokens: int | None) -> dict:
+        """A Message; ``output_tokens`` None: the reply's whole usage (message_start carries a placeholder)."""
         return {
             "id": f"msg_{reply.response_id}",
             "type": "message",
@@ -137,7 +140,7 @@ class AnthropicWire:
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": output_tokens},
+            "usage": {"input_tokens": reply.prompt_tokens} | _output_usage(reply, output_tokens),
         }
 
 
@@ -147,16 +150,75 @@ def _stop_reason(reply: SimReply) -> str:
     return "max_tokens" if reply.is_truncated else "end_turn"
 
 
+def _output_tokens(reply: SimReply) -> int:
+    return reply.completion_tokens + reply.thought_tokens  # thinking is billed as output
+
+
+def _output_usage(reply: SimReply, output_tokens: int | None = None) -> dict:
+    """``output_tokens`` (thinking included) and, when it thought, ``output_tokens_details.thinking_tokens``."""
+    usage: dict = {"output_tokens": _output_tokens(reply) if output_tokens is None else output_tokens}
+    if reply.thought_tokens and output_tokens is None:
+        usage["output_tokens_details"] = {"thinking_tokens": reply.thought_tokens}
+    return usage
+
+
 def _tool_to_call(tools: object, messages: list) -> str | None:
-    """Offered tools and a user turn last that is not a tool result -> call the first tool; else text."""
-    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict) or not tools[0].get("name"):
+    """Offered tools and a user turn last that is not a tool result -> call the tool the user names, else the
+    first; else text."""
+    if not isinstance(tools, list):
         return None
+    names = [str(t["name"]) for t in tools if isinstance(t, dict) and t.get("name")]
     last = messages[-1] if isinstance(messages[-1], dict) else {}
-    content = last.get("content")
-    is_tool_result = isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
-    )
-    return str(tools[0]["name"]) if last.get("role") == "user" and not is_tool_result else None
+    if not names or last.get("role") != "user" or _blocks(last, "tool_result"):
+        return None
+    return pick_tool(names, last_user_text(messages))
+
+
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _blocks(message: object, block_type: str) -> list[dict]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == block_type]
+
+
+def _check_tool_blocks(messages: list) -> None:
+    """What the real API rejects: a repeated or malformed tool_use id, and a tool_result that answers no
+    tool_use of the message just before it."""
+    seen: set[str] = set()
+    previous_ids: set[str] = set()
+    for index, message in enumerate(messages):
+        ids = [str(block.get("id")) for block in _blocks(message, "tool_use")]
+        for tool_id in ids:
+            if not _TOOL_ID.match(tool_id):
+                raise Rejection(
+                    "bad_request",
+                    f"messages.{index}.content: tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'",
+                )
+            if tool_id in seen:
+                raise Rejection("bad_request", f"messages.{index}.content: `tool_use` ids must be unique")
+            seen.add(tool_id)
+        for block in _blocks(message, "tool_result"):
+            if block.get("tool_use_id") not in previous_ids:
+                raise Rejection(
+                    "bad_request",
+                    f"messages.{index}.content: unexpected `tool_use_id` found in `tool_result` blocks. Each"
+                    " `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+                )
+        previous_ids = set(ids)
+
+
+def _json_schema(output_config: object) -> dict | None:
+    """Structured outputs: ``output_config.format = {"type": "json_schema", "schema": {...}}``."""
+    output_format = output_config.get("format") if isinstance(output_config, dict) else None
+    if not isinstance(output_format, dict) or output_format.get("type") != "json_schema":
+        return None
+    schema = output_format.get("schema")
+    if not isinstance(schema, dict):
+        raise Rejection("bad_request", "output_config.format.schema: Field required")
+    return schema
 
 
 def _error_body(error_type: str, message: str) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from .knobs import RateView
-from .replies import ChatCall, SimReply, text_length
+from .replies import ChatCall, SimReply, last_user_text, text_length
+from .structured import pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, int_or_none, sse
 
 # kind -> (status, google.rpc status name)
@@ -36,6 +37,7 @@ class GeminiWire:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise Rejection("bad_request", "* GenerateContentRequest.contents: contents is not specified")
+        _check_function_turns(contents)
         config = body.get("generationConfig") or {}
         thinking_config = config.get("thinkingConfig") or {}
         # Google's JSON parser takes proto field names in either case; google-genai 3.x sends snake_case here.
@@ -52,6 +54,7 @@ class GeminiWire:
             prompt_chars=prompt_chars,
             is_thinking_off=thinking_budget == 0,
             tool_to_call=_tool_to_call(body.get("tools"), contents),
+            json_schema=_json_schema(config),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -134,14 +137,59 @@ def _tool_to_call(tools: object, contents: list) -> str | None:
     if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
         return None
     declarations = tools[0].get("functionDeclarations") or tools[0].get("function_declarations") or []
-    if not declarations or not isinstance(declarations[0], dict) or not declarations[0].get("name"):
+    names = [str(d["name"]) for d in declarations if isinstance(d, dict) and d.get("name")]
+    if not names:
         return None
     last = contents[-1] if isinstance(contents[-1], dict) else {}
-    parts = last.get("parts")
-    if not isinstance(parts, list):
-        parts = []
-    is_response = any(isinstance(p, dict) and ("functionResponse" in p or "function_response" in p) for p in parts)
-    return str(declarations[0]["name"]) if last.get("role", "user") == "user" and not is_response else None
+    if last.get("role", "user") != "user" or _function_parts(last, "functionResponse"):
+        return None
+    return pick_tool(names, last_user_text(contents))
+
+
+def _function_parts(content: object, kind: str) -> list[dict]:
+    """The ``functionCall`` / ``functionResponse`` objects of one content (either case of the field name)."""
+    parts = content.get("parts") if isinstance(content, dict) else None
+    snake = "function_call" if kind == "functionCall" else "function_response"
+    found = [p.get(kind, p.get(snake)) for p in parts or [] if isinstance(p, dict)]
+    return [f for f in found if isinstance(f, dict)]
+
+
+def _check_function_turns(contents: list) -> None:
+    """What the real API rejects: ``id`` on a request's functionCall/functionResponse (it only sends them), and
+    a results turn whose parts do not answer the calls of the model turn before it. Stricter than the service on
+    one point: a result must carry the name of a call of that turn (a wrong name makes the model misread it)."""
+    previous_calls: list[dict] = []
+    for index, content in enumerate(contents):
+        calls, results = _function_parts(content, "functionCall"), _function_parts(content, "functionResponse")
+        for kind, items in (("function_call", calls), ("function_response", results)):
+            if any("id" in item for item in items):
+                raise Rejection(
+                    "bad_request",
+                    f"Invalid JSON payload received. Unknown name \"id\" at 'contents[{index}].parts[0].{kind}':"
+                    " Cannot find field.",
+                )
+        if results:
+            if len(results) != len(previous_calls):
+                raise Rejection(
+                    "bad_request",
+                    "Please ensure that the number of function response parts is equal to the number of function"
+                    " call parts of the function call turn.",
+                )
+            if sorted(str(r.get("name")) for r in results) != sorted(str(c.get("name")) for c in previous_calls):
+                raise Rejection("bad_request", f"contents[{index}]: a function response names no call of its turn.")
+        previous_calls = calls
+
+
+def _json_schema(config: dict) -> dict | None:
+    """``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (OpenAPI subset); either needs the JSON mime type."""
+    schema = config.get("responseJsonSchema", config.get("response_json_schema"))
+    if schema is None:
+        schema = config.get("responseSchema", config.get("response_schema"))
+    if schema is None:
+        return None
+    if config.get("responseMimeType", config.get("response_mime_type")) != "application/json":
+        raise Rejection("bad_request", "responseMimeType must be application/json when a response schema is set.")
+    return schema if isinstance(schema, dict) else {}
 
 
 def _finish_reason(reply: SimReply) -> str:

@@ -41,6 +41,8 @@ class OllamaWire:
             max_tokens=int_or_none(options.get("num_predict")),
             prompt_chars=sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             is_thinking_off=body.get("think") is False,
+            # structured outputs: `format` is "json" or a JSON Schema object (Ollama 0.5+)
+            json_schema=body["format"] if isinstance(body.get("format"), dict) else None,
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:

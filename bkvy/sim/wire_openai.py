@@ -7,7 +7,8 @@ import math
 from aiohttp import web
 
 from .knobs import RateView
-from .replies import ChatCall, SimReply, text_length
+from .replies import ChatCall, SimReply, last_user_text, text_length
+from .structured import pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type, error.code), as the real API sends them.
@@ -46,6 +47,7 @@ class OpenAIWire:
             is_thinking_off=body.get("reasoning_effort") in _OFF_EFFORTS,
             include_usage=bool(stream_options.get("include_usage")),
             tool_to_call=_tool_to_call(body.get("tools"), messages),
+            json_schema=_json_schema(body.get("response_format")),
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -157,13 +159,27 @@ def _message(reply: SimReply) -> dict:
 
 
 def _tool_to_call(tools: object, messages: list) -> str | None:
-    """Deterministic tool use: offered tools and a user turn last -> call the first tool; else answer in text."""
+    """Deterministic tool use: offered tools and a user turn last -> call the tool the user names, else the
+    first; else answer in text."""
     if not isinstance(tools, list) or not tools or not isinstance(messages[-1], dict):
         return None
     if messages[-1].get("role") != "user":
         return None
-    function = tools[0].get("function") if isinstance(tools[0], dict) else None
-    return str(function.get("name")) if isinstance(function, dict) and function.get("name") else None
+    functions = [t.get("function") for t in tools if isinstance(t, dict)]
+    names = [str(f.get("name")) for f in functions if isinstance(f, dict) and f.get("name")]
+    return pick_tool(names, last_user_text(messages))
+
+
+def _json_schema(response_format: object) -> dict | None:
+    """``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``: the schema; the real API answers
+    400 without a name."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise Rejection("bad_request", "Missing required parameter: 'response_format.json_schema.name'.")
+    schema = spec.get("schema")
+    return schema if isinstance(schema, dict) else {}
 
 
 def _usage(reply: SimReply) -> dict:

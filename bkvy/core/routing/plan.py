@@ -63,6 +63,7 @@ class RouteRequest(NamedTuple):
     input_tokens_estimate: int = 0
     output_tokens_estimate: int = 500
     fast_mode: bool = False  # soft timeout reached: closed circuits only, fastest first
+    needs_json: bool = False  # a json_schema response_format: only models with the "json" capability
 
 
 class LiveFields(NamedTuple):

@@ -10,7 +10,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, RouteRequest, live_candidate
-from bkvy.models.errors import NoCandidates, UnknownKey, UnknownModel, UnknownProvider, UnknownScenario
+from bkvy.models.errors import (
+    NoCandidates,
+    UnknownKey,
+    UnknownModel,
+    UnknownProvider,
+    UnknownScenario,
+    UnsupportedResponseFormat,
+)
 from bkvy.models.types import RoutingMethod
 
 if TYPE_CHECKING:
@@ -27,6 +34,7 @@ class RouteEntry:
     output_price_per_1k: float
     seed: LiveCandidate  # used when the snapshot knows nothing about this candidate
     rank: int  # scenario: position of its entry in priority order
+    has_json: bool = False  # its model has the "json" capability: it can honour a json_schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,7 @@ class RouteTable:
                         output_price_per_1k=model.output_price_per_1k,
                         seed=live_candidate(key, seed),
                         rank=0,
+                        has_json="json" in model.capabilities,
                     )
                     for key_id in provider.keys
                     for key in (CandidateKey(provider_name, model_name, key_id),)
@@ -71,7 +80,20 @@ class RouteTable:
         )
 
     def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
-        """Candidates in preference groups: intelligence routing's higher tiers come after its own tier."""
+        """Candidates in preference groups: intelligence routing's higher tiers come after its own tier; with
+        ``needs_json`` only those whose model has the "json" capability. Raises Unknown*/NoCandidates (404),
+        UnsupportedResponseFormat (400) when ``needs_json`` leaves none."""
+        groups = self._all_groups_for(request)
+        if not request.needs_json:
+            return groups
+        json_groups = [group for group in (tuple(e for e in g if e.has_json) for g in groups) if group]
+        if not json_groups:
+            raise UnsupportedResponseFormat(
+                "no candidate model for this request has the 'json' capability a json_schema response_format needs"
+            )
+        return json_groups
+
+    def _all_groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
         if request.method is RoutingMethod.SCENARIO:
             entries = self.scenarios.get(request.scenario or "")
             if entries is None:

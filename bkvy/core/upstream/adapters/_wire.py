@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from bkvy.models.errors import UpstreamError
-from bkvy.models.types import ChatMessage, ErrorClass, GenerationOptions, UpstreamCall
+from bkvy.models.types import ChatMessage, ErrorClass, GenerationOptions, ToolCall, UpstreamCall
 
 JSON_CONTENT_TYPE = {"content-type": "application/json"}
 
@@ -58,3 +60,44 @@ def tool_arguments(provider: str, arguments: str) -> dict[str, Any]:
     except ValueError:
         raise unsupported_part(provider, "tool_call with non-JSON arguments") from None
     return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def new_call_id() -> str:
+    """An id for a tool call the provider gave none (Gemini often does not). Random, not numbered: a client
+    sends every earlier round's calls back in its history, so ids must differ across rounds, not just within one
+    reply (``call_0`` twice made Anthropic answer 400 and Gemini get a result under the wrong name)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def with_unique_tool_ids(
+    messages: tuple[ChatMessage, ...], clean: Callable[[str], str] | None = None
+) -> tuple[ChatMessage, ...]:
+    """The history with every tool call id unique (``clean``-ed first), each tool result re-pointed at its call.
+
+    A client's history may repeat an id (from an older gateway, or from another one); a result belongs to the
+    latest call before it with that id. Histories with unique, clean ids come back unchanged.
+    """
+    if not any(m.tool_calls for m in messages):
+        return messages
+    used: set[str] = set()
+    latest: dict[str, str] = {}  # the client's id -> the id on the wire for its latest call
+    result: list[ChatMessage] = []
+    for message in messages:
+        if message.tool_calls:
+            calls = tuple(_renamed(call, clean, used, latest) for call in message.tool_calls)
+            message = message._replace(tool_calls=calls)
+        elif message.role == "tool" and message.tool_call_id is not None:
+            fallback = clean(message.tool_call_id) if clean else message.tool_call_id
+            message = message._replace(tool_call_id=latest.get(message.tool_call_id, fallback))
+        result.append(message)
+    return tuple(result)
+
+
+def _renamed(call: ToolCall, clean: Callable[[str], str] | None, used: set[str], latest: dict[str, str]) -> ToolCall:
+    base = clean(call.call_id) if clean else call.call_id
+    wire_id, suffix = base, 1
+    while wire_id in used:
+        wire_id, suffix = f"{base}_{suffix}", suffix + 1
+    used.add(wire_id)
+    latest[call.call_id] = wire_id
+    return call if wire_id == call.call_id else ToolCall(wire_id, call.name, call.arguments)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bkvy.core.upstream.adapters._errors import (
@@ -21,6 +22,7 @@ from bkvy.core.upstream.adapters._wire import (
     probe_call,
     tool_arguments,
     unsupported_part,
+    with_unique_tool_ids,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.errors import UpstreamError
@@ -37,6 +39,7 @@ from bkvy.models.types import (
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
+_NOT_IN_TOOL_ID = re.compile(r"[^A-Za-z0-9_-]")  # tool_use ids must match ^[a-zA-Z0-9_-]+$
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; clients often send none
 _FINISH = {
     "end_turn": FinishReason.STOP,
@@ -66,8 +69,7 @@ class AnthropicAdapter:
                 for b in blocks
                 if b.get("type") == "tool_use"
             )
-            usage = payload["usage"]
-            tokens = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+            tokens = _usage(payload["usage"])
         except (KeyError, TypeError, AttributeError):
             raise unparseable_reply(reply.status) from None
         finish = _FINISH.get(payload.get("stop_reason") or "end_turn", FinishReason.STOP)
@@ -96,7 +98,7 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": call.model,
         "max_tokens": options.max_tokens if options.max_tokens is not None else DEFAULT_MAX_TOKENS,
-        "messages": _alternating_messages(call.messages),
+        "messages": _alternating_messages(with_unique_tool_ids(call.messages, _clean_tool_id)),
     }
     if system:
         body["system"] = system
@@ -113,11 +115,26 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
         ]
         if options.tool_choice is not None:
             body["tool_choice"] = _tool_choice(options.tool_choice)
+    if options.json_schema is not None:
+        # Structured outputs (anthropic SDK 2.12 ``output_config.format``): the reply is one text block of JSON.
+        body["output_config"] = {"format": {"type": "json_schema", "schema": options.json_schema.schema}}
     if options.user:
         body["metadata"] = {"user_id": options.user}
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _clean_tool_id(call_id: str) -> str:
+    return _NOT_IN_TOOL_ID.sub("_", call_id)
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    """``output_tokens`` is the billed total, thinking included; ``output_tokens_details.thinking_tokens`` is the
+    thinking part of it (anthropic SDK 2.12 ``OutputTokensDetails``)."""
+    details = raw.get("output_tokens_details")
+    thinking = details.get("thinking_tokens") if isinstance(details, dict) else None
+    return Usage(int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0), int(thinking or 0))
 
 
 def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
@@ -228,5 +245,5 @@ class AnthropicStreamDecoder:
         stop_reason = (event.get("delta") or {}).get("stop_reason") or "end_turn"
         return StreamDelta(
             finish_reason=_FINISH.get(stop_reason, FinishReason.STOP),
-            usage=Usage(self._input_tokens, int(usage.get("output_tokens") or 0)),
+            usage=_usage({**usage, "input_tokens": self._input_tokens}),
         )

@@ -17,9 +17,11 @@ from bkvy.core.upstream.adapters._wire import (
     JSON_CONTENT_TYPE,
     image_url_of,
     join_url,
+    new_call_id,
     parse_data_url,
     tool_arguments,
     unsupported_part,
+    with_unique_tool_ids,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
@@ -70,9 +72,7 @@ class GeminiAdapter:
         if delta is None:  # neither candidates nor a block reason
             raise unparseable_reply(reply.status)
         usage = _usage(payload.get("usageMetadata")) or Usage()
-        tool_calls = tuple(
-            ToolCall(c.call_id or f"call_{c.index}", c.name or "", c.arguments) for c in delta.tool_calls
-        )
+        tool_calls = tuple(ToolCall(c.call_id or new_call_id(), c.name or "", c.arguments) for c in delta.tool_calls)
         return Completion(
             content=delta.content,
             usage=usage,
@@ -100,9 +100,7 @@ def _headers(call: UpstreamCall) -> dict[str, str]:
 
 
 def _body(call: UpstreamCall) -> dict[str, Any]:
-    # A Gemini functionResponse names its function; OpenAI's tool message only has the call id.
-    names = {c.call_id: c.name for m in call.messages for c in m.tool_calls}
-    body: dict[str, Any] = {"contents": [_content(m, names) for m in call.messages if m.role != "system"]}
+    body: dict[str, Any] = {"contents": _contents(call.messages)}
     system = "\n\n".join(m.text() for m in call.messages if m.role == "system")
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -140,7 +138,10 @@ def _generation_config(call: UpstreamCall) -> dict[str, Any]:
         "temperature": options.temperature,
         "topP": options.top_p,
         "stopSequences": list(options.stop) or None,
-        "responseMimeType": "application/json" if options.json_mode else None,
+        "responseMimeType": "application/json" if options.json_mode or options.json_schema else None,
+        # responseJsonSchema (google-genai 3.4 ``response_json_schema``) takes JSON Schema as OpenAI clients
+        # send it ($defs, $ref, additionalProperties); responseSchema takes an OpenAPI subset that rejects those.
+        "responseJsonSchema": options.json_schema.schema if options.json_schema else None,
     }
     config: dict[str, Any] = {name: value for name, value in candidates.items() if value is not None}
     if call.thinking_off and call.supports_thinking:
@@ -148,14 +149,32 @@ def _generation_config(call: UpstreamCall) -> dict[str, Any]:
     return config
 
 
-def _content(message: ChatMessage, names: dict[str, str]) -> dict[str, Any]:
+def _contents(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """Gemini pairs a functionResponse with its call by name and position, never by id (its request side
+    rejects ``id``): each result takes its call's name, and a run of results is one turn, as many parts as the
+    model turn had calls."""
+    messages = with_unique_tool_ids(messages)
+    names = {c.call_id: c.name for m in messages for c in m.tool_calls}
+    contents: list[dict[str, Any]] = []
+    previous_role = None
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role != "tool":
+            contents.append(_content(message))
+        else:
+            name = names.get(message.tool_call_id or "", message.tool_call_id or "")
+            part = {"functionResponse": {"name": name, "response": {"content": message.text()}}}
+            if previous_role == "tool":
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+        previous_role = message.role
+    return contents
+
+
+def _content(message: ChatMessage) -> dict[str, Any]:
     role = "model" if message.role == "assistant" else "user"
-    if message.role == "tool":
-        name = names.get(message.tool_call_id or "", message.tool_call_id or "")
-        return {
-            "role": "user",
-            "parts": [{"functionResponse": {"name": name, "response": {"content": message.text()}}}],
-        }
     parts: list[dict[str, Any]]
     if isinstance(message.content, str):
         parts = [{"text": message.content}] if message.content or not message.tool_calls else []
@@ -208,9 +227,16 @@ def _response_delta(payload: dict[str, Any]) -> StreamDelta | None:
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Billed tokens: thoughts are output Gemini leaves out of candidatesTokenCount, tool-use prompt tokens are
+    input it leaves out of promptTokenCount (totalTokenCount is the sum of all four)."""
     if not isinstance(raw, dict):
         return None
-    return Usage(int(raw.get("promptTokenCount") or 0), int(raw.get("candidatesTokenCount") or 0))
+    thoughts = int(raw.get("thoughtsTokenCount") or 0)
+    return Usage(
+        int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0),
+        int(raw.get("candidatesTokenCount") or 0) + thoughts,
+        thoughts,
+    )
 
 
 class GeminiStreamDecoder:
@@ -238,5 +264,5 @@ class GeminiStreamDecoder:
         for call in delta.tool_calls:
             index = self._tool_calls_seen
             self._tool_calls_seen += 1
-            calls.append(ToolCallDelta(index, call.call_id or f"call_{index}", call.name, call.arguments))
+            calls.append(ToolCallDelta(index, call.call_id or new_call_id(), call.name, call.arguments))
         return StreamDelta(delta.content, delta.finish_reason, delta.usage, tuple(calls))

@@ -79,7 +79,9 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     sampling = {name: value for name, value in candidates.items() if value is not None}
     if sampling:
         body["options"] = sampling
-    if options.json_mode:
+    if options.json_schema is not None:
+        body["format"] = options.json_schema.schema  # Ollama's structured outputs: a JSON Schema as `format`
+    elif options.json_mode:
         body["format"] = "json"
     if call.thinking_off and call.supports_thinking:
         body["think"] = False

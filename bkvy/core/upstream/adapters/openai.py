@@ -12,12 +12,19 @@ from bkvy.core.upstream.adapters._errors import (
     upstream_error,
 )
 from bkvy.core.upstream.adapters._streams import SseBuffer, decode_event_json
-from bkvy.core.upstream.adapters._wire import JSON_CONTENT_TYPE, join_url, probe_call
+from bkvy.core.upstream.adapters._wire import (
+    JSON_CONTENT_TYPE,
+    join_url,
+    new_call_id,
+    probe_call,
+    with_unique_tool_ids,
+)
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
 from bkvy.models.types import (
     ChatMessage,
     Completion,
     FinishReason,
+    GenerationOptions,
     ToolCall,
     ToolChoice,
     UpstreamCall,
@@ -82,13 +89,14 @@ class OpenAIAdapter:
 
     def _body(self, call: UpstreamCall) -> dict[str, Any]:
         options = call.options
-        body: dict[str, Any] = {"model": call.model, "messages": [_message(m) for m in call.messages]}
+        messages = with_unique_tool_ids(call.messages)
+        body: dict[str, Any] = {"model": call.model, "messages": [_message(m) for m in messages]}
         if self._is_native and is_reasoning_model(call.model):
             body.update(_reasoning_params(call))
         else:
             body.update(_sampling_params(call))
-        if options.json_mode:
-            body["response_format"] = {"type": "json_object"}
+        if options.json_mode or options.json_schema is not None:
+            body["response_format"] = _response_format(options)
         if options.tools:
             body["tools"] = [
                 {
@@ -109,6 +117,19 @@ class OpenAIAdapter:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
+
+
+def _response_format(options: GenerationOptions) -> dict[str, Any]:
+    """``json_schema`` as the client sent it (name, schema, strict, description); else ``json_object``."""
+    schema = options.json_schema
+    if schema is None:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": schema.name, "schema": schema.schema}
+    if schema.description is not None:
+        spec["description"] = schema.description
+    if schema.strict is not None:
+        spec["strict"] = schema.strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _reasoning_params(call: UpstreamCall) -> dict[str, Any]:
@@ -157,13 +178,18 @@ def _message(message: ChatMessage) -> dict[str, Any]:
 
 def _tool_call(raw: dict[str, Any]) -> ToolCall:
     function = raw["function"]
-    return ToolCall(str(raw["id"]), str(function["name"]), str(function.get("arguments") or "{}"))
+    # Some compatible servers (older llama.cpp, Ollama's /v1) send no id; the round trip needs one.
+    call_id = str(raw.get("id") or new_call_id())
+    return ToolCall(call_id, str(function["name"]), str(function.get("arguments") or "{}"))
 
 
 def _usage(raw: Any) -> Usage | None:
+    """``completion_tokens`` already includes ``completion_tokens_details.reasoning_tokens`` (both billed)."""
     if not isinstance(raw, dict):
         return None
-    return Usage(input_tokens=int(raw.get("prompt_tokens") or 0), output_tokens=int(raw.get("completion_tokens") or 0))
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0), int(reasoning or 0))
 
 
 class OpenAIStreamDecoder:
@@ -171,6 +197,7 @@ class OpenAIStreamDecoder:
 
     def __init__(self) -> None:
         self._events = SseBuffer()
+        self._call_indexes: set[int] = set()  # tool calls begun: their first fragment carried (or got) an id
 
     def feed(self, chunk: bytes) -> list[StreamDelta]:
         deltas: list[StreamDelta] = []
@@ -179,8 +206,19 @@ class OpenAIStreamDecoder:
                 continue
             delta = _chunk_delta(decode_event_json(data))
             if delta is not None:
-                deltas.append(delta)
+                deltas.append(self._with_call_ids(delta) if delta.tool_calls else delta)
         return deltas
+
+    def _with_call_ids(self, delta: StreamDelta) -> StreamDelta:
+        """A call's first fragment without an id (some compatible servers) gets one, as ``parse_reply`` does."""
+        calls = []
+        for call in delta.tool_calls:
+            if call.index not in self._call_indexes:
+                self._call_indexes.add(call.index)
+                if not call.call_id:
+                    call = ToolCallDelta(call.index, new_call_id(), call.name, call.arguments)
+            calls.append(call)
+        return StreamDelta(delta.content, delta.finish_reason, delta.usage, tuple(calls))
 
 
 def _chunk_delta(payload: dict[str, Any]) -> StreamDelta | None:

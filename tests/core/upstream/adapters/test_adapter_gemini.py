@@ -146,7 +146,8 @@ def test_probe_gets_model_info(make_call, secret_key) -> None:
 def test_reply_skips_thought_parts_and_maps_usage(make_reply) -> None:
     completion = GEMINI.parse_reply(make_reply(200, RECORDED_RESPONSE))
     assert completion.content == "Hi! Need anything?"
-    assert completion.usage == Usage(8, 5) and completion.finish_reason is FinishReason.STOP
+    # thoughts are billed output Gemini leaves out of candidatesTokenCount: 5 + 27, total 40 = 8 + 32
+    assert completion.usage == Usage(8, 32, 27) and completion.finish_reason is FinishReason.STOP
     assert completion.model_reported == "gemini-2.5-flash"
 
 
