@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bkvy.api.anthropic_format import ANTHROPIC_PATHS, anthropic_status
+from bkvy.api.anthropic_format import error_body as anthropic_error_body
 from bkvy.api.openai_format import error_body as openai_error_body
 from bkvy.models.errors import BkvyError, MethodNotAllowed
 
@@ -73,6 +75,13 @@ def method_not_allowed(method: str, route: str, allowed: Iterable[str]) -> Metho
 def failure_of(error: Exception, *, method: str, route: str, request_id: str) -> Failure:
     """Any exception as a Failure. Anything that is not ours is logged by class name and becomes a plain 500:
     a bug's message may hold request content, so it never reaches the client or the log."""
+    failure = _failure_of(error, method=method, route=route, request_id=request_id)
+    if route in ANTHROPIC_PATHS:  # Anthropic's statuses (400 for 422, 529 for 503): its SDK picks classes by them
+        return replace(failure, status=anthropic_status(failure.status))
+    return failure
+
+
+def _failure_of(error: Exception, *, method: str, route: str, request_id: str) -> Failure:
     if isinstance(error, BkvyError):
         return _bkvy_failure(error)
     if isinstance(error, RequestValidationError):
@@ -109,7 +118,13 @@ _OPENAI_PATH_PREFIX = "/v1/"
 
 
 def failure_body(path: str, request_id: str, failure: Failure) -> tuple[dict[str, object], dict[str, str] | None]:
-    """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
+    """The failure envelope and its headers: Anthropic's on /v1/messages, OpenAI's on the rest of /v1/* (so their
+    SDKs raise their classes), else bkvy's."""
+    if path in ANTHROPIC_PATHS:
+        return (
+            anthropic_error_body(failure.status, failure.code, failure.message, request_id),
+            {**(failure.headers or {}), "x-bkvy-request-id": request_id, "request-id": request_id},
+        )
     if path.startswith(_OPENAI_PATH_PREFIX):
         return (
             openai_error_body(failure.status, failure.code, failure.message),
