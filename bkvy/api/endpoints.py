@@ -23,6 +23,7 @@ from starlette.routing import compile_path
 
 from bkvy.api import (
     routes_admin,
+    routes_anthropic,
     routes_circuits,
     routes_dashboard,
     routes_llm,
@@ -31,6 +32,7 @@ from bkvy.api import (
     routes_records,
 )
 from bkvy.api.admin import require_admin
+from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
 from bkvy.models.errors import BkvyError
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest
@@ -85,6 +87,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "an OpenAI chat completion, or its chunks as text/event-stream with stream=true",
         routes_openai.chat_completions,
         ("openai",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages",
+        MessagesCreateIn,
+        "an Anthropic Message, or its events as text/event-stream with stream=true",
+        routes_anthropic.messages,
+        ("anthropic",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages/count_tokens",
+        MessagesCountTokensIn,
+        "bkvy's estimate of the input tokens, as Anthropic's {input_tokens}",
+        routes_anthropic.count_tokens,
+        ("anthropic",),
         is_hot=True,
     ),
     Endpoint("GET", "/v1/models", None, "the models, in OpenAI's list format", routes_openai.list_models, ("openai",)),

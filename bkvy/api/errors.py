@@ -21,6 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bkvy.api.anthropic_format import ANTHROPIC_PATHS, anthropic_status
+from bkvy.api.anthropic_format import error_body as anthropic_error_body
 from bkvy.api.openai_format import error_body as openai_error_body
 from bkvy.api.openai_format import request_id_headers
 from bkvy.models.errors import BkvyError, MethodNotAllowed
@@ -78,9 +80,12 @@ def failure_of(error: Exception, *, method: str, route: str, request_id: str) ->
     """Any exception as a Failure. Anything that is not ours is logged by class name and becomes a plain 500:
     a bug's message may hold request content, so it never reaches the client or the log.
 
-    ``route`` is the route's template (a hot path is its own). On /v1/* a bad parameter is 400, not 422: OpenAI
+    ``route`` is the route's template (a hot path is its own). On /v1/messages Anthropic's statuses (400 for 422,
+    529 for 503): its SDK picks its classes by them. On the rest of /v1/* a bad parameter is 400, not 422: OpenAI
     answers 400 ``invalid_request_error`` naming ``param``, and its SDKs raise ``BadRequestError`` for it."""
     failure = _failure_of(error, method=method, route=route, request_id=request_id)
+    if route in ANTHROPIC_PATHS:
+        return dataclasses.replace(failure, status=anthropic_status(failure.status))
     if failure.status == 422 and route.startswith(_OPENAI_PATH_PREFIX):
         return dataclasses.replace(failure, status=400)
     return failure
@@ -121,7 +126,13 @@ def _bkvy_failure(error: BkvyError) -> Failure:
 
 
 def failure_body(path: str, request_id: str, failure: Failure) -> tuple[dict[str, object], dict[str, str] | None]:
-    """The failure envelope and its headers: OpenAI's on /v1/* (so its SDKs raise their classes), else bkvy's."""
+    """The failure envelope and its headers: Anthropic's on /v1/messages, OpenAI's on the rest of /v1/* (so their
+    SDKs raise their classes), else bkvy's."""
+    if path in ANTHROPIC_PATHS:
+        return (
+            anthropic_error_body(failure.status, failure.code, failure.message, request_id),
+            {**(failure.headers or {}), "x-bkvy-request-id": request_id, "request-id": request_id},
+        )
     if path.startswith(_OPENAI_PATH_PREFIX):
         return (
             openai_error_body(failure.status, failure.code, failure.message, failure.param),

@@ -1,0 +1,120 @@
+"""The Anthropic-compatible API: ``POST /v1/messages`` (streamed or not) and ``POST /v1/messages/count_tokens``.
+
+Routed exactly like ``/v1/chat/completions`` (the same ``model`` names, the same executor: failover before the
+first byte, records, metrics, budgets, hedging). Errors on these paths use Anthropic's envelope and statuses
+(``api.anthropic_format``, mapped in ``api.errors``) so the official SDK raises its own classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bkvy.api.anthropic_format import (
+    EventWriter,
+    error_event,
+    estimate_input_tokens,
+    message_json,
+    to_messages,
+    to_options,
+    to_tools,
+)
+from bkvy.api.body import parse_body
+from bkvy.api.client_auth import authenticate_anthropic_client
+from bkvy.api.hot_path import Exchange, JsonReply, SseReply
+from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.core.execution.executor import ExecutionRequest
+from bkvy.core.execution.streaming import LiveStream
+from bkvy.core.limits.client_keys import ClientKey
+from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
+from bkvy.models.errors import InvalidRequest, StreamInterrupted
+
+_ANONYMOUS_CLIENT = "anthropic-client"
+_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def messages(exchange: Exchange) -> JsonReply | SseReply:
+    """A hot endpoint (``api.endpoints``): answered by ``api.hot_path`` ahead of FastAPI."""
+    services = exchange.services
+    request_id = exchange.request_id
+    client_key = _client_key(exchange)
+    body = _parsed(await exchange.body(), MessagesCreateIn)
+    chat_messages = to_messages(body)
+    options = to_options(body)
+    input_tokens_estimate = estimate_input_tokens(chat_messages, options.tools)
+    route = route_for_model(
+        body.model,
+        services.config,
+        max_wait_seconds=body.bkvy.max_wait_seconds,
+        input_tokens_estimate=input_tokens_estimate,
+        output_tokens_estimate=body.max_tokens,
+    )
+    execution = ExecutionRequest(
+        request_id,
+        client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT),
+        route,
+        chat_messages,
+        options,
+        client_key.key_id if client_key else None,
+        timeout_seconds=body.bkvy.timeout_seconds,
+        hedge=body.bkvy.hedge,
+        client_gone=exchange.client_gone,
+    )
+    if body.stream:
+        stream = await services.executor.open_stream(execution)
+        candidate = stream.candidate
+        writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
+        headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, stream.is_hedged)
+        return SseReply(_sse_events(stream, writer, request_id), headers | {"request-id": request_id} | _STREAM_HEADERS)
+    result, report = await services.executor.execute_then_report(execution)
+    candidate = result.candidate
+    headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)
+
+
+async def count_tokens(exchange: Exchange) -> JsonReply:
+    """bkvy's estimate of the input tokens (``anthropic_format.estimate_input_tokens``); no upstream call."""
+    _client_key(exchange)
+    body = _parsed(await exchange.body(), MessagesCountTokensIn)
+    route_for_model(
+        body.model, exchange.services.config, max_wait_seconds=None, input_tokens_estimate=0, output_tokens_estimate=0
+    )  # an unknown model is a 404 here too
+    chat_messages = to_messages(body)
+    input_tokens = estimate_input_tokens(chat_messages, to_tools(body))
+    return JsonReply({"input_tokens": input_tokens}, {"request-id": exchange.request_id})
+
+
+def _client_key(exchange: Exchange) -> ClientKey | None:
+    return authenticate_anthropic_client(
+        exchange.services, exchange.header(b"authorization"), exchange.header(b"x-api-key")
+    )
+
+
+def _parsed(raw: bytes, schema: type[Body]) -> Body:
+    """The body, or a 400 that names the first problem; a field bkvy does not carry is named as such."""
+    try:
+        return schema.model_validate_json(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] == "extra_forbidden":
+            location = ".".join(str(part) for part in first["loc"])
+            raise InvalidRequest(f"{location}: not supported by bkvy's Messages API; remove it") from None
+    return parse_body(raw, schema)  # raises the body's first error, worded as on every other route
+
+
+async def _sse_events(stream: LiveStream, writer: EventWriter, request_id: str) -> AsyncIterator[bytes]:
+    """Relay the stream; a break after content ends it with an ``error`` event, never a fake ``end_turn``."""
+    opening = writer.opening_events()  # sent with the first batch: the stream is never left unread
+    try:
+        async for batch in stream.batches():
+            events = opening + b"".join([writer.delta_events(delta) for delta in batch])
+            opening = b""
+            if events:
+                yield events
+    except StreamInterrupted as error:
+        yield opening + error_event(error.status, error.code, error.message, request_id)
+        return
+    yield writer.closing_events()
