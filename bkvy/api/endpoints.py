@@ -25,12 +25,14 @@ from bkvy.api import (
     routes_admin,
     routes_circuits,
     routes_dashboard,
+    routes_embeddings,
     routes_llm,
     routes_monitor,
     routes_openai,
     routes_records,
 )
 from bkvy.api.admin import require_admin
+from bkvy.models.embeddings import EmbeddingsIn
 from bkvy.models.errors import BkvyError
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest
@@ -84,6 +86,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ChatCompletionIn,
         "an OpenAI chat completion, or its chunks as text/event-stream with stream=true",
         routes_openai.chat_completions,
+        ("openai",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/embeddings",
+        EmbeddingsIn,
+        "OpenAI embeddings: one vector per input, as numbers or base64 (encoding_format)",
+        routes_embeddings.embeddings,
         ("openai",),
         is_hot=True,
     ),

@@ -16,6 +16,8 @@
     ├── AllCandidatesRateLimited  429 rate_limited      (api adds Retry-After)
     ├── UpstreamBadRequest        400 upstream_bad_request
     ├── UnsupportedInput          400 unsupported_input
+    ├── NotAnEmbeddingModel       400 not_an_embedding_model (a chat model, level or scenario on /v1/embeddings)
+    ├── NotAChatModel             400 not_a_chat_model       (an embedding model asked to chat)
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
     ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
@@ -120,6 +122,16 @@ class UpstreamBadRequest(BkvyError):
 
 class UnsupportedInput(BkvyError):
     code = "unsupported_input"
+    status = 400
+
+
+class NotAnEmbeddingModel(BkvyError):
+    code = "not_an_embedding_model"
+    status = 400
+
+
+class NotAChatModel(BkvyError):
+    code = "not_a_chat_model"
     status = 400
 
 

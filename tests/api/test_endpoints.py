@@ -13,7 +13,7 @@ from bkvy.api.app import GatewayApp, create_app
 from bkvy.api.endpoints import ENDPOINTS
 from bkvy.core.config.settings import load_settings
 
-HOT = {"/llm/intelligence", "/llm/scenario", "/llm/direct", "/v1/chat/completions"}
+HOT = {"/llm/intelligence", "/llm/scenario", "/llm/direct", "/v1/chat/completions", "/v1/embeddings"}
 
 
 @pytest.fixture

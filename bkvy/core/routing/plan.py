@@ -63,6 +63,7 @@ class RouteRequest(NamedTuple):
     input_tokens_estimate: int = 0
     output_tokens_estimate: int = 500
     fast_mode: bool = False  # soft timeout reached: closed circuits only, fastest first
+    wants_embeddings: bool = False  # /v1/embeddings: embedding models only (and chat: never one)
 
 
 class LiveFields(NamedTuple):
