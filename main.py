@@ -45,9 +45,17 @@ def config_summary(config: GatewayConfig) -> str:
             f"{p}/{m}"
             for p, provider in config.providers.items()
             for m, model in provider.models.items()
-            if model.intelligence_tier.value == tier
+            if model.intelligence_tier is not None and model.intelligence_tier.value == tier
         ]
         lines.append(f"  tier {tier:6}: {', '.join(models) or '(none)'}")
+    embedding_models = [
+        f"{p}/{m}"
+        for p, provider in config.providers.items()
+        for m, model in provider.models.items()
+        if model.is_embedding_model
+    ]
+    if embedding_models:
+        lines.append(f"  embeddings : {', '.join(embedding_models)}")
     for name in config.routing.scenarios:
         chain = " -> ".join(f"{e.provider}/{e.model}" for e in config.scenario(name) or [])
         lines.append(f"  scenario {name}: {chain}")

@@ -27,6 +27,10 @@ def _model(
     }
 
 
+def _embedding_model(input_cost: float, latency_ms: float) -> dict[str, Any]:
+    return {"capabilities": ["embeddings"], "input_cost_per_1k": input_cost, "expected_latency_ms": latency_ms}
+
+
 def demo_providers(fleet: SimFleet) -> dict[str, Any]:
     """Provider config pointing at ``fleet``; the keys are dummies the simulator accepts."""
     small = {"rpm": 20, "rpd": 2000}
@@ -42,6 +46,8 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
                 "gpt-4o-mini": _model("low", 0.00015, 0.0006, 400, capabilities=("json", "tools")),
                 "gpt-4o": _model("medium", 0.0025, 0.01, 800, capabilities=("json", "tools", "vision")),
                 "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking=True),
+                "text-embedding-3-small": _embedding_model(0.00002, 150),
+                "text-embedding-3-large": _embedding_model(0.00013, 200),
             },
         },
         "anthropic": {
@@ -62,17 +68,21 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             "models": {
                 "gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking=True),
                 "gemini-2.5-pro": _model("high", 0.00125, 0.01, 1400, thinking=True),
+                "gemini-embedding-001": _embedding_model(0.00015, 200),
             },
         },
         "ollama": {
             "type": "ollama",
             "base_url": fleet.base_url("ollama"),
-            "models": {"llama3.2": _model("low", 0.0, 0.0, 700)},
+            "models": {"llama3.2": _model("low", 0.0, 0.0, 700), "nomic-embed-text": _embedding_model(0.0, 100)},
         },
         "vllm": {
             "type": "openai_compatible",
             "base_url": fleet.base_url("openai_compatible"),
-            "models": {"qwen2.5-7b-instruct": _model("medium", 0.0001, 0.0001, 500)},
+            "models": {
+                "qwen2.5-7b-instruct": _model("medium", 0.0001, 0.0001, 500),
+                "bge-m3": _embedding_model(0.00001, 100),
+            },
         },
     }
 
@@ -89,6 +99,8 @@ def demo_routing() -> dict[str, Any]:
                 {"provider": "anthropic", "model": "claude-sonnet-4-5", "priority": 2},
                 {"provider": "openai", "model": "o3-mini", "priority": 3},
             ],
+            # Embedding models get scenarios of their own; one model keeps one vector space (its keys fail over).
+            "search_index": [{"provider": "openai", "model": "text-embedding-3-small", "priority": 1}],
         }
     }
 

@@ -26,6 +26,7 @@ from bkvy.api import (
     routes_anthropic,
     routes_circuits,
     routes_dashboard,
+    routes_embeddings,
     routes_llm,
     routes_monitor,
     routes_openai,
@@ -33,6 +34,7 @@ from bkvy.api import (
 )
 from bkvy.api.admin import require_admin
 from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
+from bkvy.models.embeddings import EmbeddingsIn
 from bkvy.models.errors import BkvyError
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest
@@ -105,6 +107,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "bkvy's estimate of the input tokens, as Anthropic's {input_tokens}",
         routes_anthropic.count_tokens,
         ("anthropic",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/embeddings",
+        EmbeddingsIn,
+        "OpenAI embeddings: one vector per input, as numbers or base64 (encoding_format)",
+        routes_embeddings.embeddings,
+        ("openai",),
         is_hot=True,
     ),
     Endpoint("GET", "/v1/models", None, "the models, in OpenAI's list format", routes_openai.list_models, ("openai",)),

@@ -29,7 +29,7 @@ async def providers(request: Request) -> dict:
                 "keys": sorted(provider.keys),
                 "models": {
                     model_name: {
-                        "intelligence_tier": model.intelligence_tier.value,
+                        "intelligence_tier": model.intelligence_tier.value if model.intelligence_tier else None,
                         "input_cost_per_1k": model.input_price_per_1k,
                         "output_cost_per_1k": model.output_price_per_1k,
                         "supports_thinking": model.supports_thinking,

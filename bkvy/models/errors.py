@@ -17,6 +17,8 @@
     ├── UpstreamBadRequest        400 upstream_bad_request
     ├── UnsupportedInput          400 unsupported_input
     ├── UnsupportedResponseFormat 400 unsupported_response_format (a json_schema no candidate can honour)
+    ├── NotAnEmbeddingModel       400 not_an_embedding_model (a chat model, level or scenario on /v1/embeddings)
+    ├── NotAChatModel             400 not_a_chat_model       (an embedding model asked to chat)
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
     ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
@@ -127,6 +129,16 @@ class UnsupportedInput(BkvyError):
 
 class UnsupportedResponseFormat(BkvyError):
     code = "unsupported_response_format"
+    status = 400
+
+
+class NotAnEmbeddingModel(BkvyError):
+    code = "not_an_embedding_model"
+    status = 400
+
+
+class NotAChatModel(BkvyError):
+    code = "not_a_chat_model"
     status = 400
 
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from .embeddings import EmbedCall, embed_wire_for, vector_for
 from .knobs import ModelKnobs, RateView, RpmWindow, latency_seconds, roll_failure
 from .replies import ChatCall, SimReply, build_reply
 from .stats import SimStats, key_fingerprint
@@ -85,6 +86,7 @@ class SimServer:
         self.stats = SimStats()
         self.base_url = ""
         self._wire = _make_wire(wire_format)
+        self._embed_wire = embed_wire_for(wire_format)  # None: this vendor has no embeddings API
         self._models: dict[str, ModelKnobs] = dict(models or {})
         self._rpm_windows: dict[tuple[str, str], RpmWindow] = {}
         self._call_counter = 0  # not reset by reset_stats: replies stay a pure function of (seed, call order)
@@ -108,6 +110,8 @@ class SimServer:
         self._stopping = asyncio.Event()
         app = web.Application()
         app.add_routes([web.post(path, self._handle_chat) for path in self._wire.chat_routes])
+        if self._embed_wire is not None:
+            app.add_routes([web.post(path, self._handle_embed) for path in self._embed_wire.routes])
         app.add_routes(self._wire.info_routes(self))
         app.add_routes(
             [
@@ -136,6 +140,8 @@ class SimServer:
 
     # -- chat pipeline --------------------------------------------------------------------------------
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        if self._embed_wire is not None and self._embed_wire.is_embed(request):  # Gemini: one route, by action
+            return await self._handle_embed(request)
         self.stats.calls_by_path[request.path] += 1
         try:
             call = self._wire.parse_call(request, await _json_object(request))
@@ -172,16 +178,51 @@ class SimServer:
             )
         return await self._stream(request, call, reply, knobs, headers)
 
-    def _count_call(self, request: web.Request, call: ChatCall) -> None:
+    # -- embeddings: the same gate and latency as a chat call, then deterministic vectors ----------------------
+    async def _handle_embed(self, request: web.Request) -> web.StreamResponse:
+        assert self._embed_wire is not None
+        self.stats.calls_by_path[request.path] += 1
+        try:
+            call = self._embed_wire.parse_embed(request, await _json_object(request))
+        except Rejection as rejection:
+            self.stats.failures_by_kind[rejection.failure.kind] += 1
+            return self._failure_response(rejection.failure, None)
+        self._count_call(request, call)
+        self._call_counter += 1
+        try:
+            return await self._answer_embed(call)
+        except (ConnectionResetError, asyncio.CancelledError):
+            if not self._stopping.is_set():
+                self.stats.disconnects_by_model[call.model] += 1
+            raise
+
+    async def _answer_embed(self, call: EmbedCall) -> web.StreamResponse:
+        assert self._embed_wire is not None
+        rng = random.Random(f"{self.seed}:{call.model}:{self._call_counter}")
+        knobs = self.knobs(call.model)
+        verdict = self._gate(call, knobs, rng)
+        if verdict.failure is not None:
+            return await self._fail(verdict.failure, verdict.rate_view)
+        delay_seconds = latency_seconds(knobs, rng)
+        self.stats.last_latency_ms[call.model] = delay_seconds * 1000.0
+        if delay_seconds:
+            await self.clock.sleep(delay_seconds)
+        vectors = [vector_for(call.model, text, call.dimensions) for text in call.inputs]
+        headers = self._wire.request_id_headers(f"emb{self._call_counter:012x}")
+        if verdict.rate_view is not None:
+            headers |= self._wire.rate_limit_headers(verdict.rate_view)
+        return web.json_response(self._embed_wire.embed_body(call, vectors), headers=headers)
+
+    def _count_call(self, request: web.Request, call: ChatCall | EmbedCall) -> None:
         self.stats.calls_by_model[call.model] += 1
         self.stats.calls_by_key[key_fingerprint(call.api_key)] += 1
-        if call.is_thinking_off:
+        if isinstance(call, ChatCall) and call.is_thinking_off:
             self.stats.thinking_off_calls[call.model] += 1
         if request.get(QUERY_KEY_MARK):
             self.stats.query_key_calls += 1
             log.warning("sim_key_in_query", extra={"wire_format": self.wire_format, "model": call.model})
 
-    def _gate(self, call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> _Verdict:
+    def _gate(self, call: ChatCall | EmbedCall, knobs: ModelKnobs, rng: random.Random) -> _Verdict:
         if self._wire.requires_key and not self._is_key_valid(call.api_key):
             return _Verdict(Failure("auth", "Incorrect API key provided."), None)
         if knobs.down:

@@ -20,6 +20,7 @@ HOT = {
     "/v1/chat/completions",
     "/v1/messages",
     "/v1/messages/count_tokens",
+    "/v1/embeddings",
 }
 
 

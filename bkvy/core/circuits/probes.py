@@ -15,7 +15,10 @@ from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.adapters._errors import upstream_error
+from bkvy.core.upstream.embeddings import embedding_adapter_for
+from bkvy.core.upstream.embeddings.base import PROBE_INPUT
 from bkvy.core.upstream.transport import Transport
+from bkvy.models.embeddings import EmbeddingCall
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ChatMessage, ErrorClass, UpstreamCall
 
@@ -93,7 +96,12 @@ class HealthProber:
             thinking_off=True,
             endpoint=model.endpoint,
         )
-        request = adapter_for(provider.type).build_probe(call)
+        if model.is_embedding_model:  # a chat probe would fail on an embedding model, and keep it open
+            request = embedding_adapter_for(provider.type).build_probe(
+                EmbeddingCall(provider.base_url, key.model, key_config.api_key, PROBE_INPUT, model.endpoint)
+            )
+        else:
+            request = adapter_for(provider.type).build_probe(call)
         self.probes_sent += 1
         try:
             async with self._clock.timeout(self._timeout_seconds):

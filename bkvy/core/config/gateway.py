@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
 DEFAULT_BASE_URLS = {
@@ -54,10 +55,11 @@ class ModelConfig(_Strict):
     cost_per_1k_tokens: float | None = Field(default=None, ge=0)
     input_cost_per_1k: float | None = Field(default=None, ge=0)
     output_cost_per_1k: float | None = Field(default=None, ge=0)
-    intelligence_tier: IntelligenceLevel
+    intelligence_tier: IntelligenceLevel | None = None  # required, except on an embedding model
     supports_thinking: bool = False
     context_window: int | None = Field(default=None, ge=1)
-    capabilities: tuple[Literal["vision", "tools", "json"], ...] = ()
+    # "embeddings": an embedding model, served on /v1/embeddings only and never picked for chat.
+    capabilities: tuple[Literal["vision", "tools", "json", "embeddings"], ...] = ()
     expected_latency_ms: float = Field(default=1000.0, gt=0)  # seed for the online estimate
     # This model's own deadline (e.g. a slow reasoning model), in place of REQUEST_HARD_TIMEOUT_SECONDS.
     timeout_seconds: float | None = Field(default=None, gt=0)
@@ -72,10 +74,33 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelConfig:
+        if self.is_embedding_model:  # an embeddings call has no output tokens
+            if self.cost_per_1k_tokens is None and self.input_cost_per_1k is None:
+                raise ValueError("give input_cost_per_1k (or cost_per_1k_tokens) for an embedding model")
+            return self
         split = (self.input_cost_per_1k, self.output_cost_per_1k)
         if self.cost_per_1k_tokens is None and None in split:
             raise ValueError("give cost_per_1k_tokens, or both input_cost_per_1k and output_cost_per_1k")
         return self
+
+    @model_validator(mode="after")
+    def _is_chat_or_embedding_model(self) -> ModelConfig:
+        if not self.is_embedding_model:
+            if self.intelligence_tier is None:
+                raise ValueError(
+                    'intelligence_tier is required ("low", "medium" or "high"); '
+                    'an embedding model declares "capabilities": ["embeddings"] instead'
+                )
+            return self
+        if self.intelligence_tier is not None:
+            raise ValueError("an embedding model takes no intelligence_tier: it is never routed by level")
+        if set(self.capabilities) != {"embeddings"} or self.supports_thinking:
+            raise ValueError('an embedding model\'s only capability is "embeddings" (no thinking, tools, json, vision)')
+        return self
+
+    @property
+    def is_embedding_model(self) -> bool:
+        return "embeddings" in self.capabilities
 
     @property
     def input_price_per_1k(self) -> float:
@@ -98,6 +123,14 @@ class ProviderConfig(_Strict):
         if not re.match(r"^https?://[^\s/]+", base_url):
             raise ValueError("must be an http(s) URL such as 'https://api.openai.com'")
         return base_url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _embeds_only_where_it_can(self) -> ProviderConfig:
+        if self.type not in EMBEDDING_PROVIDER_TYPES:
+            for name, model in self.models.items():
+                if model.is_embedding_model:
+                    raise ValueError(f"models.{name}: {self.type.value} has no embeddings API")
+        return self
 
 
 class ScenarioEntry(_Strict):
@@ -242,17 +275,32 @@ def _check_cross_references(
     for scenario, entries in routing.scenarios.items():
         if not entries:
             raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
-        for index, entry in enumerate(entries):
-            where = f"{routing_file}: scenarios.{scenario}.{index}"
-            if entry.provider not in providers:
-                raise ConfigError(
-                    f"{where}.provider: unknown provider {entry.provider!r}. Fix: use one of {sorted(providers)}"
-                )
-            if entry.model not in providers[entry.provider].models:
-                raise ConfigError(
-                    f"{where}.model: {entry.provider} has no model {entry.model!r}. "
-                    f"Fix: use one of {sorted(providers[entry.provider].models)}"
-                )
+        _check_scenario_entries(providers, scenario, entries, routing_file)
+
+
+def _check_scenario_entries(
+    providers: dict[str, ProviderConfig], scenario: str, entries: list[ScenarioEntry], routing_file: str
+) -> None:
+    """Each entry names a configured model, and all are chat models or all embedding models."""
+    kinds = set()
+    for index, entry in enumerate(entries):
+        where = f"{routing_file}: scenarios.{scenario}.{index}"
+        if entry.provider not in providers:
+            raise ConfigError(
+                f"{where}.provider: unknown provider {entry.provider!r}. Fix: use one of {sorted(providers)}"
+            )
+        model = providers[entry.provider].models.get(entry.model)
+        if model is None:
+            raise ConfigError(
+                f"{where}.model: {entry.provider} has no model {entry.model!r}. "
+                f"Fix: use one of {sorted(providers[entry.provider].models)}"
+            )
+        kinds.add(model.is_embedding_model)
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"{where}.model: {entry.provider}/{entry.model} mixes chat and embedding models in one scenario. "
+                "Fix: give embedding models a scenario of their own"
+            )
 
 
 def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -5,7 +5,8 @@ at once; every other class moves on to the next candidate.
 
 Whole and streamed replies share one loop (``Executor._walk``); what differs is how an attempt reads its
 reply, a ``ReplyReader``: ``WholeReply`` sends and parses, ``StreamReply`` (``core.execution.streaming``)
-opens the stream and reads until its first content. Each attempt (``Executor._attempt``) is one coroutine
+opens the stream and reads until its first content, ``EmbeddingReply`` (``core.execution.embeddings``) reads
+vectors. Each attempt (``Executor._attempt``) is one coroutine
 that records its own outcome through its ``AttemptLedger``.
 """
 
@@ -17,6 +18,7 @@ from typing import Protocol, TypeVar
 from bkvy.clock import Clock
 from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.execution.embeddings import EmbeddingReply, EmbeddingResult
 from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.execution.ledger import AttemptLedger, Bookkeeping, settle
 from bkvy.core.execution.race import AttemptRace
@@ -35,8 +37,10 @@ from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
 from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.upstream.adapters import adapter_for
+from bkvy.core.upstream.embeddings import embedding_adapter_for
 from bkvy.core.upstream.thinking import should_disable_thinking
 from bkvy.core.upstream.transport import Transport
+from bkvy.models.embeddings import EmbeddingCall
 from bkvy.models.errors import (
     AllCandidatesFailed,
     AllCandidatesRateLimited,
@@ -49,7 +53,7 @@ from bkvy.models.errors import (
     UpstreamError,
 )
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipReason
-from bkvy.models.types import ErrorClass, UpstreamCall
+from bkvy.models.types import ErrorClass, ProviderType, UpstreamCall, UpstreamRequest
 
 T = TypeVar("T")
 
@@ -58,6 +62,7 @@ _CIRCUIT_SKIPS = frozenset({AttemptOutcome.SKIPPED_CIRCUIT_OPEN, AttemptOutcome.
 
 __all__ = [
     "Attempt",
+    "EmbeddingResult",
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
@@ -138,6 +143,7 @@ class Executor:
         self._books = Bookkeeping(clock, config, latency, limiter, breaker)
         self._whole = WholeReply(transport)
         self._stream = StreamReply(transport, clock, idle_timeout_seconds=stream_idle_timeout_seconds)
+        self._embeddings = EmbeddingReply(transport, config)
         self._route_table = RouteTable.compile(config)
         self._states = CandidateStates(
             route_table=self._route_table, clock=clock, limiter=limiter, latency=latency, breaker=breaker
@@ -174,6 +180,13 @@ class Executor:
         run = self._new_run()
         result = await self._run_guarded(request, run, self._whole)
         return result, lambda: self._books.report(request, result, None, run)
+
+    async def embed_then_report(self, request: ExecutionRequest) -> tuple[EmbeddingResult, Callable[[], None]]:
+        """``execute_then_report`` for an embeddings request (``request.embedding`` set, its route
+        ``wants_embeddings``): the same plan, limits, circuits, failover, hedging, deadline and records."""
+        run = self._new_run()
+        reply = await self._run_guarded(request, run, self._embeddings)
+        return reply, lambda: self._books.report(request, reply.result, None, run)
 
     async def open_stream(self, request: ExecutionRequest) -> LiveStream:
         """Walk the plan until a candidate's stream yields its first content (the deadline bounds that wait;
@@ -320,7 +333,7 @@ class Executor:
         )
         adapter = adapter_for(provider.type)
         try:
-            upstream_request = adapter.build_request(call)
+            upstream_request = _upstream_request(request, call, provider.type)
         except UpstreamError:
             # This provider cannot take this input (e.g. a remote image URL): another candidate may.
             run.record_skip(candidate, SkipReason.UNSUPPORTED_INPUT, fast_mode=fast_mode, waited_seconds=waited)
@@ -343,6 +356,15 @@ class Executor:
         run.queue_wait_seconds += slot.queue_seconds
         run.rate_limit_wait_seconds += slot.rate_limit_seconds
         return slot.total_seconds
+
+
+def _upstream_request(request: ExecutionRequest, call: UpstreamCall, provider_type: ProviderType) -> UpstreamRequest:
+    """The chat request, or for an embeddings request the embeddings one. Raises UpstreamError for input this
+    provider cannot take."""
+    if request.embedding is None:
+        return adapter_for(provider_type).build_request(call)
+    embedding_call = EmbeddingCall(call.base_url, call.model, call.api_key, request.embedding, call.endpoint)
+    return embedding_adapter_for(provider_type).build_request(embedding_call)
 
 
 def _unhedged_models(config: GatewayConfig) -> dict[str | None, frozenset[tuple[str, str]]]:

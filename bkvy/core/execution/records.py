@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
+from bkvy.models.embeddings import EmbeddingInput
 from bkvy.models.errors import BkvyError
 from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome, SkipReason, is_hedged
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
@@ -27,6 +28,7 @@ class ExecutionRequest(NamedTuple):
     timeout_seconds: float | None = None  # the client's own deadline, shorter than the gateway's
     hedge: bool = True  # false: never race a second attempt for this request
     client_gone: Callable[[], Awaitable[None]] | None = None  # completes when the client closes the connection
+    embedding: EmbeddingInput | None = None  # set: an embeddings request (``messages`` is empty)
 
 
 class ExecutionResult(NamedTuple):

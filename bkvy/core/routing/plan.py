@@ -64,6 +64,7 @@ class RouteRequest(NamedTuple):
     output_tokens_estimate: int = 500
     fast_mode: bool = False  # soft timeout reached: closed circuits only, fastest first
     needs_json: bool = False  # a json_schema response_format: only models with the "json" capability
+    wants_embeddings: bool = False  # /v1/embeddings: embedding models only (and chat: never one)
 
 
 class LiveFields(NamedTuple):

@@ -2,6 +2,8 @@
 
 A candidate is a (provider, model, key); a ``RouteTable`` holds them per intelligence tier, per scenario (in
 priority order) and per (provider, model), each as a ``RouteEntry`` carrying what ranking needs from config.
+Embedding models (``"capabilities": ["embeddings"]``) are in no tier; ``groups_for`` never gives one to a chat
+request, nor a chat model to an embeddings request (config keeps every scenario to one kind).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING
 from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, RouteRequest, live_candidate
 from bkvy.models.errors import (
     NoCandidates,
+    NotAChatModel,
+    NotAnEmbeddingModel,
     UnknownKey,
     UnknownModel,
     UnknownProvider,
@@ -45,6 +49,8 @@ class RouteTable:
     scenarios: dict[str, tuple[RouteEntry, ...]]
     models: dict[tuple[str, str], tuple[RouteEntry, ...]]
     providers: frozenset[str]
+    embedding_models: frozenset[tuple[str, str]] = frozenset()  # (provider, model)
+    embedding_scenarios: frozenset[str] = frozenset()
 
     @classmethod
     def compile(cls, config: GatewayConfig) -> RouteTable:
@@ -66,7 +72,8 @@ class RouteTable:
                     for key in (CandidateKey(provider_name, model_name, key_id),)
                 )
                 models[(provider_name, model_name)] = entries
-                tiers.setdefault(model.intelligence_tier.rank, []).extend(entries)
+                if model.intelligence_tier is not None:  # None: an embedding model
+                    tiers.setdefault(model.intelligence_tier.rank, []).extend(entries)
         scenarios = {}
         for name in config.routing.scenarios:
             scenario_entries = config.scenario(name) or []
@@ -75,8 +82,24 @@ class RouteTable:
                 for rank, entry in enumerate(scenario_entries)
                 for e in models[(entry.provider, entry.model)]
             )
+        embedding_models = frozenset(
+            (provider_name, model_name)
+            for provider_name, provider in config.providers.items()
+            for model_name, model in provider.models.items()
+            if model.is_embedding_model
+        )
+        embedding_scenarios = frozenset(
+            name
+            for name, entries in config.routing.scenarios.items()
+            if any((entry.provider, entry.model) in embedding_models for entry in entries)
+        )
         return cls(
-            {rank: tuple(entries) for rank, entries in tiers.items()}, scenarios, models, frozenset(config.providers)
+            {rank: tuple(entries) for rank, entries in tiers.items()},
+            scenarios,
+            models,
+            frozenset(config.providers),
+            embedding_models,
+            embedding_scenarios,
         )
 
     def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
@@ -98,10 +121,16 @@ class RouteTable:
             entries = self.scenarios.get(request.scenario or "")
             if entries is None:
                 raise UnknownScenario(f"unknown scenario {request.scenario!r}")
+            self._check_kind(request, request.scenario in self.embedding_scenarios, f"scenario {request.scenario!r}")
             return [entries]
         if request.method is RoutingMethod.DIRECT:
             return [self._direct(request)]
         assert request.level is not None
+        if request.wants_embeddings:
+            raise NotAnEmbeddingModel(
+                f"{request.level.value!r} picks a chat model by level; embeddings need one model's vectors: "
+                "name an embedding model (provider/model) or a scenario of embedding models"
+            )
         groups = [self.tiers[rank] for rank in sorted(self.tiers) if rank >= request.level.rank]
         if not groups:
             raise NoCandidates(f"no model is configured at tier {request.level.value!r} or above")
@@ -113,9 +142,19 @@ class RouteTable:
         entries = self.models.get((request.provider or "", request.model or ""))
         if entries is None:
             raise UnknownModel(f"provider {request.provider!r} has no model {request.model!r}")
+        pair = (request.provider or "", request.model or "")
+        self._check_kind(request, pair in self.embedding_models, f"{request.provider}/{request.model}")
         if request.key_id is None:
             return entries
         chosen = tuple(e for e in entries if e.key.key_id == request.key_id)
         if not chosen:
             raise UnknownKey(f"provider {request.provider!r} has no key id {request.key_id!r}")
         return chosen
+
+    @staticmethod
+    def _check_kind(request: RouteRequest, is_embedding: bool, name: str) -> None:
+        """Embedding models for embeddings, chat models for chat. Raises NotAnEmbeddingModel or NotAChatModel."""
+        if request.wants_embeddings and not is_embedding:
+            raise NotAnEmbeddingModel(f"{name} is not an embedding model; see GET /v1/models")
+        if is_embedding and not request.wants_embeddings:
+            raise NotAChatModel(f"{name} is an embedding model: use it on POST /v1/embeddings")
