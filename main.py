@@ -20,6 +20,7 @@ from dotenv import load_dotenv
 
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, load_config
 from bkvy.core.config.settings import Settings, load_settings
+from bkvy.utils.logfmt import configure_logging
 
 log = logging.getLogger("bkvy")
 
@@ -106,6 +107,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
             host=settings.host,
             port=settings.port,
             log_level=log_level,
+            log_config=None,  # uvicorn's lines go through the root logger's FieldsFormatter too (LOG_FORMAT)
             proxy_headers=False,
             server_header=False,
             access_log=False,
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     # /llm/direct at c=64 from 80 % to 93 % of the aiohttp forwarder (benchmarks/run.py --quick, 2026-12-01).
     gc.set_threshold(20_000, 50, 100)
     load_dotenv(Path(".env"), override=False)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args.log_level)  # until the settings say LOG_FORMAT
     overrides: dict[str, object] = {}
     if args.host:
         overrides["host"] = args.host
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["port"] = args.port
     try:
         settings = load_settings(**overrides)
+        configure_logging(args.log_level, settings.log_format)
         if args.check_config:
             config = load_config(settings.config_dir)
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")

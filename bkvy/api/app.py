@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
-from bkvy.api.allowlist import IpAllowlistMiddleware, parse_networks
+from bkvy.api.allowlist import AccessRule, IpAllowlistMiddleware, parse_networks
 from bkvy.api.endpoints import ENDPOINTS, add_request_schemas, register_endpoints
 from bkvy.api.errors import install_error_handlers
 from bkvy.api.hot_path import HotPaths
@@ -35,7 +35,7 @@ from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import Settings
 from bkvy.core.upstream.transport import Transport
 
-GUARDED_PREFIXES = ("/dashboard", "/statistics")  # the operator's views, behind the IP allowlist
+DASHBOARD_PREFIXES = ("/dashboard",)  # the dashboard page, its data and its static files
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -64,11 +64,34 @@ def _middleware(settings: Settings) -> list[Middleware]:
         Middleware(HttpMetricsMiddleware),
         Middleware(
             IpAllowlistMiddleware,
-            allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
+            rules=_access_rules(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies, "TRUSTED_PROXIES"),
-            guarded_prefixes=GUARDED_PREFIXES,
         ),
     ]
+
+
+def _access_rules(settings: Settings) -> tuple[AccessRule, ...]:
+    """The dashboard behind its allowlist; every ``is_monitoring`` row of the table behind the monitoring one."""
+    is_own_list = settings.monitor_allowed_ips is not None
+    monitor_variable = "MONITOR_ALLOWED_IPS" if is_own_list else "MONITOR_ALLOWED_IPS (unset: DASHBOARD_ALLOWED_IPS)"
+    return (
+        AccessRule(
+            view="the dashboard",
+            allowed=parse_networks(settings.dashboard_allowed_ips, "DASHBOARD_ALLOWED_IPS"),
+            allowed_variable="DASHBOARD_ALLOWED_IPS",
+            prefixes=DASHBOARD_PREFIXES,
+        ),
+        AccessRule(
+            view="the monitoring endpoints",
+            allowed=parse_networks(
+                settings.monitor_allowlist, "MONITOR_ALLOWED_IPS" if is_own_list else "DASHBOARD_ALLOWED_IPS"
+            ),
+            allowed_variable=monitor_variable,
+            routes=tuple((endpoint.method, endpoint.path) for endpoint in ENDPOINTS if endpoint.is_monitoring),
+            bearer_key=settings.monitor_api_key,
+            bearer_variable="BKVY_MONITOR_API_KEY",
+        ),
+    )
 
 
 def create_app(

@@ -5,6 +5,7 @@ Everything else reads this table (STYLE: one list, like starlette's ``Router(rou
   an ``Exchange``);
 - ``register_endpoints`` adds every row to FastAPI: the others are served there, the hot ones are registered for
   ``/docs`` and ``/openapi.json`` only (``GatewayApp`` answers them first);
+- ``api.app._middleware`` guards the ``is_monitoring`` rows with one rule (``api.allowlist``);
 - ``add_request_schemas`` documents each row's request schema in the OpenAPI document. A handler reads and
   validates its body itself (``api.body``: one size cap, one error envelope), so FastAPI never parses a body.
 """
@@ -50,6 +51,7 @@ class Endpoint:
     tags: tuple[str, ...]
     is_hot: bool = False  # answered by api.hot_path before FastAPI; handler takes an Exchange
     is_admin: bool = False  # needs X-Admin-API-Key (api.admin.require_admin)
+    is_monitoring: bool = False  # read-only operator view: MONITOR_ALLOWED_IPS and BKVY_MONITOR_API_KEY (api.allowlist)
     status_code: int = 200
     response_class: type[Response] = JSONResponse
 
@@ -135,6 +137,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "providers with key ids (never values), models and prices",
         routes_monitor.providers,
         ("monitor",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -143,11 +146,38 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "the candidates of one tier with their live state",
         routes_monitor.intelligence,
         ("monitor",),
+        is_monitoring=True,
     ),
-    Endpoint("GET", "/scenarios", None, "each scenario's chain", routes_monitor.scenarios, ("monitor",)),
-    Endpoint("GET", "/queue/status", None, "queued requests per lane", routes_monitor.queue_status, ("monitor",)),
-    Endpoint("GET", "/rates/status", None, "every lane's rate-limit state", routes_monitor.rates_status, ("monitor",)),
-    Endpoint("GET", "/circuits/status", None, "every circuit", routes_circuits.circuits_status, ("circuits",)),
+    Endpoint(
+        "GET", "/scenarios", None, "each scenario's chain", routes_monitor.scenarios, ("monitor",), is_monitoring=True
+    ),
+    Endpoint(
+        "GET",
+        "/queue/status",
+        None,
+        "queued requests per lane",
+        routes_monitor.queue_status,
+        ("monitor",),
+        is_monitoring=True,
+    ),
+    Endpoint(
+        "GET",
+        "/rates/status",
+        None,
+        "every lane's rate-limit state",
+        routes_monitor.rates_status,
+        ("monitor",),
+        is_monitoring=True,
+    ),
+    Endpoint(
+        "GET",
+        "/circuits/status",
+        None,
+        "every circuit",
+        routes_circuits.circuits_status,
+        ("circuits",),
+        is_monitoring=True,
+    ),
     Endpoint(
         "GET",
         "/circuits/summary",
@@ -155,6 +185,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "circuits by state, flapping count, provider health",
         routes_circuits.circuits_summary,
         ("circuits",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -163,6 +194,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "one provider's health and circuits",
         routes_circuits.circuits_of_provider,
         ("circuits",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -171,6 +203,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "one circuit",
         routes_circuits.circuit_detail,
         ("circuits",),
+        is_monitoring=True,
     ),
     Endpoint(
         "POST",
@@ -210,7 +243,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         is_admin=True,
     ),
     Endpoint(
-        "GET", "/statistics/status", None, "which records are on", routes_records.statistics_status, ("statistics",)
+        "GET",
+        "/statistics/status",
+        None,
+        "which records are on",
+        routes_records.statistics_status,
+        ("statistics",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -219,6 +258,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "totals over every recorded day",
         routes_records.statistics_summary,
         ("statistics",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -227,10 +267,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "totals over a range of days",
         routes_records.statistics_aggregate,
         ("statistics",),
+        is_monitoring=True,
     ),
-    Endpoint("GET", "/statistics/daily", None, "the recorded days", routes_records.statistics_days, ("statistics",)),
     Endpoint(
-        "GET", "/statistics/daily/{day}", None, "one day's statistics", routes_records.statistics_day, ("statistics",)
+        "GET",
+        "/statistics/daily",
+        None,
+        "the recorded days",
+        routes_records.statistics_days,
+        ("statistics",),
+        is_monitoring=True,
+    ),
+    Endpoint(
+        "GET",
+        "/statistics/daily/{day}",
+        None,
+        "one day's statistics",
+        routes_records.statistics_day,
+        ("statistics",),
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",
@@ -240,6 +295,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         routes_records.metrics,
         ("metrics",),
         response_class=PlainTextResponse,
+        is_monitoring=True,
     ),
     Endpoint(
         "GET",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +27,9 @@ class Settings(BaseModel):
     dashboard_enabled: bool = False
     dashboard_allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     trusted_proxies: tuple[str, ...] = ()
+    monitor_allowed_ips: tuple[str, ...] | None = None  # None: the dashboard's (see monitor_allowlist)
+    monitor_api_key: str | None = None
+    log_format: Literal["text", "json"] = "text"
     transaction_log_retention_days: int = Field(default=30, ge=1)
     transaction_log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
     circuit_breaker_enabled: bool = True
@@ -48,7 +52,12 @@ class Settings(BaseModel):
     admin_api_key: str | None = None
     require_client_keys: bool = False
 
-    @field_validator("dashboard_allowed_ips", "trusted_proxies", mode="before")
+    @property
+    def monitor_allowlist(self) -> tuple[str, ...]:
+        """Who may read the monitoring endpoints: MONITOR_ALLOWED_IPS, else DASHBOARD_ALLOWED_IPS."""
+        return self.dashboard_allowed_ips if self.monitor_allowed_ips is None else self.monitor_allowed_ips
+
+    @field_validator("dashboard_allowed_ips", "trusted_proxies", "monitor_allowed_ips", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -77,6 +86,9 @@ _ENV_NAMES = {
     "DASHBOARD_ENABLED": "dashboard_enabled",
     "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
     "TRUSTED_PROXIES": "trusted_proxies",
+    "MONITOR_ALLOWED_IPS": "monitor_allowed_ips",
+    "BKVY_MONITOR_API_KEY": "monitor_api_key",
+    "LOG_FORMAT": "log_format",
     "TRANSACTION_LOG_RETENTION_DAYS": "transaction_log_retention_days",
     "TRANSACTION_LOG_MAX_BYTES": "transaction_log_max_bytes",
     "CIRCUIT_BREAKER_ENABLED": "circuit_breaker_enabled",
@@ -114,8 +126,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             if raw.lower() not in _TRUE | _FALSE:
                 raise ConfigError(f"environment: {variable}={raw!r} is not a boolean. Fix: use true or false")
             values[field] = raw.lower() in _TRUE
-        elif field == "admin_api_key":
+        elif field in ("admin_api_key", "monitor_api_key"):
             values[field] = raw or None
+        elif field == "log_format":
+            values[field] = raw.lower()
         else:
             values[field] = raw
     values.update(overrides)
