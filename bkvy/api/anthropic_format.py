@@ -21,7 +21,15 @@ from bkvy.models.anthropic_schemas import (
     MessagesCreateIn,
 )
 from bkvy.models.errors import InvalidRequest
-from bkvy.models.types import ChatMessage, FinishReason, GenerationOptions, ToolCall, ToolChoice, ToolSpec
+from bkvy.models.types import (
+    ChatMessage,
+    FinishReason,
+    GenerationOptions,
+    JsonSchemaFormat,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+)
 
 _CHARS_PER_TOKEN = 4  # bkvy's one estimate, as on /v1/chat/completions: no tokenizer, no network
 _TOKENS_PER_IMAGE = 1600  # Anthropic's cost of an image at its ~1.15 megapixel cap (width * height / 750)
@@ -32,6 +40,7 @@ _STOP_REASONS = {
     FinishReason.CONTENT_FILTER: "refusal",
 }
 _TOOL_CHOICE_MODES = {"auto": "auto", "any": "required", "none": "none", "tool": "function"}
+_SCHEMA_NAME = "output"  # the name OpenAI-format providers need for a json_schema; Anthropic sends none
 # Anthropic's error type per status (the SDK's ``ErrorType``); the SDK picks its exception class by status.
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -132,7 +141,14 @@ def to_options(body: MessagesCreateIn) -> GenerationOptions:
         tools=tools,
         tool_choice=_tool_choice(body) if tools else None,
         user=body.metadata.user_id if body.metadata else None,
+        json_schema=_json_schema(body),
     )
+
+
+def _json_schema(body: MessagesCreateIn) -> JsonSchemaFormat | None:
+    """``output_config.format``: carried like OpenAI's ``json_schema`` (Anthropic's has no name; OpenAI needs one)."""
+    output_format = body.output_config.format if body.output_config else None
+    return None if output_format is None else JsonSchemaFormat(_SCHEMA_NAME, output_format.json_schema)
 
 
 def to_tools(body: MessagesCountTokensIn) -> tuple[ToolSpec, ...]:

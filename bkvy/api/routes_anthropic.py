@@ -51,6 +51,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         max_wait_seconds=body.bkvy.max_wait_seconds,
         input_tokens_estimate=input_tokens_estimate,
         output_tokens_estimate=body.max_tokens,
+        needs_json=options.json_schema is not None,
     )
     execution = ExecutionRequest(
         request_id,

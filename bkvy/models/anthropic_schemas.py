@@ -8,9 +8,10 @@ silently change the answer. Two hints are accepted and not forwarded because the
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bkvy.models.openai_schemas import BkvyExtensionsIn
 
@@ -127,6 +128,27 @@ class AnthropicMetadataIn(_In):
     user_id: str | None = Field(default=None, max_length=256)
 
 
+class AnthropicJsonOutputFormatIn(_In):
+    """Structured outputs: the reply is one text block of JSON matching ``schema`` (what ``messages.parse`` sends)."""
+
+    type: Literal["json_schema"]
+    # pydantic would shadow BaseModel.schema with a field of that name: alias it
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _small_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(schema)) > 64 * 1024:
+            raise ValueError("an output_config.format schema must be under 64 KiB")
+        return schema
+
+
+class AnthropicOutputConfigIn(_In):
+    """``output_config``: ``format`` only; ``effort`` is refused like ``thinking`` (the model's tier decides)."""
+
+    format: AnthropicJsonOutputFormatIn | None = None
+
+
 class MessagesCountTokensIn(_In):
     """``POST /v1/messages/count_tokens``: what the model would read."""
 
@@ -136,6 +158,7 @@ class MessagesCountTokensIn(_In):
     tools: list[AnthropicToolIn] | None = Field(default=None, max_length=128)
     tool_choice: AnthropicToolChoiceIn | None = None
     thinking: AnthropicThinkingIn | None = None
+    output_config: AnthropicOutputConfigIn | None = None
     cache_control: AnthropicCacheControlIn | None = None
     bkvy: BkvyExtensionsIn = Field(default_factory=BkvyExtensionsIn)
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from .knobs import ModelKnobs
-from .structured import schema_reply
+from .structured import ToolPick, schema_reply
 
 _WORDS = [
     "lorem",
@@ -70,7 +70,7 @@ class ChatCall:
     prompt_chars: int
     is_thinking_off: bool  # the request switched reasoning off (budget 0, lowest effort, ...)
     include_usage: bool = False
-    tool_to_call: str | None = None  # tools were offered and the user spoke last: call this one with {}
+    tool_to_call: ToolPick | None = None  # tools were offered and the user spoke last: call this one
     json_schema: dict | None = None  # structured output asked for: the reply is an instance of this schema
 
 
@@ -85,6 +85,7 @@ class SimReply:
     is_truncated: bool  # max_tokens cut it: finish "length" / "max_tokens"
     created_seconds: int
     tool_call: str | None = None  # the function called instead of a text reply
+    tool_arguments: str = "{}"  # its arguments, JSON
 
     @property
     def tool_call_id(self) -> str:
@@ -117,7 +118,8 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
         thought_tokens=completion_tokens * _THOUGHT_TOKENS_PER_REPLY_TOKEN if is_thinking else 0,
         is_truncated=limit < knobs.tokens_per_reply and call.tool_to_call is None,
         created_seconds=int(time.time()),
-        tool_call=call.tool_to_call,
+        tool_call=call.tool_to_call.name if call.tool_to_call else None,
+        tool_arguments=call.tool_to_call.arguments if call.tool_to_call else "{}",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 _MAX_DEPTH = 8  # a recursive schema ($ref to itself) stops here with null
 
@@ -40,9 +41,22 @@ def _instance(schema: object, defs: dict, depth: int) -> object:
 _SCALARS: dict[str, object] = {"string": "lorem", "integer": 1, "number": 1.5, "boolean": True, "null": None}
 
 
-def pick_tool(names: list[str], last_user_text: str) -> str | None:
-    """The offered tool the user's last words name, else the first: lets a test steer a multi-round session."""
-    for name in names:
-        if name and name in last_user_text:
-            return name
-    return names[0] if names else None
+class ToolPick(NamedTuple):
+    name: str
+    arguments: str  # JSON: an instance of the tool's parameters schema, "{}" for a tool that takes none
+
+
+def pick_tool(tools: dict[str, object], last_user_text: str) -> ToolPick | None:
+    """The offered tool (name -> parameters schema) the user's last words name, else the first: lets a test steer a
+    multi-round session. Its arguments fill its schema, as a model's would: a forced tool is how langchain and
+    litellm ask for structured output, and its arguments are the answer."""
+    named = [name for name in tools if name and name in last_user_text]
+    name = named[0] if named else next(iter(tools), None)
+    return None if name is None else ToolPick(name, _arguments(tools[name]))
+
+
+def _arguments(schema: object) -> str:
+    if not isinstance(schema, dict):
+        return "{}"
+    arguments = schema_reply(schema)
+    return arguments if arguments.startswith("{") else "{}"

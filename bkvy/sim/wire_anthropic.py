@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from aiohttp import web
 
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
-from .structured import pick_tool
+from .structured import ToolPick, pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type). `server` is 529 overloaded, the failure Anthropic actually sends under load.
@@ -74,7 +75,8 @@ class AnthropicWire:
 
     def reply_body(self, reply: SimReply) -> dict:
         if reply.tool_call is not None:
-            block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call, "input": {}}
+            block = {"type": "tool_use", "id": f"toolu_{reply.response_id}", "name": reply.tool_call}
+            block["input"] = json.loads(reply.tool_arguments)
             return self._message(reply, [block], "tool_use", None)
         return self._message(reply, [{"type": "text", "text": reply.text}], _stop_reason(reply), None)
 
@@ -84,7 +86,7 @@ class AnthropicWire:
             json_delta = {
                 "type": "content_block_delta",
                 "index": 0,
-                "delta": {"type": "input_json_delta", "partial_json": "{}"},
+                "delta": {"type": "input_json_delta", "partial_json": reply.tool_arguments},
             }
             return [
                 sse({"type": "message_start", "message": self._message(reply, [], None, 1)}, "message_start"),
@@ -162,16 +164,16 @@ def _output_usage(reply: SimReply, output_tokens: int | None = None) -> dict:
     return usage
 
 
-def _tool_to_call(tools: object, messages: list) -> str | None:
+def _tool_to_call(tools: object, messages: list) -> ToolPick | None:
     """Offered tools and a user turn last that is not a tool result -> call the tool the user names, else the
     first; else text."""
     if not isinstance(tools, list):
         return None
-    names = [str(t["name"]) for t in tools if isinstance(t, dict) and t.get("name")]
+    schemas = {str(t["name"]): t.get("input_schema") for t in tools if isinstance(t, dict) and t.get("name")}
     last = messages[-1] if isinstance(messages[-1], dict) else {}
-    if not names or last.get("role") != "user" or _blocks(last, "tool_result"):
+    if not schemas or last.get("role") != "user" or _blocks(last, "tool_result"):
         return None
-    return pick_tool(names, last_user_text(messages))
+    return pick_tool(schemas, last_user_text(messages))
 
 
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")

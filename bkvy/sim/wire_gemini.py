@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
-from .structured import pick_tool
+from .structured import ToolPick, pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, int_or_none, sse
 
 # kind -> (status, google.rpc status name)
@@ -128,22 +130,26 @@ class GeminiWire:
 
 def _parts(reply: SimReply) -> list[dict]:
     if reply.tool_call is not None:
-        return [{"functionCall": {"name": reply.tool_call, "args": {}}}]
+        return [{"functionCall": {"name": reply.tool_call, "args": json.loads(reply.tool_arguments)}}]
     return [{"text": reply.text}]
 
 
-def _tool_to_call(tools: object, contents: list) -> str | None:
+def _tool_to_call(tools: object, contents: list) -> ToolPick | None:
     """Offered functions and a user turn last that is not a functionResponse -> call the first; else text."""
     if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
         return None
     declarations = tools[0].get("functionDeclarations") or tools[0].get("function_declarations") or []
-    names = [str(d["name"]) for d in declarations if isinstance(d, dict) and d.get("name")]
-    if not names:
+    schemas = {
+        str(d["name"]): d.get("parameters") or d.get("parametersJsonSchema")
+        for d in declarations
+        if isinstance(d, dict) and d.get("name")
+    }
+    if not schemas:
         return None
     last = contents[-1] if isinstance(contents[-1], dict) else {}
     if last.get("role", "user") != "user" or _function_parts(last, "functionResponse"):
         return None
-    return pick_tool(names, last_user_text(contents))
+    return pick_tool(schemas, last_user_text(contents))
 
 
 def _function_parts(content: object, kind: str) -> list[dict]:

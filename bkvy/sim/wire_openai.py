@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
-from .structured import pick_tool
+from .structured import ToolPick, pick_tool
 from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type, error.code), as the real API sends them.
@@ -102,7 +102,8 @@ class OpenAIWire:
                     None,
                 )
             )
-            head.append(self._chunk(reply, call, {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, None))
+            arguments = {"tool_calls": [{"index": 0, "function": {"arguments": reply.tool_arguments}}]}
+            head.append(self._chunk(reply, call, arguments, None))
         return head
 
     def stream_chunk(self, reply: SimReply, call: ChatCall, text: str) -> bytes:
@@ -154,11 +155,12 @@ def _finish_reason(reply: SimReply) -> str:
 def _message(reply: SimReply) -> dict:
     if reply.tool_call is None:
         return {"role": "assistant", "content": reply.text, "refusal": None}
-    call = {"id": reply.tool_call_id, "type": "function", "function": {"name": reply.tool_call, "arguments": "{}"}}
+    function = {"name": reply.tool_call, "arguments": reply.tool_arguments}
+    call = {"id": reply.tool_call_id, "type": "function", "function": function}
     return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
 
 
-def _tool_to_call(tools: object, messages: list) -> str | None:
+def _tool_to_call(tools: object, messages: list) -> ToolPick | None:
     """Deterministic tool use: offered tools and a user turn last -> call the tool the user names, else the
     first; else answer in text."""
     if not isinstance(tools, list) or not tools or not isinstance(messages[-1], dict):
@@ -166,8 +168,8 @@ def _tool_to_call(tools: object, messages: list) -> str | None:
     if messages[-1].get("role") != "user":
         return None
     functions = [t.get("function") for t in tools if isinstance(t, dict)]
-    names = [str(f.get("name")) for f in functions if isinstance(f, dict) and f.get("name")]
-    return pick_tool(names, last_user_text(messages))
+    schemas = {str(f["name"]): f.get("parameters") for f in functions if isinstance(f, dict) and f.get("name")}
+    return pick_tool(schemas, last_user_text(messages))
 
 
 def _json_schema(response_format: object) -> dict | None:

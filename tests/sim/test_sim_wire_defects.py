@@ -36,8 +36,16 @@ def test_schema_reply_is_an_instance_of_refs_enums_and_unions() -> None:
 
 
 def test_pick_tool_follows_the_users_words_else_the_first() -> None:
-    assert pick_tool(["get_time", "get_weather"], "use get_weather please") == "get_weather"
-    assert pick_tool(["get_time", "get_weather"], "hello") == "get_time"
+    tools: dict[str, object] = {"get_time": None, "get_weather": {"type": "object", "properties": {}}}
+    assert pick_tool(tools, "use get_weather please") == ("get_weather", "{}")
+    assert pick_tool(tools, "hello") == ("get_time", "{}")
+    assert pick_tool({}, "hello") is None
+
+
+def test_pick_tool_fills_the_tools_schema() -> None:
+    # A forced tool is how langchain-anthropic and litellm ask for structured output: its arguments are the answer.
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "attendees": {"type": "array"}}}
+    assert pick_tool({"Meeting": schema}, "Plan a meeting.") == ("Meeting", '{"title": "lorem", "attendees": [null]}')
 
 
 async def test_openai_json_schema_reply_parses_with_the_sdk(start_sim) -> None:
