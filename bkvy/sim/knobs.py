@@ -24,6 +24,7 @@ class ModelKnobs:
     rpm_limit: int | None = None
     stream_cut_after_chunks: int | None = None
     stream_fail_before_first_byte: bool = False
+    ignores_stream: bool = False  # answer a stream request with one whole JSON reply (LiteLLM's mock models do)
     chunk_delay_ms: float = 0.0
     stream_stall_after_chunks: int | None = None  # after this many content chunks, go silent for stream_stall_ms
     stream_stall_ms: float = 0.0

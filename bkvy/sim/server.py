@@ -170,7 +170,7 @@ class SimServer:
             await self.clock.sleep(delay_seconds)
         reply = build_reply(call, knobs, rng)
         headers = self._success_headers(reply, verdict.rate_view)
-        if not call.is_stream:
+        if not call.is_stream or knobs.ignores_stream:
             return web.json_response(self._wire.reply_body(reply), headers=headers)
         if knobs.stream_fail_before_first_byte:
             return await self._fail(
