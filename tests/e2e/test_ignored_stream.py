@@ -74,4 +74,3 @@ async def test_an_anthropic_upstream_that_ignores_stream_streams_to_the_anthropi
     assert deltas and "".join(deltas) == final.content[0].text
     assert final.stop_reason == "end_turn" and final.usage.output_tokens == 16
     assert fleet.servers["anthropic"].stats.streams_started == 0
-
