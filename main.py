@@ -131,13 +131,29 @@ _DEMO_FEATURES = {
 
 
 def _demo_settings(settings: Settings, *, explicit_host: bool) -> Settings:
-    """The demo binds loopback and shows every feature (records, dashboard) unless the environment says no."""
+    """The demo binds loopback and shows every feature (records, dashboard) unless the environment says no.
+
+    Its state lives in ``<LOG_DIR>/demo/``, never beside a real run's: a demo must not see the real run's client
+    keys (one key, even revoked, makes every request need one), circuits or learned latency, nor leave its own
+    there. A sub-directory rather than a temp dir, so the demo's records and dashboard data stay to look at."""
     update: dict[str, object] = {
         field: True for variable, field in _DEMO_FEATURES.items() if variable not in os.environ
     }
+    update["log_dir"] = settings.log_dir / "demo"
     if not explicit_host and "BKVY_HOST" not in os.environ:
         update["host"] = "127.0.0.1"
     return settings.model_copy(update=update)
+
+
+def _fresh_demo_state(log_dir: Path) -> None:
+    """Each demo starts as docs/EXAMPLES.md expects: without the client keys, circuits and learned latency an
+    earlier demo kept (its records stay)."""
+    from bkvy.api.services import CIRCUIT_STATE_FILE, LATENCY_FILE
+    from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE
+
+    for name in (CLIENT_KEYS_FILE, CIRCUIT_STATE_FILE, LATENCY_FILE):
+        for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite's companions of the key store
+            (log_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def _run(coroutine) -> None:
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.demo:
             settings = _demo_settings(settings, explicit_host=bool(args.host))
+            _fresh_demo_state(settings.log_dir)
         _run(_serve(settings, args.demo, args.log_level))
     except ConfigError as error:
         print(f"bkvy: configuration error: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.models.errors import ClientDisconnected
 from bkvy.models.outcomes import AttemptOutcome, is_hedged
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
@@ -111,6 +112,10 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     elif error is not None:
         decision = outcome.plan.decision_reason.value if outcome.plan is not None else ""
         error_type, error_message = error.code, error.message[:_MAX_ERROR_MESSAGE_CHARS]
+        if isinstance(error, ClientDisconnected) and sent:
+            # the client left while an upstream worked on it: the row names the last attempt sent
+            last = sent[-1]
+            provider, model, key_id = last.provider, last.model, last.key_id
         cost = sum(a.cost_usd for a in sent) or None  # a lost hedge is billed even when the request failed
     else:
         decision = ""

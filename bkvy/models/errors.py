@@ -25,7 +25,7 @@
     ├── ClientRateLimited         429 client_rate_limited (a client key's rpm; api adds Retry-After)
     ├── BudgetExceeded            402 budget_exceeded     (a client key's monthly budget is spent)
     ├── UnknownClientKey          404 unknown_client_key
-    ├── CircuitsOpen              503 circuits_open
+    ├── CircuitsOpen              503 circuits_open   (api adds Retry-After: the soonest recovery)
     ├── Unauthorized              401 unauthorized
     ├── AdminDisabled             403 admin_disabled
     ├── Forbidden                 403 forbidden
@@ -178,7 +178,17 @@ class UnknownClientKey(BkvyError):
 
 class CircuitsOpen(BkvyError):
     code = "circuits_open"
-    status = 503
+    status = 503  # api adds Retry-After: the soonest recovery among the candidates' circuits, when one is known
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unauthorized(BkvyError):

@@ -34,6 +34,7 @@ class AttemptOutcome(str, Enum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
     # An upstream call that bkvy ended. Only the gateway's own deadline (``cancelled_hard_timeout``) counts
     # against the circuit, as a timeout; the others say nothing about the upstream (SPEC §6).
     CLIENT_DISCONNECTED = "client_disconnected"

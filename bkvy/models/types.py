@@ -55,6 +55,9 @@ class ErrorClass(str, Enum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     BAD_REQUEST = "bad_request"  # this input is wrong: no failover, no circuit blame
+    # 404 for the model (retired, never pulled, misspelt in providers.json): not the client's input. Fail over;
+    # the model's circuits open for every key of its provider.
+    NOT_FOUND = "not_found"
 
     @property
     def is_retryable(self) -> bool:

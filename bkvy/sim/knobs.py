@@ -21,9 +21,11 @@ class ModelKnobs:
     slow_latency_ms: float = 0.0
     error_rates: dict[str, float] = field(default_factory=dict)
     down: bool = False
+    retired: bool = False  # answer 404 for this model, as each vendor reports an unknown or retired model
     rpm_limit: int | None = None
     stream_cut_after_chunks: int | None = None
     stream_fail_before_first_byte: bool = False
+    ignores_stream: bool = False  # answer a stream request with one whole JSON reply (LiteLLM's mock models do)
     chunk_delay_ms: float = 0.0
     stream_stall_after_chunks: int | None = None  # after this many content chunks, go silent for stream_stall_ms
     stream_stall_ms: float = 0.0

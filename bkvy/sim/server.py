@@ -24,7 +24,7 @@ from .embeddings import EmbedCall, embed_wire_for, vector_for
 from .knobs import ModelKnobs, RateView, RpmWindow, latency_seconds, roll_failure
 from .replies import ChatCall, SimReply, build_reply
 from .stats import SimStats, key_fingerprint
-from .wire import DOWN, STREAM_FAILED, Failure, Rejection, WireFormat
+from .wire import DOWN, NOT_FOUND, STREAM_FAILED, Failure, Rejection, WireFormat
 from .wire_anthropic import AnthropicWire
 from .wire_gemini import QUERY_KEY_MARK, GeminiWire
 from .wire_ollama import OllamaWire
@@ -170,7 +170,7 @@ class SimServer:
             await self.clock.sleep(delay_seconds)
         reply = build_reply(call, knobs, rng)
         headers = self._success_headers(reply, verdict.rate_view)
-        if not call.is_stream:
+        if not call.is_stream or knobs.ignores_stream:
             return web.json_response(self._wire.reply_body(reply), headers=headers)
         if knobs.stream_fail_before_first_byte:
             return await self._fail(
@@ -227,6 +227,8 @@ class SimServer:
             return _Verdict(Failure("auth", "Incorrect API key provided."), None)
         if knobs.down:
             return _Verdict(Failure(DOWN, "The service is temporarily unavailable."), None)
+        if knobs.retired:
+            return _Verdict(Failure(NOT_FOUND, f"The model {call.model!r} does not exist or was retired."), None)
         if knobs.pending_429s > 0:
             knobs.pending_429s -= 1
             return _Verdict(_rate_limited(knobs.burst_retry_after_seconds), None)

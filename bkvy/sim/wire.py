@@ -22,6 +22,7 @@ from .replies import ChatCall, SimReply
 
 # Failure kinds beyond the dice-rolled ones in knobs.FAILURE_KINDS.
 DOWN = "down"
+NOT_FOUND = "not_found"  # the `retired` knob
 STREAM_FAILED = "stream_failed"  # stream_fail_before_first_byte
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
-from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
+from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type). `server` is 529 overloaded, the failure Anthropic actually sends under load.
 _ERRORS = {
@@ -21,6 +21,7 @@ _ERRORS = {
     "bad_request": (400, "invalid_request_error"),
     "rate_limited": (429, "rate_limit_error"),
     DOWN: (503, "api_error"),
+    NOT_FOUND: (404, "not_found_error"),
     "stream_failed": (500, "api_error"),
 }
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
-from .wire import DOWN, Failure, ModelNames, Rejection, int_or_none, sse
+from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, int_or_none, sse
 
 # kind -> (status, google.rpc status name)
 _ERRORS = {
@@ -19,6 +19,7 @@ _ERRORS = {
     "bad_request": (400, "INVALID_ARGUMENT"),
     "rate_limited": (429, "RESOURCE_EXHAUSTED"),
     DOWN: (503, "UNAVAILABLE"),
+    NOT_FOUND: (404, "NOT_FOUND"),
     "stream_failed": (500, "INTERNAL"),
 }
 _ACTIONS = {"generateContent": False, "streamGenerateContent": True}

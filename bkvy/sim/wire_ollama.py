@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .knobs import RateView
 from .replies import ChatCall, SimReply, text_length
-from .wire import DOWN, Failure, ModelNames, Rejection, int_or_none, json_line
+from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, int_or_none, json_line
 
 _STATUS = {
     "server": 500,
@@ -17,6 +17,7 @@ _STATUS = {
     "bad_request": 400,
     "rate_limited": 429,
     DOWN: 503,
+    NOT_FOUND: 404,  # {"error": "model 'x' not found"}
     "stream_failed": 500,
 }
 _NS_PER_TOKEN = 10_000_000

@@ -9,7 +9,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
-from .wire import DOWN, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
+from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type, error.code), as the real API sends them.
 _ERRORS = {
@@ -19,6 +19,7 @@ _ERRORS = {
     "bad_request": (400, "invalid_request_error", None),
     "rate_limited": (429, "requests", "rate_limit_exceeded"),
     DOWN: (503, "server_error", "service_unavailable"),
+    NOT_FOUND: (404, "invalid_request_error", "model_not_found"),
     "stream_failed": (500, "server_error", None),
 }
 _OFF_EFFORTS = frozenset({"none", "minimal"})

@@ -10,7 +10,7 @@ from bkvy.api.observability import observe_outcome, record_of
 from bkvy.clock import FakeClock
 from bkvy.core.execution.records import ExecutionRequest, ExecutionResult, RequestOutcome
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
-from bkvy.models.errors import AllCandidatesFailed, HardTimeout
+from bkvy.models.errors import AllCandidatesFailed, ClientDisconnected, HardTimeout
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, HedgeOutcome
 from bkvy.models.types import Completion, FinishReason, GenerationOptions, RoutingMethod, Usage
 from bkvy.utils.metrics import GatewayMetrics
@@ -189,3 +189,15 @@ def test_a_lost_hedge_is_billed_to_its_own_model() -> None:
     samples = _samples(records)
     assert samples[("bkvy_cost_usd_total", (("model", "m"), ("provider", "p0")))] == pytest.approx(0.25)
     assert samples[("bkvy_cost_usd_total", (("model", "m"), ("provider", "p1")))] == pytest.approx(1.0)
+
+
+def test_a_client_that_left_mid_attempt_records_the_attempts_provider_and_model() -> None:
+    attempts = (
+        Attempt("p0", "m", "k", AttemptOutcome.SERVER, 5.0, status=503),
+        Attempt("p1", "m1", "k1", AttemptOutcome.CLIENT_DISCONNECTED, 900.0),
+    )
+    error = ClientDisconnected("the client closed the connection")
+    rec = record_of(_failed_outcome()._replace(attempts=attempts, error=error))
+    assert (rec.provider_used, rec.model_used, rec.api_key_used) == ("p1", "m1", "k1")
+    assert (rec.success, rec.error_type) == (False, "client_disconnected")
+    assert record_of(_failed_outcome()).provider_used == ""  # any other failure: no provider served it

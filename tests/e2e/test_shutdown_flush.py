@@ -87,7 +87,9 @@ async def test_sigterm_after_1000_concurrent_requests_loses_no_row(tmp_path: Pat
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    with open(tmp_path / "logs" / "transactions.csv", newline="", encoding="utf-8") as handle:
+    with open(
+        tmp_path / "logs" / "demo" / "transactions.csv", newline="", encoding="utf-8"
+    ) as handle:  # --demo: logs/demo
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == COLUMNS
     body = rows[1:]
@@ -96,4 +98,4 @@ async def test_sigterm_after_1000_concurrent_requests_loses_no_row(tmp_path: Pat
     assert len(logged_ids) == REQUESTS
     assert sorted(logged_ids) == sorted(request_ids)
     assert all(row[COLUMNS.index("success")] == "true" for row in body)
-    assert (tmp_path / "logs" / "daily_stats.json").exists()
+    assert (tmp_path / "logs" / "demo" / "daily_stats.json").exists()

@@ -4,6 +4,8 @@ CLOSED (traffic flows) -> OPEN (blocked until ``open_until``) -> HALF_OPEN (one 
 The ``ErrorClass`` that opened a circuit decides how it ends:
 
 - ``auth``: every circuit of the key opens and stays open until ``reset`` or a config reload.
+- ``not_found``: the upstream does not know the model; its circuits open for every key of the provider for
+  ``max_backoff_seconds``, then a probe (or a trial) checks again; a success closes them all.
 - ``rate_limited``: open until the provider's retry-after, then only a successful probe leads on.
 - ``server`` / ``connection`` / ``timeout``: exponential backoff with full jitter; after it a probe
   or, only while no prober runs, one real trial request may go through.
@@ -39,7 +41,7 @@ _FLAPPING_BACKOFF_MULTIPLIER = 5.0
 _TRIAL_LEASE_SECONDS = 120.0  # a trial that never reports back frees the slot after this
 _MAX_BACKOFF_EXPONENT = 40  # 2**40 is far past any cap; keeps the float finite
 _PERSIST_VERSION = 1
-_TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT})
+_TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT, ErrorClass.NOT_FOUND})
 STEADY_CLOSED_FIELDS = (True, True, None, None, False)  # route_fields of a closed, not flapping circuit
 
 
@@ -52,6 +54,7 @@ class CircuitBreakerRegistry:
         self._rng = rng if rng is not None else random.Random()
         self._circuits: dict[CircuitKey, Circuit] = {}
         self._auth_blocked: set[tuple[str, str]] = set()  # (provider, key_id)
+        self._missing_models: dict[tuple[str, str], float] = {}  # (provider, model) -> open_until: 404 for it
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
 
@@ -94,6 +97,7 @@ class CircuitBreakerRegistry:
         circuit.consecutive_failures = circuit.consecutive_timeouts = 0
         if circuit.state is CircuitState.HALF_OPEN:
             self._close(circuit, now)
+            self._unblock_model((key.provider, key.model), now)
 
     def record_failure(
         self, key: CircuitKey, error_class: ErrorClass, retry_after_seconds: float | None = None
@@ -106,6 +110,9 @@ class CircuitBreakerRegistry:
         circuit.window.add(now, failures=1)
         if error_class is ErrorClass.AUTH:
             self._block_key(key, now)
+            return
+        if error_class is ErrorClass.NOT_FOUND:
+            self._block_model(key, now)
             return
         if circuit.state is CircuitState.OPEN:
             return
@@ -137,6 +144,8 @@ class CircuitBreakerRegistry:
         circuit.last_failure_class = error_class
         if error_class is ErrorClass.AUTH:
             self._block_key(key, now)
+        elif error_class is ErrorClass.NOT_FOUND:
+            self._block_model(key, now)
         elif circuit.state is not CircuitState.CLOSED and circuit.open_reason is not ErrorClass.AUTH:
             self._open(circuit, error_class, None, now)
 
@@ -189,6 +198,7 @@ class CircuitBreakerRegistry:
             return False
         now = self._clock.now()
         self._unblock_key(pair, now)
+        self._unblock_model((key.provider, key.model), now)
         if circuit is not None:
             self._reset_circuit(circuit, now)
         return True
@@ -303,6 +313,28 @@ class CircuitBreakerRegistry:
             if (circuit.key.provider, circuit.key.key_id) == pair and circuit.open_reason is ErrorClass.AUTH:
                 self._reset_circuit(circuit, now)
 
+    def _block_model(self, key: CircuitKey, now: float) -> None:
+        """A 404 for the model: every circuit of it, for every key of the provider (those not built yet too,
+        see ``_circuit``), opens for ``max_backoff_seconds``. Logged once per model, not per request."""
+        model = (key.provider, key.model)
+        if model not in self._missing_models:
+            log.error("upstream_model_not_found", extra={"provider": key.provider, "model": key.model})
+        open_until = self._missing_models[model] = now + self._settings.max_backoff_seconds
+        self._circuit(key)  # this key's circuit exists, so the loop below opens it
+        for circuit in self._circuits.values():
+            if (circuit.key.provider, circuit.key.model) == model and circuit.open_reason is not ErrorClass.AUTH:
+                _set_missing(circuit, open_until)
+                self._transition(circuit, CircuitState.OPEN, now, always_notify=True)
+
+    def _unblock_model(self, model: tuple[str, str], now: float) -> None:
+        """The model answered again: its circuits still open for ``not_found`` close."""
+        if self._missing_models.pop(model, None) is None:
+            return
+        log.info("upstream_model_found", extra={"provider": model[0], "model": model[1]})
+        for circuit in self._circuits.values():
+            if (circuit.key.provider, circuit.key.model) == model and circuit.open_reason is ErrorClass.NOT_FOUND:
+                self._close(circuit, now)
+
     def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
         if circuit.state is state and not always_notify:
             return
@@ -320,6 +352,9 @@ class CircuitBreakerRegistry:
             circuit = Circuit(key=key, window=self._new_window(), last_change=self._clock.now())
             if (key.provider, key.key_id) in self._auth_blocked:
                 _set_auth_open(circuit)
+                circuit.state = CircuitState.OPEN
+            elif (key.provider, key.model) in self._missing_models:
+                _set_missing(circuit, self._missing_models[key.provider, key.model])
                 circuit.state = CircuitState.OPEN
             self._circuits[key] = circuit
         return circuit
@@ -355,6 +390,10 @@ def _is_backoff_over(circuit: Circuit, now: float) -> bool:
 
 def _set_auth_open(circuit: Circuit) -> None:
     circuit.open_reason, circuit.open_until, circuit.trial_started_at = ErrorClass.AUTH, None, None
+
+
+def _set_missing(circuit: Circuit, open_until: float) -> None:
+    circuit.open_reason, circuit.open_until, circuit.trial_started_at = ErrorClass.NOT_FOUND, open_until, None
 
 
 def _refresh_flapping(circuit: Circuit, now: float) -> None:

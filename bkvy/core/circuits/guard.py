@@ -6,6 +6,8 @@ attempt and reports outcomes through ``record_*``. Keys here are the (provider, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitState, RetryBudget
 from bkvy.models.outcomes import SkipReason
 from bkvy.models.types import ErrorClass
@@ -19,6 +21,16 @@ class CircuitGuard:
     def route_view(self, key: CircuitKey) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
         return self.registry.route_fields(key)
+
+    def soonest_open_until(self, keys: Iterable[CircuitKey]) -> float | None:
+        """The earliest ``open_until`` (monotonic seconds) among these circuits that are not closed; None when
+        none of them has one (closed, or auth-open: those wait for a reset, not for time)."""
+        ends = [
+            snapshot.open_until
+            for snapshot in map(self.registry.snapshot, keys)
+            if snapshot.state is not CircuitState.CLOSED and snapshot.open_until is not None
+        ]
+        return min(ends, default=None)
 
     def refusal(
         self, provider: str, model: str, key_id: str, *, fast_mode: bool, is_retry: bool, is_panic: bool

@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 from bkvy.clock import Clock
 from bkvy.core.circuits.guard import CircuitGuard
+from bkvy.core.circuits.types import CircuitKey
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.embeddings import EmbeddingReply, EmbeddingResult
 from bkvy.core.execution.hedging import HedgePolicy
@@ -59,6 +60,8 @@ T = TypeVar("T")
 
 _RATE_LIMITED = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.SKIPPED_RATE_LIMITED})
 _CIRCUIT_SKIPS = frozenset({AttemptOutcome.SKIPPED_CIRCUIT_OPEN, AttemptOutcome.SKIPPED_CIRCUIT_NOT_CLOSED})
+_CIRCUIT_SKIP_REASONS = frozenset({SkipReason.CIRCUIT_OPEN, SkipReason.CIRCUIT_NOT_CLOSED})
+_MIN_RETRY_AFTER_SECONDS = 1.0
 
 __all__ = [
     "Attempt",
@@ -301,7 +304,10 @@ class Executor:
         return False
 
     def final_error(self, plan: RoutePlan, run: Run) -> BkvyError:
-        return final_error(plan, run)
+        error = final_error(plan, run)
+        if isinstance(error, CircuitsOpen) and self._breaker is not None:
+            error.retry_after_seconds = _seconds_to_recovery(self._breaker, plan, run, self.clock.now())
+        return error
 
     async def _prepare(
         self, request: ExecutionRequest, slot: AttemptSlot, run: Run, *, is_stream: bool
@@ -404,6 +410,15 @@ def final_error(plan: RoutePlan, run: Run) -> BkvyError:
         if skips & _CIRCUIT_SKIPS:
             return CircuitsOpen("every candidate's circuit is open", attempts=run.attempt_dicts())
     return AllCandidatesFailed(f"all {sent_count} attempts failed", attempts=run.attempt_dicts())
+
+
+def _seconds_to_recovery(breaker: CircuitGuard, plan: RoutePlan, run: Run, now: float) -> float | None:
+    """Until the soonest of the circuit-skipped candidates may take traffic again (its ``open_until``), at
+    least 1 s; None when none of them recovers by time alone (auth-open)."""
+    keys = [CircuitKey(s.provider, s.model, s.key_id) for s in plan.skipped if s.reason in _CIRCUIT_SKIP_REASONS]
+    keys += [CircuitKey(a.provider, a.model, a.key_id) for a in run.attempts if a.outcome in _CIRCUIT_SKIPS]
+    soonest = breaker.soonest_open_until(keys)
+    return None if soonest is None else max(soonest - now, _MIN_RETRY_AFTER_SECONDS)
 
 
 def _is_every_candidate_rate_limited(attempts: Sequence[Attempt]) -> bool:

@@ -19,7 +19,7 @@ from bkvy.clock import Clock
 from bkvy.core.execution.ledger import AttemptLedger
 from bkvy.core.execution.records import PreparedAttempt, Run
 from bkvy.core.routing.plan import Candidate, RoutePlan
-from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta
+from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta, ToolCallDelta
 from bkvy.core.upstream.adapters._errors import rate_limit_hint
 from bkvy.core.upstream.transport import StreamHead, Transport
 from bkvy.models.errors import ClientDisconnected, StreamInterrupted, UpstreamError
@@ -56,7 +56,11 @@ class StreamReply:
             decoder = prepared.adapter.stream_decoder()
             chunks = aiter(head.chunks)
             hint = rate_limit_hint(head.headers)  # now, not after the first content: that wait is free time
-            pending = await _until_visible(chunks, decoder)
+            first = await anext(chunks, b"")
+            if _is_whole_reply(head.headers, first):
+                pending = _whole_reply_deltas(prepared, head, first + await _read_rest(chunks))
+            else:
+                pending = await _until_visible(chunks, decoder, decoder.feed(first))
         except BaseException:
             await upstream.aclose()
             raise
@@ -81,8 +85,9 @@ class StreamReply:
         closing.add_done_callback(self._closing.discard)
 
 
-async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -> list[StreamDelta]:
-    pending: list[StreamDelta] = []
+async def _until_visible(
+    chunks: AsyncIterator[bytes], decoder: StreamDecoder, pending: list[StreamDelta]
+) -> list[StreamDelta]:
     while not any(_is_visible(delta) for delta in pending):
         try:
             chunk = await anext(chunks)
@@ -90,6 +95,31 @@ async def _until_visible(chunks: AsyncIterator[bytes], decoder: StreamDecoder) -
             raise UpstreamError(ErrorClass.SERVER, "stream ended before any content", status=200) from None
         pending.extend(decoder.feed(chunk))
     return pending
+
+
+def _is_whole_reply(headers: dict[str, str], first_chunk: bytes) -> bool:
+    """The upstream ignored ``stream: true`` and sent one whole JSON reply (LiteLLM's proxy does, some self-hosted
+    servers too): a JSON media type and a body that opens an object. No stream format is labelled so (SSE is
+    ``text/event-stream``, Ollama's NDJSON ``application/x-ndjson``); the body check keeps an SSE stream that a
+    server mislabels as JSON on the stream path."""
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    return is_json and first_chunk.lstrip()[:1] == b"{"
+
+
+def _whole_reply_deltas(prepared: PreparedAttempt, head: StreamHead, body: bytes) -> list[StreamDelta]:
+    """A whole reply as the one delta a stream of it would add up to. Raises UpstreamError as the adapter's
+    whole-reply parser does (an error object in a 200 body, an unparseable body)."""
+    completion = prepared.adapter.parse_reply(UpstreamReply(head.status, head.headers, body))
+    tool_calls = tuple(
+        ToolCallDelta(index, call.call_id, call.name, call.arguments)
+        for index, call in enumerate(completion.tool_calls)
+    )
+    return [StreamDelta(completion.content, completion.finish_reason, completion.usage, tool_calls)]
+
+
+async def _read_rest(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
 
 
 def _is_visible(delta: StreamDelta) -> bool:

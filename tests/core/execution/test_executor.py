@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
+from bkvy.api.errors import failure_of
 from bkvy.clock import FakeClock
+from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
+from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.config.gateway import build_config
 from bkvy.core.config.pricing import cost_usd
 from bkvy.core.execution.executor import ExecutionRequest, Executor, RequestOutcome, Run, final_error
@@ -26,7 +30,14 @@ from bkvy.models.errors import (
     UnsupportedInput,
 )
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipReason
-from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod, UpstreamReply, UpstreamRequest
+from bkvy.models.types import (
+    ChatMessage,
+    ErrorClass,
+    GenerationOptions,
+    RoutingMethod,
+    UpstreamReply,
+    UpstreamRequest,
+)
 
 OK_BODY = json.dumps(
     {
@@ -177,3 +188,34 @@ def test_attempt_outcomes_go_on_the_wire_as_their_plain_words() -> None:
     wire = Attempt("p", "m", "k", AttemptOutcome.SKIPPED_RATE_LIMITED, 1.0).as_dict()
     assert type(wire["outcome"]) is str and wire["outcome"] == "skipped_rate_limited"
     assert json.dumps(wire["outcome"]) == '"skipped_rate_limited"'
+
+
+async def test_every_circuit_open_is_503_with_retry_after_the_soonest_recovery(fake_clock: FakeClock) -> None:
+    registry = CircuitBreakerRegistry(CircuitSettings(), fake_clock, random.Random(7))
+    guard = CircuitGuard(registry, RetryBudget(fake_clock))
+    executor = Executor(
+        config=_executor(ScriptedTransport([]), fake_clock).config,
+        clock=fake_clock,
+        transport=ScriptedTransport([]),
+        limiter=RateLimiter(fake_clock),
+        latency=LatencyTracker(),
+        breaker=guard,
+    )
+    for candidate, retry_after_seconds in zip(executor.plan(_request().route).candidates, (30.0, 12.0), strict=True):
+        guard.record_failure(
+            candidate.provider, candidate.model, candidate.key_id, ErrorClass.RATE_LIMITED, retry_after_seconds
+        )
+    with pytest.raises(CircuitsOpen) as raised:
+        await executor.execute(_request())
+    assert raised.value.retry_after_seconds == pytest.approx(12.0)  # the second recovers first
+    fake_clock.advance(11.5)
+    with pytest.raises(CircuitsOpen) as raised:
+        await executor.execute(_request())
+    assert raised.value.retry_after_seconds == 1.0  # never below one second
+    failure = failure_of(raised.value, method="POST", route="/llm/scenario", request_id="r")
+    assert failure.status == 503 and failure.headers == {"Retry-After": "1"}
+
+
+async def test_rate_limits_stay_429_when_circuits_are_closed(fake_clock: FakeClock) -> None:
+    error = final_error(_plan("rate_limited"), _run())
+    assert isinstance(error, AllCandidatesRateLimited) and error.status == 429

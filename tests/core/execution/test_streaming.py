@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,9 +14,18 @@ from bkvy.core.execution.executor import ExecutionRequest, Executor, RequestOutc
 from bkvy.core.limits.rate_limits import RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import RouteRequest
+from bkvy.core.upstream.adapters import ToolCallDelta
 from bkvy.core.upstream.transport import StreamHead
 from bkvy.models.errors import AllCandidatesFailed, StreamInterrupted, UpstreamBadRequest
-from bkvy.models.types import ChatMessage, GenerationOptions, RoutingMethod, UpstreamReply, UpstreamRequest
+from bkvy.models.types import (
+    ChatMessage,
+    FinishReason,
+    GenerationOptions,
+    RoutingMethod,
+    UpstreamReply,
+    UpstreamRequest,
+    Usage,
+)
 
 OK_CHUNKS = [
     b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
@@ -29,8 +39,9 @@ OK_CHUNKS = [
 class ScriptedTransport:
     """Answers each streamed request with the next (status, chunks) script; records what was closed."""
 
-    def __init__(self, scripts: list[tuple[int, list[bytes]]]) -> None:
+    def __init__(self, scripts: list[tuple[int, list[bytes]]], headers: dict[str, str] | None = None) -> None:
         self._scripts = list(scripts)
+        self._headers = headers or {}
         self.urls: list[str] = []
         self.closed = 0
 
@@ -48,7 +59,7 @@ class ScriptedTransport:
                 yield chunk
 
         try:
-            yield StreamHead(status, {}, _chunks())
+            yield StreamHead(status, self._headers, _chunks())
         finally:
             self.closed += 1
 
@@ -165,3 +176,45 @@ async def test_consumer_leaving_early_closes_upstream_and_records_a_disconnect(f
     [outcome] = outcomes
     assert outcome.error is not None and outcome.error.code == "client_disconnected"
     assert outcome.attempts[-1].outcome == "client_disconnected"
+
+
+JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
+WHOLE_REPLY = json.dumps(
+    {
+        "choices": [{"message": {"content": "Hello"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+    }
+).encode()
+
+
+async def test_a_whole_json_reply_to_a_stream_request_is_relayed_as_one_delta(fake_clock: FakeClock) -> None:
+    transport = ScriptedTransport([(200, [WHOLE_REPLY[:10], WHOLE_REPLY[10:]])], JSON_HEADERS)
+    executor = _executor(transport, fake_clock)
+    outcomes: list[RequestOutcome] = []
+    executor.add_observer(outcomes.append)
+    stream = await executor.open_stream(_request())
+    deltas = [delta async for batch in stream.batches() for delta in batch]
+    assert [(d.content, d.finish_reason) for d in deltas] == [("Hello", FinishReason.STOP)]
+    [outcome] = outcomes
+    assert outcome.error is None and outcome.result is not None
+    assert outcome.result.completion.usage == Usage(3, 2)
+    assert len(transport.urls) == 1 and transport.closed == 1
+
+
+async def test_a_whole_reply_with_tool_calls_becomes_tool_call_deltas(fake_clock: FakeClock) -> None:
+    message = {
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    }
+    body = json.dumps({"choices": [{"message": message, "finish_reason": "tool_calls"}]}).encode()
+    stream = await _executor(ScriptedTransport([(200, [body])], JSON_HEADERS), fake_clock).open_stream(_request())
+    [delta] = [delta async for batch in stream.batches() for delta in batch]
+    assert delta.tool_calls == (ToolCallDelta(0, "c1", "f", "{}"),)
+    assert delta.finish_reason is FinishReason.TOOL_CALLS
+
+
+async def test_an_error_in_a_whole_reply_fails_over_and_sse_labelled_json_stays_a_stream(fake_clock: FakeClock) -> None:
+    transport = ScriptedTransport([(200, [b'{"error":{"type":"server_error"}}']), (200, OK_CHUNKS)], JSON_HEADERS)
+    texts, [outcome] = await _drain(_executor(transport, fake_clock))
+    assert texts == ["Hel", "lo", "", ""]  # the second's SSE, mislabelled as JSON, is still decoded as a stream
+    assert [a.outcome for a in outcome.attempts] == ["server", "success"]

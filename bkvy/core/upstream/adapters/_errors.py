@@ -19,7 +19,7 @@ from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, RateLimitHint
 
 _TIMEOUT_STATUSES = frozenset({408, 504, 524, 598})
-_BAD_REQUEST_STATUSES = frozenset({400, 404, 405, 409, 413, 415, 422})
+_BAD_REQUEST_STATUSES = frozenset({400, 405, 409, 413, 415, 422})
 # A vendor's error type or status word, when there is no HTTP status (stream error events).
 _VENDOR_TYPE_STATUS = {
     "invalid_request_error": 400,
@@ -65,6 +65,8 @@ def classify_status(status: int) -> ErrorClass:
         return ErrorClass.RATE_LIMITED
     if status in _TIMEOUT_STATUSES:
         return ErrorClass.TIMEOUT
+    if status == 404:  # a chat or embeddings call names one resource: the model (see ``_class_of``)
+        return ErrorClass.NOT_FOUND
     if status in _BAD_REQUEST_STATUSES or 400 <= status < 500:
         return ErrorClass.BAD_REQUEST
     return ErrorClass.SERVER  # 5xx, 529 overloaded, and any unexpected 1xx/3xx
@@ -74,13 +76,32 @@ def upstream_error(
     status: int, headers: Mapping[str, str], body: bytes, *, now_wall: float | None = None
 ) -> UpstreamError:
     """Classify a non-2xx reply. The message holds the status and the vendor's error code only."""
-    vendor_code = _vendor_error_code(_loads_or_none(body))
+    payload = _loads_or_none(body)
+    vendor_code = _vendor_error_code(payload)
     return UpstreamError(
-        classify_status(status),
+        _class_of(status, payload),
         _message(status, vendor_code),
         status=status,
         retry_after_seconds=retry_after_seconds(headers, now_wall=now_wall),
     )
+
+
+def _class_of(status: int, payload: Any) -> ErrorClass:
+    """``classify_status``, except for a 404 that the vendor's API did not answer itself.
+
+    Every vendor answers a call naming an unknown or retired model with 404 and its own JSON error envelope:
+    OpenAI ``{"error": {"type": "invalid_request_error", "code": "model_not_found"}}``, Anthropic
+    ``{"type": "error", "error": {"type": "not_found_error"}}``, Gemini ``{"error": {"status": "NOT_FOUND"}}``,
+    Ollama ``{"error": "model 'x' not found"}`` (its OpenAI-compatible route: ``type: "api_error"``), vLLM
+    ``type: "NotFoundError"``. The path of a chat or embeddings call is fixed, so that 404 is about the model.
+    A 404 without that envelope (an HTML or plain-text page, a framework's ``{"detail": "Not Found"}``) comes
+    from something in front of the API or a wrong ``base_url``/``endpoint``: not the model, not the client's
+    input (it cannot choose an upstream URL), so a server fault: fail over, and the circuit counts it.
+    """
+    error_class = classify_status(status)
+    if error_class is ErrorClass.NOT_FOUND and not (isinstance(payload, Mapping) and "error" in payload):
+        return ErrorClass.SERVER
+    return error_class
 
 
 def error_from_event(payload: Mapping[str, Any]) -> UpstreamError:

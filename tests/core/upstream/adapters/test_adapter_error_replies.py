@@ -46,7 +46,6 @@ CASES = [  # (status, headers, error class, retry_after_seconds)
     (529, {}, ErrorClass.SERVER, None),
     (504, {}, ErrorClass.TIMEOUT, None),
     (400, {}, ErrorClass.BAD_REQUEST, None),
-    (404, {}, ErrorClass.BAD_REQUEST, None),
     (413, {}, ErrorClass.BAD_REQUEST, None),
 ]
 
@@ -84,3 +83,50 @@ def test_gemini_resource_exhausted_is_rate_limited(make_reply) -> None:
     with pytest.raises(UpstreamError) as raised:
         adapter_for(ProviderType.GEMINI).parse_reply(make_reply(429, ERROR_BODIES[ProviderType.GEMINI]))
     assert raised.value.error_class is ErrorClass.RATE_LIMITED and "RESOURCE_EXHAUSTED" in raised.value.message
+
+
+# How each vendor reports a model it does not know (or has retired), as its API sends it.
+MODEL_NOT_FOUND_BODIES = {
+    ProviderType.OPENAI: {
+        "error": {
+            "message": "The model `gpt-9` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    },
+    # vLLM; Ollama's OpenAI-compatible route sends the OpenAI shape with "type": "api_error"
+    ProviderType.OPENAI_COMPATIBLE: {
+        "error": {"message": "The model `m` does not exist.", "type": "NotFoundError", "param": None, "code": 404}
+    },
+    ProviderType.ANTHROPIC: {"type": "error", "error": {"type": "not_found_error", "message": "model: claude-9"}},
+    ProviderType.GEMINI: {
+        "error": {
+            "code": 404,
+            "message": "models/gemini-9 is not found for API version v1beta, or is not supported for generateContent.",
+            "status": "NOT_FOUND",
+        }
+    },
+    ProviderType.OLLAMA: {"error": "model 'llama9' not found, try pulling it first"},
+}
+
+
+def test_anthropic_not_found_body_matches_the_sdk_type() -> None:
+    ErrorResponse.model_validate({**MODEL_NOT_FOUND_BODIES[ProviderType.ANTHROPIC], "request_id": "req_1"})
+
+
+@pytest.mark.parametrize("provider_type", list(ProviderType))
+def test_a_404_for_the_model_is_not_found(make_reply, provider_type) -> None:
+    with pytest.raises(UpstreamError) as raised:
+        adapter_for(provider_type).parse_reply(make_reply(404, MODEL_NOT_FOUND_BODIES[provider_type]))
+    assert raised.value.error_class is ErrorClass.NOT_FOUND and raised.value.status == 404
+    assert raised.value.error_class.is_retryable  # fail over: the client's input was fine
+
+
+@pytest.mark.parametrize("provider_type", list(ProviderType))
+@pytest.mark.parametrize("body", [b"404 page not found", b"<html>Not Found</html>", b'{"detail": "Not Found"}', b""])
+def test_a_404_the_vendor_api_did_not_send_is_a_server_fault(make_reply, provider_type, body) -> None:
+    """A wrong base_url/endpoint or a proxy in front: not the model, and not the client's input."""
+    with pytest.raises(UpstreamError) as raised:
+        adapter_for(provider_type).parse_reply(make_reply(404, body))
+    assert raised.value.error_class is ErrorClass.SERVER and raised.value.status == 404

@@ -34,7 +34,7 @@ NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
         (503, ErrorClass.SERVER),
         (529, ErrorClass.SERVER),
         (400, ErrorClass.BAD_REQUEST),
-        (404, ErrorClass.BAD_REQUEST),
+        (404, ErrorClass.NOT_FOUND),
         (413, ErrorClass.BAD_REQUEST),
         (422, ErrorClass.BAD_REQUEST),
         (418, ErrorClass.BAD_REQUEST),
