@@ -8,6 +8,7 @@ The one exception to the fake clock is the restart test: ``kill -9`` needs a rea
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -529,3 +530,109 @@ async def test_soft_timeout_switches_when_hedging_is_off_and_hard_timeout_return
     assert hard_attempts[0] == (PRIMARY, "cancelled_soft_timeout", False)
     assert fallback_calls == 2  # the fast-mode attempt was under way when the deadline hit
     assert hard_attempts[-1] == (FALLBACK, "cancelled_hard_timeout", True)  # the cut attempt is recorded too
+
+
+# -- 9. probes: a 429 burst after an outage, and a long outage (issue 15, items 12 and 15) ----------------------------
+
+
+async def _serve_primary_again(drive: FaultDriver, since: float, limit_seconds: float) -> float:
+    """A user request every fake second until the primary serves one. Returns the seconds since ``since``."""
+    while drive.clock.now() - since < limit_seconds:
+        await drive.advance(1.0)
+        response = await drive.send()
+        assert response.status_code == 200, response.text
+        if response.json()["provider_used"] == PRIMARY:
+            return drive.clock.now() - since
+    circuit = await drive.primary_circuit()
+    raise AssertionError(f"the primary was still shut out {limit_seconds:.0f}s later: {circuit}")
+
+
+async def test_429_on_a_probe_honours_retry_after_after_an_outage_and_the_model_is_back_soon_after_the_burst(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    retry_after, burst = 3.0, 12.0
+    knobs = fleet.servers["openai"].knobs(PRIMARY_MODEL)
+    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        await _open_primary_with_outage(drive, fleet)  # a 503 outage first: openings pile up
+        await drive.advance(4 * INTERVAL, step_seconds=INTERVAL)
+        await drive.advance(INTERVAL - 0.5)  # the burst starts just before a probe: two probes fall inside it
+        carried = (await drive.primary_circuit())["open_count"]
+        knobs.down = False
+        knobs.burst_429(count=1_000_000, retry_after_seconds=retry_after)  # back, but rate limited for 12 s
+        burst_started, calls_before = fake_clock.now(), drive.primary_calls()
+        call_times: list[float] = []
+        while fake_clock.now() - burst_started < burst:
+            await drive.advance(0.5)
+            call_times += [fake_clock.now() - burst_started] * (drive.primary_calls() - calls_before - len(call_times))
+            response = await drive.send()
+            assert response.json()["provider_used"] == FALLBACK
+        knobs.pending_429s = 0
+        rate_limited = await drive.primary_circuit()
+        burst_ended = fake_clock.now()
+        locked_out = await _serve_primary_again(drive, burst_ended, 60 * INTERVAL)
+        circuit = await drive.primary_circuit()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(call_times)]
+    print(
+        f"\n[faults 9] after a 503 outage (open_count {carried}), a {burst:.0f}s 429 burst with Retry-After "
+        f"{retry_after:.0f}s: probes at {call_times}s into it, circuit then {rate_limited['open_reason']} for "
+        f"{rate_limited['open_for_seconds']}s (open_count {rate_limited['open_count']}); the cheap model served "
+        f"again {locked_out:.0f}s after the burst ended (issue 15 measured 120-480s before the fix)"
+    )
+    assert carried >= 4
+    assert len(call_times) == 2 and all(gap >= INTERVAL for gap in gaps)  # at most one probe per interval
+    assert rate_limited["open_reason"] == "rate_limited"
+    assert rate_limited["open_for_seconds"] <= retry_after  # the probe's 429 set the Retry-After, not 60 s x 2^n
+    assert rate_limited["open_count"] == len(call_times)  # the 429s restarted the run the 503s had grown
+    assert locked_out <= INTERVAL + 1.0
+    assert circuit["state"] == "closed"
+
+
+async def test_a_circuit_opened_by_a_429_is_probed_when_its_retry_after_ends_not_at_the_next_tick(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    retry_after = 3.0
+    async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        await drive.advance(4.0)  # between two probe ticks
+        fleet.servers["openai"].knobs(PRIMARY_MODEL).burst_429(count=1, retry_after_seconds=retry_after)
+        assert (await drive.send()).json()["provider_used"] == FALLBACK
+        opened_at, calls_before = fake_clock.now(), drive.primary_calls()
+        assert (await drive.primary_circuit())["open_reason"] == "rate_limited"
+        while drive.primary_calls() == calls_before and fake_clock.now() - opened_at < 2 * INTERVAL:
+            await drive.advance(0.5)
+        probed_after = fake_clock.now() - opened_at
+        served_after = await _serve_primary_again(drive, opened_at, 2 * INTERVAL)
+    print(
+        f"\n[faults 10] a 429 with Retry-After {retry_after:.0f}s opened the circuit {opened_at - 1000.0:.0f}s into "
+        f"a {INTERVAL:.0f}s probe interval: probed {probed_after:.1f}s later, primary serving at +{served_after:.0f}s"
+    )
+    assert probed_after == retry_after
+    assert served_after <= retry_after + 1.0
+
+
+async def test_after_a_ten_minute_outage_the_provider_is_back_within_two_probe_intervals(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    outage = 60 * INTERVAL
+    async with gateway(
+        two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path), rng=FixedJitter(1.0)
+    ) as client:  # type: ignore[arg-type]
+        drive = FaultDriver(client, fake_clock, fleet)
+        await _open_primary_with_outage(drive, fleet)
+        probes_before = drive.probes_sent
+        await drive.advance(outage, step_seconds=INTERVAL / 2)
+        probes = drive.probes_sent - probes_before
+        users = [(await drive.send()).json()["provider_used"] for _ in range(3)]
+        assert users == [FALLBACK] * 3  # user traffic stays off it
+        before = await drive.primary_circuit()
+        closed_after, states = await _time_to_close(drive, fleet)
+    print(
+        f"\n[faults 11] primary down {outage:.0f}s: {probes} probes ({INTERVAL:.0f}s interval), open_count "
+        f"{before['open_count']}, {before['open_for_seconds']:.0f}s of backoff left for user traffic; back up: "
+        f"{' -> '.join(states)} {closed_after:.0f}s after recovery"
+    )
+    assert outage / INTERVAL - 1 <= probes <= outage / INTERVAL + 1  # a steady cadence, one per interval
+    assert before["open_for_seconds"] >= 10 * INTERVAL  # the backoff has grown long ...
+    assert states == ["open", "half_open", "closed"]
+    assert closed_after <= 2 * INTERVAL  # ... and does not delay the recovery

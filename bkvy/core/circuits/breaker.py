@@ -7,8 +7,12 @@ The ``ErrorClass`` that opened a circuit decides how it ends:
 - ``not_found``: the upstream does not know the model; its circuits open for every key of the provider for
   ``max_backoff_seconds``, then a probe (or a trial) checks again; a success closes them all.
 - ``rate_limited``: open until the provider's retry-after, then only a successful probe leads on.
-- ``server`` / ``connection`` / ``timeout``: exponential backoff with full jitter; after it a probe
-  or, only while no prober runs, one real trial request may go through.
+- ``server`` / ``connection`` / ``timeout``: exponential backoff with full jitter, which holds back user
+  traffic: only while no prober runs may one real trial request go through once it is over.
+
+The backoff never delays a probe: an open circuit is probed on its own steady cadence (``probe_due_at``), and a
+successful probe ends the backoff, so a recovered upstream is back within about two probe intervals however long
+its outage was. Auth-open circuits are never probed.
 
 Times are monotonic seconds from the injected clock; ``to_dict`` stores wall time so a restart keeps
 the remaining time.
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bkvy.clock import Clock
+from bkvy.core.circuits.cadence import STABLE_SECONDS, count_opening, is_due, probe_due_at
 from bkvy.core.circuits.persist import circuit_from_dict, circuit_to_dict, health_pattern
 from bkvy.core.circuits.retry_budget import RetryBudget
 from bkvy.core.circuits.types import Circuit, CircuitKey, CircuitSettings, CircuitSnapshot, CircuitState
@@ -36,10 +41,10 @@ log = logging.getLogger(__name__)
 _WINDOW_BUCKETS = 60  # 600 s window -> 10 s buckets: bounded memory per circuit
 _DEFAULT_RATE_LIMIT_SECONDS = 60.0  # a 429 without a usable retry-after
 _FLAPPING_WINDOW_SECONDS = 300.0
-_FLAPPING_STABLE_SECONDS = 600.0
 _FLAPPING_BACKOFF_MULTIPLIER = 5.0
 _TRIAL_LEASE_SECONDS = 120.0  # a trial that never reports back frees the slot after this
 _MAX_BACKOFF_EXPONENT = 40  # 2**40 is far past any cap; keeps the float finite
+_DEFAULT_PROBE_INTERVAL_SECONDS = 10.0  # HEALTH_PROBE_INTERVAL_SECONDS' default, until a prober says its own
 _PERSIST_VERSION = 1
 _TRIAL_CLASSES = frozenset({ErrorClass.SERVER, ErrorClass.CONNECTION, ErrorClass.TIMEOUT, ErrorClass.NOT_FOUND})
 STEADY_CLOSED_FIELDS = (True, True, None, None, False)  # route_fields of a closed, not flapping circuit
@@ -57,14 +62,18 @@ class CircuitBreakerRegistry:
         self._missing_models: dict[tuple[str, str], float] = {}  # (provider, model) -> open_until: 404 for it
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
+        self._probe_interval_seconds = _DEFAULT_PROBE_INTERVAL_SECONDS
 
-    def set_prober_running(self, is_running: bool) -> None:
+    def set_prober_running(self, is_running: bool, probe_interval_seconds: float | None = None) -> None:
         """While a prober runs, OPEN circuits leave OPEN only through a successful probe.
 
         No user request is spent as a trial on an upstream that may still be down (and may hang until the
         soft timeout): the probe takes that risk instead. Without a prober, trials are the only way back.
+        ``probe_interval_seconds`` is the prober's cadence: at most one probe per circuit per interval.
         """
         self._is_prober_running = is_running
+        if probe_interval_seconds is not None:
+            self._probe_interval_seconds = probe_interval_seconds
 
     def on_change(self, callback: Callable[[CircuitSnapshot], None]) -> None:
         """Call ``callback`` with the new snapshot after every state transition (e.g. to persist)."""
@@ -123,21 +132,33 @@ class CircuitBreakerRegistry:
             self._open(circuit, error_class, retry_after_seconds, now)
 
     def due_for_probe(self) -> list[CircuitKey]:
-        """OPEN circuits whose backoff is over, auth-open ones excluded."""
-        return [s.key for s in self.snapshots() if s.is_probe_due]
+        """OPEN circuits the prober may call now (``probe_due_at``), auth-open ones excluded."""
+        now, interval = self._clock.now(), self._probe_interval_seconds
+        return [c.key for c in self._circuits.values() if is_due(probe_due_at(c, interval), now)]
+
+    def next_probe_at(self) -> float | None:
+        """Monotonic seconds when the next probe falls due, or None when no circuit will need one."""
+        interval = self._probe_interval_seconds
+        times = [t for t in (probe_due_at(c, interval) for c in self._circuits.values()) if t is not None]
+        return min(times, default=None)
+
+    def record_probe_started(self, key: CircuitKey) -> None:
+        """A probe of ``key`` is on its way: the next one is due an interval later at the soonest."""
+        self._circuit(key).last_probe_at = self._clock.now()
 
     def record_probe_success(self, key: CircuitKey) -> None:
-        """OPEN -> HALF_OPEN once the backoff is over; auth-open circuits ignore probes."""
+        """OPEN -> HALF_OPEN, whatever backoff is left (the upstream answered); a rate-limited circuit only once
+        its retry-after has passed; auth-open circuits ignore probes."""
         circuit, now = self._circuit(key), self._clock.now()
-        if (
-            circuit.state is CircuitState.OPEN
-            and circuit.open_reason is not ErrorClass.AUTH
-            and _is_backoff_over(circuit, now)
-        ):
+        is_rate_limit_over = circuit.open_reason is not ErrorClass.RATE_LIMITED or _is_backoff_over(circuit, now)
+        if circuit.state is CircuitState.OPEN and circuit.open_reason is not ErrorClass.AUTH and is_rate_limit_over:
             self._transition(circuit, CircuitState.HALF_OPEN, now)
 
-    def record_probe_failure(self, key: CircuitKey, error_class: ErrorClass) -> None:
-        """The circuit stays (or goes back) OPEN with a grown backoff."""
+    def record_probe_failure(
+        self, key: CircuitKey, error_class: ErrorClass, retry_after_seconds: float | None = None
+    ) -> None:
+        """The circuit stays (or goes back) OPEN with a grown backoff; a 429's ``retry_after_seconds`` is
+        honoured as for a request."""
         if not self._settings.enabled or error_class is ErrorClass.BAD_REQUEST:
             return
         circuit, now = self._circuit(key), self._clock.now()
@@ -147,7 +168,7 @@ class CircuitBreakerRegistry:
         elif error_class is ErrorClass.NOT_FOUND:
             self._block_model(key, now)
         elif circuit.state is not CircuitState.CLOSED and circuit.open_reason is not ErrorClass.AUTH:
-            self._open(circuit, error_class, None, now)
+            self._open(circuit, error_class, retry_after_seconds, now)
 
     def snapshot(self, key: CircuitKey) -> CircuitSnapshot:
         return self._snapshot(self._circuit(key), self._clock.now())
@@ -160,7 +181,8 @@ class CircuitBreakerRegistry:
             return STEADY_CLOSED_FIELDS
         snapshot = self.snapshot(key)
         is_open = snapshot.state is CircuitState.OPEN
-        allows = not is_open or (snapshot.is_probe_due and not snapshot.needs_probe)
+        is_backoff_over = snapshot.open_until is not None and self._clock.now() >= snapshot.open_until
+        allows = not is_open or (is_backoff_over and not snapshot.needs_probe)  # as _may_trial
         return (
             snapshot.state is CircuitState.CLOSED,
             allows,
@@ -255,7 +277,7 @@ class CircuitBreakerRegistry:
         if circuit.state is CircuitState.CLOSED:
             self._note_opening(circuit, now)
         circuit.last_opened_at = now
-        circuit.open_count += 1
+        count_opening(circuit, reason, now)
         circuit.open_reason = reason
         circuit.open_until = now + self._backoff_seconds(circuit, reason, retry_after_seconds)
         circuit.trial_started_at = None
@@ -286,7 +308,7 @@ class CircuitBreakerRegistry:
         return self._rng.random() * ceiling  # full jitter: uniform over [0, ceiling)
 
     def _close(self, circuit: Circuit, now: float) -> None:
-        circuit.open_reason = circuit.open_until = circuit.trial_started_at = None
+        circuit.open_reason = circuit.open_until = circuit.trial_started_at = circuit.last_probe_at = None
         circuit.consecutive_failures = circuit.consecutive_timeouts = circuit.open_count = 0
         circuit.window.clear()
         self._transition(circuit, CircuitState.CLOSED, now)
@@ -366,7 +388,7 @@ class CircuitBreakerRegistry:
         _refresh_flapping(circuit, now)
         calls, failures = circuit.window.totals(now)
         is_open = circuit.state is CircuitState.OPEN
-        is_probe_due = is_open and circuit.open_reason is not ErrorClass.AUTH and _is_backoff_over(circuit, now)
+        is_probe_due = is_due(probe_due_at(circuit, self._probe_interval_seconds), now)
         return CircuitSnapshot(
             key=circuit.key,
             state=circuit.state,
@@ -398,6 +420,6 @@ def _set_missing(circuit: Circuit, open_until: float) -> None:
 
 def _refresh_flapping(circuit: Circuit, now: float) -> None:
     last_opened_at = circuit.last_opened_at
-    if circuit.is_flapping and last_opened_at is not None and now - last_opened_at >= _FLAPPING_STABLE_SECONDS:
+    if circuit.is_flapping and last_opened_at is not None and now - last_opened_at >= STABLE_SECONDS:
         circuit.is_flapping = False
         circuit.recent_openings.clear()

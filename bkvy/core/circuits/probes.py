@@ -1,8 +1,13 @@
 """Background health probes for open circuits (SPEC §6).
 
-Every ``interval_seconds`` the prober takes the open circuits whose backoff has ended (never auth ones),
-and sends each the cheapest call its provider offers, at most ``max_concurrent`` at a time, each bounded
-by ``timeout_seconds``. A 2xx moves the circuit to HALF_OPEN; anything else keeps it open, backoff grown.
+The prober sends each open circuit (never an auth one) the cheapest call its provider offers when the registry
+says it is due: a rate-limited circuit when its retry-after ends, any other one every ``interval_seconds``,
+whatever its backoff (the backoff holds back user traffic, not probes). At most one probe per circuit per
+interval, at most ``max_concurrent`` at a time, each bounded by ``timeout_seconds``. A 2xx moves the circuit to
+HALF_OPEN; anything else keeps it open, backoff grown, a 429's retry-after honoured.
+
+It sleeps until the next probe falls due, and wakes early when a circuit changes (a 429 opening with a short
+retry-after must not wait for the next tick).
 """
 
 from __future__ import annotations
@@ -44,42 +49,73 @@ class HealthProber:
         self._interval_seconds = interval_seconds
         self._timeout_seconds = timeout_seconds
         self._max_concurrent = max_concurrent
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.probes_sent = 0
 
     def start(self) -> None:
-        self._registry.set_prober_running(True)  # from now on only probes reopen the way (SPEC §6)
+        # from now on only probes reopen the way (SPEC §6), on this prober's cadence
+        self._registry.set_prober_running(True, probe_interval_seconds=self._interval_seconds)
+        self._registry.on_change(lambda _snapshot: self._wake.set())
         self._task = asyncio.create_task(self._run(), name="bkvy-health-prober")
 
     async def stop(self) -> None:
         self._registry.set_prober_running(False)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        tasks = [task for task in (self._task, *self._in_flight) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._in_flight.clear()
 
     async def _run(self) -> None:
         while True:
-            await self._clock.sleep(self._interval_seconds)
+            self._wake.clear()  # before looking: a change from here on wakes the sleep below
             try:
-                await self.probe_due()
+                self._start_due_probes()
             except Exception:  # the prober must outlive any one bad cycle
                 log.exception("probe_cycle_failed")
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        """Until the next probe falls due (at most one interval), or until a circuit changes."""
+        next_at = self._registry.next_probe_at()
+        delay = self._interval_seconds if next_at is None else min(self._interval_seconds, next_at - self._clock.now())
+        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     async def probe_due(self) -> int:
-        """Probe every circuit due now. Returns how many probes were sent."""
-        keys = [k for k in self._registry.due_for_probe() if k.provider in self._config.providers]
-        limit = asyncio.Semaphore(self._max_concurrent)
+        """Probe every circuit due now and wait for the replies. Returns how many probes were started."""
+        tasks = self._start_due_probes()
+        await asyncio.gather(*tasks)
+        return len(tasks)
 
-        async def _bounded(key: CircuitKey) -> None:
-            async with limit:
+    def _start_due_probes(self) -> list[asyncio.Task[None]]:
+        """One task per due circuit; each is marked started at once, so it is not due again for an interval."""
+        tasks = []
+        for key in self._registry.due_for_probe():
+            self._registry.record_probe_started(key)  # also for a provider no longer configured: no busy loop
+            if key.provider not in self._config.providers:
+                continue
+            task = asyncio.create_task(self._bounded_probe(key), name="bkvy-health-probe")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            tasks.append(task)
+        return tasks
+
+    async def _bounded_probe(self, key: CircuitKey) -> None:
+        async with self._limit:
+            try:
                 await self._probe(key)
-
-        await asyncio.gather(*(_bounded(key) for key in keys))
-        return len(keys)
+            except Exception:  # one bad probe must not end the others; the circuit stays open
+                log.exception("probe_failed_unexpectedly", extra={"provider": key.provider, "key_id": key.key_id})
 
     async def _probe(self, key: CircuitKey) -> None:
         provider = self._config.providers[key.provider]
@@ -110,11 +146,11 @@ class HealthProber:
             self._registry.record_probe_failure(key, ErrorClass.TIMEOUT)
             return
         except UpstreamError as error:
-            self._registry.record_probe_failure(key, error.error_class)
+            self._registry.record_probe_failure(key, error.error_class, error.retry_after_seconds)
             return
         if 200 <= reply.status < 300:
             self._registry.record_probe_success(key)
             log.info("probe_succeeded", extra={"provider": key.provider, "model": key.model, "key_id": key.key_id})
         else:
-            reply_error = upstream_error(reply.status, reply.headers, reply.body)
-            self._registry.record_probe_failure(key, reply_error.error_class)
+            reply_error = upstream_error(reply.status, reply.headers, reply.body, now_wall=self._clock.wall())
+            self._registry.record_probe_failure(key, reply_error.error_class, reply_error.retry_after_seconds)

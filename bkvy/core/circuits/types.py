@@ -46,12 +46,12 @@ class CircuitSnapshot:
     consecutive_failures: int
     failures_in_window: int
     calls_in_window: int
-    open_count: int  # openings since the circuit last closed: the backoff exponent
+    open_count: int  # openings in the current run: the backoff exponent (see cadence.count_opening)
     is_flapping: bool
     last_failure_class: ErrorClass | None
     last_change: float  # monotonic seconds of the last state change
     needs_probe: bool  # OPEN for 429, or any OPEN while a prober runs: only a probe leads on
-    is_probe_due: bool  # OPEN, backoff over, not auth
+    is_probe_due: bool  # OPEN, not auth, and the prober may call it now (its own cadence, not the backoff)
 
 
 @dataclass(slots=True)
@@ -72,3 +72,4 @@ class Circuit:
     last_failure_class: ErrorClass | None = None
     last_change: float = 0.0
     trial_started_at: float | None = None
+    last_probe_at: float | None = None  # when the prober last called it; cleared on close

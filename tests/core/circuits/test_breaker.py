@@ -235,14 +235,18 @@ def test_failure_in_half_open_reopens_with_grown_backoff() -> None:
     assert not registry.allow_request(KEY)
 
 
-def test_probe_success_after_backoff_moves_to_half_open() -> None:
+def test_probe_success_moves_to_half_open_whatever_backoff_is_left() -> None:
     clock = FakeClock()
     registry = _registry(clock)
     _fail(registry, 3)
-    registry.record_probe_success(KEY)  # too early: ignored
-    assert registry.snapshot(KEY).state is CircuitState.OPEN
+    for _ in range(6):  # a long outage: the backoff grows to 640 s
+        clock.advance(10.0)
+        registry.record_probe_started(KEY)
+        registry.record_probe_failure(KEY, ErrorClass.SERVER)
+    assert _backoff(registry, clock) == pytest.approx(640.0)
     clock.advance(10.0)
-    assert registry.due_for_probe() == [KEY]
+    assert registry.due_for_probe() == [KEY]  # the probe keeps its cadence; the backoff holds back users only
+    assert not registry.allow_request(KEY)
     registry.record_probe_success(KEY)
     assert registry.snapshot(KEY).state is CircuitState.HALF_OPEN
     assert registry.due_for_probe() == []
@@ -316,6 +320,107 @@ def test_429_retry_after_is_capped_at_a_day() -> None:
     registry = _registry(clock)
     registry.record_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=10 * 86400.0)
     assert _backoff(registry, clock) == pytest.approx(86400.0)
+
+
+def _long_outage(registry: CircuitBreakerRegistry, clock: FakeClock, probes: int = 6) -> None:
+    """Open KEY for 5xx and fail ``probes`` probes an interval apart: the opening count grows."""
+    _fail(registry, 3)
+    for _ in range(probes):
+        clock.advance(10.0)
+        registry.record_probe_started(KEY)
+        registry.record_probe_failure(KEY, ErrorClass.SERVER)
+
+
+def test_429_on_a_probe_honours_retry_after_whatever_the_openings_before() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    _long_outage(registry, clock)
+    assert registry.snapshot(KEY).open_count == 7
+    clock.advance(10.0)
+    registry.record_probe_started(KEY)
+    registry.record_probe_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=3.0)
+    snapshot = registry.snapshot(KEY)
+    assert snapshot.open_reason is ErrorClass.RATE_LIMITED and snapshot.open_count == 1
+    assert _backoff(registry, clock) == pytest.approx(3.0)
+
+
+def test_429_without_retry_after_after_an_outage_waits_sixty_seconds_not_a_grown_backoff() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    _long_outage(registry, clock)
+    clock.advance(10.0)
+    registry.record_probe_failure(KEY, ErrorClass.RATE_LIMITED)
+    assert _backoff(registry, clock) == pytest.approx(60.0)  # not 60 s x 2^7
+    clock.advance(60.0)
+    registry.record_probe_failure(KEY, ErrorClass.RATE_LIMITED)
+    assert _backoff(registry, clock) == pytest.approx(120.0)  # a run of 429s still grows
+    clock.advance(120.0)
+    registry.record_probe_failure(KEY, ErrorClass.SERVER)
+    assert _backoff(registry, clock) == pytest.approx(10.0)  # and a 503 starts its own run again
+
+
+def test_a_429_circuit_is_due_for_a_probe_when_retry_after_ends_then_at_most_once_per_interval() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    registry.record_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=3.0)
+    assert registry.next_probe_at() == pytest.approx(clock.now() + 3.0)
+    clock.advance(3.0)
+    assert registry.due_for_probe() == [KEY]
+    registry.record_probe_started(KEY)
+    registry.record_probe_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=3.0)
+    assert _backoff(registry, clock) == pytest.approx(3.0)
+    clock.advance(3.0)
+    assert registry.due_for_probe() == []  # retry-after is over, but the last probe was 3 s ago
+    assert registry.next_probe_at() == pytest.approx(clock.now() + 7.0)
+    clock.advance(7.0)
+    assert registry.due_for_probe() == [KEY]
+
+
+def test_a_failing_circuit_is_probed_every_interval_whatever_its_backoff() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    registry.set_prober_running(True, probe_interval_seconds=15.0)
+    _fail(registry, 3)
+    assert registry.next_probe_at() == pytest.approx(clock.now() + 15.0)  # one interval after the opening
+    due_after = []
+    for _ in range(8):
+        started = clock.now()
+        clock.advance(registry.next_probe_at() - clock.now())  # type: ignore[operator]
+        due_after.append(clock.now() - started)
+        assert registry.due_for_probe() == [KEY]
+        registry.record_probe_started(KEY)
+        clock.advance(2.0)  # the probe's reply takes a while
+        registry.record_probe_failure(KEY, ErrorClass.SERVER)
+    assert due_after == pytest.approx([15.0] + [13.0] * 7)  # 15 s from one probe to the next
+    assert _backoff(registry, clock) == pytest.approx(1800.0)  # while user traffic waits ever longer
+    assert not registry.allow_request(KEY)
+
+
+def test_opening_count_restarts_after_ten_stable_minutes_in_half_open() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    _long_outage(registry, clock, probes=3)
+    clock.advance(10.0)
+    registry.record_probe_success(KEY)  # half-open; no user request comes to close it
+    clock.advance(599.0)
+    assert registry.allow_request(KEY)
+    _fail(registry, 1)
+    assert registry.snapshot(KEY).open_count == 5  # not yet stable: the run goes on
+    clock.advance(10.0)
+    registry.record_probe_success(KEY)
+    clock.advance(600.0)
+    assert registry.allow_request(KEY)
+    _fail(registry, 1)
+    assert registry.snapshot(KEY).open_count == 1
+    assert _backoff(registry, clock) == pytest.approx(10.0)
+
+
+def test_probe_success_does_not_end_a_429_before_its_retry_after() -> None:
+    clock = FakeClock()
+    registry = _registry(clock)
+    registry.record_failure(KEY, ErrorClass.RATE_LIMITED, retry_after_seconds=30.0)
+    registry.record_probe_success(KEY)
+    assert registry.snapshot(KEY).state is CircuitState.OPEN
 
 
 # -- auth ------------------------------------------------------------------------------------------
