@@ -3,6 +3,9 @@
 python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
 python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
 python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
+
+Signals: SIGHUP reloads the config (as ``POST /admin/reload``; an invalid one is logged and the running one
+stays); SIGINT and SIGTERM stop gracefully: requests in flight finish and every record is flushed.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values, load_dotenv
 
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, load_config
 from bkvy.core.config.settings import Settings, load_settings
@@ -80,7 +85,40 @@ def _graceful_server_class():
     return GracefulServer
 
 
-async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
+ConfigSource = Callable[[], GatewayConfig]
+
+
+def _file_config_source(settings: Settings, startup_environ: Mapping[str, str]) -> ConfigSource:
+    """The one validator of start-up, ``--check-config`` and every reload: the config files, with key values
+    from the process environment or, for variables it lacks, from ``.env`` as it is now (so a key fixed in
+    ``.env`` is picked up by a reload, as at start-up). Raises ConfigError."""
+
+    def read() -> GatewayConfig:
+        dotenv = {name: value for name, value in dotenv_values(Path(".env")).items() if value is not None}
+        return load_config(settings.config_dir, {**dotenv, **startup_environ})
+
+    return read
+
+
+def _reload_on_sighup(app, server) -> Callable[[], None]:
+    """SIGHUP's handler: reload in a task of its own (ignored before start-up completes or once stopping)."""
+    from bkvy.api.services import reload_and_log
+
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        services = getattr(app.state, "services", None)
+        if services is None or server.should_exit:
+            log.warning("reload_ignored", extra={"reason": "not serving"})
+            return
+        task = asyncio.get_running_loop().create_task(reload_and_log(services))
+        reloads.add(task)  # a reference, so the task is not collected mid-reload
+        task.add_done_callback(reloads.discard)
+
+    return on_sighup
+
+
+async def _serve(settings: Settings, demo: bool, log_level: str, config_source: ConfigSource) -> None:
     import uvicorn
 
     from bkvy.api.app import create_app
@@ -92,12 +130,13 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
 
         fleet = SimFleet(seed=7)
         await fleet.start("127.0.0.1")
-        config = demo_config(fleet)
+        config_source = lambda: demo_config(fleet)  # noqa: E731 - the demo reloads its own generated config
+        config = config_source()
         print("bkvy demo: simulated providers on loopback:", file=sys.stderr)
         print(config_summary(config), file=sys.stderr)
     else:
-        config = load_config(settings.config_dir)
-    app = create_app(settings, config)
+        config = config_source()
+    app = create_app(settings, config, config_source=config_source)
     # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
     # for configured trusted proxies, by bkvy itself (SPEC §8).
     server = _graceful_server_class()(
@@ -114,9 +153,16 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
             timeout_graceful_shutdown=10,
         )
     )
+    # Without a handler SIGHUP ends the process at once, losing the records still queued (issue 15).
+    # uvicorn handles SIGINT and SIGTERM itself (a graceful stop), never SIGHUP.
+    has_sighup = hasattr(signal, "SIGHUP")
+    if has_sighup:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup(app, server))
     try:
         await server.serve()
     finally:
+        if has_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if fleet is not None:
             await fleet.stop()
 
@@ -153,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     # Fewer young-generation collections under load; with gc.freeze() in the app's lifespan this took
     # /llm/direct at c=64 from 80 % to 93 % of the aiohttp forwarder (benchmarks/run.py --quick, 2026-12-01).
     gc.set_threshold(20_000, 50, 100)
+    startup_environ = dict(os.environ)  # before .env: a reload reads .env afresh under the same precedence
     load_dotenv(Path(".env"), override=False)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides: dict[str, object] = {}
@@ -162,13 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         overrides["port"] = args.port
     try:
         settings = load_settings(**overrides)
+        config_source = _file_config_source(settings, startup_environ)
         if args.check_config:
-            config = load_config(settings.config_dir)
+            config = config_source()
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")
             return 0
         if args.demo:
             settings = _demo_settings(settings, explicit_host=bool(args.host))
-        _run(_serve(settings, args.demo, args.log_level))
+        _run(_serve(settings, args.demo, args.log_level, config_source))
     except ConfigError as error:
         print(f"bkvy: configuration error: {error}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
 CLOSED (traffic flows) -> OPEN (blocked until ``open_until``) -> HALF_OPEN (one trial) -> CLOSED.
 The ``ErrorClass`` that opened a circuit decides how it ends:
 
-- ``auth``: every circuit of the key opens and stays open until ``reset`` or a config reload.
+- ``auth``: every circuit of the key opens and stays open until ``reset``, or until the key's value changes
+  (``reconcile_keys``, on start-up and on a config reload).
 - ``rate_limited``: open until the provider's retry-after, then only a successful probe leads on.
 - ``server`` / ``connection`` / ``timeout``: exponential backoff with full jitter; after it a probe
   or, only while no prober runs, one real trial request may go through.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bkvy.clock import Clock
@@ -52,6 +53,7 @@ class CircuitBreakerRegistry:
         self._rng = rng if rng is not None else random.Random()
         self._circuits: dict[CircuitKey, Circuit] = {}
         self._auth_blocked: set[tuple[str, str]] = set()  # (provider, key_id)
+        self._key_fingerprints: dict[tuple[str, str], str] = {}  # (provider, key_id) -> hash of the key's value
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
 
@@ -193,11 +195,26 @@ class CircuitBreakerRegistry:
             self._reset_circuit(circuit, now)
         return True
 
-    def clear_auth_for_config_reload(self) -> None:
-        """Keys may have been replaced: every auth-open circuit closes."""
-        now = self._clock.now()
-        for pair in list(self._auth_blocked):
-            self._unblock_key(pair, now)
+    def reconcile_keys(self, fingerprints: Mapping[tuple[str, str], str]) -> list[tuple[str, str]]:
+        """Match the circuits to the config's keys, by (provider, key_id) -> fingerprint of the key's value
+        (``core.config.fingerprint``; never the value). On start-up and on every reload.
+
+        A key whose fingerprint changed (or was never recorded, yet has circuits) gets fresh circuits: closed,
+        its auth block lifted, its backoff history gone. A key no longer configured has its circuits dropped.
+        Returns the keys whose circuits were renewed."""
+        now, known = self._clock.now(), self._key_fingerprints
+        renewed: list[tuple[str, str]] = []
+        pairs = {(c.key.provider, c.key.key_id) for c in self._circuits.values()} | self._auth_blocked
+        for pair in sorted(pairs | set(known)):
+            if pair not in fingerprints:
+                self._auth_blocked.discard(pair)
+                for key in [k for k in self._circuits if (k.provider, k.key_id) == pair]:
+                    del self._circuits[key]
+            elif known.get(pair) != fingerprints[pair] and pair in pairs:
+                self._renew_key(pair, now)
+                renewed.append(pair)
+        self._key_fingerprints = dict(fingerprints)
+        return renewed
 
     def to_dict(self) -> dict[str, Any]:
         """Circuits worth keeping across a restart, with wall-clock times."""
@@ -207,6 +224,9 @@ class CircuitBreakerRegistry:
             "version": _PERSIST_VERSION,
             "saved_at_wall": wall,
             "auth_blocked": [{"provider": p, "key_id": k} for p, k in sorted(self._auth_blocked)],
+            "key_fingerprints": [
+                {"provider": p, "key_id": k, "fingerprint": f} for (p, k), f in sorted(self._key_fingerprints.items())
+            ],
             "circuits": [circuit_to_dict(c, now, wall) for c in kept],
         }
 
@@ -216,6 +236,9 @@ class CircuitBreakerRegistry:
         for entry in state.get("auth_blocked", []):
             if isinstance(entry, dict) and "provider" in entry and "key_id" in entry:
                 self._auth_blocked.add((str(entry["provider"]), str(entry["key_id"])))
+        for entry in state.get("key_fingerprints", []):
+            if isinstance(entry, dict) and {"provider", "key_id", "fingerprint"} <= entry.keys():
+                self._key_fingerprints[(str(entry["provider"]), str(entry["key_id"]))] = str(entry["fingerprint"])
         for entry in state.get("circuits", []):
             try:
                 circuit = circuit_from_dict(entry, self._new_window(), now, wall)
@@ -301,6 +324,13 @@ class CircuitBreakerRegistry:
         self._auth_blocked.discard(pair)
         for circuit in self._circuits.values():
             if (circuit.key.provider, circuit.key.key_id) == pair and circuit.open_reason is ErrorClass.AUTH:
+                self._reset_circuit(circuit, now)
+
+    def _renew_key(self, pair: tuple[str, str], now: float) -> None:
+        """Every circuit of this key as if new: a replaced key owes nothing to the old one's failures."""
+        self._unblock_key(pair, now)
+        for circuit in self._circuits.values():
+            if (circuit.key.provider, circuit.key.key_id) == pair:
                 self._reset_circuit(circuit, now)
 
     def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
