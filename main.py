@@ -89,15 +89,23 @@ ConfigSource = Callable[[], GatewayConfig]
 
 
 def _file_config_source(settings: Settings, startup_environ: Mapping[str, str]) -> ConfigSource:
-    """The one validator of start-up, ``--check-config`` and every reload: the config files, with key values
-    from the process environment or, for variables it lacks, from ``.env`` as it is now (so a key fixed in
-    ``.env`` is picked up by a reload, as at start-up). Raises ConfigError."""
+    """The one validator of start-up, ``--check-config`` and every reload: the config files, with key values from
+    the environment as start-up saw it (the process environment, then ``.env`` for what it lacks), except that a
+    variable edited in ``.env`` since start-up takes its new value: a key fixed in ``.env`` is picked up by a
+    reload, also under systemd, whose ``EnvironmentFile=.env`` put the old value in the process environment.
+    Raises ConfigError."""
+    dotenv_at_start = _dotenv()
 
     def read() -> GatewayConfig:
-        dotenv = {name: value for name, value in dotenv_values(Path(".env")).items() if value is not None}
-        return load_config(settings.config_dir, {**dotenv, **startup_environ})
+        environ = {**dotenv_at_start, **startup_environ}
+        environ |= {name: value for name, value in _dotenv().items() if dotenv_at_start.get(name) != value}
+        return load_config(settings.config_dir, environ)
 
     return read
+
+
+def _dotenv() -> dict[str, str]:
+    return {name: value for name, value in dotenv_values(Path(".env")).items() if value is not None}
 
 
 def _reload_on_sighup(app, server) -> Callable[[], None]:
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     # Fewer young-generation collections under load; with gc.freeze() in the app's lifespan this took
     # /llm/direct at c=64 from 80 % to 93 % of the aiohttp forwarder (benchmarks/run.py --quick, 2026-12-01).
     gc.set_threshold(20_000, 50, 100)
-    startup_environ = dict(os.environ)  # before .env: a reload reads .env afresh under the same precedence
+    startup_environ = dict(os.environ)  # before .env is loaded: see _file_config_source
     load_dotenv(Path(".env"), override=False)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides: dict[str, object] = {}

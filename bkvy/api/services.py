@@ -285,6 +285,9 @@ async def reload_and_log(services: Services) -> bool:
     except ConfigError as error:
         log.error("config_reload_refused", extra={"error": str(error), "config_hash": services.config_hash})
         return False
+    except Exception:  # a signal's task is an outermost handler: the process serves on, the old config in place
+        log.exception("config_reload_failed")
+        return False
     return True
 
 

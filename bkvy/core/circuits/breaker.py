@@ -201,7 +201,8 @@ class CircuitBreakerRegistry:
 
         A key whose fingerprint changed (or was never recorded, yet has circuits) gets fresh circuits: closed,
         its auth block lifted, its backoff history gone. A key no longer configured has its circuits dropped.
-        Returns the keys whose circuits were renewed."""
+        Returns the keys renewed: those whose value changed, and those with circuits but no fingerprint (a state
+        saved before fingerprints were: whether the key changed is unknown, and a wrong guess costs one attempt)."""
         now, known = self._clock.now(), self._key_fingerprints
         renewed: list[tuple[str, str]] = []
         pairs = {(c.key.provider, c.key.key_id) for c in self._circuits.values()} | self._auth_blocked
@@ -210,7 +211,7 @@ class CircuitBreakerRegistry:
                 self._auth_blocked.discard(pair)
                 for key in [k for k in self._circuits if (k.provider, k.key_id) == pair]:
                     del self._circuits[key]
-            elif known.get(pair) != fingerprints[pair] and pair in pairs:
+            elif known.get(pair, fingerprints[pair]) != fingerprints[pair] or (pair not in known and pair in pairs):
                 self._renew_key(pair, now)
                 renewed.append(pair)
         self._key_fingerprints = dict(fingerprints)
