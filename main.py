@@ -3,6 +3,9 @@
 python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
 python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
 python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
+
+Signals: SIGHUP reloads the config (as ``POST /admin/reload``; an invalid one is logged and the running one
+stays); SIGINT and SIGTERM stop gracefully: requests in flight finish and every record is flushed.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values, load_dotenv
 
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, load_config
 from bkvy.core.config.settings import Settings, load_settings
@@ -81,7 +86,48 @@ def _graceful_server_class():
     return GracefulServer
 
 
-async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
+ConfigSource = Callable[[], GatewayConfig]
+
+
+def _file_config_source(settings: Settings, startup_environ: Mapping[str, str]) -> ConfigSource:
+    """The one validator of start-up, ``--check-config`` and every reload: the config files, with key values from
+    the environment as start-up saw it (the process environment, then ``.env`` for what it lacks), except that a
+    variable edited in ``.env`` since start-up takes its new value: a key fixed in ``.env`` is picked up by a
+    reload, also under systemd, whose ``EnvironmentFile=.env`` put the old value in the process environment.
+    Raises ConfigError."""
+    dotenv_at_start = _dotenv()
+
+    def read() -> GatewayConfig:
+        environ = {**dotenv_at_start, **startup_environ}
+        environ |= {name: value for name, value in _dotenv().items() if dotenv_at_start.get(name) != value}
+        return load_config(settings.config_dir, environ)
+
+    return read
+
+
+def _dotenv() -> dict[str, str]:
+    return {name: value for name, value in dotenv_values(Path(".env")).items() if value is not None}
+
+
+def _reload_on_sighup(app, server) -> Callable[[], None]:
+    """SIGHUP's handler: reload in a task of its own (ignored before start-up completes or once stopping)."""
+    from bkvy.api.services import reload_and_log
+
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        services = getattr(app.state, "services", None)
+        if services is None or server.should_exit:
+            log.warning("reload_ignored", extra={"reason": "not serving"})
+            return
+        task = asyncio.get_running_loop().create_task(reload_and_log(services))
+        reloads.add(task)  # a reference, so the task is not collected mid-reload
+        task.add_done_callback(reloads.discard)
+
+    return on_sighup
+
+
+async def _serve(settings: Settings, demo: bool, log_level: str, config_source: ConfigSource) -> None:
     import uvicorn
 
     from bkvy.api.app import create_app
@@ -93,12 +139,13 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
 
         fleet = SimFleet(seed=7)
         await fleet.start("127.0.0.1")
-        config = demo_config(fleet)
+        config_source = lambda: demo_config(fleet)  # noqa: E731 - the demo reloads its own generated config
+        config = config_source()
         print("bkvy demo: simulated providers on loopback:", file=sys.stderr)
         print(config_summary(config), file=sys.stderr)
     else:
-        config = load_config(settings.config_dir)
-    app = create_app(settings, config)
+        config = config_source()
+    app = create_app(settings, config, config_source=config_source)
     # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
     # for configured trusted proxies, by bkvy itself (SPEC §8).
     server = _graceful_server_class()(
@@ -116,9 +163,16 @@ async def _serve(settings: Settings, demo: bool, log_level: str) -> None:
             timeout_graceful_shutdown=10,
         )
     )
+    # Without a handler SIGHUP ends the process at once, losing the records still queued (issue 15).
+    # uvicorn handles SIGINT and SIGTERM itself (a graceful stop), never SIGHUP.
+    has_sighup = hasattr(signal, "SIGHUP")
+    if has_sighup:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup(app, server))
     try:
         await server.serve()
     finally:
+        if has_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if fleet is not None:
             await fleet.stop()
 
@@ -171,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     # Fewer young-generation collections under load; with gc.freeze() in the app's lifespan this took
     # /llm/direct at c=64 from 80 % to 93 % of the aiohttp forwarder (benchmarks/run.py --quick, 2026-12-01).
     gc.set_threshold(20_000, 50, 100)
+    startup_environ = dict(os.environ)  # before .env is loaded: see _file_config_source
     load_dotenv(Path(".env"), override=False)
     configure_logging(args.log_level)  # until the settings say LOG_FORMAT
     overrides: dict[str, object] = {}
@@ -181,14 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
         configure_logging(args.log_level, settings.log_format)
+        config_source = _file_config_source(settings, startup_environ)
         if args.check_config:
-            config = load_config(settings.config_dir)
+            config = config_source()
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")
             return 0
         if args.demo:
             settings = _demo_settings(settings, explicit_host=bool(args.host))
             _fresh_demo_state(settings.log_dir)
-        _run(_serve(settings, args.demo, args.log_level))
+        _run(_serve(settings, args.demo, args.log_level, config_source))
     except ConfigError as error:
         print(f"bkvy: configuration error: {error}", file=sys.stderr)
         return 1

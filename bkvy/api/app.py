@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -101,12 +101,21 @@ def create_app(
     clock: Clock | None = None,
     transport: Transport | None = None,
     rng: random.Random | None = None,
+    config_source: Callable[[], GatewayConfig] | None = None,
 ) -> FastAPI:
-    """Build the app; its lifespan starts every service and stops them on shutdown."""
+    """Build the app; its lifespan starts every service and stops them on shutdown. ``config_source`` is what a
+    reload reads (default: the files in ``settings.config_dir``); it raises ConfigError."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings, config, clock=clock or MonotonicClock(), transport=transport, rng=rng)
+        services = await Services.start(
+            settings,
+            config,
+            clock=clock or MonotonicClock(),
+            transport=transport,
+            rng=rng,
+            config_source=config_source,
+        )
         app.state.services = services
         # Config, routes and services live as long as the process: keep them out of every GC pass. With
         # main.py's GC thresholds, measured on /llm/direct at c=64 (benchmarks/run.py --quick, 2026-12-01):

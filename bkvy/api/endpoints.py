@@ -243,6 +243,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         is_admin=True,
     ),
     Endpoint(
+        "POST",
+        "/admin/reload",
+        None,
+        "the new config's hash and load time, and the keys whose value changed (400 invalid_config: it stays)",
+        routes_admin.reload_config,
+        ("admin",),
+        is_admin=True,
+    ),
+    Endpoint(
         "GET",
         "/statistics/status",
         None,

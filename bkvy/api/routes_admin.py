@@ -1,4 +1,5 @@
-"""Client-key administration (``/admin/keys``); every route needs ``X-Admin-API-Key`` (``is_admin`` in the table)."""
+"""Administration: client keys (``/admin/keys``) and config reload (``/admin/reload``); every route needs
+``X-Admin-API-Key`` (``is_admin`` in the table)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
+from bkvy.core.config.gateway import ConfigError
 from bkvy.core.limits.client_keys import ClientKeyStore
-from bkvy.models.errors import AdminDisabled
+from bkvy.models.errors import AdminDisabled, InvalidConfig
+from bkvy.utils.records import utc_timestamp
 
 
 class ClientKeyCreateIn(BaseModel):
@@ -59,3 +62,21 @@ async def revoke_key(
 ) -> JSONResponse:
     await _store(request).revoke(key_id)
     return JSONResponse({"id": key_id, "revoked": True})
+
+
+async def reload_config(request: Request) -> JSONResponse:
+    """Read and validate the config files and swap them in (``Services.reload``); 400 ``invalid_config`` with
+    start-up's one-line message when they are invalid, and the running config stays."""
+    services = services_of(request)
+    try:
+        keys_changed = await services.reload()
+    except ConfigError as error:
+        raise InvalidConfig(str(error)) from None
+    return JSONResponse(
+        {
+            "reloaded": True,
+            "config_hash": services.config_hash,
+            "config_loaded_at": utc_timestamp(services.config_loaded_wall),
+            "keys_changed": keys_changed,
+        }
+    )

@@ -7,6 +7,7 @@ from fastapi import Request
 from bkvy.api.deps import services_of
 from bkvy.core.routing.plan import CandidateKey
 from bkvy.models.types import IntelligenceLevel
+from bkvy.utils.records import utc_timestamp
 
 
 async def health(request: Request) -> dict:
@@ -16,6 +17,8 @@ async def health(request: Request) -> dict:
         "providers": len(services.config.providers),
         "models": sum(len(p.models) for p in services.config.providers.values()),
         "scenarios": len(services.config.routing.scenarios),
+        "config_loaded_at": utc_timestamp(services.config_loaded_wall),  # start-up or the last reload
+        "config_hash": services.config_hash,  # of the validated config, key values included (never shown)
     }
 
 

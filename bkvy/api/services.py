@@ -3,15 +3,19 @@
 ``Services.start`` starts the parts in order (transport, health prober, records, client keys); when one fails,
 the parts already started are stopped (``stop``) and the error is raised. ``stop`` stops every part even when
 one raises: each failure is logged (part and error class) and all are raised together as an ExceptionGroup.
+
+``reload`` (SIGHUP, ``POST /admin/reload``) reads and validates the config again and swaps it in between two
+requests: a new ``Executor`` over the same lanes, circuits and learned latency (``Executor.with_config``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bkvy.api.observability import spend_observer, start_records
 from bkvy.clock import Clock
@@ -19,7 +23,8 @@ from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, 
 from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.probes import HealthProber
 from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
-from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.config.fingerprint import config_hash, key_fingerprints
+from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
@@ -54,6 +59,10 @@ class Services:
     records: Records | None = None  # transaction log, daily stats, dashboard aggregate, metrics
     client_keys: ClientKeyStore | None = None  # bkvy-sk-... keys, hashed in LOG_DIR/client_keys.sqlite3
     latency_saver: DebouncedSaver | None = None  # LOG_DIR/latency.json
+    config_source: Callable[[], GatewayConfig] | None = None  # what ``reload`` reads; raises ConfigError
+    config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
+    config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     async def start(
@@ -64,8 +73,10 @@ class Services:
         clock: Clock,
         transport: Transport | None = None,
         rng: random.Random | None = None,
+        config_source: Callable[[], GatewayConfig] | None = None,
     ) -> Services:
-        """Every service, started. Raises what a part raised, after stopping the parts started before it."""
+        """Every service, started. Raises what a part raised, after stopping the parts started before it.
+        ``config_source`` is what a reload reads (default: ``load_config(settings.config_dir)``)."""
         settings.log_dir.mkdir(parents=True, exist_ok=True)  # start-up, before serving
         owns_transport = transport is None
         transport = transport or AiohttpTransport()  # started below, with the other parts
@@ -88,6 +99,9 @@ class Services:
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
         )
         services.latency_saver = latency_saver
+        services.config_source = config_source or (lambda: load_config(settings.config_dir))
+        services.config_hash, services.config_loaded_wall = config_hash(config), clock.wall()
+        services._reconcile_circuits(config)  # a key replaced while we were down: its old auth block goes
         try:
             await services._start_parts()
         except BaseException:
@@ -100,22 +114,58 @@ class Services:
         """In order; each part is set on ``self`` only once started, so ``stop`` stops exactly those."""
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             await self.transport.start()
-        if self.circuits is not None and self.settings.health_probe_enabled:
-            prober = HealthProber(
-                registry=self.circuits,
-                config=self.config,
-                transport=self.transport,
-                clock=self.clock,
-                interval_seconds=self.settings.health_probe_interval_seconds,
-                timeout_seconds=self.settings.health_probe_timeout_seconds,
-            )
-            prober.start()
-            self.prober = prober
+        self._start_prober()
         self.records = await start_records(self)
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
         self.executor.add_observer(spend_observer(client_keys))
+
+    def _start_prober(self) -> None:
+        if self.circuits is None or not self.settings.health_probe_enabled:
+            return
+        prober = HealthProber(
+            registry=self.circuits,
+            config=self.config,
+            transport=self.transport,
+            clock=self.clock,
+            interval_seconds=self.settings.health_probe_interval_seconds,
+            timeout_seconds=self.settings.health_probe_timeout_seconds,
+        )
+        prober.start()
+        self.prober = prober
+
+    async def reload(self) -> list[str]:
+        """Read and validate the config again (``config_source``) and swap it in. Raises ConfigError, with the
+        same one-line message as at start-up, and the running config stays. Returns the ``provider/key_id`` of
+        each key whose value changed (its circuits were renewed).
+
+        The swap is one synchronous step (no ``await`` between reading the new config and the last assignment),
+        so each request sees either the old config and executor or the new ones, never a mix."""
+        assert self.config_source is not None
+        async with self._reload_lock:  # two reloads at once: one after the other
+            config = await asyncio.to_thread(self.config_source)  # file reads off the event loop
+            _configure_lanes(self.limiter, config, previous=self.config)
+            renewed = self._reconcile_circuits(config)
+            self.executor = self.executor.with_config(config)
+            self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
+            if self.prober is not None:  # the prober reads the config too: start it again over the new one
+                prober, self.prober = self.prober, None
+                await prober.stop()
+                self._start_prober()
+        changed = [f"{provider}/{key_id}" for provider, key_id in renewed]
+        log.info("config_reloaded", extra={"config_hash": self.config_hash, "keys_changed": changed})
+        return changed
+
+    def _reconcile_circuits(self, config: GatewayConfig) -> list[tuple[str, str]]:
+        """Renew the circuits of a key whose value changed, drop those of a removed key (``reconcile_keys``)."""
+        if self.circuits is None:
+            return []
+        renewed = self.circuits.reconcile_keys(key_fingerprints(config))
+        if self.circuit_saver is not None:
+            registry = self.circuits
+            self.circuit_saver.schedule(registry.to_dict)  # the new fingerprints are kept across a restart
+        return renewed
 
     async def stop(self) -> None:
         """Stop every part, even when one raises. Raises ExceptionGroup with every failure (each one logged)."""
@@ -203,12 +253,42 @@ def _circuits(
 
 def _configured_limiter(config: GatewayConfig, clock: Clock) -> RateLimiter:
     limiter = RateLimiter(clock)
+    _configure_lanes(limiter, config, previous=None)
+    return limiter
+
+
+def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: GatewayConfig | None) -> None:
+    """A lane for each key x model of ``config``. A lane whose limits are those it had under ``previous`` keeps
+    its counts and queue; a new lane, or one whose limits changed, starts afresh. A lane that ``config`` no
+    longer has stays in the limiter unused (requests may still wait in it), listed by ``/rates/status``."""
     for provider_name, provider in config.providers.items():
         for key_id, key in provider.keys.items():
             for model_name in provider.models:
                 limits = key.limits_for(model_name)
+                if previous is not None and _limits_before(previous, provider_name, key_id, model_name) == limits:
+                    continue
                 limiter.configure(LaneKey(provider_name, key_id, model_name), rpm=limits.rpm, rpd=limits.rpd)
-    return limiter
+
+
+def _limits_before(previous: GatewayConfig, provider_name: str, key_id: str, model_name: str) -> RateLimit | None:
+    provider = previous.providers.get(provider_name)
+    if provider is None or model_name not in provider.models or key_id not in provider.keys:
+        return None
+    return provider.keys[key_id].limits_for(model_name)
+
+
+async def reload_and_log(services: Services) -> bool:
+    """``services.reload()`` for a signal: a refused config is a log line (its one-line message), never a raise.
+    Returns whether the new config is in."""
+    try:
+        await services.reload()
+    except ConfigError as error:
+        log.error("config_reload_refused", extra={"error": str(error), "config_hash": services.config_hash})
+        return False
+    except Exception:  # a signal's task is an outermost handler: the process serves on, the old config in place
+        log.exception("config_reload_failed")
+        return False
+    return True
 
 
 def _hedge_policy(settings: Settings, clock: Clock) -> HedgePolicy | None:

@@ -201,6 +201,13 @@ class AdminDisabled(BkvyError):
     status = 403
 
 
+class InvalidConfig(BkvyError):
+    """A reload found the config files invalid: the message is start-up's one line; the running config stays."""
+
+    code = "invalid_config"
+    status = 400
+
+
 class Forbidden(BkvyError):
     code = "forbidden"
     status = 403

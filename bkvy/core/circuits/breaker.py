@@ -3,7 +3,8 @@
 CLOSED (traffic flows) -> OPEN (blocked until ``open_until``) -> HALF_OPEN (one trial) -> CLOSED.
 The ``ErrorClass`` that opened a circuit decides how it ends:
 
-- ``auth``: every circuit of the key opens and stays open until ``reset`` or a config reload.
+- ``auth``: every circuit of the key opens and stays open until ``reset``, or until the key's value changes
+  (``reconcile_keys``, on start-up and on a config reload).
 - ``not_found``: the upstream does not know the model; its circuits open for every key of the provider for
   ``max_backoff_seconds``, then a probe (or a trial) checks again; a success closes them all.
 - ``rate_limited``: open until the provider's retry-after, then only a successful probe leads on.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bkvy.clock import Clock
@@ -60,6 +61,7 @@ class CircuitBreakerRegistry:
         self._circuits: dict[CircuitKey, Circuit] = {}
         self._auth_blocked: set[tuple[str, str]] = set()  # (provider, key_id)
         self._missing_models: dict[tuple[str, str], float] = {}  # (provider, model) -> open_until: 404 for it
+        self._key_fingerprints: dict[tuple[str, str], str] = {}  # (provider, key_id) -> hash of the key's value
         self._listeners: list[Callable[[CircuitSnapshot], None]] = []
         self._is_prober_running = False
         self._probe_interval_seconds = _DEFAULT_PROBE_INTERVAL_SECONDS
@@ -225,11 +227,27 @@ class CircuitBreakerRegistry:
             self._reset_circuit(circuit, now)
         return True
 
-    def clear_auth_for_config_reload(self) -> None:
-        """Keys may have been replaced: every auth-open circuit closes."""
-        now = self._clock.now()
-        for pair in list(self._auth_blocked):
-            self._unblock_key(pair, now)
+    def reconcile_keys(self, fingerprints: Mapping[tuple[str, str], str]) -> list[tuple[str, str]]:
+        """Match the circuits to the config's keys, by (provider, key_id) -> fingerprint of the key's value
+        (``core.config.fingerprint``; never the value). On start-up and on every reload.
+
+        A key whose fingerprint changed (or was never recorded, yet has circuits) gets fresh circuits: closed,
+        its auth block lifted, its backoff history gone. A key no longer configured has its circuits dropped.
+        Returns the keys renewed: those whose value changed, and those with circuits but no fingerprint (a state
+        saved before fingerprints were: whether the key changed is unknown, and a wrong guess costs one attempt)."""
+        now, known = self._clock.now(), self._key_fingerprints
+        renewed: list[tuple[str, str]] = []
+        pairs = {(c.key.provider, c.key.key_id) for c in self._circuits.values()} | self._auth_blocked
+        for pair in sorted(pairs | set(known)):
+            if pair not in fingerprints:
+                self._auth_blocked.discard(pair)
+                for key in [k for k in self._circuits if (k.provider, k.key_id) == pair]:
+                    del self._circuits[key]
+            elif known.get(pair, fingerprints[pair]) != fingerprints[pair] or (pair not in known and pair in pairs):
+                self._renew_key(pair, now)
+                renewed.append(pair)
+        self._key_fingerprints = dict(fingerprints)
+        return renewed
 
     def to_dict(self) -> dict[str, Any]:
         """Circuits worth keeping across a restart, with wall-clock times."""
@@ -239,6 +257,9 @@ class CircuitBreakerRegistry:
             "version": _PERSIST_VERSION,
             "saved_at_wall": wall,
             "auth_blocked": [{"provider": p, "key_id": k} for p, k in sorted(self._auth_blocked)],
+            "key_fingerprints": [
+                {"provider": p, "key_id": k, "fingerprint": f} for (p, k), f in sorted(self._key_fingerprints.items())
+            ],
             "circuits": [circuit_to_dict(c, now, wall) for c in kept],
         }
 
@@ -248,6 +269,9 @@ class CircuitBreakerRegistry:
         for entry in state.get("auth_blocked", []):
             if isinstance(entry, dict) and "provider" in entry and "key_id" in entry:
                 self._auth_blocked.add((str(entry["provider"]), str(entry["key_id"])))
+        for entry in state.get("key_fingerprints", []):
+            if isinstance(entry, dict) and {"provider", "key_id", "fingerprint"} <= entry.keys():
+                self._key_fingerprints[(str(entry["provider"]), str(entry["key_id"]))] = str(entry["fingerprint"])
         for entry in state.get("circuits", []):
             try:
                 circuit = circuit_from_dict(entry, self._new_window(), now, wall)
@@ -356,6 +380,13 @@ class CircuitBreakerRegistry:
         for circuit in self._circuits.values():
             if (circuit.key.provider, circuit.key.model) == model and circuit.open_reason is ErrorClass.NOT_FOUND:
                 self._close(circuit, now)
+
+    def _renew_key(self, pair: tuple[str, str], now: float) -> None:
+        """Every circuit of this key as if new: a replaced key owes nothing to the old one's failures."""
+        self._unblock_key(pair, now)
+        for circuit in self._circuits.values():
+            if (circuit.key.provider, circuit.key.key_id) == pair:
+                self._reset_circuit(circuit, now)
 
     def _transition(self, circuit: Circuit, state: CircuitState, now: float, always_notify: bool = False) -> None:
         if circuit.state is state and not always_notify:

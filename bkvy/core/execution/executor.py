@@ -143,6 +143,8 @@ class Executor:
         self.soft_timeout_seconds = soft_timeout_seconds
         self._breaker = breaker
         self._hard_timeout_seconds = hard_timeout_seconds
+        self._transport = transport  # kept for ``with_config``, as is the stream idle timeout
+        self._stream_idle_timeout_seconds = stream_idle_timeout_seconds
         self._books = Bookkeeping(clock, config, latency, limiter, breaker)
         self._whole = WholeReply(transport)
         self._stream = StreamReply(transport, clock, idle_timeout_seconds=stream_idle_timeout_seconds)
@@ -161,6 +163,25 @@ class Executor:
 
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._books.observers.append(observer)
+
+    def with_config(self, config: GatewayConfig) -> Executor:
+        """An executor for ``config`` sharing this one's long-lived state (transport, lanes, learned latency,
+        circuits, hedge budget, observers); its route table and candidate states are its own. A config reload
+        swaps the reference the handlers read: requests already running finish on this executor."""
+        executor = Executor(
+            config=config,
+            clock=self.clock,
+            transport=self._transport,
+            limiter=self.limiter,
+            latency=self.latency,
+            breaker=self._breaker,
+            soft_timeout_seconds=self.soft_timeout_seconds,
+            hard_timeout_seconds=self._hard_timeout_seconds,
+            stream_idle_timeout_seconds=self._stream_idle_timeout_seconds,
+            hedging=self.hedging,
+        )
+        executor._books.observers.extend(self._books.observers)
+        return executor
 
     def candidate_state(self, key: CandidateKey) -> CandidateState:
         """The live state of one candidate: its lane's waits, its learned latency and its circuit's view."""

@@ -477,13 +477,15 @@ def test_reset_closes_a_server_open_circuit() -> None:
     assert registry.allow_request(KEY)
 
 
-def test_config_reload_clears_every_auth_open_circuit_only() -> None:
+def test_a_key_whose_value_changed_gets_its_auth_block_lifted_others_stay() -> None:
     registry = _registry(FakeClock())
+    registry.reconcile_keys({("openai", "key-a"): "f1", ("openai", "key-b"): "f2", ("gemini", "key-g"): "f3"})
     registry.record_failure(KEY, ErrorClass.AUTH)
     registry.record_failure(OTHER_KEY, ErrorClass.AUTH)
     _fail(registry, 3, key=CircuitKey("gemini", "flash", "key-g"))
-    registry.clear_auth_for_config_reload()
-    assert registry.allow_request(KEY) and registry.allow_request(OTHER_KEY)
+    registry.reconcile_keys({("openai", "key-a"): "f1-new", ("openai", "key-b"): "f2", ("gemini", "key-g"): "f3"})
+    assert registry.allow_request(KEY)
+    assert not registry.allow_request(OTHER_KEY)
     assert not registry.allow_request(CircuitKey("gemini", "flash", "key-g"))
 
 

@@ -1,0 +1,37 @@
+"""Hashes of a validated config: one for the whole config (``/health``) and one per upstream key (circuits).
+
+Neither exposes a key value: both are SHA-256 digests, truncated. The key values are part of what is hashed,
+so replacing a key changes both the config hash and that key's fingerprint (a fixed key gets fresh circuits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from bkvy.core.config.gateway import GatewayConfig
+
+_KEY_DOMAIN = b"bkvy-upstream-key-v1\x00"  # a fingerprint is never the digest of the bare key
+_CONFIG_DOMAIN = b"bkvy-config-v1\x00"
+_HEX_CHARS = 16  # 64 bits: enough to tell two versions apart, too few to help anyone guess a key
+
+KeyPair = tuple[str, str]  # (provider, key_id)
+
+
+def key_fingerprints(config: GatewayConfig) -> dict[KeyPair, str]:
+    """A fingerprint of each upstream key's value, by (provider, key_id)."""
+    return {
+        (provider_name, key_id): _digest(_KEY_DOMAIN, key.api_key.encode("utf-8"))
+        for provider_name, provider in config.providers.items()
+        for key_id, key in provider.keys.items()
+    }
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """``sha256:<16 hex>`` of the validated config (key values included, so a key change changes it)."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + _digest(_CONFIG_DOMAIN, canonical.encode("utf-8"))
+
+
+def _digest(domain: bytes, payload: bytes) -> str:
+    return hashlib.sha256(domain + payload).hexdigest()[:_HEX_CHARS]
