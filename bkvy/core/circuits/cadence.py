@@ -8,6 +8,7 @@ from __future__ import annotations
 from bkvy.core.circuits.types import Circuit, CircuitState
 from bkvy.models.types import ErrorClass
 
+_HELD_UNTIL_OPEN_UNTIL = frozenset({ErrorClass.RATE_LIMITED, ErrorClass.NOT_FOUND})
 STABLE_SECONDS = 600.0  # SPEC §6's "10 stable minutes": clears flapping, and restarts the backoff exponent
 
 
@@ -17,13 +18,14 @@ def is_due(due_at: float | None, now: float) -> bool:
 
 def probe_due_at(circuit: Circuit, interval_seconds: float) -> float | None:
     """When the prober may next call an OPEN circuit: never an auth-open one; a rate-limited one when its
-    retry-after ends (not at the next tick); any other one an interval after its opening or its last probe,
-    whatever its backoff. Always at most one probe per circuit per interval."""
+    retry-after ends (not at the next tick); a model the upstream does not know (``not_found``) when its hold
+    ends (a retired model does not come back within seconds); any other one an interval after its opening or its
+    last probe, whatever its backoff. Always at most one probe per circuit per interval."""
     if circuit.state is not CircuitState.OPEN or circuit.open_reason is ErrorClass.AUTH:
         return None
     last_probe_at = circuit.last_probe_at
     next_in_cadence = None if last_probe_at is None else last_probe_at + interval_seconds
-    if circuit.open_reason is ErrorClass.RATE_LIMITED and circuit.open_until is not None:
+    if circuit.open_reason in _HELD_UNTIL_OPEN_UNTIL and circuit.open_until is not None:
         return circuit.open_until if next_in_cadence is None else max(circuit.open_until, next_in_cadence)
     if next_in_cadence is not None:
         return next_in_cadence
