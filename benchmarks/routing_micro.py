@@ -110,7 +110,8 @@ def _decider(
 ) -> tuple[Callable[[], RoutePlan], Callable[[RoutePlan], None]]:
     """(the timed decision, what happens untimed between two decisions)."""
     if mode == "plan_route":
-        return lambda: plan_route(request, RouteTable.compile(config), {}), _nothing
+        table = RouteTable.compile(config)  # once per config, as the executor does: not part of a decision
+        return lambda: plan_route(request, table, {}), _nothing
     executor, limiter, latency, lanes = _live_executor(config)
 
     def serve(plan: RoutePlan) -> None:  # what serving the plan's first candidate changes
