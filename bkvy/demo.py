@@ -14,17 +14,21 @@ def _model(
     output_cost: float,
     latency_ms: float,
     *,
-    thinking: bool = False,
+    thinking: dict[str, Any] | None = None,
     capabilities: tuple[str, ...] = ("json",),
 ) -> dict[str, Any]:
-    return {
+    """``thinking``: the model's reasoning switch (docs/CONFIGURATION.md "Thinking control"); None: it does not
+    think."""
+    model: dict[str, Any] = {
         "intelligence_tier": tier,
         "input_cost_per_1k": input_cost,
         "output_cost_per_1k": output_cost,
-        "supports_thinking": thinking,
         "expected_latency_ms": latency_ms,
         "capabilities": list(capabilities),
     }
+    if thinking is not None:
+        model["thinking"] = thinking
+    return model
 
 
 def _embedding_model(input_cost: float, latency_ms: float) -> dict[str, Any]:
@@ -45,7 +49,8 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             "models": {
                 "gpt-4o-mini": _model("low", 0.00015, 0.0006, 400, capabilities=("json", "tools")),
                 "gpt-4o": _model("medium", 0.0025, 0.01, 800, capabilities=("json", "tools", "vision")),
-                "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking=True),
+                # o-series: "low" is the least reasoning it takes ("minimal" and "none" are 400s)
+                "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking={"min_effort": "low"}),
                 "text-embedding-3-small": _embedding_model(0.00002, 150),
                 "text-embedding-3-large": _embedding_model(0.00013, 200),
             },
@@ -58,7 +63,9 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             },
             "models": {
                 "claude-3-5-haiku-latest": _model("low", 0.0008, 0.004, 500),
-                "claude-sonnet-4-5": _model("high", 0.003, 0.015, 1200, thinking=True),
+                "claude-sonnet-4-5": _model(
+                    "high", 0.003, 0.015, 1200, thinking={"param": "budget_tokens", "budget": 4096}
+                ),
             },
         },
         "gemini": {
@@ -66,8 +73,11 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             "base_url": fleet.base_url("gemini"),
             "keys": {"gemini_key_1": {"api_key": "demo-gemini-1", "rate_limits": {"*": small}}},
             "models": {
-                "gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking=True),
-                "gemini-2.5-pro": _model("high", 0.00125, 0.01, 1400, thinking=True),
+                "gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking={"can_disable": True}),
+                # thinkingBudget 128..32768: it cannot switch thinking off, so low requests get its floor
+                "gemini-2.5-pro": _model(
+                    "high", 0.00125, 0.01, 1400, thinking={"can_disable": False, "min_budget": 128}
+                ),
                 "gemini-embedding-001": _embedding_model(0.00015, 200),
             },
         },

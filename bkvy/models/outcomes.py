@@ -109,6 +109,7 @@ class Attempt(NamedTuple):
     fast_mode: bool = False  # made past the soft timeout (SPEC §6)
     is_hedge: bool = False  # started beside another attempt of the same request (SPEC §6)
     cost_usd: float = 0.0  # what the upstream billed for it, when it reported usage
+    thinking: str | None = None  # thinking control as sent (SPEC §5), e.g. "off: reasoning_effort=low"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -121,4 +122,5 @@ class Attempt(NamedTuple):
             "waited_ms": round(self.waited_ms, 2),
             "fast_mode": self.fast_mode,
             "hedge": self.is_hedge,
+            "thinking": self.thinking,
         }

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
+from bkvy.models.thinking import ThinkingSetting
+
 
 class IntelligenceLevel(str, Enum):
     LOW = "low"
@@ -141,8 +143,7 @@ class UpstreamCall(NamedTuple):
     api_key: str  # the key value; adapters put it in headers only, never in the URL
     messages: tuple[ChatMessage, ...]
     options: GenerationOptions = GenerationOptions()
-    thinking_off: bool = False  # SPEC §5 thinking control, decided by core.thinking
-    supports_thinking: bool = False
+    thinking: ThinkingSetting | None = None  # SPEC §5 thinking control, decided by core.upstream.thinking
     endpoint: str | None = None  # per-model override of the path, from config
     stream: bool = False
 
@@ -152,6 +153,8 @@ class UpstreamRequest(NamedTuple):
     url: str
     headers: dict[str, str]
     json_body: dict[str, Any] | None
+    # What the adapter sent for thinking control, e.g. "off: reasoning_effort=low"; None: nothing was asked.
+    thinking: str | None = None
 
 
 class UpstreamReply(NamedTuple):

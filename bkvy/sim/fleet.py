@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 from .knobs import ModelKnobs
 from .server import WIRE_FORMATS, SimClock, SimServer
@@ -12,7 +13,10 @@ DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
     "openai": {
         "gpt-4o-mini": ModelKnobs(latency_ms=20),
         "gpt-4o": ModelKnobs(latency_ms=40),
-        "o3-mini": ModelKnobs(latency_ms=60, thinks=True),
+        # o-series reasoning: low, medium, high only ("none" is gpt-5.1's, "minimal" gpt-5's)
+        "o3-mini": ModelKnobs(
+            latency_ms=60, thinks=True, can_disable_thinking=False, thinking_levels=("low", "medium", "high")
+        ),
     },
     "anthropic": {
         "claude-3-5-haiku-latest": ModelKnobs(latency_ms=25),
@@ -21,6 +25,8 @@ DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
     "gemini": {
         "gemini-2.0-flash": ModelKnobs(latency_ms=15),
         "gemini-2.5-flash": ModelKnobs(latency_ms=30, thinks=True),
+        # thinkingBudget 128..32768: 0 is refused, the model only works in thinking mode
+        "gemini-2.5-pro": ModelKnobs(latency_ms=45, thinks=True, can_disable_thinking=False, min_thinking_budget=128),
     },
     "ollama": {"llama3.2:3b": ModelKnobs(latency_ms=10)},
     "openai_compatible": {"llama-3.1-8b-instant": ModelKnobs(latency_ms=10)},
@@ -29,10 +35,7 @@ DEFAULT_MODELS: dict[str, dict[str, ModelKnobs]] = {
 
 def default_models(wire_format: str) -> dict[str, ModelKnobs]:
     """Fresh knob objects each call, so two fleets never share mutable state."""
-    return {
-        name: ModelKnobs(latency_ms=knobs.latency_ms, thinks=knobs.thinks)
-        for name, knobs in DEFAULT_MODELS[wire_format].items()
-    }
+    return {name: copy.deepcopy(knobs) for name, knobs in DEFAULT_MODELS[wire_format].items()}
 
 
 class SimFleet:

@@ -30,7 +30,12 @@ class ModelKnobs:
     stream_stall_after_chunks: int | None = None  # after this many content chunks, go silent for stream_stall_ms
     stream_stall_ms: float = 0.0
     tokens_per_reply: int = 16
-    thinks: bool = False
+    thinks: bool = False  # reasons unless asked not to; a model that does not refuses a request to think
+    # What the model's API takes for thinking control (sim.thinking.refusal): a model that cannot switch it off
+    # refuses an ask for none; budgets under the floor are refused (-1, dynamic, aside); so are levels not listed.
+    can_disable_thinking: bool = True
+    min_thinking_budget: int = 0
+    thinking_levels: tuple[str, ...] = ()  # lower-case; empty: every level the vendor defines
     pending_429s: int = 0
     burst_retry_after_seconds: float = 1.0
 
@@ -51,6 +56,10 @@ class ModelKnobs:
                 if unknown:
                     raise KeyError(f"error_rates.{sorted(unknown)[0]}")
                 value = {str(k): float(v) for k, v in value.items()}
+            if name == "thinking_levels":
+                if not isinstance(value, list | tuple):
+                    raise KeyError("thinking_levels")
+                value = tuple(str(level).lower() for level in value)
             setattr(self, name, value)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .knobs import ModelKnobs
 from .structured import ToolPick, schema_reply
+from .thinking import ThinkingAsk
 
 _WORDS = [
     "lorem",
@@ -72,6 +73,7 @@ class ChatCall:
     include_usage: bool = False
     tool_to_call: ToolPick | None = None  # tools were offered and the user spoke last: call this one
     json_schema: dict | None = None  # structured output asked for: the reply is an instance of this schema
+    thinking: ThinkingAsk | None = None  # what it asked of the model's reasoning (checked by sim.thinking)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from .embeddings import EmbedCall, embed_wire_for, vector_for
 from .knobs import ModelKnobs, RateView, RpmWindow, latency_seconds, roll_failure
 from .replies import ChatCall, SimReply, build_reply
 from .stats import SimStats, key_fingerprint
+from .thinking import refusal
 from .wire import DOWN, NOT_FOUND, STREAM_FAILED, Failure, Rejection, WireFormat
 from .wire_anthropic import AnthropicWire
 from .wire_gemini import QUERY_KEY_MARK, GeminiWire
@@ -218,6 +219,8 @@ class SimServer:
         self.stats.calls_by_key[key_fingerprint(call.api_key)] += 1
         if isinstance(call, ChatCall) and call.is_thinking_off:
             self.stats.thinking_off_calls[call.model] += 1
+        if isinstance(call, ChatCall) and call.thinking is not None:
+            self.stats.thinking_asks[call.model][call.thinking.label] += 1
         if request.get(QUERY_KEY_MARK):
             self.stats.query_key_calls += 1
             log.warning("sim_key_in_query", extra={"wire_format": self.wire_format, "model": call.model})
@@ -229,6 +232,9 @@ class SimServer:
             return _Verdict(Failure(DOWN, "The service is temporarily unavailable."), None)
         if knobs.retired:
             return _Verdict(Failure(NOT_FOUND, f"The model {call.model!r} does not exist or was retired."), None)
+        thinking_refusal = refusal(call.thinking, knobs) if isinstance(call, ChatCall) and call.thinking else None
+        if thinking_refusal is not None:
+            return _Verdict(Failure("bad_request", thinking_refusal), None)
         if knobs.pending_429s > 0:
             knobs.pending_429s -= 1
             return _Verdict(_rate_limited(knobs.burst_retry_after_seconds), None)

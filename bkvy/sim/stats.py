@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 
@@ -20,6 +20,8 @@ class SimStats:
     calls_by_path: Counter[str] = field(default_factory=Counter)
     failures_by_kind: Counter[str] = field(default_factory=Counter)
     thinking_off_calls: Counter[str] = field(default_factory=Counter)
+    # model -> what its calls asked of its reasoning, as sent ("thinkingBudget=128": count)
+    thinking_asks: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     last_latency_ms: dict[str, float] = field(default_factory=dict)
     streams_started: int = 0
     streams_cut: int = 0
@@ -43,6 +45,7 @@ class SimStats:
             "calls_by_path": dict(self.calls_by_path),
             "failures_by_kind": dict(self.failures_by_kind),
             "thinking_off_calls": dict(self.thinking_off_calls),
+            "thinking_asks": {model: dict(asks) for model, asks in self.thinking_asks.items()},
             "last_latency_ms": dict(self.last_latency_ms),
             "streams_started": self.streams_started,
             "streams_cut": self.streams_cut,

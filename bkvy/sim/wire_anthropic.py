@@ -11,6 +11,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
+from .thinking import ThinkingAsk
 from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type). `server` is 529 overloaded, the failure Anthropic actually sends under load.
@@ -42,9 +43,7 @@ class AnthropicWire:
         if not isinstance(body.get("model"), str) or not isinstance(messages, list) or not messages:
             raise Rejection("bad_request", "model and messages: Field required")
         _check_tool_blocks(messages)
-        thinking = body.get("thinking")
-        if not isinstance(thinking, dict):
-            thinking = {}
+        thinking_ask = _thinking_ask(body, max_tokens)
         return ChatCall(
             model=body["model"],
             # SDK 2.x sends the key as `Authorization: Bearer`; older clients and curl use `x-api-key`.
@@ -54,9 +53,10 @@ class AnthropicWire:
             prompt_chars=text_length(body.get("system"))
             + sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             # Claude thinks only when asked: no `thinking` block (or type disabled) means off.
-            is_thinking_off=thinking.get("type") not in ("enabled", "adaptive"),
+            is_thinking_off=thinking_ask is None or thinking_ask.is_off,
             tool_to_call=_tool_to_call(body.get("tools"), messages),
             json_schema=_json_schema(body.get("output_config")),
+            thinking=thinking_ask,
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -178,6 +178,9 @@ def _tool_to_call(tools: object, messages: list) -> ToolPick | None:
 
 
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_THINKING_TYPES = ("enabled", "disabled", "adaptive", "between_tools")  # anthropic 2.15 ThinkingConfigParam
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")  # OutputConfigParam.effort
+_MIN_BUDGET = 1024  # ThinkingConfigEnabledParam.budget_tokens: ">=1024 and less than max_tokens"
 
 
 def _blocks(message: object, block_type: str) -> list[dict]:
@@ -222,6 +225,53 @@ def _json_schema(output_config: object) -> dict | None:
     if not isinstance(schema, dict):
         raise Rejection("bad_request", "output_config.format.schema: Field required")
     return schema
+
+
+def _thinking_ask(body: dict, max_tokens: int) -> ThinkingAsk | None:
+    """``thinking`` and ``output_config.effort`` as anthropic SDK 2.15 types them. What every model refuses is
+    refused here; what differs per model (which types it takes) is the knobs' part (sim.thinking)."""
+    thinking = body.get("thinking")
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is not None and effort not in _EFFORTS:
+        raise Rejection("bad_request", f"output_config.effort: Input should be {' or '.join(map(repr, _EFFORTS))}")
+    if thinking is None:
+        return None if effort is None else ThinkingAsk("output_config.effort", effort, level=effort)
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in _THINKING_TYPES:
+        raise Rejection("bad_request", f"thinking.type: Input tag {kind!r} does not match any of the expected tags")
+    if kind in ("disabled", "between_tools"):
+        return ThinkingAsk("thinking.type", str(kind), is_off=True)
+    _check_thinking_allowed(body)
+    if kind == "adaptive":
+        shown = "adaptive" if effort is None else f"adaptive output_config.effort={effort}"
+        return ThinkingAsk("thinking.type", shown, level=effort)
+    budget = int_or_none(thinking.get("budget_tokens"))
+    if budget is None or budget < _MIN_BUDGET:
+        raise Rejection("bad_request", f"thinking.enabled.budget_tokens: Input should be an integer >= {_MIN_BUDGET}")
+    if budget >= max_tokens:
+        raise Rejection("bad_request", "`max_tokens` must be greater than `thinking.budget_tokens`.")
+    return ThinkingAsk("thinking.budget_tokens", str(budget), budget=budget)
+
+
+def _check_thinking_allowed(body: dict) -> None:
+    """Thinking refuses a forced tool, and a final assistant turn with tool calls that does not open with its
+    thinking blocks (the API wants them back to continue the tool loop)."""
+    tool_choice = body.get("tool_choice")
+    if isinstance(tool_choice, dict) and tool_choice.get("type") in ("any", "tool"):
+        raise Rejection("bad_request", "Thinking may not be enabled when tool_choice forces tool use.")
+    messages = body["messages"]
+    assistants = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"]
+    if not assistants or not _blocks(messages[assistants[-1]], "tool_use"):
+        return
+    first = messages[assistants[-1]]["content"][0]
+    if not isinstance(first, dict) or first.get("type") not in ("thinking", "redacted_thinking"):
+        raise Rejection(
+            "bad_request",
+            f"messages.{assistants[-1]}.content.0.type: Expected `thinking` or `redacted_thinking`, but found"
+            f" {first.get('type') if isinstance(first, dict) else None!r}. When `thinking` is enabled, a final"
+            " `assistant` message must start with a thinking block.",
+        )
 
 
 def _error_body(error_type: str, message: str) -> dict:

@@ -9,6 +9,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
+from .thinking import DYNAMIC_BUDGET, ThinkingAsk
 from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, int_or_none, sse
 
 # kind -> (status, google.rpc status name)
@@ -42,9 +43,7 @@ class GeminiWire:
             raise Rejection("bad_request", "* GenerateContentRequest.contents: contents is not specified")
         _check_function_turns(contents)
         config = body.get("generationConfig") or {}
-        thinking_config = config.get("thinkingConfig") or {}
-        # Google's JSON parser takes proto field names in either case; google-genai 3.x sends snake_case here.
-        thinking_budget = int_or_none(thinking_config.get("thinkingBudget", thinking_config.get("thinking_budget")))
+        thinking_ask = _thinking_ask(config.get("thinkingConfig", config.get("thinking_config")))
         system_parts = (body.get("systemInstruction") or {}).get("parts")
         prompt_chars = text_length(system_parts) + sum(
             text_length(c.get("parts")) for c in contents if isinstance(c, dict)
@@ -55,9 +54,10 @@ class GeminiWire:
             is_stream=_ACTIONS[action],
             max_tokens=int_or_none(config.get("maxOutputTokens")),
             prompt_chars=prompt_chars,
-            is_thinking_off=thinking_budget == 0,
+            is_thinking_off=thinking_ask is not None and thinking_ask.is_off,
             tool_to_call=_tool_to_call(body.get("tools"), contents),
             json_schema=_json_schema(config),
+            thinking=thinking_ask,
         )
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
@@ -212,3 +212,28 @@ def _model_info(model: str) -> dict:
         "outputTokenLimit": 65536,
         "supportedGenerationMethods": ["generateContent", "countTokens"],
     }
+
+
+_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")  # google-genai 3.4 ThinkingLevel
+_THINKING_CONFIG = "generation_config.thinking_config"
+
+
+def _thinking_ask(thinking_config: object) -> ThinkingAsk | None:
+    """``thinkingBudget`` (0 off, -1 dynamic) or ``thinkingLevel``, never both (the API's 400). Google's JSON
+    parser takes proto field names in either case; google-genai 3.x sends snake_case here."""
+    if not isinstance(thinking_config, dict):
+        return None
+    budget_value = thinking_config.get("thinkingBudget", thinking_config.get("thinking_budget"))
+    level = thinking_config.get("thinkingLevel", thinking_config.get("thinking_level"))
+    if budget_value is not None and level is not None:
+        raise Rejection("bad_request", "You cannot use both thinking_level and the legacy thinking_budget parameter.")
+    if level is not None:
+        if not isinstance(level, str) or level.upper() not in _LEVELS:
+            raise Rejection("bad_request", f"Invalid value at '{_THINKING_CONFIG}.thinking_level' ({level!r})")
+        return ThinkingAsk("thinkingLevel", level, level=level.lower())
+    if budget_value is None:
+        return None
+    budget = int_or_none(budget_value)
+    if budget is None or budget < DYNAMIC_BUDGET:
+        raise Rejection("bad_request", f"Invalid value at '{_THINKING_CONFIG}.thinking_budget' ({budget_value!r})")
+    return ThinkingAsk("thinkingBudget", str(budget), budget=budget, is_off=budget == 0)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .knobs import RateView
 from .replies import ChatCall, SimReply, text_length
+from .thinking import ThinkingAsk
 from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, int_or_none, json_line
 
 _STATUS = {
@@ -42,6 +43,7 @@ class OllamaWire:
             max_tokens=int_or_none(options.get("num_predict")),
             prompt_chars=sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
             is_thinking_off=body.get("think") is False,
+            thinking=_thinking_ask(body.get("think")),
             # structured outputs: `format` is "json" or a JSON Schema object (Ollama 0.5+)
             json_schema=body["format"] if isinstance(body.get("format"), dict) else None,
         )
@@ -100,3 +102,14 @@ class OllamaWire:
             "eval_count": reply.completion_tokens,
             "eval_duration": eval_ns,
         }
+
+
+def _thinking_ask(think: object) -> ThinkingAsk | None:
+    """``think``: a bool, or a level for the models that take levels (gpt-oss)."""
+    if think is None:
+        return None
+    if isinstance(think, bool):
+        return ThinkingAsk("think", "true" if think else "false", is_off=not think)
+    if think not in ("low", "medium", "high"):
+        raise Rejection("bad_request", f"invalid think value: {think!r} (want true, false, or low, medium, high)")
+    return ThinkingAsk("think", str(think), level=str(think))

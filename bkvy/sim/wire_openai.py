@@ -9,6 +9,7 @@ from aiohttp import web
 from .knobs import RateView
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
+from .thinking import ThinkingAsk
 from .wire import DOWN, NOT_FOUND, Failure, ModelNames, Rejection, bearer_key, int_or_none, sse
 
 # kind -> (status, error.type, error.code), as the real API sends them.
@@ -23,6 +24,7 @@ _ERRORS = {
     "stream_failed": (500, "server_error", None),
 }
 _OFF_EFFORTS = frozenset({"none", "minimal"})
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 class OpenAIWire:
@@ -39,17 +41,36 @@ class OpenAIWire:
             raise Rejection("bad_request", "'model' and a non-empty 'messages' array are required.")
         max_tokens = int_or_none(body.get("max_completion_tokens")) or int_or_none(body.get("max_tokens"))
         stream_options = body.get("stream_options") or {}
+        thinking = self._thinking_ask(body)
         return ChatCall(
             model=body["model"],
             api_key=bearer_key(request),
             is_stream=body.get("stream") is True,
             max_tokens=max_tokens,
             prompt_chars=sum(text_length(m.get("content")) for m in messages if isinstance(m, dict)),
-            is_thinking_off=body.get("reasoning_effort") in _OFF_EFFORTS,
+            is_thinking_off=thinking is not None and (thinking.is_off or thinking.level in _OFF_EFFORTS),
             include_usage=bool(stream_options.get("include_usage")),
             tool_to_call=_tool_to_call(body.get("tools"), messages),
             json_schema=_json_schema(body.get("response_format")),
+            thinking=thinking,
         )
+
+    def _thinking_ask(self, body: dict) -> ThinkingAsk | None:
+        """``reasoning_effort`` (openai SDK 3.57 ``ReasoningEffort``), or on a compatible server (vLLM, SGLang)
+        ``chat_template_kwargs.enable_thinking``, which api.openai.com refuses as an unknown argument."""
+        if "chat_template_kwargs" in body and self.name == "openai":
+            raise Rejection("bad_request", "Unrecognized request argument supplied: chat_template_kwargs")
+        effort = body.get("reasoning_effort")
+        if effort is not None:
+            if effort not in _EFFORTS:
+                supported = ", ".join(repr(value) for value in _EFFORTS)
+                raise Rejection("bad_request", f"Invalid value: {effort!r}. Supported values are: {supported}.")
+            return ThinkingAsk("reasoning_effort", effort, level=effort, is_off=effort == "none")
+        switch = _template_switch(body)
+        if switch is None:
+            return None
+        shown = "true" if switch else "false"
+        return ThinkingAsk("chat_template_kwargs.enable_thinking", shown, is_off=not switch, is_template_hint=True)
 
     def error_reply(self, failure: Failure) -> tuple[int, dict]:
         status, error_type, code = _ERRORS[failure.kind]
@@ -145,6 +166,12 @@ class OpenAIWire:
         if call.include_usage:
             chunk["usage"] = None
         return sse(chunk)
+
+
+def _template_switch(body: dict) -> bool | None:
+    kwargs = body.get("chat_template_kwargs")
+    switch = kwargs.get("enable_thinking") if isinstance(kwargs, dict) else None
+    return switch if isinstance(switch, bool) else None
 
 
 def _finish_reason(reply: SimReply) -> str:

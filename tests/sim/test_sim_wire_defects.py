@@ -95,7 +95,7 @@ async def test_anthropic_structured_output_and_thinking_usage(start_sim) -> None
     client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=VALID_KEY, max_retries=0)
     message = await client.messages.create(
         model="m1",
-        max_tokens=100,
+        max_tokens=2048,  # more than the budget, as the real API requires
         messages=[{"role": "user", "content": "plan"}],
         thinking={"type": "enabled", "budget_tokens": 1024},
         output_config={"format": {"type": "json_schema", "schema": Meeting.model_json_schema()}},

@@ -22,9 +22,11 @@ from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.adapters._errors import upstream_error
 from bkvy.core.upstream.embeddings import embedding_adapter_for
 from bkvy.core.upstream.embeddings.base import PROBE_INPUT
+from bkvy.core.upstream.thinking import thinking_setting
 from bkvy.core.upstream.transport import Transport
 from bkvy.models.embeddings import EmbeddingCall
 from bkvy.models.errors import UpstreamError
+from bkvy.models.thinking import ThinkingMode
 from bkvy.models.types import ChatMessage, ErrorClass, UpstreamCall
 
 log = logging.getLogger(__name__)
@@ -128,8 +130,7 @@ class HealthProber:
             model=key.model,
             api_key=key_config.api_key,
             messages=(ChatMessage("user", "ping"),),
-            supports_thinking=model.supports_thinking,
-            thinking_off=True,
+            thinking=thinking_setting(provider.thinking_spec(key.model), ThinkingMode.OFF),
             endpoint=model.endpoint,
         )
         if model.is_embedding_model:  # a chat probe would fail on an embedding model, and keep it open

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
+from bkvy.core.upstream.thinking import resolve_spec
+from bkvy.models.thinking import ThinkingParam, ThinkingSpec
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
 DEFAULT_BASE_URLS = {
@@ -50,13 +52,26 @@ class KeyConfig(_Strict):
         return self.rate_limits.get(model) or self.rate_limits.get("*") or RateLimit()
 
 
+class ThinkingConfig(_Strict):
+    """A model's reasoning switch (SPEC §5); unset fields take their param's defaults (core.upstream.thinking,
+    docs/CONFIGURATION.md "Thinking control"), checked against the provider's type."""
+
+    param: ThinkingParam | None = None  # default: the provider type's usual switch
+    can_disable: bool | None = None
+    min_budget: int | None = None  # tokens: the floor of a model that cannot switch thinking off
+    budget: int | None = None  # tokens for a high request (Gemini: -1 is dynamic)
+    min_effort: str | None = None  # the lowest level of a model that cannot switch thinking off
+    effort: str | None = None  # the level for a high request
+
+
 class ModelConfig(_Strict):
     endpoint: str | None = None
     cost_per_1k_tokens: float | None = Field(default=None, ge=0)
     input_cost_per_1k: float | None = Field(default=None, ge=0)
     output_cost_per_1k: float | None = Field(default=None, ge=0)
     intelligence_tier: IntelligenceLevel | None = None  # required, except on an embedding model
-    supports_thinking: bool = False
+    supports_thinking: bool = False  # true alone: a "thinking" block with every field at its default
+    thinking: ThinkingConfig | None = None
     context_window: int | None = Field(default=None, ge=1)
     # "embeddings": an embedding model, served on /v1/embeddings only and never picked for chat.
     capabilities: tuple[Literal["vision", "tools", "json", "embeddings"], ...] = ()
@@ -64,6 +79,15 @@ class ModelConfig(_Strict):
     # This model's own deadline (e.g. a slow reasoning model), in place of REQUEST_HARD_TIMEOUT_SECONDS.
     timeout_seconds: float | None = Field(default=None, gt=0)
     hedge: bool = True  # false: requests on this model are never hedged, and it never takes a hedge
+
+    @model_validator(mode="before")
+    @classmethod
+    def _thinking_block_means_it_thinks(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("thinking") is not None:
+            if raw.get("supports_thinking") is False:
+                raise ValueError('"thinking" describes a thinking model: drop "supports_thinking": false')
+            return {**raw, "supports_thinking": True}
+        return raw
 
     @field_validator("endpoint")
     @classmethod
@@ -116,6 +140,7 @@ class ProviderConfig(_Strict):
     base_url: str
     keys: dict[str, KeyConfig]
     models: dict[str, ModelConfig] = Field(min_length=1)
+    _thinking_specs: dict[str, ThinkingSpec] = PrivateAttr(default_factory=dict)
 
     @field_validator("base_url")
     @classmethod
@@ -131,6 +156,22 @@ class ProviderConfig(_Strict):
                 if model.is_embedding_model:
                     raise ValueError(f"models.{name}: {self.type.value} has no embeddings API")
         return self
+
+    @model_validator(mode="after")
+    def _thinking_fits_the_type(self) -> ProviderConfig:
+        specs = {}
+        for name, model in self.models.items():
+            if model.supports_thinking:
+                try:
+                    specs[name] = resolve_spec(self.type, model.thinking or ThinkingConfig())
+                except ValueError as error:
+                    raise ValueError(f"models.{name}.thinking: {error}") from None
+        self._thinking_specs = specs
+        return self
+
+    def thinking_spec(self, model: str) -> ThinkingSpec | None:
+        """The model's reasoning switch, its defaults filled in; None for a model that does not think."""
+        return self._thinking_specs.get(model)
 
 
 class ScenarioEntry(_Strict):

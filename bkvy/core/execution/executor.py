@@ -39,7 +39,7 @@ from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, Rout
 from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.embeddings import embedding_adapter_for
-from bkvy.core.upstream.thinking import should_disable_thinking
+from bkvy.core.upstream.thinking import thinking_mode, thinking_setting
 from bkvy.core.upstream.transport import Transport
 from bkvy.models.embeddings import EmbeddingCall
 from bkvy.models.errors import (
@@ -342,20 +342,15 @@ class Executor:
             return None
         fast_mode = slot.fast_mode or self.is_past_soft_timeout(run)
         provider = self.config.providers[candidate.provider]
-        model = provider.models[candidate.model]
+        mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
         call = UpstreamCall(
             base_url=provider.base_url,
             model=candidate.model,
             api_key=provider.keys[candidate.key_id].api_key,
             messages=request.messages,
             options=request.options,
-            supports_thinking=model.supports_thinking,
-            thinking_off=should_disable_thinking(
-                level=request.route.level,
-                supports_thinking=model.supports_thinking,
-                disable_thinking=request.options.disable_thinking,
-            ),
-            endpoint=model.endpoint,
+            thinking=thinking_setting(provider.thinking_spec(candidate.model), mode),
+            endpoint=provider.models[candidate.model].endpoint,
             stream=is_stream,
         )
         adapter = adapter_for(provider.type)

@@ -190,6 +190,7 @@ class AttemptLedger:
                 prepared.fast_mode,
                 self._is_hedge,
                 cost,
+                prepared.upstream_request.thinking,
             )
         )
         self._run.in_flight.remove(self)

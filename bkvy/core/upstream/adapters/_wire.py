@@ -44,11 +44,11 @@ def unsupported_part(provider: str, part_type: str) -> UpstreamError:
 
 
 def probe_call(call: UpstreamCall) -> UpstreamCall:
-    """The smallest chat call: one word in, one token out, thinking off, no stream."""
+    """The smallest chat call: one word in, one token out, no stream; thinking as the caller set it (the prober
+    sends the model's OFF setting: off, or its floor)."""
     return call._replace(
         messages=(ChatMessage(role="user", content="ping"),),
         options=GenerationOptions(max_tokens=1),
-        thinking_off=True,
         stream=False,
     )
 

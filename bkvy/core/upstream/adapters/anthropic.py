@@ -25,7 +25,9 @@ from bkvy.core.upstream.adapters._wire import (
     with_unique_tool_ids,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
+from bkvy.core.upstream.thinking import thinking_record
 from bkvy.models.errors import UpstreamError
+from bkvy.models.thinking import ThinkingMode, ThinkingParam
 from bkvy.models.types import (
     ChatMessage,
     Completion,
@@ -55,7 +57,12 @@ _FINISH = {
 class AnthropicAdapter:
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         headers = {**JSON_CONTENT_TYPE, "x-api-key": call.api_key, "anthropic-version": ANTHROPIC_VERSION}
-        return UpstreamRequest("POST", join_url(call.base_url, call.endpoint or "/v1/messages"), headers, _body(call))
+        body = _body(call)
+        thinking, note = _thinking_params(call, body["max_tokens"])
+        for name, value in thinking.items():
+            body[name] = {**body[name], **value} if name == "output_config" and name in body else value
+        url = join_url(call.base_url, call.endpoint or "/v1/messages")
+        return UpstreamRequest("POST", url, headers, body, thinking_record(call.thinking, thinking, note))
 
     def parse_reply(self, reply: UpstreamReply) -> Completion:
         if not 200 <= reply.status < 300:
@@ -90,9 +97,8 @@ class AnthropicAdapter:
 
 
 def _body(call: UpstreamCall) -> dict[str, Any]:
-    # No `thinking` block, ever: with thinking off that is how it stays off (SPEC §5), and
-    # otherwise the provider default applies. No temperature/top_p either: the Messages params
-    # of anthropic SDK 2.12.0 no longer have them, so they are dropped rather than risk a 400.
+    # No temperature/top_p: the Messages params of anthropic SDK 2.12.0 no longer have them, so they are dropped
+    # rather than risk a 400 (and thinking refuses a changed temperature anyway). `thinking`: _thinking_params.
     options = call.options
     system = "\n\n".join(m.text() for m in call.messages if m.role == "system")
     body: dict[str, Any] = {
@@ -123,6 +129,38 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
     if call.stream:
         body["stream"] = True
     return body
+
+
+def _thinking_params(call: UpstreamCall, max_tokens: int) -> tuple[dict[str, Any], str]:
+    """``thinking`` (anthropic SDK 2.15 ``ThinkingConfigParam``), and a note when it was held back. No block is
+    off (SPEC §5); a floor or ON enables it. A budget (``enabled``: >= 1024, < max_tokens) comes on top of the
+    answer's max_tokens; ``adaptive`` takes its depth from ``output_config.effort``."""
+    setting = call.thinking
+    if setting is None or (setting.mode is ThinkingMode.OFF and setting.value is None):
+        return {}, ""
+    blocker = _thinking_blocker(call)
+    if blocker:
+        return {}, blocker
+    if setting.param is ThinkingParam.ADAPTIVE:
+        params: dict[str, Any] = {"thinking": {"type": "adaptive"}}
+        if setting.value is not None:
+            params["output_config"] = {"effort": setting.value}
+        return params, ""
+    budget = setting.value if isinstance(setting.value, int) else 0
+    return {"thinking": {"type": "enabled", "budget_tokens": budget}, "max_tokens": max_tokens + budget}, ""
+
+
+def _thinking_blocker(call: UpstreamCall) -> str:
+    """Why thinking cannot be enabled on this call, else "". The API refuses it with a forced tool choice, and
+    on a turn that answers tool calls unless that assistant turn starts with its thinking blocks, which bkvy
+    does not keep."""
+    choice = call.options.tool_choice
+    if choice is not None and choice.mode in ("required", "function"):
+        return "held back: a forced tool choice"
+    last_assistant = next((m for m in reversed(call.messages) if m.role == "assistant"), None)
+    if last_assistant is not None and last_assistant.tool_calls:
+        return "held back: a tool-use turn without its thinking blocks"
+    return ""
 
 
 def _clean_tool_id(call_id: str) -> str:

@@ -24,6 +24,8 @@ from bkvy.core.upstream.adapters._wire import (
     with_unique_tool_ids,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
+from bkvy.core.upstream.thinking import thinking_record
+from bkvy.models.thinking import ThinkingParam, ThinkingSetting
 from bkvy.models.types import (
     ChatMessage,
     Completion,
@@ -59,7 +61,13 @@ class GeminiAdapter:
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         method = ":streamGenerateContent?alt=sse" if call.stream else ":generateContent"
         path = call.endpoint or f"/v1beta/models/{_model_id(call.model)}{method}"
-        return UpstreamRequest("POST", join_url(call.base_url, path), _headers(call), _body(call))
+        body = _body(call)
+        thinking = _thinking_config(call.thinking)
+        sent = {"generationConfig": {"thinkingConfig": thinking}} if thinking else {}
+        if thinking:
+            body.setdefault("generationConfig", {})["thinkingConfig"] = thinking
+        record = thinking_record(call.thinking, sent)
+        return UpstreamRequest("POST", join_url(call.base_url, path), _headers(call), body, record)
 
     def parse_reply(self, reply: UpstreamReply) -> Completion:
         if not 200 <= reply.status < 300:
@@ -143,10 +151,17 @@ def _generation_config(call: UpstreamCall) -> dict[str, Any]:
         # send it ($defs, $ref, additionalProperties); responseSchema takes an OpenAPI subset that rejects those.
         "responseJsonSchema": options.json_schema.schema if options.json_schema else None,
     }
-    config: dict[str, Any] = {name: value for name, value in candidates.items() if value is not None}
-    if call.thinking_off and call.supports_thinking:
-        config["thinkingConfig"] = {"thinkingBudget": 0}  # SPEC §5
-    return config
+    return {name: value for name, value in candidates.items() if value is not None}
+
+
+def _thinking_config(setting: ThinkingSetting | None) -> dict[str, Any]:
+    """google-genai 3.4 ``ThinkingConfig``: ``thinkingBudget`` (0 off, -1 dynamic, a floor per model: SPEC §5) or,
+    on Gemini 3, ``thinkingLevel`` by its ``ThinkingLevel`` name, as the SDK sends it. Never both (a 400)."""
+    if setting is None or setting.value is None:
+        return {}
+    if setting.param is ThinkingParam.THINKING_LEVEL:
+        return {"thinkingLevel": str(setting.value).upper()}
+    return {"thinkingBudget": setting.value}
 
 
 def _contents(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from bkvy.core.upstream.adapters._wire import (
     unsupported_part,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta
+from bkvy.core.upstream.thinking import thinking_record
 from bkvy.models.types import (
     ChatMessage,
     Completion,
@@ -35,7 +36,9 @@ _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 class OllamaAdapter:
     def build_request(self, call: UpstreamCall) -> UpstreamRequest:
         url = join_url(call.base_url, call.endpoint or "/api/chat")
-        return UpstreamRequest("POST", url, dict(JSON_CONTENT_TYPE), _body(call))
+        body = _body(call)
+        record = thinking_record(call.thinking, {"think": body["think"]} if "think" in body else {})
+        return UpstreamRequest("POST", url, dict(JSON_CONTENT_TYPE), body, record)
 
     def parse_reply(self, reply: UpstreamReply) -> Completion:
         if not 200 <= reply.status < 300:
@@ -83,8 +86,8 @@ def _body(call: UpstreamCall) -> dict[str, Any]:
         body["format"] = options.json_schema.schema  # Ollama's structured outputs: a JSON Schema as `format`
     elif options.json_mode:
         body["format"] = "json"
-    if call.thinking_off and call.supports_thinking:
-        body["think"] = False
+    if call.thinking is not None and call.thinking.value is not None:
+        body["think"] = call.thinking.value  # false, true, or a level ("low" for gpt-oss, which cannot be off)
     return body
 
 

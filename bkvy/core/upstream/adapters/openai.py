@@ -20,6 +20,8 @@ from bkvy.core.upstream.adapters._wire import (
     with_unique_tool_ids,
 )
 from bkvy.core.upstream.adapters.base import StreamDelta, ToolCallDelta
+from bkvy.core.upstream.thinking import thinking_record
+from bkvy.models.thinking import ThinkingParam, ThinkingSetting
 from bkvy.models.types import (
     ChatMessage,
     Completion,
@@ -58,7 +60,10 @@ class OpenAIAdapter:
         headers = dict(JSON_CONTENT_TYPE)
         if call.api_key:  # local compatible servers often run without a key
             headers["authorization"] = f"Bearer {call.api_key}"
-        return UpstreamRequest("POST", url, headers, self._body(call))
+        body = self._body(call)
+        thinking = _thinking_params(call.thinking)
+        body.update(thinking)
+        return UpstreamRequest("POST", url, headers, body, thinking_record(call.thinking, thinking))
 
     def parse_reply(self, reply: UpstreamReply) -> Completion:
         if not 200 <= reply.status < 300:
@@ -137,9 +142,17 @@ def _reasoning_params(call: UpstreamCall) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if call.options.max_tokens is not None:
         params["max_completion_tokens"] = call.options.max_tokens
-    if call.thinking_off:
-        params["reasoning_effort"] = "minimal" if call.model.lower().startswith("gpt-5") else "low"
     return params
+
+
+def _thinking_params(setting: ThinkingSetting | None) -> dict[str, Any]:
+    """``reasoning_effort`` (openai SDK ``ReasoningEffort``; the lowest value each model takes is in its config),
+    or vLLM/SGLang's ``chat_template_kwargs.enable_thinking``, which the model's chat template reads."""
+    if setting is None or setting.value is None:
+        return {}
+    if setting.param is ThinkingParam.ENABLE_THINKING:
+        return {"chat_template_kwargs": {"enable_thinking": setting.value}}
+    return {"reasoning_effort": setting.value}
 
 
 def _sampling_params(call: UpstreamCall) -> dict[str, Any]:

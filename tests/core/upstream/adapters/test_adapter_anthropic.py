@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import pytest
-from anthropic.types import ErrorResponse, Message, RawMessageStreamEvent
-from anthropic.types.message_create_params import MessageCreateParamsBase, MessageCreateParamsStreaming
+from anthropic.types import ErrorResponse, Message, RawMessageStreamEvent, ThinkingConfigParam
+from anthropic.types.message_create_params import (
+    MessageCreateParamsBase,
+    MessageCreateParamsNonStreaming,
+    MessageCreateParamsStreaming,
+)
 from pydantic import TypeAdapter
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
-from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationOptions, ProviderType, Usage
+from bkvy.models.thinking import ThinkingMode, ThinkingParam, ThinkingSetting
+from bkvy.models.types import (
+    ChatMessage,
+    ErrorClass,
+    FinishReason,
+    GenerationOptions,
+    JsonSchemaFormat,
+    ProviderType,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+    Usage,
+)
 
 ANTHROPIC = adapter_for(ProviderType.ANTHROPIC)
 PARAM_NAMES = set(MessageCreateParamsBase.__annotations__) | set(MessageCreateParamsStreaming.__annotations__)
 STREAM_EVENT = TypeAdapter(RawMessageStreamEvent)
+THINKING_CONFIG = TypeAdapter(ThinkingConfigParam)
+MESSAGE_PARAMS = TypeAdapter(MessageCreateParamsNonStreaming)
 
 RECORDED_MESSAGE = {
     "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
@@ -138,10 +156,66 @@ def test_unknown_content_part_is_a_bad_request(make_call) -> None:
     assert raised.value.error_class is ErrorClass.BAD_REQUEST
 
 
-@pytest.mark.parametrize("thinking_off", [True, False])
-def test_never_sends_a_thinking_block(make_call, thinking_off) -> None:
-    call = make_call(model="claude-sonnet-4-5", supports_thinking=True, thinking_off=thinking_off)
-    assert "thinking" not in ANTHROPIC.build_request(call).json_body
+def test_sends_no_thinking_block_unless_asked(make_call) -> None:
+    request = ANTHROPIC.build_request(make_call(model="claude-sonnet-4-5"))
+    assert "thinking" not in request.json_body and request.thinking is None
+
+
+def test_thinking_off_is_no_thinking_block(make_call) -> None:
+    setting = ThinkingSetting(ThinkingMode.OFF, ThinkingParam.BUDGET_TOKENS, None)
+    request = ANTHROPIC.build_request(make_call(model="claude-sonnet-4-5", thinking=setting))
+    assert "thinking" not in request.json_body and request.thinking == "off: nothing sent"
+
+
+@pytest.mark.parametrize(("mode", "budget"), [(ThinkingMode.ON, 4096), (ThinkingMode.OFF, 1024)])  # ON, a floor
+def test_budget_comes_on_top_of_the_answers_max_tokens(make_call, mode, budget) -> None:
+    setting = ThinkingSetting(mode, ThinkingParam.BUDGET_TOKENS, budget)
+    call = make_call(model="claude-sonnet-4-5", thinking=setting, options=GenerationOptions(max_tokens=300))
+    request = ANTHROPIC.build_request(call)
+    body = request.json_body
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert body["max_tokens"] == 300 + budget > body["thinking"]["budget_tokens"] >= 1024
+    THINKING_CONFIG.validate_python(body["thinking"])
+    MESSAGE_PARAMS.validate_python(body)
+    assert request.thinking == (
+        f"{mode.value}: thinking.type=enabled thinking.budget_tokens={budget} max_tokens={300 + budget}"
+    )
+
+
+def test_adaptive_thinking_with_an_effort_joins_the_output_config(make_call) -> None:
+    setting = ThinkingSetting(ThinkingMode.OFF, ThinkingParam.ADAPTIVE, "low")  # a model that cannot switch off
+    options = GenerationOptions(json_schema=JsonSchemaFormat(name="answer", schema={"type": "object"}))
+    request = ANTHROPIC.build_request(make_call(model="claude-opus-4-7", thinking=setting, options=options))
+    body = request.json_body
+    assert body["thinking"] == {"type": "adaptive"} and body["max_tokens"] == 4096
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}, "effort": "low"}
+    MESSAGE_PARAMS.validate_python(body)
+    assert request.thinking == "off: thinking.type=adaptive output_config.effort=low"
+
+
+def test_adaptive_thinking_on_without_an_effort(make_call) -> None:
+    setting = ThinkingSetting(ThinkingMode.ON, ThinkingParam.ADAPTIVE, None)
+    body = ANTHROPIC.build_request(make_call(thinking=setting)).json_body
+    assert body["thinking"] == {"type": "adaptive"} and "output_config" not in body
+
+
+FORCED = GenerationOptions(tools=(ToolSpec("lookup"),), tool_choice=ToolChoice("required"))
+TOOL_TURN = (
+    ChatMessage("user", "look it up"),
+    ChatMessage("assistant", "", tool_calls=(ToolCall("call_1", "lookup", "{}"),)),
+    ChatMessage("tool", "42", tool_call_id="call_1"),
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [({"options": FORCED}, "a forced tool choice"), ({"messages": TOOL_TURN}, "a tool-use turn")],
+)
+def test_thinking_is_held_back_where_the_api_refuses_it(make_call, overrides, why) -> None:
+    setting = ThinkingSetting(ThinkingMode.ON, ThinkingParam.BUDGET_TOKENS, 4096)
+    request = ANTHROPIC.build_request(make_call(thinking=setting, **overrides))
+    assert "thinking" not in request.json_body and request.json_body["max_tokens"] == 4096
+    assert request.thinking is not None and request.thinking.startswith("on: nothing sent (held back: " + why)
 
 
 def test_stream_flag_is_sent_when_streaming(make_call) -> None:

@@ -7,6 +7,7 @@ from google.genai.types import GenerateContentConfig, GenerateContentResponse, T
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
+from bkvy.models.thinking import ThinkingMode, ThinkingParam, ThinkingSetting
 from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationOptions, ProviderType, Usage
 
 GEMINI = adapter_for(ProviderType.GEMINI)
@@ -123,17 +124,29 @@ def test_remote_image_url_is_a_bad_request(make_call) -> None:
     assert raised.value.error_class is ErrorClass.BAD_REQUEST
 
 
-def test_thinking_off_on_a_thinking_model_sets_budget_zero(make_call) -> None:
-    body = GEMINI.build_request(make_call(thinking_off=True, supports_thinking=True)).json_body
-    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
-    assert set(body["generationConfig"]["thinkingConfig"]) <= THINKING_ALIASES
-    assert "thinkingConfig" in CONFIG_ALIASES
+@pytest.mark.parametrize(
+    ("setting", "thinking_config"),
+    [
+        (ThinkingSetting(ThinkingMode.OFF, ThinkingParam.THINKING_BUDGET, 0), {"thinkingBudget": 0}),
+        (ThinkingSetting(ThinkingMode.OFF, ThinkingParam.THINKING_BUDGET, 128), {"thinkingBudget": 128}),
+        (ThinkingSetting(ThinkingMode.ON, ThinkingParam.THINKING_BUDGET, -1), {"thinkingBudget": -1}),
+        (ThinkingSetting(ThinkingMode.OFF, ThinkingParam.THINKING_LEVEL, "low"), {"thinkingLevel": "LOW"}),
+        (ThinkingSetting(ThinkingMode.ON, ThinkingParam.THINKING_LEVEL, "high"), {"thinkingLevel": "HIGH"}),
+    ],
+)
+def test_thinking_setting_becomes_thinking_config(make_call, setting, thinking_config) -> None:
+    request = GEMINI.build_request(make_call(thinking=setting, options=GenerationOptions(max_tokens=50)))
+    config = request.json_body["generationConfig"]
+    assert config == {"maxOutputTokens": 50, "thinkingConfig": thinking_config}
+    GenerateContentConfig.model_validate(config)  # google-genai 3.4 takes these names and values
+    assert set(thinking_config) <= THINKING_ALIASES and "thinkingConfig" in CONFIG_ALIASES
+    ((name, value),) = thinking_config.items()
+    assert request.thinking == f"{setting.mode.value}: generationConfig.thinkingConfig.{name}={value}"
 
 
-@pytest.mark.parametrize(("thinking_off", "supports_thinking"), [(False, True), (True, False), (False, False)])
-def test_thinking_config_is_left_default_otherwise(make_call, thinking_off, supports_thinking) -> None:
-    body = GEMINI.build_request(make_call(thinking_off=thinking_off, supports_thinking=supports_thinking)).json_body
-    assert "thinkingConfig" not in body.get("generationConfig", {})
+def test_thinking_config_is_left_default_without_a_thinking_ask(make_call) -> None:
+    request = GEMINI.build_request(make_call())
+    assert "thinkingConfig" not in request.json_body.get("generationConfig", {}) and request.thinking is None
 
 
 def test_probe_gets_model_info(make_call, secret_key) -> None:

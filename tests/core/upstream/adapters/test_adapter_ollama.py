@@ -8,6 +8,7 @@ import pytest
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
+from bkvy.models.thinking import ThinkingMode, ThinkingParam, ThinkingSetting
 from bkvy.models.types import ChatMessage, ErrorClass, FinishReason, GenerationOptions, ProviderType, Usage
 
 OLLAMA = adapter_for(ProviderType.OLLAMA)
@@ -76,10 +77,24 @@ def test_streaming_request_sets_stream_true(make_call) -> None:
     assert OLLAMA.build_request(make_call(stream=True)).json_body["stream"] is True
 
 
-def test_thinking_off_on_a_thinking_model_sends_think_false(make_call) -> None:
-    assert OLLAMA.build_request(make_call(thinking_off=True, supports_thinking=True)).json_body["think"] is False
-    assert "think" not in OLLAMA.build_request(make_call(thinking_off=True)).json_body
-    assert "think" not in OLLAMA.build_request(make_call(supports_thinking=True)).json_body
+@pytest.mark.parametrize(
+    ("setting", "think"),
+    [
+        (ThinkingSetting(ThinkingMode.OFF, ThinkingParam.THINK, False), False),
+        (ThinkingSetting(ThinkingMode.ON, ThinkingParam.THINK, True), True),
+        (ThinkingSetting(ThinkingMode.OFF, ThinkingParam.THINK, "low"), "low"),  # gpt-oss: a level, never off
+    ],
+)
+def test_thinking_setting_becomes_think(make_call, setting, think) -> None:
+    request = OLLAMA.build_request(make_call(thinking=setting))
+    assert request.json_body["think"] == think and type(request.json_body["think"]) is type(think)
+    shown = str(think).lower() if isinstance(think, bool) else think
+    assert request.thinking == f"{setting.mode.value}: think={shown}"
+
+
+def test_no_think_without_a_thinking_ask(make_call) -> None:
+    request = OLLAMA.build_request(make_call())
+    assert "think" not in request.json_body and request.thinking is None
 
 
 def test_data_url_image_goes_into_images(make_call) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase, CompletionCreateParamsStreaming
+from openai.types.shared import ReasoningEffort
 
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.models.errors import UpstreamError
+from bkvy.models.thinking import ThinkingMode, ThinkingParam, ThinkingSetting
 from bkvy.models.types import (
     ChatMessage,
     ErrorClass,
@@ -127,32 +131,58 @@ def test_content_parts_pass_through_unchanged(make_call) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "effort"),
+    ("model", "setting", "effort"),
     [
-        ("gpt-5-mini", "minimal"),
-        ("gpt-5", "minimal"),
-        ("o3-mini", "low"),
-        ("o4-mini", "low"),
-        ("o1", "low"),
+        ("gpt-5.1", ThinkingSetting(ThinkingMode.OFF, ThinkingParam.REASONING_EFFORT, "none"), "none"),
+        ("gpt-5-mini", ThinkingSetting(ThinkingMode.OFF, ThinkingParam.REASONING_EFFORT, "minimal"), "minimal"),
+        ("o3-mini", ThinkingSetting(ThinkingMode.OFF, ThinkingParam.REASONING_EFFORT, "low"), "low"),
+        ("o1", ThinkingSetting(ThinkingMode.ON, ThinkingParam.REASONING_EFFORT, "medium"), "medium"),
     ],
 )
-def test_reasoning_model_with_thinking_off_gets_lowest_effort_and_no_sampling(make_call, model, effort) -> None:
+def test_reasoning_model_gets_its_configured_effort_and_no_sampling(make_call, model, setting, effort) -> None:
     options = GenerationOptions(max_tokens=64, temperature=0.5, top_p=0.5, stop=("x",))
-    body = OPENAI.build_request(make_call(model=model, options=options, thinking_off=True)).json_body
+    request = OPENAI.build_request(make_call(model=model, options=options, thinking=setting))
+    body = request.json_body
     assert body["reasoning_effort"] == effort and body["max_completion_tokens"] == 64
+    assert effort in get_args(get_args(ReasoningEffort)[0])  # a value the openai SDK types
     assert not {"max_tokens", "temperature", "top_p", "stop"} & set(body)
     assert set(body) <= PARAM_NAMES
+    assert request.thinking == f"{setting.mode.value}: reasoning_effort={effort}"
 
 
-def test_reasoning_model_with_thinking_on_leaves_effort_default(make_call) -> None:
-    body = OPENAI.build_request(make_call(model="o3", options=GenerationOptions(max_tokens=8))).json_body
-    assert "reasoning_effort" not in body and body["max_completion_tokens"] == 8
+def test_reasoning_model_without_a_thinking_ask_leaves_effort_default(make_call) -> None:
+    request = OPENAI.build_request(make_call(model="o3", options=GenerationOptions(max_tokens=8)))
+    assert "reasoning_effort" not in request.json_body and request.json_body["max_completion_tokens"] == 8
+    assert request.thinking is None
 
 
 def test_compatible_server_gets_no_reasoning_special_casing(make_call) -> None:
-    call = make_call(model="gpt-5-local", options=GenerationOptions(max_tokens=8, temperature=0.1), thinking_off=True)
+    call = make_call(model="gpt-5-local", options=GenerationOptions(max_tokens=8, temperature=0.1))
     body = COMPATIBLE.build_request(call).json_body
     assert body["max_tokens"] == 8 and body["temperature"] == 0.1 and "reasoning_effort" not in body
+
+
+@pytest.mark.parametrize(("mode", "switch"), [(ThinkingMode.OFF, False), (ThinkingMode.ON, True)])
+def test_compatible_server_gets_chat_template_enable_thinking(make_call, mode, switch) -> None:
+    setting = ThinkingSetting(mode, ThinkingParam.ENABLE_THINKING, switch)
+    request = COMPATIBLE.build_request(make_call(model="Qwen/Qwen3-8B", thinking=setting))
+    assert request.json_body["chat_template_kwargs"] == {"enable_thinking": switch}
+    assert "reasoning_effort" not in request.json_body
+    assert set(request.json_body) - PARAM_NAMES == {"chat_template_kwargs"}  # vLLM's extra parameter
+    assert request.thinking == f"{mode.value}: chat_template_kwargs.enable_thinking={str(switch).lower()}"
+
+
+def test_compatible_server_configured_for_reasoning_effort_gets_it(make_call) -> None:
+    setting = ThinkingSetting(ThinkingMode.OFF, ThinkingParam.REASONING_EFFORT, "low")  # e.g. gpt-oss on Groq
+    body = COMPATIBLE.build_request(make_call(model="openai/gpt-oss-20b", thinking=setting)).json_body
+    assert body["reasoning_effort"] == "low" and "chat_template_kwargs" not in body
+
+
+def test_compatible_model_that_cannot_switch_off_gets_nothing(make_call) -> None:
+    setting = ThinkingSetting(ThinkingMode.OFF, ThinkingParam.ENABLE_THINKING, None)
+    request = COMPATIBLE.build_request(make_call(model="deepseek-r1", thinking=setting))
+    assert "chat_template_kwargs" not in request.json_body
+    assert request.thinking == "off: nothing sent"
 
 
 def test_compatible_server_without_key_sends_no_authorization(make_call, secret_key) -> None:
