@@ -181,7 +181,7 @@ async def test_recovered_provider_closes_within_two_probe_intervals(
     assert closed_after <= 2 * INTERVAL
 
 
-async def test_after_a_long_outage_the_circuit_closes_within_two_intervals_of_its_backoff_ending(
+async def test_after_a_long_outage_the_circuit_closes_within_two_probe_intervals_of_recovery(
     fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path
 ) -> None:
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:
@@ -193,11 +193,11 @@ async def test_after_a_long_outage_the_circuit_closes_within_two_intervals_of_it
     backoff_left = before["open_for_seconds"]
     print(
         f"\n[faults 3b] primary back up after {6 * INTERVAL:.0f}s down (open_count {before['open_count']}, "
-        f"{backoff_left:.1f}s of backoff left): {' -> '.join(states)} {closed_after:.0f}s after recovery, "
-        f"{closed_after - backoff_left:.1f}s after the backoff ended"
+        f"{backoff_left:.1f}s of backoff left): {' -> '.join(states)} {closed_after:.0f}s after recovery "
+        f"(the probe keeps its own cadence; the backoff holds back user traffic only)"
     )
     assert states == ["open", "half_open", "closed"]
-    assert closed_after - backoff_left <= 2 * INTERVAL
+    assert closed_after <= 2 * INTERVAL
 
 
 # -- 4. a 429 storm ------------------------------------------------------------------------------------------------
