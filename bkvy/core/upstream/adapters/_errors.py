@@ -90,7 +90,7 @@ _HINT_NAMES = (
         "anthropic-ratelimit-output-tokens-reset",
     ),
 )
-_HINT_HEADERS = tuple((names, frozenset(name for name in names if name)) for names in _HINT_NAMES)
+_ANY_HINT_HEADER = frozenset(name for names in _HINT_NAMES for name in names if name)
 _NO_TOKEN_BUDGETS = (None, None, None, None)
 
 
@@ -182,9 +182,9 @@ def retry_after_seconds(headers: Mapping[str, str], *, now_wall: float | None = 
 def rate_limit_hint(headers: Mapping[str, str], *, now_wall: float | None = None) -> RateLimitHint | None:
     """Remaining request and token budgets and their resets, from OpenAI's ``x-ratelimit-*`` or Anthropic's
     ``anthropic-ratelimit-*`` headers (tokens: the total, and Anthropic's input and output); None when absent."""
-    for names, present in _HINT_HEADERS:
-        if headers.keys().isdisjoint(present):  # most replies carry none: 0.25 µs, not 1.2 (timeit)
-            continue
+    if headers.keys().isdisjoint(_ANY_HINT_HEADER):  # most replies carry none: 0.2 µs, not 1.2 (timeit)
+        return None
+    for names in _HINT_NAMES:
         remaining = _int_or_none(headers.get(names.requests))
         reset = _reset_seconds(headers.get(names.requests_reset), headers, now_wall)
         tokens = _token_budgets(headers, names, now_wall)
