@@ -267,7 +267,9 @@ def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: G
                 limits = key.limits_for(model_name)
                 if previous is not None and _limits_before(previous, provider_name, key_id, model_name) == limits:
                     continue
-                limiter.configure(LaneKey(provider_name, key_id, model_name), rpm=limits.rpm, rpd=limits.rpd)
+                limiter.configure(
+                    LaneKey(provider_name, key_id, model_name), rpm=limits.rpm, rpd=limits.rpd, tpm=limits.tpm
+                )
 
 
 def _limits_before(previous: GatewayConfig, provider_name: str, key_id: str, model_name: str) -> RateLimit | None:

@@ -177,10 +177,15 @@ class Usage(NamedTuple):
 
 
 class RateLimitHint(NamedTuple):
-    """What a provider's headers said about the key's remaining budget."""
+    """What a provider's headers said about the key's remaining budget: requests, and tokens (the total, and
+    Anthropic's separate input and output budgets), with the seconds until each resets."""
 
     remaining_requests: int | None = None
-    reset_seconds: float | None = None
+    reset_seconds: float | None = None  # the requests' reset
+    remaining_tokens: int | None = None
+    remaining_input_tokens: int | None = None
+    remaining_output_tokens: int | None = None
+    tokens_reset_seconds: float | None = None  # the latest of the token budgets' resets
 
 
 class Completion(NamedTuple):

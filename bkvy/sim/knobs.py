@@ -23,6 +23,7 @@ class ModelKnobs:
     down: bool = False
     retired: bool = False  # answer 404 for this model, as each vendor reports an unknown or retired model
     rpm_limit: int | None = None
+    tpm_limit: int | None = None  # tokens per minute per key, billed as prompt + completion (+ thoughts)
     stream_cut_after_chunks: int | None = None
     stream_fail_before_first_byte: bool = False
     ignores_stream: bool = False  # answer a stream request with one whole JSON reply (LiteLLM's mock models do)
@@ -97,6 +98,7 @@ class RateView:
     remaining: int
     reset_seconds: float
     is_exceeded: bool
+    budget: str = "requests"  # or "tokens": which header family it fills
 
 
 @dataclass(slots=True)
@@ -114,3 +116,23 @@ class RpmWindow:
         oldest = self.accepted_at[0] if self.accepted_at else now_seconds
         reset_seconds = max(0.0, WINDOW_SECONDS - (now_seconds - oldest))
         return RateView(limit, max(0, limit - len(self.accepted_at)), reset_seconds, is_exceeded)
+
+
+@dataclass(slots=True)
+class TpmWindow:
+    """Sliding 60 s window of the tokens of accepted calls for one (model, key). A call is refused when its
+    tokens do not fit (a vendor estimates them up front; the sim knows them exactly)."""
+
+    held: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def admit(self, limit: int, tokens: int, now_seconds: float) -> RateView:
+        while self.held and now_seconds - self.held[0][0] >= WINDOW_SECONDS:
+            self.held.popleft()
+        used = sum(count for _, count in self.held)
+        is_exceeded = used + tokens > limit
+        if not is_exceeded:
+            self.held.append((now_seconds, tokens))
+            used += tokens
+        oldest = self.held[0][0] if self.held else now_seconds
+        reset_seconds = max(0.0, WINDOW_SECONDS - (now_seconds - oldest))
+        return RateView(limit, max(0, limit - used), reset_seconds, is_exceeded, budget="tokens")

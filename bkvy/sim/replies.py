@@ -98,15 +98,35 @@ class SimReply:
         return "".join(self.chunks)
 
 
+def billed_tokens(call: ChatCall, knobs: ModelKnobs) -> int:
+    """The tokens ``build_reply``'s usage will report for this call: prompt, completion and thoughts."""
+    completion_tokens = _completion_tokens(call, knobs)
+    thought_tokens = completion_tokens * _THOUGHT_TOKENS_PER_REPLY_TOKEN if _is_thinking(call, knobs) else 0
+    return _prompt_tokens(call) + completion_tokens + thought_tokens
+
+
+def _completion_tokens(call: ChatCall, knobs: ModelKnobs) -> int:
+    limit = call.max_tokens if call.max_tokens is not None else knobs.tokens_per_reply
+    return max(1, min(knobs.tokens_per_reply, limit))
+
+
+def _prompt_tokens(call: ChatCall) -> int:
+    return _PROMPT_OVERHEAD_TOKENS + call.prompt_chars // _CHARS_PER_TOKEN
+
+
+def _is_thinking(call: ChatCall, knobs: ModelKnobs) -> bool:
+    return knobs.thinks and not call.is_thinking_off
+
+
 def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimReply:
     limit = call.max_tokens if call.max_tokens is not None else knobs.tokens_per_reply
-    completion_tokens = max(1, min(knobs.tokens_per_reply, limit))
+    completion_tokens = _completion_tokens(call, knobs)
     words = [rng.choice(_WORDS) for _ in range(completion_tokens)]
     words[0] = words[0].capitalize()
     chunks = tuple(word if i == 0 else " " + word for i, word in enumerate(words[:-1])) + (
         (" " if completion_tokens > 1 else "") + words[-1] + ".",
     )
-    is_thinking = knobs.thinks and not call.is_thinking_off
+    is_thinking = _is_thinking(call, knobs)
     if call.tool_to_call is not None:
         chunks = ()
     elif call.json_schema is not None:
@@ -115,7 +135,7 @@ def build_reply(call: ChatCall, knobs: ModelKnobs, rng: random.Random) -> SimRep
         response_id=f"{rng.getrandbits(64):016x}",
         model=call.model,
         chunks=chunks,
-        prompt_tokens=_PROMPT_OVERHEAD_TOKENS + call.prompt_chars // _CHARS_PER_TOKEN,
+        prompt_tokens=_prompt_tokens(call),
         completion_tokens=completion_tokens,
         thought_tokens=completion_tokens * _THOUGHT_TOKENS_PER_REPLY_TOKEN if is_thinking else 0,
         is_truncated=limit < knobs.tokens_per_reply and call.tool_to_call is None,

@@ -21,8 +21,8 @@ from typing import Protocol
 from aiohttp import web
 
 from .embeddings import EmbedCall, embed_wire_for, vector_for
-from .knobs import ModelKnobs, RateView, RpmWindow, latency_seconds, roll_failure
-from .replies import ChatCall, SimReply, build_reply
+from .knobs import ModelKnobs, RateView, RpmWindow, TpmWindow, latency_seconds, roll_failure
+from .replies import ChatCall, SimReply, billed_tokens, build_reply
 from .stats import SimStats, key_fingerprint
 from .thinking import refusal
 from .wire import DOWN, NOT_FOUND, STREAM_FAILED, Failure, Rejection, WireFormat
@@ -56,6 +56,11 @@ class RealTime:
 class _Verdict:
     failure: Failure | None
     rate_view: RateView | None
+    token_view: RateView | None = None
+
+    @property
+    def views(self) -> tuple[RateView, ...]:
+        return tuple(view for view in (self.rate_view, self.token_view) if view is not None)
 
 
 def _make_wire(wire_format: str) -> WireFormat:
@@ -90,6 +95,7 @@ class SimServer:
         self._embed_wire = embed_wire_for(wire_format)  # None: this vendor has no embeddings API
         self._models: dict[str, ModelKnobs] = dict(models or {})
         self._rpm_windows: dict[tuple[str, str], RpmWindow] = {}
+        self._tpm_windows: dict[tuple[str, str], TpmWindow] = {}
         self._call_counter = 0  # not reset by reset_stats: replies stay a pure function of (seed, call order)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -148,7 +154,7 @@ class SimServer:
             call = self._wire.parse_call(request, await _json_object(request))
         except Rejection as rejection:
             self.stats.failures_by_kind[rejection.failure.kind] += 1
-            return self._failure_response(rejection.failure, None)
+            return self._failure_response(rejection.failure, ())
         self._count_call(request, call)
         self._call_counter += 1
         try:
@@ -164,18 +170,18 @@ class SimServer:
         knobs = self.knobs(call.model)
         verdict = self._gate(call, knobs, rng)
         if verdict.failure is not None:
-            return await self._fail(verdict.failure, verdict.rate_view)
+            return await self._fail(verdict.failure, verdict.views)
         delay_seconds = latency_seconds(knobs, rng)
         self.stats.last_latency_ms[call.model] = delay_seconds * 1000.0
         if delay_seconds:
             await self.clock.sleep(delay_seconds)
         reply = build_reply(call, knobs, rng)
-        headers = self._success_headers(reply, verdict.rate_view)
+        headers = self._success_headers(reply, verdict.views)
         if not call.is_stream or knobs.ignores_stream:
             return web.json_response(self._wire.reply_body(reply), headers=headers)
         if knobs.stream_fail_before_first_byte:
             return await self._fail(
-                Failure(STREAM_FAILED, "The server had an error while processing your request."), None
+                Failure(STREAM_FAILED, "The server had an error while processing your request."), ()
             )
         return await self._stream(request, call, reply, knobs, headers)
 
@@ -187,7 +193,7 @@ class SimServer:
             call = self._embed_wire.parse_embed(request, await _json_object(request))
         except Rejection as rejection:
             self.stats.failures_by_kind[rejection.failure.kind] += 1
-            return self._failure_response(rejection.failure, None)
+            return self._failure_response(rejection.failure, ())
         self._count_call(request, call)
         self._call_counter += 1
         try:
@@ -203,15 +209,15 @@ class SimServer:
         knobs = self.knobs(call.model)
         verdict = self._gate(call, knobs, rng)
         if verdict.failure is not None:
-            return await self._fail(verdict.failure, verdict.rate_view)
+            return await self._fail(verdict.failure, verdict.views)
         delay_seconds = latency_seconds(knobs, rng)
         self.stats.last_latency_ms[call.model] = delay_seconds * 1000.0
         if delay_seconds:
             await self.clock.sleep(delay_seconds)
         vectors = [vector_for(call.model, text, call.dimensions) for text in call.inputs]
         headers = self._wire.request_id_headers(f"emb{self._call_counter:012x}")
-        if verdict.rate_view is not None:
-            headers |= self._wire.rate_limit_headers(verdict.rate_view)
+        for view in verdict.views:
+            headers |= self._wire.rate_limit_headers(view)
         return web.json_response(self._embed_wire.embed_body(call, vectors), headers=headers)
 
     def _count_call(self, request: web.Request, call: ChatCall | EmbedCall) -> None:
@@ -244,12 +250,18 @@ class SimServer:
             rate_view = window.admit(knobs.rpm_limit, self.clock.now())
             if rate_view.is_exceeded:
                 return _Verdict(_rate_limited(rate_view.reset_seconds), rate_view)
+        token_view = None
+        if knobs.tpm_limit is not None and isinstance(call, ChatCall):
+            tokens = self._tpm_windows.setdefault((call.model, key_fingerprint(call.api_key)), TpmWindow())
+            token_view = tokens.admit(knobs.tpm_limit, billed_tokens(call, knobs), self.clock.now())
+            if token_view.is_exceeded:
+                return _Verdict(_rate_limited(token_view.reset_seconds), rate_view, token_view)
         kind = roll_failure(knobs, rng)
         if kind == "rate_limited":
-            return _Verdict(_rate_limited(1.0), rate_view)
+            return _Verdict(_rate_limited(1.0), rate_view, token_view)
         if kind is not None:
-            return _Verdict(Failure(kind, _FAILURE_MESSAGES[kind]), rate_view)
-        return _Verdict(None, rate_view)
+            return _Verdict(Failure(kind, _FAILURE_MESSAGES[kind]), rate_view, token_view)
+        return _Verdict(None, rate_view, token_view)
 
     def _is_key_valid(self, api_key: str | None) -> bool:
         if self.wire_format == "openai_compatible" and self.valid_keys is None:
@@ -258,11 +270,11 @@ class SimServer:
             return False
         return self.valid_keys is None or api_key in self.valid_keys
 
-    async def _fail(self, failure: Failure, rate_view: RateView | None) -> web.StreamResponse:
+    async def _fail(self, failure: Failure, rate_views: tuple[RateView, ...]) -> web.StreamResponse:
         self.stats.failures_by_kind[failure.kind] += 1
         if failure.kind == "timeout":
             await self._hang()
-        return self._failure_response(failure, rate_view)
+        return self._failure_response(failure, rate_views)
 
     async def _hang(self) -> None:
         """Never answers: ends when the client disconnects (handler cancelled) or the server stops."""
@@ -272,19 +284,19 @@ class SimServer:
             self.stats.client_disconnects += 1
             raise
 
-    def _failure_response(self, failure: Failure, rate_view: RateView | None) -> web.Response:
+    def _failure_response(self, failure: Failure, rate_views: tuple[RateView, ...]) -> web.Response:
         status, body = self._wire.error_reply(failure)
         headers = self._wire.request_id_headers(f"err{self._call_counter:012x}")
-        if rate_view is not None:
-            headers |= self._wire.rate_limit_headers(rate_view)
+        for view in rate_views:
+            headers |= self._wire.rate_limit_headers(view)
         if failure.retry_after_seconds is not None:
             headers["retry-after"] = str(max(1, math.ceil(failure.retry_after_seconds)))
         return web.json_response(body, status=status, headers=headers)
 
-    def _success_headers(self, reply: SimReply, rate_view: RateView | None) -> dict[str, str]:
+    def _success_headers(self, reply: SimReply, rate_views: tuple[RateView, ...]) -> dict[str, str]:
         headers = self._wire.request_id_headers(reply.response_id)
-        if rate_view is not None:
-            headers |= self._wire.rate_limit_headers(rate_view)
+        for view in rate_views:
+            headers |= self._wire.rate_limit_headers(view)
         return headers
 
     async def _stream(

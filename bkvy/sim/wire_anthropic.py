@@ -65,10 +65,13 @@ class AnthropicWire:
 
     def rate_limit_headers(self, view: RateView) -> dict[str, str]:
         reset_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=view.reset_seconds)
+        # The sim bills one token budget (input + output): Anthropic's "tokens" family, not its input/output ones.
         return {
-            "anthropic-ratelimit-requests-limit": str(view.limit),
-            "anthropic-ratelimit-requests-remaining": str(view.remaining),
-            "anthropic-ratelimit-requests-reset": reset_at.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            f"anthropic-ratelimit-{view.budget}-limit": str(view.limit),
+            f"anthropic-ratelimit-{view.budget}-remaining": str(view.remaining),
+            f"anthropic-ratelimit-{view.budget}-reset": reset_at.replace(microsecond=0)
+            .isoformat()
+            .replace("+00:00", "Z"),
         }
 
     def request_id_headers(self, request_id: str) -> dict[str, str]:

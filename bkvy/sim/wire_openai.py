@@ -78,9 +78,9 @@ class OpenAIWire:
 
     def rate_limit_headers(self, view: RateView) -> dict[str, str]:
         return {
-            "x-ratelimit-limit-requests": str(view.limit),
-            "x-ratelimit-remaining-requests": str(view.remaining),
-            "x-ratelimit-reset-requests": f"{math.ceil(view.reset_seconds)}s",
+            f"x-ratelimit-limit-{view.budget}": str(view.limit),
+            f"x-ratelimit-remaining-{view.budget}": str(view.remaining),
+            f"x-ratelimit-reset-{view.budget}": f"{math.ceil(view.reset_seconds)}s",
         }
 
     def request_id_headers(self, request_id: str) -> dict[str, str]:

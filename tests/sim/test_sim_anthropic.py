@@ -84,6 +84,18 @@ async def test_rate_limit_headers_and_retry_after(start_sim):
 
 
 @pytest.mark.asyncio
+async def test_tpm_limit_fills_the_tokens_headers(start_sim):
+    server = await start_sim("anthropic", tpm_limit=1000, tokens_per_reply=6)
+    raw = await _client(server.base_url).messages.with_raw_response.create(model="m1", max_tokens=10, messages=MESSAGES)
+    message = await raw.parse()
+    billed = message.usage.input_tokens + message.usage.output_tokens
+    assert raw.headers["anthropic-ratelimit-tokens-limit"] == "1000"
+    assert raw.headers["anthropic-ratelimit-tokens-remaining"] == str(1000 - billed)
+    assert raw.headers["anthropic-ratelimit-tokens-reset"].endswith("Z")
+    assert "anthropic-ratelimit-requests-remaining" not in raw.headers  # no rpm knob: no request headers
+
+
+@pytest.mark.asyncio
 async def test_stream_cut_sends_error_event(start_sim):
     server = await start_sim("anthropic", stream_cut_after_chunks=1)
     received = []

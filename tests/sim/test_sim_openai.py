@@ -89,6 +89,26 @@ async def test_rpm_limit_headers_count_down_then_429(start_sim):
 
 
 @pytest.mark.asyncio
+async def test_tpm_limit_headers_count_billed_tokens_down_then_429(start_sim):
+    # "a secret prompt that must never be echoed" is 42 characters: 3 + 10 prompt tokens, + 6 completion = 19.
+    server = await start_sim("openai", tpm_limit=40, tokens_per_reply=6)
+    client = _client(server.base_url)
+    remaining = []
+    for _ in range(2):
+        raw = await client.chat.completions.with_raw_response.create(model="m1", messages=MESSAGES)
+        completion = raw.parse()
+        assert completion.usage is not None and completion.usage.total_tokens == 19
+        assert raw.headers["x-ratelimit-limit-tokens"] == "40"
+        assert raw.headers["x-ratelimit-reset-tokens"].endswith("s")
+        remaining.append(int(raw.headers["x-ratelimit-remaining-tokens"]))
+    assert remaining == [21, 2]
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(model="m1", messages=MESSAGES)
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    assert caught.value.response.headers["x-ratelimit-remaining-tokens"] == "2"
+
+
+@pytest.mark.asyncio
 async def test_stream_cut_raises_in_sdk_and_counts(start_sim):
     server = await start_sim("openai", stream_cut_after_chunks=2)
     stream = await _client(server.base_url).chat.completions.create(model="m1", messages=MESSAGES, stream=True)

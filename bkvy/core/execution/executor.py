@@ -32,7 +32,7 @@ from bkvy.core.execution.records import (
     Run,
 )
 from bkvy.core.execution.streaming import LiveStream, StreamReply
-from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded
+from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded, TokenReservation
 from bkvy.core.routing.candidate_states import CandidateStates
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
@@ -337,9 +337,13 @@ class Executor:
         when the candidate is skipped."""
         candidate = slot.candidate
         lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
-        waited = 0.0 if slot.has_slot else await self._take_slot(request, candidate, lane, run, slot.fast_mode)
-        if waited is None:
-            return None
+        if slot.has_slot:
+            waited, reservation = 0.0, slot.reservation
+        else:
+            taken = await self._take_slot(request, candidate, lane, run, slot.fast_mode)
+            if taken is None:
+                return None
+            waited, reservation = taken
         fast_mode = slot.fast_mode or self.is_past_soft_timeout(run)
         provider = self.config.providers[candidate.provider]
         mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
@@ -358,26 +362,43 @@ class Executor:
             upstream_request = _upstream_request(request, call, provider.type)
         except UpstreamError:
             # This provider cannot take this input (e.g. a remote image URL): another candidate may.
+            self.limiter.settle(reservation, 0)  # never sent: its tokens go back
             run.record_skip(candidate, SkipReason.UNSUPPORTED_INPUT, fast_mode=fast_mode, waited_seconds=waited)
             return None
-        return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode)
+        return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode, reservation)
+
+    def try_slot(self, request: ExecutionRequest, candidate: Candidate) -> TokenReservation | None:
+        """A rate-limit slot on ``candidate``'s lane if one is free now (a hedge or a switch takes it up front),
+        its tokens reserved; None when the lane would make it wait."""
+        lane = LaneKey(candidate.provider, candidate.key_id, candidate.model)
+        return self.limiter.try_acquire(lane, tokens_to_reserve(request))
 
     async def _take_slot(
         self, request: ExecutionRequest, candidate: Candidate, lane: LaneKey, run: Run, fast_mode: bool
-    ) -> float | None:
-        """Seconds waited for a rate-limit slot, or None when it would come after the request's max wait."""
-        if self.limiter.try_acquire(lane):
-            return 0.0
+    ) -> tuple[float, TokenReservation] | None:
+        """Seconds waited for a rate-limit slot and the tokens it reserved (tpm lanes), or None when it would
+        come after the request's max wait (then the wait it would have taken is kept for Retry-After)."""
+        tokens = tokens_to_reserve(request)
+        reservation = self.limiter.try_acquire(lane, tokens)
+        if reservation is not None:
+            return 0.0, reservation
         deadline = run.start + (request.route.max_wait_seconds or 0.0)
         try:
-            slot = await self.limiter.acquire(lane, deadline)
+            slot = await self.limiter.acquire(lane, deadline, tokens)
         except RateLimitExceeded as exceeded:
             run.rate_limit_waits.append(exceeded.retry_after_seconds)
             run.record_skip(candidate, SkipReason.RATE_LIMITED, fast_mode=fast_mode)
             return None
         run.queue_wait_seconds += slot.queue_seconds
         run.rate_limit_wait_seconds += slot.rate_limit_seconds
-        return slot.total_seconds
+        return slot.total_seconds, slot.reservation
+
+
+def tokens_to_reserve(request: ExecutionRequest) -> int:
+    """What one attempt reserves on a tpm lane: the prompt's estimated tokens and the output it may get
+    (``max_tokens``, else the route's output estimate), as OpenAI counts a request against its own tpm."""
+    route = request.route
+    return route.input_tokens_estimate + route.output_tokens_estimate
 
 
 def _upstream_request(request: ExecutionRequest, call: UpstreamCall, provider_type: ProviderType) -> UpstreamRequest:

@@ -18,14 +18,15 @@ from bkvy.core.config.pricing import cost_usd
 from bkvy.core.execution.records import ExecutionRequest, ExecutionResult, PreparedAttempt, RequestOutcome, Run
 from bkvy.core.limits.rate_limits import RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
-from bkvy.core.routing.plan import Candidate, RoutePlan
+from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.models.errors import BkvyError, UpstreamError
 from bkvy.models.outcomes import Attempt, AttemptOutcome
-from bkvy.models.types import Completion, ErrorClass
+from bkvy.models.types import Completion, ErrorClass, RateLimitHint
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_RETRY_AFTER_SECONDS = 1.0  # a 429 without Retry-After
+_UNANSWERED = frozenset({ErrorClass.TIMEOUT, ErrorClass.CONNECTION})  # a 504 from a proxy: the upstream may run on
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +114,24 @@ class AttemptLedger:
         seconds = self._end(AttemptOutcome.SUCCESS, 200, cost)
         if not self._is_answering:  # a stream's latency is its time to first content, learned then
             books.latency.observe(candidate.provider, candidate.model, seconds)
+        reservation = self._prepared.reservation
+        if reservation.window is not None and usage.input_tokens + usage.output_tokens:
+            books.limiter.settle(reservation, usage.input_tokens + usage.output_tokens)  # unreported: the estimate
         hint = completion.rate_limit_hint
-        if hint is not None and hint.remaining_requests == 0 and hint.reset_seconds:
-            books.limiter.block_until(self._prepared.lane, hint.reset_seconds)
+        if hint is not None:
+            wait = provider_wait_seconds(hint, self.request.route)
+            if wait:
+                books.limiter.block_until(self._prepared.lane, wait)
         if books.breaker is not None:
             books.breaker.record_success(candidate.provider, candidate.model, candidate.key_id, seconds * 1000.0)
         return settle(completion, candidate, self.plan, self._run, books.clock.now())
 
     def failed(self, error: UpstreamError) -> None:
         """A failed attempt: its Retry-After blocks the lane, and the breaker counts it (not a bad request:
-        that is the request's fault, not the upstream's)."""
+        that is the request's fault, not the upstream's). Its tokens: see ``_is_refused``."""
         self._end(AttemptOutcome.failed(error.error_class), error.status)
+        if self._prepared.reservation.window is not None and self._is_refused(error):
+            self._books.limiter.settle(self._prepared.reservation, 0)
         candidate, books = self.candidate, self._books
         log.warning(
             "upstream_failed",
@@ -152,7 +160,9 @@ class AttemptLedger:
         """bkvy ended the attempt (a hedge won, the client left, a deadline): recorded, and no verdict on the
         upstream unless the gateway's own deadline cut it (``counts_as_timeout``: a timeout for its circuit).
         ``bills_prompt``: the upstream has read the prompt, so its input tokens are counted as spent (a lost
-        hedge costs money; the records show it)."""
+        hedge costs money; the records show it). On a tpm lane a cut attempt keeps its whole reservation: the
+        upstream read the prompt, may go on generating after the hang-up (OpenAI finishes a non-streamed
+        completion whose client left) and tells us no usage."""
         cost = 0.0
         if bills_prompt:
             model = self._books.config.providers[self.candidate.provider].models[self.candidate.model]
@@ -161,6 +171,17 @@ class AttemptLedger:
         candidate, breaker = self.candidate, self._books.breaker
         if counts_as_timeout and breaker is not None:
             breaker.record_failure(candidate.provider, candidate.model, candidate.key_id, ErrorClass.TIMEOUT, None)
+
+    def _is_refused(self, error: UpstreamError) -> bool:
+        """The upstream answered with an error before any content, so it billed no tokens: a failed attempt's
+        reservation goes back. One that ended without an answer (a timeout, a lost connection) or broke after
+        content keeps it, like a cut: the upstream may have read the prompt and generated."""
+        return (
+            not self._is_answering
+            and error.status is not None
+            and error.status >= 400
+            and error.error_class not in _UNANSWERED
+        )
 
     def report(self, result: ExecutionResult | None, error: BkvyError | None) -> None:
         """The request ended with this attempt: hand its outcome to the observers."""
@@ -197,6 +218,28 @@ class AttemptLedger:
         if not self._is_answering:
             self._books.latency.attempt_ended(self._model_key, self._started)
         return seconds
+
+
+def provider_wait_seconds(hint: RateLimitHint, route: RouteRequest) -> float:
+    """How long a provider's rate-limit headers say the lane must wait, 0 when it need not: until its requests
+    reset when none remain, until its tokens reset when what remains (total, input or output) cannot cover a
+    request like ``route``'s (its prompt estimate and output reservation)."""
+    wait = 0.0
+    if hint.remaining_requests == 0 and hint.reset_seconds:
+        wait = hint.reset_seconds
+    if hint.tokens_reset_seconds and hint.tokens_reset_seconds > wait:
+        input_tokens, output_tokens = route.input_tokens_estimate, route.output_tokens_estimate
+        if (
+            _is_short(hint.remaining_tokens, input_tokens + output_tokens)
+            or _is_short(hint.remaining_input_tokens, input_tokens)
+            or _is_short(hint.remaining_output_tokens, output_tokens)
+        ):
+            wait = hint.tokens_reset_seconds
+    return wait
+
+
+def _is_short(remaining: int | None, needed: int) -> bool:
+    return remaining is not None and remaining < max(needed, 1)
 
 
 def settle(completion: Completion, candidate: Candidate, plan: RoutePlan, run: Run, now: float) -> ExecutionResult:

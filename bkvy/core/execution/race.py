@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from bkvy.clock import Timer
 from bkvy.core.execution.records import AttemptSlot, ExecutionRequest, Run
-from bkvy.core.limits.rate_limits import LaneKey
 from bkvy.core.routing.plan import Candidate, CandidateKey
 from bkvy.models.errors import ClientDisconnected, UpstreamBadRequest
 from bkvy.models.outcomes import AttemptOutcome, DecisionReason, HedgeOutcome
@@ -301,10 +300,10 @@ class AttemptRace(Generic[T]):
 
     def _fastest_free_candidate(self) -> AttemptSlot | None:
         """The fastest other candidate whose rate-limit slot is free now, its slot taken; None when none is."""
-        limiter = self._executor.limiter
         for candidate in self._hedge_targets():
-            if limiter.try_acquire(LaneKey(candidate.provider, candidate.key_id, candidate.model)):
-                return AttemptSlot(candidate, fast_mode=True, has_slot=True)
+            reservation = self._executor.try_slot(self._request, candidate)
+            if reservation is not None:
+                return AttemptSlot(candidate, fast_mode=True, has_slot=True, reservation=reservation)
         return None
 
     # -- the client, interrupts and the end -------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from bkvy.core.limits.rate_limits import LaneKey
+from bkvy.core.limits.rate_limits import NO_TOKENS, LaneKey, TokenReservation
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.embeddings import EmbeddingInput
@@ -109,6 +109,7 @@ class PreparedAttempt(NamedTuple):
     upstream_request: UpstreamRequest
     waited_seconds: float
     fast_mode: bool
+    reservation: TokenReservation = NO_TOKENS  # its tokens on a tpm lane, settled when the attempt ends
 
 
 @dataclass(slots=True)
@@ -118,5 +119,6 @@ class AttemptSlot:
     candidate: Candidate
     fast_mode: bool = False  # made past the soft timeout (or as a hedge): closed circuits, fastest first
     has_slot: bool = False  # its rate-limit slot is already taken (a hedge or a switch takes it up front)
+    reservation: TokenReservation = NO_TOKENS  # the tokens that slot reserved (a tpm lane)
     is_hedge: bool = False
     ledger: AttemptLedger | None = None

@@ -1,8 +1,12 @@
-"""Rate limits per (provider, key, model): rpm and rpd sliding windows plus a FIFO queue (SPEC §5).
+"""Rate limits per (provider, key, model): rpm, rpd and tpm sliding windows plus a FIFO queue (SPEC §5).
 
 Many requests may be in flight on one key at once: a lane only counts request starts. A request
 that must wait joins its lane's FIFO queue and is served in order when a slot frees, or gives up
 at its deadline. Provider headers (retry-after, remaining=0) block a lane until the time they give.
+
+A lane with a ``tpm`` limit (``TokenLane``) also counts tokens: each start reserves its estimate (the
+prompt's tokens and the output it may get) in the minute window, and the attempt's end settles it to what
+the provider billed (``RateLimiter.settle``). A lane without one takes no token path at all.
 """
 
 from __future__ import annotations
@@ -12,11 +16,26 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import NamedTuple
 
 from bkvy.clock import Clock
+from bkvy.core.limits.token_window import MINUTE_SECONDS, NO_TOKENS, TokenReservation, TokenWindow
 
-MINUTE_SECONDS = 60.0
+__all__ = [
+    "DAY_SECONDS",
+    "MINUTE_SECONDS",
+    "NO_TOKENS",
+    "Lane",
+    "LaneKey",
+    "LaneView",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "SlotWait",
+    "TokenLane",
+    "TokenReservation",
+]
+
 DAY_SECONDS = 86_400.0
 _new_tuple = tuple.__new__  # builds a NamedTuple from a tuple without its Python-level __new__
 
@@ -33,6 +52,7 @@ class SlotWait:
 
     queue_seconds: float = 0.0
     rate_limit_seconds: float = 0.0
+    reservation: TokenReservation = NO_TOKENS
 
     @property
     def total_seconds(self) -> float:
@@ -76,6 +96,15 @@ class _Window:
         return len(self.starts)
 
 
+class _Turn(asyncio.Event):
+    """A request's place in its lane's queue, with the tokens it will reserve (a tpm lane counts those
+    queued ahead of a request in its wait)."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+
 class Lane:
     __slots__ = ("windows", "blocked_until", "waiters", "last_used")
 
@@ -86,10 +115,12 @@ class Lane:
             if w is not None
         ]
         self.blocked_until = 0.0
-        self.waiters: deque[asyncio.Event] = deque()
+        self.waiters: deque[_Turn] = deque()
         self.last_used = float("-inf")
 
-    def wait_seconds(self, now: float, position: int = 0) -> float:
+    def wait_seconds(self, now: float, position: int = 0, tokens: int = 1) -> float:
+        """Seconds until the request ``position`` places behind the head, reserving ``tokens``, may start
+        (only a ``TokenLane`` counts tokens)."""
         wait = self.blocked_until - now
         for window in self.windows:
             window_wait = window.wait_seconds(now, position)
@@ -119,10 +150,37 @@ class Lane:
                 until = window.starts[0] + window.span_seconds
         return until
 
-    def take(self, now: float) -> None:
+    def take(self, now: float, key: LaneKey, tokens: int) -> TokenReservation:
+        """Count a start (and, on a ``TokenLane``, reserve its ``tokens``)."""
         for window in self.windows:
             window.starts.append(now)
         self.last_used = now
+        return NO_TOKENS
+
+
+class TokenLane(Lane):
+    """A lane with a tpm limit: a start also needs room for its tokens in the minute window. Its view's wait
+    (routing's) is for one token, so it shows when the window is full; a request's own wait, at its slot, is
+    for all its tokens."""
+
+    __slots__ = ("token_window",)
+
+    def __init__(self, rpm: int | None, rpd: int | None, tpm: int) -> None:
+        super().__init__(rpm, rpd)
+        self.token_window = TokenWindow(tpm)
+
+    def wait_seconds(self, now: float, position: int = 0, tokens: int = 1) -> float:
+        wait = Lane.wait_seconds(self, now, position)
+        # A request larger than the whole limit waits for an empty window, then goes (the provider decides).
+        needed = min(tokens, self.token_window.limit)
+        if position:
+            needed += sum(turn.tokens for turn in islice(self.waiters, position))
+        token_wait = self.token_window.wait_seconds(now, needed)
+        return token_wait if token_wait > wait else wait
+
+    def take(self, now: float, key: LaneKey, tokens: int) -> TokenReservation:
+        Lane.take(self, now, key, tokens)
+        return self.token_window.reserve(key, now, tokens)
 
 
 class LaneView(NamedTuple):
@@ -150,8 +208,8 @@ class RateLimiter:
         for callback in self._listeners:
             callback(key)
 
-    def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None) -> None:
-        self._lanes[key] = Lane(rpm, rpd)
+    def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None, tpm: int | None = None) -> None:
+        self._lanes[key] = Lane(rpm, rpd) if tpm is None else TokenLane(rpm, rpd, tpm)
         self._changed(key)
 
     def _lane(self, key: LaneKey) -> Lane:
@@ -173,28 +231,31 @@ class RateLimiter:
         lane.blocked_until = max(lane.blocked_until, self._clock.now() + retry_after_seconds)
         self._changed(key)
 
-    def try_acquire(self, key: LaneKey) -> bool:
+    def try_acquire(self, key: LaneKey, tokens: int = 0) -> TokenReservation | None:
+        """Take a slot now, reserving ``tokens`` on a tpm lane; None when the lane would make it wait.
+        The reservation (``NO_TOKENS`` on a lane without tpm) goes back to ``settle`` when the attempt ends."""
         lane = self._lane(key)
         now = self._clock.now()
-        if lane.waiters or lane.wait_seconds(now) > 0:
-            return False
-        lane.take(now)
+        if lane.waiters or lane.wait_seconds(now, 0, tokens) > 0:
+            return None
+        reservation = lane.take(now, key, tokens)
         self._changed(key)
-        return True
+        return reservation
 
-    async def acquire(self, key: LaneKey, deadline: float) -> SlotWait:
-        """Take a slot, waiting in FIFO order until ``deadline`` (clock seconds).
+    async def acquire(self, key: LaneKey, deadline: float, tokens: int = 0) -> SlotWait:
+        """Take a slot (reserving ``tokens`` on a tpm lane), waiting in FIFO order until ``deadline`` (clock
+        seconds).
 
-        Returns how long it waited, split into queue and window time. Raises RateLimitExceeded when the
-        slot would come after the deadline.
+        Returns how long it waited, split into queue and window time, and the reservation. Raises
+        RateLimitExceeded when the slot would come after the deadline.
         """
         lane = self._lane(key)
         start = self._clock.now()
-        if not lane.waiters and lane.wait_seconds(start) == 0:
-            lane.take(start)
+        if not lane.waiters and lane.wait_seconds(start, 0, tokens) == 0:
+            reservation = lane.take(start, key, tokens)
             self._changed(key)
-            return SlotWait()
-        turn = asyncio.Event()
+            return SlotWait(reservation=reservation)
+        turn = _Turn(tokens)
         lane.waiters.append(turn)
         if lane.waiters[0] is turn:
             turn.set()
@@ -202,31 +263,40 @@ class RateLimiter:
         try:
             await self._wait_for_turn(lane, turn, deadline)
             at_head = self._clock.now()
-            await self._wait_for_slot(lane, deadline)
+            await self._wait_for_slot(lane, deadline, tokens)
             now = self._clock.now()
-            lane.take(now)
-            return SlotWait(at_head - start, now - at_head)
+            return SlotWait(at_head - start, now - at_head, lane.take(now, key, tokens))
         finally:
             self._leave(lane, turn)
             self._changed(key)
 
-    async def _wait_for_turn(self, lane: Lane, turn: asyncio.Event, deadline: float) -> None:
+    def settle(self, reservation: TokenReservation, tokens: int) -> None:
+        """An attempt ended: its lane counts ``tokens`` for it in place of what it reserved (from the same
+        start). Nothing to do for ``NO_TOKENS``."""
+        window = reservation.window
+        if window is None or tokens == reservation.tokens:
+            return
+        window.settle(reservation, tokens, self._clock.now())
+        if reservation.key is not None:
+            self._changed(reservation.key)
+
+    async def _wait_for_turn(self, lane: Lane, turn: _Turn, deadline: float) -> None:
         while not turn.is_set():
             position = list(lane.waiters).index(turn)
             now = self._clock.now()
-            expected = lane.wait_seconds(now, position)
+            expected = lane.wait_seconds(now, position, turn.tokens)
             if now + expected > deadline:
                 raise RateLimitExceeded(expected)
             try:
                 async with self._clock.timeout(deadline - now):
                     await turn.wait()
             except TimeoutError:
-                raise RateLimitExceeded(lane.wait_seconds(self._clock.now(), position)) from None
+                raise RateLimitExceeded(lane.wait_seconds(self._clock.now(), position, turn.tokens)) from None
 
-    async def _wait_for_slot(self, lane: Lane, deadline: float) -> None:
+    async def _wait_for_slot(self, lane: Lane, deadline: float, tokens: int) -> None:
         while True:
             now = self._clock.now()
-            wait = lane.wait_seconds(now)
+            wait = lane.wait_seconds(now, 0, tokens)
             if wait <= 0:
                 return
             if now + wait > deadline:
@@ -234,7 +304,7 @@ class RateLimiter:
             await self._clock.sleep(wait)
 
     @staticmethod
-    def _leave(lane: Lane, turn: asyncio.Event) -> None:
+    def _leave(lane: Lane, turn: _Turn) -> None:
         was_head = bool(lane.waiters) and lane.waiters[0] is turn
         try:
             lane.waiters.remove(turn)
@@ -245,18 +315,26 @@ class RateLimiter:
 
     def status(self) -> list[dict[str, object]]:
         now = self._clock.now()
-        rows = []
-        for key, lane in self._lanes.items():
-            rows.append(
-                {
-                    "provider": key.provider,
-                    "key_id": key.key_id,
-                    "model": key.model,
-                    "limits": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.limit for w in lane.windows},
-                    "used": {("rpm" if w.span_seconds == MINUTE_SECONDS else "rpd"): w.used(now) for w in lane.windows},
-                    "wait_seconds": round(lane.wait_seconds(now), 3),
-                    "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
-                    "queue_depth": len(lane.waiters),
-                }
-            )
-        return rows
+        return [_status_row(key, lane, now) for key, lane in self._lanes.items()]
+
+
+def _status_row(key: LaneKey, lane: Lane, now: float) -> dict[str, object]:
+    """One lane for ``/rates/status``: its limits and what of each is used now (tpm: tokens reserved or
+    charged in the last minute)."""
+    limits: dict[str, int] = {}
+    used: dict[str, int] = {}
+    for window in lane.windows:
+        name = "rpm" if window.span_seconds == MINUTE_SECONDS else "rpd"
+        limits[name], used[name] = window.limit, window.used(now)
+    if isinstance(lane, TokenLane):
+        limits["tpm"], used["tpm"] = lane.token_window.limit, lane.token_window.used_tokens(now)
+    return {
+        "provider": key.provider,
+        "key_id": key.key_id,
+        "model": key.model,
+        "limits": limits,
+        "used": used,
+        "wait_seconds": round(lane.wait_seconds(now), 3),
+        "blocked_by_provider_seconds": round(max(0.0, lane.blocked_until - now), 3),
+        "queue_depth": len(lane.waiters),
+    }

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, RateLimitHint
@@ -55,6 +55,43 @@ _RETRY_AFTER_RESET_HEADERS = (
     "x-ratelimit-reset-tokens",
     "anthropic-ratelimit-tokens-reset",
 )
+
+
+class _HintHeaders(NamedTuple):
+    """One vendor's rate-limit header names: remaining and reset per budget; "" for a budget it does not send."""
+
+    requests: str
+    requests_reset: str
+    tokens: str
+    tokens_reset: str
+    input_tokens: str = ""
+    input_tokens_reset: str = ""
+    output_tokens: str = ""
+    output_tokens_reset: str = ""
+
+
+# OpenAI sends one token budget ("x-ratelimit-reset-tokens": a duration, "6m0s"); Anthropic three (the total,
+# input and output), its resets in RFC 3339. Both checked against the vendors' rate-limit docs.
+_HINT_NAMES = (
+    _HintHeaders(
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ),
+    _HintHeaders(
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+    ),
+)
+_ANY_HINT_HEADER = frozenset(name for names in _HINT_NAMES for name in names if name)
+_NO_TOKEN_BUDGETS = (None, None, None, None)
 
 
 def classify_status(status: int) -> ErrorClass:
@@ -143,14 +180,35 @@ def retry_after_seconds(headers: Mapping[str, str], *, now_wall: float | None = 
 
 
 def rate_limit_hint(headers: Mapping[str, str], *, now_wall: float | None = None) -> RateLimitHint | None:
-    """Remaining request budget and its reset, from OpenAI or Anthropic headers; None when absent."""
-    for prefix in ("x-ratelimit-", "anthropic-ratelimit-"):
-        remaining_name, reset_name = _hint_header_names(prefix)
-        remaining = _int_or_none(headers.get(remaining_name))
-        reset = _reset_seconds(headers.get(reset_name), headers, now_wall)
-        if remaining is not None or reset is not None:
-            return RateLimitHint(remaining_requests=remaining, reset_seconds=reset)
+    """Remaining request and token budgets and their resets, from OpenAI's ``x-ratelimit-*`` or Anthropic's
+    ``anthropic-ratelimit-*`` headers (tokens: the total, and Anthropic's input and output); None when absent."""
+    if headers.keys().isdisjoint(_ANY_HINT_HEADER):  # most replies carry none: 0.2 µs, not 1.2 (timeit)
+        return None
+    for names in _HINT_NAMES:
+        remaining = _int_or_none(headers.get(names.requests))
+        reset = _reset_seconds(headers.get(names.requests_reset), headers, now_wall)
+        tokens = _token_budgets(headers, names, now_wall)
+        if remaining is not None or reset is not None or tokens is not None:
+            return RateLimitHint(remaining, reset, *(tokens or _NO_TOKEN_BUDGETS))
     return None
+
+
+def _token_budgets(
+    headers: Mapping[str, str], names: _HintHeaders, now_wall: float | None
+) -> tuple[int | None, int | None, int | None, float | None] | None:
+    """(total, input, output remaining, the latest of their resets) from a vendor's token headers; None when
+    it sent none."""
+    total = _int_or_none(headers.get(names.tokens))
+    input_tokens = _int_or_none(headers.get(names.input_tokens))
+    output_tokens = _int_or_none(headers.get(names.output_tokens))
+    resets = [
+        seconds
+        for name in (names.tokens_reset, names.input_tokens_reset, names.output_tokens_reset)
+        if (seconds := _reset_seconds(headers.get(name), headers, now_wall)) is not None
+    ]
+    if total is None and input_tokens is None and output_tokens is None and not resets:
+        return None
+    return total, input_tokens, output_tokens, max(resets, default=None)
 
 
 def parse_duration_seconds(raw: str) -> float | None:
@@ -161,12 +219,6 @@ def parse_duration_seconds(raw: str) -> float | None:
         return None
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     return sum(float(n) * scale[u] for n, u in parts)
-
-
-def _hint_header_names(prefix: str) -> tuple[str, str]:
-    if prefix == "x-ratelimit-":
-        return "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"
-    return "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"
 
 
 def _reset_seconds(raw: str | None, headers: Mapping[str, str], now_wall: float | None) -> float | None:

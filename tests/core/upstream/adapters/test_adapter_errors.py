@@ -121,6 +121,46 @@ def test_anthropic_rate_limit_hint_from_headers() -> None:
     assert rate_limit_hint(headers, now_wall=NOW) == RateLimitHint(remaining_requests=3, reset_seconds=5.0)
 
 
+def test_openai_token_budget_in_the_hint() -> None:
+    # As OpenAI's rate-limit guide lists them: one token budget, its reset a Go-style duration.
+    headers = {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-limit-tokens": "150000",
+        "x-ratelimit-remaining-tokens": "149984",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+    assert rate_limit_hint(headers) == RateLimitHint(59, 1.0, remaining_tokens=149984, tokens_reset_seconds=360.0)
+
+
+def test_anthropic_input_and_output_token_budgets_in_the_hint() -> None:
+    # Anthropic's header set on a 200 (tokens, input-tokens, output-tokens; resets in RFC 3339).
+    headers = {
+        "anthropic-ratelimit-requests-remaining": "999",
+        "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:01Z",
+        "anthropic-ratelimit-tokens-remaining": "96000",
+        "anthropic-ratelimit-tokens-reset": "2026-01-01T00:00:02Z",
+        "anthropic-ratelimit-input-tokens-remaining": "80000",
+        "anthropic-ratelimit-input-tokens-reset": "2026-01-01T00:00:02Z",
+        "anthropic-ratelimit-output-tokens-remaining": "500",
+        "anthropic-ratelimit-output-tokens-reset": "2026-01-01T00:00:07Z",
+    }
+    assert rate_limit_hint(headers, now_wall=NOW) == RateLimitHint(
+        remaining_requests=999,
+        reset_seconds=1.0,
+        remaining_tokens=96000,
+        remaining_input_tokens=80000,
+        remaining_output_tokens=500,
+        tokens_reset_seconds=7.0,  # the latest of the three: until then some budget may still be short
+    )
+
+
+def test_token_headers_alone_make_a_hint() -> None:
+    headers = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s"}
+    assert rate_limit_hint(headers) == RateLimitHint(remaining_tokens=0, tokens_reset_seconds=1.5)
+
+
 def test_no_rate_limit_headers_means_no_hint() -> None:
     assert rate_limit_hint({"server": "nginx"}) is None
 
