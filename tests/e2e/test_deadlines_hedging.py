@@ -274,6 +274,30 @@ async def test_a_request_may_refuse_hedging(fleet: SimFleet, fake_clock: FakeClo
     assert _outcomes(body) == [(PRIMARY, "cancelled_soft_timeout"), (FALLBACK, "success")]
 
 
+@pytest.mark.parametrize("where", ["model", "scenario entry"])
+async def test_config_may_refuse_hedging_for_a_model_or_a_scenario_entry(
+    fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path, where: str
+) -> None:
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 1500
+    fleet.servers["anthropic"].knobs(FALLBACK_MODEL).latency_ms = 100
+    config = two_provider_config(fleet)
+    if where == "model":
+        primary = config.providers[PRIMARY]
+        model = primary.models[PRIMARY_MODEL].model_copy(update={"hedge": False})
+        providers = {**config.providers, PRIMARY: primary.model_copy(update={"models": {PRIMARY_MODEL: model}})}
+        config = config.model_copy(update={"providers": providers})
+    else:
+        entries = [e.model_copy(update={"hedge": False}) for e in config.routing.scenarios[SCENARIO]]
+        routing = config.routing.model_copy(update={"scenarios": {SCENARIO: entries}})
+        config = config.model_copy(update={"routing": routing})
+    async with gateway(config, clock=fake_clock, settings=_settings(tmp_path)) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        pending = await _pending(drive, "/llm/scenario", scenario_body())
+        await _until_done(drive, pending, step=0.05)
+    assert "x-bkvy-hedged" not in pending.result().headers
+    assert _outcomes(pending.result().json()) == [(PRIMARY, "cancelled_soft_timeout"), (FALLBACK, "success")]
+
+
 async def test_no_hedge_goes_to_an_open_circuit(fleet: SimFleet, fake_clock: FakeClock, tmp_path: Path) -> None:
     fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 1500
     async with gateway(two_provider_config(fleet), clock=fake_clock, settings=_settings(tmp_path)) as client:

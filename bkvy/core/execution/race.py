@@ -223,13 +223,9 @@ class AttemptRace(Generic[T]):
             self._try_hedge()
             return
         if executor.is_past_soft_timeout(self._run):
-            self._is_trigger_spent = True
-            target = self._fastest_free_candidate()
-            if target is not None:
-                self._switch_to = target
-                self._interrupt_with(_Interrupt.SWITCH)
+            self._switch()
             return
-        # The hedge delay passed with hedging unavailable: wait for the soft timeout.
+        # Armed for the soft timeout but woken a float's rounding early: wait the rest.
         self._timer = executor.clock.call_later(
             self._run.start + executor.soft_timeout_seconds - executor.clock.now(), self._on_trigger
         )
@@ -249,7 +245,7 @@ class AttemptRace(Generic[T]):
             elif self._inline_started_at < self._run.start + executor.soft_timeout_seconds:
                 self._on_soft_switch()
             return
-        target = self._fastest_free_candidate()
+        target = self._fastest_free_candidate(is_hedge=True)
         if target is None:
             self._run.hedges.append(HedgeOutcome.SKIPPED_NO_CANDIDATE)
             return
@@ -263,10 +259,13 @@ class AttemptRace(Generic[T]):
     def _on_soft_switch(self) -> None:
         """The soft timeout after a hedge the budget refused: switch, as with hedging off."""
         self._timer = None
-        if self._phase is not _Phase.INLINE or self._inline is None:
-            return
+        if self._phase is _Phase.INLINE and self._inline is not None:
+            self._switch()
+
+    def _switch(self) -> None:
+        """Cancel the inline attempt (no failure) for the fastest other candidate with a free slot, if any."""
         self._is_trigger_spent = True
-        target = self._fastest_free_candidate()
+        target = self._fastest_free_candidate(is_hedge=False)
         if target is not None:
             self._switch_to = target
             self._interrupt_with(_Interrupt.SWITCH)
@@ -286,8 +285,9 @@ class AttemptRace(Generic[T]):
             and self._executor.is_hedgeable(self._request, candidate)
         )
 
-    def _hedge_targets(self) -> list[Candidate]:
-        """Other candidates a hedge or a switch may go to, fastest first: closed circuits, not tried yet."""
+    def _hedge_targets(self, *, is_hedge: bool = True) -> list[Candidate]:
+        """Other candidates a hedge (or, ``is_hedge`` false, a switch) may go to, fastest first: closed circuits, not
+        tried yet; a hedge never to a candidate config keeps out of hedging (``"hedge": false``)."""
         executor = self._executor
         plan = executor.plan(self._request.route._replace(fast_mode=True))
         return [
@@ -295,12 +295,12 @@ class AttemptRace(Generic[T]):
             for candidate in plan.iter_candidates()
             if candidate.reason is not DecisionReason.PANIC_MODE
             and _key(candidate) not in self._attempted
-            and executor.is_hedgeable(self._request, candidate)
+            and (not is_hedge or executor.is_hedgeable(self._request, candidate))
         ]
 
-    def _fastest_free_candidate(self) -> AttemptSlot | None:
+    def _fastest_free_candidate(self, *, is_hedge: bool) -> AttemptSlot | None:
         """The fastest other candidate whose rate-limit slot is free now, its slot taken; None when none is."""
-        for candidate in self._hedge_targets():
+        for candidate in self._hedge_targets(is_hedge=is_hedge):
             reservation = self._executor.try_slot(self._request, candidate)
             if reservation is not None:
                 return AttemptSlot(candidate, fast_mode=True, has_slot=True, reservation=reservation)
