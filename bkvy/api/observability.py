@@ -57,8 +57,11 @@ def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetr
             max_bytes=settings.transaction_log_max_bytes,
             retention_days=settings.transaction_log_retention_days,
         )
-    daily_stats = DailyStats(log_dir / "daily_stats.json", clock) if settings.summary_stats else None
-    live = LiveStats() if settings.dashboard_enabled else None
+    max_keys = settings.stats_max_keys_per_dimension
+    daily_stats = None
+    if settings.summary_stats:
+        daily_stats = DailyStats(log_dir / "daily_stats.json", clock, max_keys_per_dimension=max_keys)
+    live = LiveStats(max_keys_per_dimension=max_keys) if settings.dashboard_enabled else None
     return Records(clock=clock, metrics=metrics, transaction_log=transaction_log, daily_stats=daily_stats, live=live)
 
 

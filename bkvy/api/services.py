@@ -34,6 +34,7 @@ from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
+from bkvy.utils.private_files import ensure_private_dir
 from bkvy.utils.recorder import Records
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Services:
     ) -> Services:
         """Every service, started. Raises what a part raised, after stopping the parts started before it.
         ``config_source`` is what a reload reads (default: ``load_config(settings.config_dir)``)."""
-        settings.log_dir.mkdir(parents=True, exist_ok=True)  # start-up, before serving
+        ensure_private_dir(settings.log_dir)  # start-up, before serving: 0700, state files in it are 0600
         owns_transport = transport is None
         transport = transport or AiohttpTransport()  # started below, with the other parts
         limiter = _configured_limiter(config, clock)

@@ -7,10 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from bkvy.utils.private_files import ensure_private_dir
+
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (blocking: call it through ``asyncio.to_thread``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace ``path`` with ``text`` atomically (blocking: call it through ``asyncio.to_thread``). The file is
+    0600 (``mkstemp``'s mode), its folder 0700."""
+    ensure_private_dir(path.parent)
     descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

@@ -1,9 +1,9 @@
 """Per-UTC-day request statistics (SPEC §7), kept in memory and saved to one JSON file.
 
-Latency is kept as counts in fixed log-spaced buckets (``LATENCY_BOUNDS_MS``), not as samples: histograms
-of different days, or of before and after a restart, add up bucket by bucket, so percentiles over any
-range are estimated from all of its requests. An estimate lies in the bucket of the true value (bucket
-edges are ~25% apart) and is interpolated inside it, then clamped to the observed min and max.
+A day's totals are a ``DayTotals`` (latency histogram, counts per dimension bounded to the top names plus
+``other``). The file holds every day; a save serialises only the days that changed since the last one (a
+day's text is kept between saves), in a thread, and writes the file atomically: its size is bounded by
+days x dimensions x (``max_keys_per_dimension`` + 1) names of at most 128 characters.
 
 Only ids and numbers are kept: client ids, key ids, provider and model names, error codes. Never message
 content, never key values.
@@ -12,173 +12,26 @@ content, never key values.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 import os
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bkvy.clock import Clock
 from bkvy.utils.atomic_files import write_text_atomic
-from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS, estimate_percentile_ms
+from bkvy.utils.day_totals import DEFAULT_MAX_KEYS_PER_DIMENSION, DayTotals
+from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS
 from bkvy.utils.records import TransactionRecord, parse_timestamp, utc_day
+
+__all__ = ["LATENCY_BOUNDS_MS", "DailyStats", "DayTotals"]
 
 log = logging.getLogger(__name__)
 
 _FILE_VERSION = 1
-# (name in the report, TransactionRecord field); empty values are not counted.
-_DIMENSIONS: tuple[tuple[str, str], ...] = (
-    ("by_routing_method", "routing_method"),
-    ("by_intelligence_level", "intelligence_level"),
-    ("by_scenario", "scenario"),
-    ("by_provider", "provider_used"),
-    ("by_model", "model_used"),
-    ("by_client_id", "client_id"),
-    ("by_key_id", "api_key_used"),
-    ("errors_by_code", "error_type"),
-)
 _FILE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError)  # ValueError covers bad JSON
-
-
-@dataclass(slots=True)
-class _DayTotals:
-    """Running, mergeable totals of one day (or of a merged range of days)."""
-
-    total: int = 0
-    successes: int = 0
-    failures: int = 0
-    retried: int = 0  # requests with an upstream call beyond the first (not counting hedges)
-    hedged: int = 0  # requests a hedge raced
-    counts: dict[str, Counter[str]] = field(default_factory=lambda: {name: Counter() for name, _ in _DIMENSIONS})
-    total_cost: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_latency_ms: float = 0.0
-    min_latency_ms: float | None = None
-    max_latency_ms: float | None = None
-    total_queue_wait_ms: float = 0.0
-    total_rate_limit_wait_ms: float = 0.0
-    latency_histogram: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
-
-    def observe(self, rec: TransactionRecord) -> None:
-        self.total += 1
-        self.successes += 1 if rec.success else 0
-        self.failures += 0 if rec.success else 1
-        self.retried += 1 if rec.fallback_attempts > 0 else 0
-        self.hedged += 1 if rec.hedged else 0
-        for name, attribute in _DIMENSIONS:
-            value = getattr(rec, attribute)
-            if value and (name != "errors_by_code" or not rec.success):
-                self.counts[name][value] += 1
-        self.total_cost += rec.cost_estimate or 0.0
-        self.input_tokens += rec.input_tokens or 0
-        self.output_tokens += rec.output_tokens or 0
-        self.total_queue_wait_ms += rec.queue_wait_ms or 0.0
-        self.total_rate_limit_wait_ms += rec.rate_limit_wait_ms or 0.0
-        if rec.total_time_ms is not None and rec.total_time_ms >= 0:
-            self._observe_latency(rec.total_time_ms)
-
-    def _observe_latency(self, latency_ms: float) -> None:
-        self.total_latency_ms += latency_ms
-        self.latency_histogram[bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
-        self.min_latency_ms = latency_ms if self.min_latency_ms is None else min(self.min_latency_ms, latency_ms)
-        self.max_latency_ms = latency_ms if self.max_latency_ms is None else max(self.max_latency_ms, latency_ms)
-
-    def merge(self, other: _DayTotals) -> None:
-        for name in (
-            "total",
-            "successes",
-            "failures",
-            "retried",
-            "hedged",
-            "total_cost",
-            "input_tokens",
-            "output_tokens",
-            "total_latency_ms",
-            "total_queue_wait_ms",
-            "total_rate_limit_wait_ms",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name, counter in other.counts.items():
-            self.counts[name].update(counter)
-        self.latency_histogram = [a + b for a, b in zip(self.latency_histogram, other.latency_histogram, strict=True)]
-        lows = [v for v in (self.min_latency_ms, other.min_latency_ms) if v is not None]
-        highs = [v for v in (self.max_latency_ms, other.max_latency_ms) if v is not None]
-        self.min_latency_ms, self.max_latency_ms = min(lows, default=None), max(highs, default=None)
-
-    def report(self) -> dict[str, Any]:
-        """Plain JSON-ready numbers, with averages, success rate and p50/p95/p99 computed."""
-        timed = sum(self.latency_histogram)
-        low, high = self.min_latency_ms or 0.0, self.max_latency_ms or 0.0
-        return {
-            "total": self.total,
-            "successes": self.successes,
-            "failures": self.failures,
-            "success_rate": self.successes / self.total if self.total else None,
-            "retried": self.retried,
-            "retry_rate": self.retried / self.total if self.total else None,
-            "hedged": self.hedged,
-            "hedge_rate": self.hedged / self.total if self.total else None,
-            **{name: dict(counter.most_common()) for name, counter in self.counts.items()},
-            "total_cost": self.total_cost,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_latency_ms": self.total_latency_ms,
-            "average_ms": self.total_latency_ms / timed if timed else None,
-            "min_ms": self.min_latency_ms,
-            "max_ms": self.max_latency_ms,
-            **{f"p{q}_ms": estimate_percentile_ms(self.latency_histogram, q / 100, low, high) for q in (50, 95, 99)},
-            "average_queue_wait_ms": self.total_queue_wait_ms / self.total if self.total else None,
-            "average_rate_limit_wait_ms": self.total_rate_limit_wait_ms / self.total if self.total else None,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        document = {name: getattr(self, name) for name in _SCALARS}
-        document["counts"] = {name: dict(counter) for name, counter in self.counts.items()}
-        document["latency_histogram"] = list(self.latency_histogram)
-        return document
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any], *, has_same_bounds: bool) -> _DayTotals:
-        """Raises ValueError, TypeError, KeyError or AttributeError on a malformed document."""
-        totals = cls()
-        for name, kind in _SCALARS.items():
-            value = document.get(name, 0) if name in _ADDED_SCALARS else document[name]
-            setattr(totals, name, None if value is None and name in _OPTIONAL_SCALARS else kind(value))
-        for name, counter in document["counts"].items():
-            if name in totals.counts:
-                totals.counts[name] = Counter({str(k): int(v) for k, v in counter.items()})
-        histogram = [int(count) for count in document["latency_histogram"]]
-        if has_same_bounds and len(histogram) != len(totals.latency_histogram):
-            raise ValueError("latency_histogram has the wrong length")
-        if has_same_bounds:
-            totals.latency_histogram = histogram
-        else:  # buckets of another layout: latency starts afresh
-            totals.total_latency_ms, totals.min_latency_ms, totals.max_latency_ms = 0.0, None, None
-        return totals
-
-
-_SCALARS: dict[str, type] = {
-    "total": int,
-    "successes": int,
-    "failures": int,
-    "retried": int,
-    "hedged": int,
-    "total_cost": float,
-    "input_tokens": int,
-    "output_tokens": int,
-    "total_latency_ms": float,
-    "min_latency_ms": float,
-    "max_latency_ms": float,
-    "total_queue_wait_ms": float,
-    "total_rate_limit_wait_ms": float,
-}
-_OPTIONAL_SCALARS = frozenset({"min_latency_ms", "max_latency_ms"})
-_ADDED_SCALARS = frozenset({"retried", "hedged"})  # absent from files written before issue 13: read as 0
+_FILE_TAIL = f',"latency_bounds_ms":{json.dumps(list(LATENCY_BOUNDS_MS))},"version":{_FILE_VERSION}}}'
 
 
 class DailyStats:
@@ -188,11 +41,21 @@ class DailyStats:
     (temp file + ``os.replace`` in a thread); ``stop`` saves whatever is left.
     """
 
-    def __init__(self, path: Path, clock: Clock, *, debounce_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        *,
+        debounce_seconds: float = 2.0,
+        max_keys_per_dimension: int = DEFAULT_MAX_KEYS_PER_DIMENSION,
+    ) -> None:
         self._path = Path(path)
         self._clock = clock
         self._debounce_seconds = debounce_seconds
-        self._days: dict[str, _DayTotals] = {}
+        self._max_keys = max_keys_per_dimension
+        self._days: dict[str, DayTotals] = {}
+        self._day_versions: dict[str, int] = {}  # bumped by each change to a day
+        self._day_texts: dict[str, tuple[int, str]] = {}  # each day's JSON as last saved, with its version
         self._save_requested = asyncio.Event()
         self._saver: asyncio.Task[None] | None = None
         self._is_dirty = False
@@ -207,8 +70,9 @@ class DailyStats:
         day = utc_day(stamp if stamp is not None else self._clock.wall())
         totals = self._days.get(day)
         if totals is None:
-            totals = self._days[day] = _DayTotals()
+            totals = self._days[day] = DayTotals(self._max_keys)
         totals.observe(rec)
+        self._day_versions[day] = self._day_versions.get(day, 0) + 1
         self.schedule_save()
 
     def day(self, date_str: str) -> dict[str, Any] | None:
@@ -220,7 +84,7 @@ class DailyStats:
 
     def aggregate(self, start_date: str | None = None, end_date: str | None = None) -> dict[str, Any]:
         """All days from ``start_date`` to ``end_date`` (inclusive, "YYYY-MM-DD", None = open) merged."""
-        merged = _DayTotals()
+        merged = DayTotals(self._max_keys)
         included = [d for d in self.days() if (start_date or d) <= d <= (end_date or d)]
         for day in included:
             merged.merge(self._days[day])
@@ -232,7 +96,7 @@ class DailyStats:
         everything = self.aggregate()
         brief = ("total", "successes", "failures", "success_rate", "total_cost", "average_ms", "p95_ms")
         return {
-            "today": self.day(today) or {"date": today, **_DayTotals().report()},
+            "today": self.day(today) or {"date": today, **DayTotals(self._max_keys).report()},
             "all_time": {"day_count": everything["day_count"], **{k: everything[k] for k in brief}},
         }
 
@@ -252,23 +116,29 @@ class DailyStats:
             await asyncio.to_thread(self._set_aside_corrupt_file)
             return
         for day, totals in loaded.items():
-            self._days.setdefault(day, _DayTotals()).merge(totals)
+            self._days.setdefault(day, DayTotals(self._max_keys)).merge(totals)
+            self._day_versions[day] = self._day_versions.get(day, 0) + 1
 
     async def save(self) -> bool:
-        """Write the file atomically; False (and a warning) if the disk refused."""
+        """Write the file atomically; False (and a warning) if the disk refused. Only the days changed since
+        the last save are copied here and serialised in the thread; the others reuse their saved text."""
         self._is_dirty = False
         self._generation += 1
-        document = {
-            "version": _FILE_VERSION,
-            "latency_bounds_ms": list(LATENCY_BOUNDS_MS),
-            "days": {day: totals.to_json() for day, totals in self._days.items()},
+        changed = {
+            day: (version, self._days[day].to_json())
+            for day, version in self._day_versions.items()
+            if self._day_texts.get(day, (None,))[0] != version
         }
+        kept = {day: text for day, (_, text) in self._day_texts.items() if day not in changed}
         try:
-            await asyncio.to_thread(self._write_file, document, self._generation)
+            texts = await asyncio.to_thread(self._write_file, changed, kept, self._generation)
         except (OSError, TypeError, ValueError) as exc:
             self._is_dirty = True
             log.warning("daily_stats_save_failed", extra={"file": str(self._path), "error": type(exc).__name__})
             return False
+        for day, (version, text) in texts.items():
+            if self._day_texts.get(day, (-1,))[0] < version:
+                self._day_texts[day] = (version, text)
         return True
 
     async def start(self) -> None:
@@ -293,7 +163,7 @@ class DailyStats:
             self._save_requested.clear()
             await self.save()
 
-    def _read_file(self) -> dict[str, _DayTotals]:
+    def _read_file(self) -> dict[str, DayTotals]:
         try:
             text = self._path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -305,24 +175,28 @@ class DailyStats:
         if not has_same_bounds:
             log.warning("daily_stats_histogram_layout_changed", extra={"file": str(self._path)})
         return {
-            str(day): _DayTotals.from_json(totals, has_same_bounds=has_same_bounds)
+            str(day): DayTotals.from_json(totals, has_same_bounds=has_same_bounds, max_keys=self._max_keys)
             for day, totals in document["days"].items()
         }
 
-    def _write_file(self, document: dict[str, Any], generation: int) -> None:
-        text = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    def _write_file(
+        self, changed: dict[str, tuple[int, dict[str, Any]]], kept: dict[str, str], generation: int
+    ) -> dict[str, tuple[int, str]]:
+        """The file from each day's text (``kept``, or ``changed`` serialised here); the new texts."""
+        texts = {
+            day: (version, json.dumps(document, separators=(",", ":"), sort_keys=True))
+            for day, (version, document) in changed.items()
+        }
+        every_day = kept | {day: text for day, (_, text) in texts.items()}
+        days = ",".join(f"{json.dumps(day)}:{every_day[day]}" for day in sorted(every_day))
         with self._file_lock:
-            if generation <= self._written_generation:
-                return
-            write_text_atomic(self._path, text)
-            self._written_generation = generation
+            if generation > self._written_generation:
+                write_text_atomic(self._path, f'{{"days":{{{days}}}{_FILE_TAIL}')
+                self._written_generation = generation
+        return texts
 
     def _set_aside_corrupt_file(self) -> None:
         try:
             os.replace(self._path, self._path.with_name(self._path.name + ".corrupt"))
         except OSError:
             pass
-
-
-# Mergeable totals with latency histogram; the dashboard's rolling buckets reuse them (bkvy.utils.live_stats).
-DayTotals = _DayTotals

@@ -3,6 +3,10 @@
 A refresh never reads the transaction log: each record is added in O(1) to a minute bucket (the last 24 h),
 an hour bucket (the last 30 days) and a day bucket (the last 366 days); a range view merges at most a few
 thousand buckets. The last ``recent_limit`` records are kept for "latest transactions".
+
+A bucket counts only what the dashboard shows (providers, models, key ids, error codes, routing methods:
+names from the config and the code), each bounded to ``max_keys_per_dimension`` names plus ``other``; client
+ids and scenarios, which a client chooses, are left to the daily statistics.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from bkvy.utils.daily_stats import DayTotals
+from bkvy.utils.day_totals import DEFAULT_MAX_KEYS_PER_DIMENSION, DayTotals
 from bkvy.utils.latency_histogram import LATENCY_BOUNDS_MS, estimate_percentile_ms
 from bkvy.utils.records import TransactionRecord, parse_timestamp
 
 MINUTE_SECONDS = 60.0
 HOUR_SECONDS = 3600.0
 DAY_SECONDS = 86_400.0
+DASHBOARD_DIMENSIONS = ("by_routing_method", "by_provider", "by_model", "by_key_id", "errors_by_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +36,10 @@ class SeriesPoint:
 class _Buckets:
     """``capacity`` consecutive buckets of ``width_seconds``; older ones are dropped as new ones open."""
 
-    def __init__(self, width_seconds: float, capacity: int) -> None:
+    def __init__(self, width_seconds: float, capacity: int, empty: DayTotals) -> None:
         self.width_seconds = width_seconds
         self._capacity = capacity
+        self._empty = empty
         self._buckets: dict[int, DayTotals] = {}
         self._newest_index: int | None = None
 
@@ -43,7 +49,7 @@ class _Buckets:
         if bucket is None:
             if self._newest_index is not None and index <= self._newest_index - self._capacity:
                 return  # older than anything we keep
-            bucket = self._buckets[index] = DayTotals()
+            bucket = self._buckets[index] = self._empty.empty_like()
             if self._newest_index is None or index > self._newest_index:
                 self._newest_index = index
                 self._evict()
@@ -61,10 +67,13 @@ class _Buckets:
 
 
 class LiveStats:
-    def __init__(self, *, recent_limit: int = 100) -> None:
-        self._minutes = _Buckets(MINUTE_SECONDS, 24 * 60)
-        self._hours = _Buckets(HOUR_SECONDS, 30 * 24)
-        self._days = _Buckets(DAY_SECONDS, 366)
+    def __init__(
+        self, *, recent_limit: int = 100, max_keys_per_dimension: int = DEFAULT_MAX_KEYS_PER_DIMENSION
+    ) -> None:
+        self._empty = DayTotals(max_keys_per_dimension, DASHBOARD_DIMENSIONS)
+        self._minutes = _Buckets(MINUTE_SECONDS, 24 * 60, self._empty)
+        self._hours = _Buckets(HOUR_SECONDS, 30 * 24, self._empty)
+        self._days = _Buckets(DAY_SECONDS, 366, self._empty)
         self._recent: deque[TransactionRecord] = deque(maxlen=recent_limit)
 
     def observe(self, rec: TransactionRecord) -> None:
@@ -88,7 +97,7 @@ class LiveStats:
         buckets = self._resolution_for(range_seconds, point_seconds)
         start_wall = now_wall - range_seconds
         window = buckets.between(start_wall, now_wall)
-        merged = DayTotals()
+        merged = self._empty.empty_like()
         for _, bucket in window:
             merged.merge(bucket)
         return merged.report(), _series(window, buckets.width_seconds, start_wall, now_wall, point_seconds)

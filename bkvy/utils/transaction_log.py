@@ -39,6 +39,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bkvy.clock import Clock
+from bkvy.utils.private_files import ensure_private_dir, open_private
 from bkvy.utils.records import COLUMN_TYPES, COLUMNS, TransactionRecord, parse_timestamp, utc_day
 
 log = logging.getLogger(__name__)
@@ -175,12 +176,12 @@ class TransactionLog:
     # --- file work: runs in a thread -------------------------------------------------------------------
 
     def _prepare_dir(self, today: str) -> None:
-        self._log_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self._log_dir)
         self._apply_retention(today)
 
     def _write_lines(self, lines: list[str], today: str) -> None:
         with self._file_lock:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self._log_dir)
             self._rotate_if_new_day(today)
             for start in range(0, len(lines), self._batch_size):
                 batch = lines[start : start + self._batch_size]
@@ -194,7 +195,7 @@ class TransactionLog:
         if size_bytes > 0 and size_bytes + len(text.encode("utf-8")) > self._max_bytes:
             self._rotate(today, is_size_cut=True)
             size_bytes = 0
-        with open(path, "a", newline="", encoding="utf-8") as handle:
+        with open(path, "a", newline="", encoding="utf-8", opener=open_private) as handle:  # 0600
             handle.write(text if size_bytes > 0 else _render_header() + text)
             handle.flush()
 

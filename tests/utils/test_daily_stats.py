@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bkvy.clock import FakeClock
-from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DailyStats
+from bkvy.utils.daily_stats import LATENCY_BOUNDS_MS, DailyStats, DayTotals
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 
 NOV_14_NOON = datetime(2023, 11, 14, 12, 0, tzinfo=UTC).timestamp()
@@ -315,3 +315,47 @@ async def test_a_file_from_before_hedging_loads_with_nothing_hedged(tmp_path: Pa
     third = DailyStats(path, WallClock(NOV_14_NOON))
     await third.load()
     assert (third.day("2023-11-14") or {})["hedged"] == 1  # kept across a restart
+
+
+@pytest.mark.asyncio
+async def test_client_chosen_names_are_bounded_per_dimension_and_totals_stay_exact(tmp_path: Path) -> None:
+    path = tmp_path / "daily_stats.json"
+    stats = DailyStats(path, WallClock(NOV_14_NOON), max_keys_per_dimension=10)
+    for n in range(10_000):
+        stats.observe(make_record(5.0, client_id=f"c{n}", success=False, error_type="unknown_scenario"))
+        stats.observe(make_record(5.0, client_id="steady", scenario="support", routing_method="scenario"))
+    stats.observe(make_record(5.0, scenario=f"x{'y' * 120}", success=False, error_type="unknown_scenario"))
+    report = stats.day("2023-11-14")
+    assert report is not None and report["total"] == 20_001
+    assert len(report["by_client_id"]) == 11 and next(iter(report["by_client_id"])) == "steady"
+    assert sum(report["by_client_id"].values()) == 20_001
+    assert report["by_scenario"] == {"support": 10_000, "unknown": 1}  # an unknown name is never a key
+    assert await stats.save()
+    assert path.stat().st_size < 4096
+    reloaded = DailyStats(path, WallClock(NOV_14_NOON), max_keys_per_dimension=5)  # a smaller bound since
+    await reloaded.load()
+    again = reloaded.day("2023-11-14")
+    assert again is not None and len(again["by_client_id"]) == 6 and again["by_client_id"]["other"] > 0
+    assert sum(again["by_client_id"].values()) == 20_001
+
+
+@pytest.mark.asyncio
+async def test_a_save_serialises_only_the_days_that_changed_and_none_when_nothing_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "daily_stats.json"
+    stats = DailyStats(path, WallClock(NOV_14_NOON))
+    stats.observe(make_record(1.0, timestamp="2023-11-13T10:00:00.000Z"))
+    stats.observe(make_record(1.0))
+    assert await stats.save()
+    serialised: list[int] = []
+    original = DayTotals.to_json
+    monkeypatch.setattr(DayTotals, "to_json", lambda totals: serialised.append(totals.total) or original(totals))
+    stats.observe(make_record(1.0))
+    assert await stats.save()
+    assert serialised == [2]  # only the 14th, now with 2 requests
+    document = json.loads(path.read_text())
+    assert {day: totals["total"] for day, totals in document["days"].items()} == {"2023-11-13": 1, "2023-11-14": 2}
+    inode = path.stat().st_ino
+    await stats.stop()  # nothing changed since the last save: the file is not written again
+    assert path.stat().st_ino == inode and serialised == [2]

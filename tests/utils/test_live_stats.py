@@ -61,3 +61,13 @@ def test_view_reports_the_retry_and_hedge_rates() -> None:
     assert (report["total"], report["hedged"], report["retried"]) == (4, 2, 2)
     assert (report["hedge_rate"], report["retry_rate"]) == (0.5, 0.5)
     assert LiveStats().view(3600.0, NOW, 60.0)[0]["hedge_rate"] is None  # no requests: no rate
+
+
+def test_buckets_count_only_the_dashboards_dimensions_each_bounded() -> None:
+    live = LiveStats(max_keys_per_dimension=4)
+    for n in range(1000):  # e.g. rows read back from an edited transaction log
+        live.observe(_rec(NOW - n, provider=f"p{n % 500}")._replace(client_id=f"c{n}", scenario=f"s{n}"))
+    report, _ = live.view(3600.0, NOW, 60.0)
+    assert report["total"] == 1000 and len(report["by_provider"]) == 5
+    assert sum(report["by_provider"].values()) == 1000
+    assert "by_client_id" not in report and "by_scenario" not in report

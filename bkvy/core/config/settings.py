@@ -24,6 +24,7 @@ class Settings(BaseModel):
     log_dir: Path = Path("logs")
     transaction_logging: bool = False
     summary_stats: bool = False
+    stats_max_keys_per_dimension: int = Field(default=200, ge=1, le=100_000)  # names per statistics dimension
     dashboard_enabled: bool = False
     dashboard_allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     trusted_proxies: tuple[str, ...] = ()
@@ -83,6 +84,7 @@ _ENV_NAMES = {
     "LOG_DIR": "log_dir",
     "TRANSACTION_LOGGING": "transaction_logging",
     "SUMMARY_STATS": "summary_stats",
+    "STATS_MAX_KEYS_PER_DIMENSION": "stats_max_keys_per_dimension",
     "DASHBOARD_ENABLED": "dashboard_enabled",
     "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
     "TRUSTED_PROXIES": "trusted_proxies",

@@ -21,12 +21,14 @@ from typing import Any
 
 from bkvy.clock import Clock
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
+from bkvy.utils.private_files import ensure_private_dir, make_private_file, tighten_if_present
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "bkvy-sk-"
 CLIENT_KEYS_FILE = "client_keys.sqlite3"
 _RPM_WINDOW_SECONDS = 60.0
+_SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS client_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
     " created REAL NOT NULL, rpm INTEGER, monthly_budget_usd REAL, revoked REAL, last_used REAL,"
@@ -211,7 +213,10 @@ class ClientKeyStore:
         return connection
 
     def _load(self) -> tuple[list[ClientKey], dict[str, _Usage]]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self._path.parent)
+        make_private_file(self._path)  # SQLite gives its -journal, -wal and -shm files the database's mode
+        for suffix in _SQLITE_COMPANIONS:
+            tighten_if_present(self._path.with_name(self._path.name + suffix))
         with closing(self._connect()) as connection, connection:
             rows = connection.execute("SELECT * FROM client_keys").fetchall()
             spends = connection.execute("SELECT key_id, month, spend_usd FROM client_key_spend").fetchall()
