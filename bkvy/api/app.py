@@ -1,7 +1,9 @@
 """The FastAPI app: composition only. Routes parse and map; core decides.
 
 What happens to a request, e.g. ``POST /v1/chat/completions``:
-1. ``GatewayApp.__call__``: a hot endpoint of the table (``api.endpoints.ENDPOINTS``, ``is_hot``)? Then
+0. ``GatewayApp.__call__``: a browser's request (it carries ``Origin``) from a web origin that is not the
+   gateway's own nor listed in CORS_ALLOWED_ORIGINS is refused here, for both paths (``api.cross_origin``).
+1. ``GatewayApp._dispatch``: a hot endpoint of the table (``api.endpoints.ENDPOINTS``, ``is_hot``)? Then
    ``api.hot_path.HotPaths.serve`` calls its handler (``routes_openai.chat_completions``) at once, ahead of
    FastAPI's middleware and routing.
 2. Any other request goes through FastAPI: the middleware (``_middleware``, the one place it is built), then
@@ -25,10 +27,12 @@ from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
 from bkvy.api.allowlist import AccessRule, IpAllowlistMiddleware, parse_networks
+from bkvy.api.cross_origin import CrossOrigin, origin_of, parse_origins
 from bkvy.api.endpoints import ENDPOINTS, add_request_schemas, register_endpoints
 from bkvy.api.errors import install_error_handlers
 from bkvy.api.hot_path import HotPaths
 from bkvy.api.http_metrics import HttpMetricsMiddleware
+from bkvy.api.redirects import install_relative_slash_redirects
 from bkvy.api.services import Services
 from bkvy.clock import Clock, MonotonicClock
 from bkvy.core.config.gateway import GatewayConfig
@@ -43,8 +47,20 @@ class GatewayApp(FastAPI):
     """FastAPI, with the table's hot endpoints answered before its middleware stack (see ``api.hot_path``)."""
 
     hot_paths = HotPaths(ENDPOINTS)
+    cross_origin = CrossOrigin()  # create_app sets CORS_ALLOWED_ORIGINS'
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A browser's request (it carries Origin) meets one rule ahead of both paths below (api.cross_origin).
+        if scope["type"] == "http" and (origin := origin_of(scope["headers"])) is not None:
+            route = scope["path"] if self.hot_paths.handlers_at(scope) is not None else "unmatched"
+            services = getattr(self.state, "services", None)
+            await self.cross_origin.serve(
+                origin, scope, receive, send, app=self._dispatch, route=route, services=services
+            )
+            return
+        await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         handlers = self.hot_paths.handlers_at(scope)
         services = getattr(self.state, "services", None)
         if handlers is not None and services is not None:
@@ -134,8 +150,10 @@ def create_app(
         redoc_url=None,
         middleware=_middleware(settings),
     )
+    app.cross_origin = CrossOrigin(parse_origins(settings.cors_allowed_origins))
     install_error_handlers(app)
     register_endpoints(app, ENDPOINTS)
+    install_relative_slash_redirects(app.router)
     if settings.dashboard_enabled:
         app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard_static")
     return app

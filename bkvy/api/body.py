@@ -1,34 +1,73 @@
-"""Reading a JSON body safely: size cap before reading, UTF-8, JSON, then the pydantic schema.
+"""Reading a JSON body safely: its media type and size cap before reading, UTF-8, JSON, then the pydantic schema.
 
 ``read_body`` is the one body reader of every route: the hot paths (``api.hot_path``) and the FastAPI routes
-(``request.receive``) both call it, so the 413 rule lives here only.
+(``request.receive``) both call it, so the 415 and 413 rules and what a client leaving mid-body means live here
+only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.types import Receive
 
-from bkvy.models.errors import BodyTooLarge, InvalidEncoding, InvalidJson, InvalidRequest, ValidationFailed
+from bkvy.models.errors import (
+    BodyTooLarge,
+    ClientDisconnected,
+    InvalidEncoding,
+    InvalidJson,
+    InvalidRequest,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 Body = TypeVar("Body", bound=BaseModel)
 
+_MEDIA_TYPE_SHOWN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
+_JSON_HEADER = "Content-Type: application/json"
 
-async def read_body(receive: Receive, content_length: str | None, limit_bytes: int) -> bytes:
-    """The whole body from ASGI ``receive``, refused once it passes ``limit_bytes``, declared or not.
 
-    Raises BodyTooLarge (413), or InvalidRequest (400) for a bad Content-Length or a client that left mid-body.
+def require_json(content_type: str | None) -> None:
+    """Raises UnsupportedMediaType (415) unless the body is declared JSON: ``application/json`` or a JSON
+    structured syntax (``application/<name>+json``, RFC 6839), parameters allowed (``; charset=utf-8``).
+
+    Why: a browser sends ``text/plain``, a form or no Content-Type to another site without asking it first (a
+    CORS "simple" request), so without this rule any web page could spend through the gateway. A JSON media type
+    needs a preflight, which ``api.cross_origin`` answers only for CORS_ALLOWED_ORIGINS."""
+    if content_type == "application/json":  # what the SDKs send: the one comparison most requests pay
+        return
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
+        return
+    if not media_type:
+        raise UnsupportedMediaType(f"the request has no Content-Type; send the JSON body with {_JSON_HEADER}")
+    shown = media_type if _MEDIA_TYPE_SHOWN.fullmatch(media_type) else "another media type"
+    hint = " (what curl -d sends unless told otherwise)" if media_type == "application/x-www-form-urlencoded" else ""
+    raise UnsupportedMediaType(f"the body is declared {shown}{hint}; send it as JSON with {_JSON_HEADER}")
+
+
+async def read_body(
+    receive: Receive, content_length: str | None, limit_bytes: int, *, content_type: str | None
+) -> bytes:
+    """The whole JSON body from ASGI ``receive``, refused once it passes ``limit_bytes``, declared or not.
+
+    Raises UnsupportedMediaType (415, ``require_json``) before reading, BodyTooLarge (413), InvalidRequest (400)
+    for a bad Content-Length, or ClientDisconnected (499) for a client that left before the whole body came: the
+    route answers nothing then, and the metrics count a 499, not a server error.
     """
+    require_json(content_type)
     if content_length is not None:
         if not content_length.isdigit():
             raise InvalidRequest("Content-Length is not a number")
         if int(content_length) > limit_bytes:
             raise BodyTooLarge(f"request body over {limit_bytes} bytes")
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _left_mid_body()
     body = message.get("body", b"")
     if not message.get("more_body", False) and len(body) <= limit_bytes:  # one message: the usual case
         return body
@@ -37,7 +76,7 @@ async def read_body(receive: Receive, content_length: str | None, limit_bytes: i
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise InvalidRequest("the client closed the connection before sending the whole body")
+            raise _left_mid_body()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit_bytes:
@@ -46,6 +85,10 @@ async def read_body(receive: Receive, content_length: str | None, limit_bytes: i
     if size > limit_bytes:
         raise BodyTooLarge(f"request body over {limit_bytes} bytes")
     return b"".join(chunks)
+
+
+def _left_mid_body() -> ClientDisconnected:
+    return ClientDisconnected("the client closed the connection before sending the whole body")
 
 
 def parse_body(raw: bytes, schema: type[Body]) -> Body:

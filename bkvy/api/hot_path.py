@@ -23,6 +23,7 @@ from bkvy.api.body import read_body
 from bkvy.api.errors import failure_body, failure_of, method_not_allowed, new_request_id
 from bkvy.api.http_metrics import observe_http
 from bkvy.api.services import Services
+from bkvy.models.errors import ClientDisconnected
 
 if TYPE_CHECKING:
     from bkvy.api.endpoints import Endpoint
@@ -73,8 +74,13 @@ class Exchange:
             pass
 
     async def body(self) -> bytes:
-        """The whole body; BodyTooLarge (413) past MAX_BODY_BYTES (``api.body.read_body``)."""
-        return await read_body(self._receive, self.header(b"content-length"), self.services.settings.max_body_bytes)
+        """The whole JSON body (``api.body.read_body``): 415 unless declared JSON, 413 past MAX_BODY_BYTES."""
+        return await read_body(
+            self._receive,
+            self.header(b"content-length"),
+            self.services.settings.max_body_bytes,
+            content_type=self.header(b"content-type"),
+        )
 
 
 Handler = Callable[[Exchange], Awaitable[JsonReply | SseReply]]
@@ -121,6 +127,10 @@ class HotPaths:
                 finally:
                     if reply.after_sending is not None:
                         reply.after_sending()
+        except ClientDisconnected:
+            if replying:
+                raise
+            status = ClientDisconnected.status  # the client left (e.g. mid-body): no one to answer, not a 500
         except Exception as error:
             if replying:  # a stream has started: nothing more can be said on it
                 raise

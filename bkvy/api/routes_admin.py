@@ -35,7 +35,10 @@ def _store(request: Request) -> ClientKeyStore:
 async def create_key(request: Request) -> JSONResponse:
     store = _store(request)
     raw = await read_body(
-        request.receive, request.headers.get("content-length"), services_of(request).settings.max_body_bytes
+        request.receive,
+        request.headers.get("content-length"),
+        services_of(request).settings.max_body_bytes,
+        content_type=request.headers.get("content-type"),
     )
     body = parse_body(raw, ClientKeyCreateIn)
     key, plaintext = await store.create(body.name, rpm=body.rpm, monthly_budget_usd=body.monthly_budget_usd)

@@ -21,7 +21,7 @@
     ├── NotAChatModel             400 not_a_chat_model       (an embedding model asked to chat)
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
-    ├── ClientDisconnected        499 client_disconnected (the client left mid-stream; records only)
+    ├── ClientDisconnected        499 client_disconnected (the client left mid-body or mid-stream; nothing sent)
     ├── ClientRateLimited         429 client_rate_limited (a client key's rpm; api adds Retry-After)
     ├── BudgetExceeded            402 budget_exceeded     (a client key's monthly budget is spent)
     ├── UnknownClientKey          404 unknown_client_key
@@ -29,6 +29,7 @@
     ├── Unauthorized              401 unauthorized
     ├── AdminDisabled             403 admin_disabled
     ├── Forbidden                 403 forbidden
+    ├── OriginNotAllowed          403 origin_not_allowed (a browser on a site not in CORS_ALLOWED_ORIGINS)
     └── HardTimeout               504 hard_timeout
 
 ``UpstreamError`` is not a ``BkvyError``: it is what an adapter raises for one attempt,
@@ -210,6 +211,11 @@ class InvalidConfig(BkvyError):
 
 class Forbidden(BkvyError):
     code = "forbidden"
+    status = 403
+
+
+class OriginNotAllowed(BkvyError):
+    code = "origin_not_allowed"
     status = 403
 
 

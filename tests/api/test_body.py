@@ -1,15 +1,19 @@
-"""The one body reader (api.body.read_body), on ASGI messages: the size cap, declared or not; and
-``parse_body``, whose validation errors name the field at fault (OpenAI's ``param``)."""
+"""The one body reader (api.body.read_body), on ASGI messages: the JSON media type (415), the size cap (declared
+or not) and a client that leaves mid-body (499); and ``parse_body``, whose validation errors name the field at fault
+(OpenAI's ``param``)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from bkvy.api.body import parse_body, read_body
-from bkvy.models.errors import BodyTooLarge, InvalidRequest, ValidationFailed
+from bkvy.models.errors import BodyTooLarge, ClientDisconnected, InvalidRequest, UnsupportedMediaType, ValidationFailed
 from bkvy.models.openai_schemas import ChatCompletionIn
+
+JSON = "application/json"
 
 
 def _receive(*messages: dict):
@@ -26,11 +30,11 @@ def _piece(body: bytes, more: bool) -> dict:
 
 
 async def test_pieces_are_joined() -> None:
-    assert await read_body(_receive(_piece(b"ab", True), _piece(b"cd", False)), None, 4) == b"abcd"
+    assert await read_body(_receive(_piece(b"ab", True), _piece(b"cd", False)), None, 4, content_type=JSON) == b"abcd"
 
 
 async def test_one_message_at_the_limit_is_read() -> None:
-    assert await read_body(_receive(_piece(b"abcd", False)), "4", 4) == b"abcd"
+    assert await read_body(_receive(_piece(b"abcd", False)), "4", 4, content_type=JSON) == b"abcd"
 
 
 @pytest.mark.parametrize(
@@ -40,22 +44,58 @@ async def test_one_message_at_the_limit_is_read() -> None:
 )
 async def test_undeclared_body_over_the_limit_is_413(messages: tuple[dict, ...]) -> None:
     with pytest.raises(BodyTooLarge):
-        await read_body(_receive(*messages), None, 4)
+        await read_body(_receive(*messages), None, 4, content_type=JSON)
 
 
 async def test_declared_length_over_the_limit_is_413_before_reading() -> None:
     with pytest.raises(BodyTooLarge):
-        await read_body(_receive(), "5", 4)
+        await read_body(_receive(), "5", 4, content_type=JSON)
 
 
 async def test_length_that_is_not_a_number_is_400() -> None:
     with pytest.raises(InvalidRequest, match="Content-Length"):
-        await read_body(_receive(), "-1", 4)
+        await read_body(_receive(), "-1", 4, content_type=JSON)
 
 
-async def test_client_leaving_mid_body_is_400() -> None:
-    with pytest.raises(InvalidRequest, match="closed the connection"):
-        await read_body(_receive(_piece(b"ab", True), {"type": "http.disconnect"}), None, 4)
+@pytest.mark.parametrize(
+    "messages",
+    [(_piece(b"ab", True), {"type": "http.disconnect"}), ({"type": "http.disconnect"},)],
+    ids=["mid_body", "before_the_first_byte"],
+)
+async def test_client_leaving_before_the_whole_body_is_client_disconnected(messages: tuple[dict, ...]) -> None:
+    with pytest.raises(ClientDisconnected, match="closed the connection"):
+        await read_body(_receive(*messages), "100", 100, content_type=JSON)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON ;charset=UTF-8",
+        "application/vnd.x+json",
+    ],
+)
+async def test_json_media_types_are_read(content_type: str) -> None:
+    assert await read_body(_receive(_piece(b"{}", False)), "2", 4, content_type=content_type) == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "message"),
+    [
+        ("text/plain", "declared text/plain; send it as JSON with Content-Type: application/json"),
+        ("text/plain; charset=utf-8", "declared text/plain;"),
+        ("application/x-www-form-urlencoded", "what curl -d sends"),
+        ("multipart/form-data; boundary=x", "declared multipart/form-data;"),
+        ("application/jsonx", "declared application/jsonx;"),
+        ("text/json+xml\x1b[31m", "declared another media type;"),
+        (None, "has no Content-Type"),
+        ("", "has no Content-Type"),
+    ],
+)
+async def test_a_body_not_declared_json_is_415_before_reading(content_type: str | None, message: str) -> None:
+    with pytest.raises(UnsupportedMediaType, match=re.escape(message)):
+        await read_body(_receive(), "2", 4, content_type=content_type)
 
 
 USER = {"role": "user", "content": "hi"}

@@ -28,6 +28,7 @@ class Settings(BaseModel):
     dashboard_enabled: bool = False
     dashboard_allowed_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     trusted_proxies: tuple[str, ...] = ()
+    cors_allowed_origins: tuple[str, ...] = ()  # web origins a browser may call from (checked in api.cross_origin)
     monitor_allowed_ips: tuple[str, ...] | None = None  # None: the dashboard's (see monitor_allowlist)
     monitor_api_key: str | None = None
     log_format: Literal["text", "json"] = "text"
@@ -58,7 +59,9 @@ class Settings(BaseModel):
         """Who may read the monitoring endpoints: MONITOR_ALLOWED_IPS, else DASHBOARD_ALLOWED_IPS."""
         return self.dashboard_allowed_ips if self.monitor_allowed_ips is None else self.monitor_allowed_ips
 
-    @field_validator("dashboard_allowed_ips", "trusted_proxies", "monitor_allowed_ips", mode="before")
+    @field_validator(
+        "dashboard_allowed_ips", "trusted_proxies", "monitor_allowed_ips", "cors_allowed_origins", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -88,6 +91,7 @@ _ENV_NAMES = {
     "DASHBOARD_ENABLED": "dashboard_enabled",
     "DASHBOARD_ALLOWED_IPS": "dashboard_allowed_ips",
     "TRUSTED_PROXIES": "trusted_proxies",
+    "CORS_ALLOWED_ORIGINS": "cors_allowed_origins",
     "MONITOR_ALLOWED_IPS": "monitor_allowed_ips",
     "BKVY_MONITOR_API_KEY": "monitor_api_key",
     "LOG_FORMAT": "log_format",
