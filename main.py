@@ -26,6 +26,7 @@ from dotenv import dotenv_values, load_dotenv
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, load_config
 from bkvy.core.config.settings import Settings, load_settings
 from bkvy.utils.logfmt import configure_logging
+from bkvy.utils.scrubber import redact_url
 
 log = logging.getLogger("bkvy")
 
@@ -45,7 +46,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 def config_summary(config: GatewayConfig) -> str:
     lines = [f"{len(config.providers)} providers"]
     for name, provider in config.providers.items():
-        lines.append(f"  {name} ({provider.type.value}) {provider.base_url}  keys: {', '.join(provider.keys)}")
+        lines.append(
+            f"  {name} ({provider.type.value}) {redact_url(provider.base_url)}  keys: {', '.join(provider.keys)}"
+        )
     for tier in ("low", "medium", "high"):
         models = [
             f"{p}/{m}"

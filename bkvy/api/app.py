@@ -33,6 +33,7 @@ from bkvy.api.errors import install_error_handlers
 from bkvy.api.hot_path import HotPaths
 from bkvy.api.http_metrics import HttpMetricsMiddleware
 from bkvy.api.redirects import install_relative_slash_redirects
+from bkvy.api.scrub_send import ScrubbedSend
 from bkvy.api.services import Services
 from bkvy.clock import Clock, MonotonicClock
 from bkvy.core.config.gateway import GatewayConfig
@@ -64,8 +65,10 @@ class GatewayApp(FastAPI):
         handlers = self.hot_paths.handlers_at(scope)
         services = getattr(self.state, "services", None)
         if handlers is not None and services is not None:
-            await self.hot_paths.serve(handlers, services, scope, receive, send)
+            await self.hot_paths.serve(handlers, services, scope, receive, send)  # it scrubs what it sends
             return
+        if services is not None and scope["type"] == "http" and not services.scrubber.is_empty:
+            send = ScrubbedSend(send, services.scrubber)  # no configured secret in any response byte
         await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:

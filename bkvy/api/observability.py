@@ -21,6 +21,7 @@ from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
 from bkvy.utils.recorder import Records
 from bkvy.utils.records import TransactionRecord, utc_timestamp
+from bkvy.utils.scrubber import Scrubber
 from bkvy.utils.transaction_log import TransactionLog
 
 _MAX_ERROR_MESSAGE_CHARS = 300
@@ -40,14 +41,16 @@ async def start_records(services: Any) -> Records:
         queue_depth=lambda: _queue_depth(services),
         circuits=lambda: circuit_samples(getattr(services, "circuits", None)),
     )
-    records = records_from_settings(services.settings, services.clock, metrics)
+    records = records_from_settings(services.settings, services.clock, metrics, scrubber=services.scrubber)
     await records.start()
     services.executor.add_observer(partial(observe_outcome, records))
     return records
 
 
-def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetrics) -> Records:
-    """The sinks the settings enable, under ``settings.log_dir``."""
+def records_from_settings(
+    settings: Settings, clock: Clock, metrics: GatewayMetrics, *, scrubber: Scrubber | None = None
+) -> Records:
+    """The sinks the settings enable, under ``settings.log_dir``; ``scrubber`` masks secrets in each record."""
     log_dir = settings.log_dir
     transaction_log = None
     if settings.transaction_logging:
@@ -62,7 +65,14 @@ def records_from_settings(settings: Settings, clock: Clock, metrics: GatewayMetr
     if settings.summary_stats:
         daily_stats = DailyStats(log_dir / "daily_stats.json", clock, max_keys_per_dimension=max_keys)
     live = LiveStats(max_keys_per_dimension=max_keys) if settings.dashboard_enabled else None
-    return Records(clock=clock, metrics=metrics, transaction_log=transaction_log, daily_stats=daily_stats, live=live)
+    return Records(
+        clock=clock,
+        metrics=metrics,
+        transaction_log=transaction_log,
+        daily_stats=daily_stats,
+        live=live,
+        scrubber=scrubber,
+    )
 
 
 def observe_outcome(records: Records, outcome: RequestOutcome) -> None:

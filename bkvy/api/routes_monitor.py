@@ -8,6 +8,7 @@ from bkvy.api.deps import services_of
 from bkvy.core.routing.plan import CandidateKey
 from bkvy.models.types import IntelligenceLevel
 from bkvy.utils.records import utc_timestamp
+from bkvy.utils.scrubber import redact_url
 
 
 async def health(request: Request) -> dict:
@@ -28,7 +29,7 @@ async def providers(request: Request) -> dict:
         "providers": {
             name: {
                 "type": provider.type.value,
-                "base_url": provider.base_url,
+                "base_url": redact_url(provider.base_url),  # no user:pass@, no ?api-key=
                 "keys": sorted(provider.keys),
                 "models": {
                     model_name: {

@@ -36,6 +36,7 @@ from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.private_files import ensure_private_dir
 from bkvy.utils.recorder import Records
+from bkvy.utils.scrubber import Scrubber, SecretLogFilter, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Services:
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
+    _log_filter: SecretLogFilter | None = None
 
     @classmethod
     async def start(
@@ -102,6 +105,8 @@ class Services:
         services.latency_saver = latency_saver
         services.config_source = config_source or (lambda: load_config(settings.config_dir))
         services.config_hash, services.config_loaded_wall = config_hash(config), clock.wall()
+        services.scrubber.replace_secrets(configured_secrets(settings, config))
+        services._add_log_filter()
         services._reconcile_circuits(config)  # a key replaced while we were down: its old auth block goes
         try:
             await services._start_parts()
@@ -150,6 +155,7 @@ class Services:
             renewed = self._reconcile_circuits(config)
             self.executor = self.executor.with_config(config)
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
+            self.scrubber.replace_secrets(configured_secrets(self.settings, config))
             if self.prober is not None:  # the prober reads the config too: start it again over the new one
                 prober, self.prober = self.prober, None
                 await prober.stop()
@@ -168,6 +174,17 @@ class Services:
             self.circuit_saver.schedule(registry.to_dict)  # the new fingerprints are kept across a restart
         return renewed
 
+    def _add_log_filter(self) -> None:
+        """``SecretLogFilter`` on every handler of the root logger (bkvy's and uvicorn's lines end there)."""
+        self._log_filter = SecretLogFilter(self.scrubber)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self._log_filter)
+
+    def _remove_log_filter(self) -> None:
+        if self._log_filter is not None:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._log_filter)
+
     async def stop(self) -> None:
         """Stop every part, even when one raises. Raises ExceptionGroup with every failure (each one logged)."""
         errors: list[Exception] = []
@@ -177,6 +194,7 @@ class Services:
             except Exception as error:
                 log.error("service_stop_failed", extra={"part": part, "error": type(error).__name__})
                 errors.append(error)
+        self._remove_log_filter()  # after the parts' last lines
         if errors:
             raise ExceptionGroup("services failed to stop", errors)
 
@@ -206,6 +224,15 @@ class Services:
         assert self.latency_saver is not None
         self.latency_saver.schedule(self.latency.to_dict)
         await self.latency_saver.flush()
+
+
+def configured_secrets(settings: Settings, config: GatewayConfig) -> list[str]:
+    """Every secret the process knows in clear: provider key values, credentials in a provider's base_url, the
+    admin and monitor keys. (Client keys are stored hashed: never known in clear after they were issued.)"""
+    found = [key.api_key for provider in config.providers.values() for key in provider.keys.values()]
+    found += [secret for provider in config.providers.values() for secret in url_secrets(provider.base_url)]
+    found += [key for key in (settings.admin_api_key, settings.monitor_api_key) if key]
+    return found
 
 
 def _latency(settings: Settings, clock: Clock) -> tuple[LatencyTracker, DebouncedSaver]:

@@ -39,6 +39,8 @@ class FieldsFormatter(logging.Formatter):
         fields = fields_of(record)
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # set by ``utils.scrubber.SecretLogFilter``: a traceback with secrets masked
+            fields["exc"] = record.exc_text
         if record.stack_info:
             fields["stack"] = self.formatStack(record.stack_info)
         timestamp = _utc_timestamp(record)

@@ -19,12 +19,14 @@ from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import GatewayMetrics
 from bkvy.utils.records import COLUMN_TYPES, TransactionRecord, parse_timestamp
+from bkvy.utils.scrubber import Scrubber
 from bkvy.utils.transaction_log import TransactionLog, restore_cell
 
 log = logging.getLogger(__name__)
 
 _BACKFILL_ROWS = 50_000  # rows read once at start to warm the dashboard
 _BACKFILL_SECONDS = 24 * 3600.0
+_TEXT_INDEXES = tuple(i for i, kind in enumerate(COLUMN_TYPES.values()) if kind == "str")
 
 
 def record_from_row(row: dict[str, str]) -> TransactionRecord | None:
@@ -61,8 +63,10 @@ class Records:
         transaction_log: TransactionLog | None = None,
         daily_stats: DailyStats | None = None,
         live: LiveStats | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self._clock = clock
+        self._scrubber = scrubber or Scrubber()
         self.metrics = metrics
         self.transaction_log = transaction_log
         self.daily_stats = daily_stats
@@ -74,12 +78,25 @@ class Records:
         return self.transaction_log is not None or self.daily_stats is not None or self.live is not None
 
     def observe_record(self, rec: TransactionRecord) -> None:
+        rec = self._without_secrets(rec)
         if self.transaction_log is not None:
             self.transaction_log.record(rec)
         if self.daily_stats is not None:
             self.daily_stats.observe(rec)
         if self.live is not None:
             self.live.observe(rec)
+
+    def _without_secrets(self, rec: TransactionRecord) -> TransactionRecord:
+        """``rec`` with every configured secret masked in its text cells, before any sink sees it (one search
+        over the joined cells: ~0.3 µs)."""
+        scrubber = self._scrubber
+        text_cells: list[str] = [rec[i] for i in _TEXT_INDEXES]  # type: ignore[misc]  # the "str" columns
+        if scrubber.is_empty or not scrubber.has_secret_text("\n".join(text_cells)):
+            return rec
+        cells: list[object] = list(rec)
+        for index in _TEXT_INDEXES:
+            cells[index] = scrubber.scrub_text(str(cells[index]))
+        return TransactionRecord(*cells)  # type: ignore[arg-type]
 
     async def start(self) -> None:
         if self.transaction_log is not None:

@@ -209,8 +209,14 @@ async def test_writer_flushes_early_when_a_batch_is_full(tmp_path: Path) -> None
         ("+1", "'+1"),
         ("@x", "'@x"),
         ("-cmd", "'-cmd"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
+        ("\tx", "\\tx"),  # a control character is escaped first: no leading tab is left to quote
+        ("\rx", "\\rx"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("a\r\nforged,row", "a\\r\\nforged,row"),
+        ("nul\x00 del\x7f csi\x9b", "nul\\x00 del\\x7f csi\\x9b"),
+        ("line\u2028sep\u2029 rtl\u202e", "line\\u2028sep\\u2029 rtl\\u202e"),
+        ("back\\slash \\n", "back\\\\slash \\\\n"),
+        ("=\x1b", "'=\\x1b"),
         ("-1+2", "'-1+2"),
         ("-", "'-"),
         ("-inf", "'-inf"),
@@ -243,6 +249,31 @@ async def test_written_file_neutralises_and_reads_back(tmp_path: Path) -> None:
     (recent,) = log.read_recent(10)
     assert recent["error_message"] == '=HYPERLINK("http://x")'
     assert recent["client_id"] == "@evil"
+
+
+HOSTILE_SCENARIO = "a\x1b]0;pwned\x07\x1b[2J\rforged\n2026-01-01,fake,row\x00\u2028\u2029\x9b\u202e\\x1b"
+
+
+@pytest.mark.asyncio
+async def test_control_characters_are_written_as_visible_escapes(tmp_path: Path) -> None:
+    """Issue 16: ESC, CR/LF, NUL, C1, U+2028 and bidi overrides from request text never reach the file raw, so
+    ``cat`` or ``tail`` cannot run a terminal escape or show a forged line; the rows read back as they were."""
+    log = TransactionLog(tmp_path, WallClock(NOV_14_NOON))
+    log.record(make_record(1, scenario=HOSTILE_SCENARIO, client_id="\tid", error_message="=\r\n@x"))
+    log.record(make_record(2))
+    await log.stop()
+
+    raw = (tmp_path / "transactions.csv").read_bytes().decode("utf-8")
+    lines = raw.split("\r\n")
+    assert len(lines) == 4 and lines[-1] == ""  # the header, two rows, nothing forged between them
+    text = "".join(lines)
+    assert [
+        char for char in text if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F or char in "\u2028\u2029\u202e"
+    ] == []
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\rforged\\n2026" in text
+    recent = log.read_recent(10)
+    assert [row["scenario"] for row in recent] == [make_record(2).scenario, HOSTILE_SCENARIO]
+    assert recent[1]["client_id"] == "\tid" and recent[1]["error_message"] == "=\r\n@x"
 
 
 @pytest.mark.asyncio

@@ -47,7 +47,14 @@ _VENDOR_TYPE_STATUS = {
     "billing_error": 402,
     "conflict_error": 409,
 }
-_SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+# A vendor's error type or code, by the shapes the vendors use (their SDKs and docs): OpenAI and Anthropic
+# lower_snake words ("invalid_request_error", "context_length_exceeded"), Gemini UPPER_SNAKE statuses
+# ("RESOURCE_EXHAUSTED"), vLLM CamelCase class names ("NotFoundError"), a short number ("429"). Words are
+# letters only: a key ("sk-...", "AIza...", a hex or base64 token) holds digits or a dash and never passes.
+_SAFE_CODE = re.compile(
+    r"[a-z]{1,24}(?:_[a-z]{1,24}){0,7}|[A-Z]{1,24}(?:_[A-Z]{1,24}){0,7}|(?:[A-Z][a-z]{1,15}){1,6}|[0-9]{3}"
+)
+_MAX_CODE_CHARS = 64
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _RETRY_AFTER_RESET_HEADERS = (
     "x-ratelimit-reset-requests",
@@ -268,7 +275,7 @@ def _vendor_error_code(payload: Any) -> str | None:
         return None
     for name in ("status", "type", "code"):
         value = error.get(name)
-        if isinstance(value, str) and _SAFE_CODE.fullmatch(value):
+        if isinstance(value, str) and len(value) <= _MAX_CODE_CHARS and _SAFE_CODE.fullmatch(value):
             return value
     return None
 

@@ -198,3 +198,39 @@ def test_vendor_code_with_odd_characters_is_dropped_from_message() -> None:
 )
 def test_stream_error_event_is_classified_by_vendor_type(vendor_type: str, expected: ErrorClass) -> None:
     assert error_from_event({"error": {"type": vendor_type}}).error_class is expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "invalid_request_error",  # OpenAI and Anthropic types
+        "memory_precondition_failed_error",
+        "context_length_exceeded",  # OpenAI codes
+        "RESOURCE_EXHAUSTED",  # Gemini statuses
+        "NotFoundError",  # vLLM
+        "429",
+    ],
+)
+def test_vendor_codes_of_the_known_shapes_are_kept(code: str) -> None:
+    body = json.dumps({"error": {"type": code}}).encode()
+    assert upstream_error(400, {}, body).message == f"upstream status 400 ({code})"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "sk-proj-Abc123Def456Ghi789",  # key shapes: a dash, digits
+        "AIzaSyD3fG7hJ9kL2mN4pQ6rS8tU0vW",
+        "gsk_4f9a8b7c6d5e4f3a2b1c",
+        "0123456789abcdef0123456789abcdef",
+        "bkvy-sk-abcdef",
+        "x" * 25,  # a word longer than any vendor's
+        "a_b_c_d_e_f_g_h_i",  # more words than any vendor's
+        "Bearer token",
+    ],
+)
+def test_a_vendor_code_that_could_be_a_key_is_dropped(code: str) -> None:
+    """Issue 16: an upstream that puts its key in ``error.type`` must not have it relayed in the message."""
+    body = json.dumps({"error": {"type": code, "code": code, "status": code}}).encode()
+    assert upstream_error(400, {}, body).message == "upstream status 400"
+    assert error_from_event({"error": {"type": code}}).message == "stream error event upstream status 500"
