@@ -184,8 +184,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             self.send_400_response("Invalid HTTP request received.")
             return
-        except httptools.HttpParserUpgrade:
-            self._reply_and_close(_HEADERS_TOO_LARGE if self._is_awaiting_headers else _REQUEST_TIMEOUT)
+        except httptools.HttpParserUpgrade:  # as uvicorn's data_received: the headers passed, measured
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
             return
         if self._is_awaiting_headers:
             self._reply_and_close(_HEADERS_TOO_LARGE)

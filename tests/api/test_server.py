@@ -239,3 +239,15 @@ def test_limits_come_from_the_environment() -> None:
     defaults = ConnectionLimits.from_settings(load_settings({}))
     assert (defaults.max_header_bytes, defaults.header_read_timeout_seconds) == (64 * 1024, 5.0)
     assert defaults.body_read_timeout_seconds == 10.0 and defaults.max_connections == default_max_connections()
+
+
+def test_the_cap_counts_each_request_on_a_kept_alive_connection(server: RunningServer) -> None:
+    # 40 KiB of headers per request: many together pass the cap, each alone does not; then one that does.
+    header = b"x-filler: " + b"a" * (40 * 1024) + b"\r\n"
+    keep_alive = b"GET / HTTP/1.1\r\nHost: test\r\n%s\r\n"
+    with server.connect() as sock:
+        for _ in range(4):
+            sock.sendall(keep_alive % header)
+            assert status_of(read_one_reply(sock)) == 200
+        sock.sendall(keep_alive % (header * 3))
+        assert status_of(read_until_closed(sock)) == 431
