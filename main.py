@@ -134,6 +134,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
     import uvicorn
 
     from bkvy.api.app import create_app
+    from bkvy.api.server import ConnectionLimits, guarded_http_protocol
 
     fleet = None
     if demo:
@@ -162,7 +163,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
             server_header=False,
             access_log=False,
             loop="auto",
-            http="auto",
+            http=guarded_http_protocol(ConnectionLimits.from_settings(settings)),  # header cap, read timeouts
             timeout_graceful_shutdown=10,
         )
     )

@@ -163,13 +163,18 @@ class TransactionLog:
         if self._writer is not None:
             await self._writer
             self._writer = None
-        await self.flush()
+        await self._flush(is_final=True)
 
     async def flush(self) -> None:
-        """Write every row queued now, in ``batch_size`` batches, in a thread."""
+        """Write every row queued now, in ``batch_size`` batches, in a thread. Rows a failed write could not
+        take (no descriptor left: EMFILE; a full disk) go back to the queue's front for the next flush."""
+        await self._flush(is_final=False)
+
+    async def _flush(self, *, is_final: bool) -> bool:
+        """False when a write failed; the final flush (``stop``) drops and counts what it could not write."""
         async with self._flush_lock:
             if not self._queue:
-                return
+                return True
             lines = list(self._queue)
             self._queue.clear()
             today = utc_day(self._clock.wall())
@@ -177,17 +182,26 @@ class TransactionLog:
             try:
                 await asyncio.to_thread(self._write_lines, lines, today)
             except (OSError, csv.Error) as exc:
-                lost = len(lines) - (self.written_count - written_before)
-                self.dropped_count += lost
-                log.warning("transaction_log_write_failed", extra={"rows": lost, "error": type(exc).__name__})
+                unwritten = lines[self.written_count - written_before :]
+                if is_final:
+                    self.dropped_count += len(unwritten)
+                else:  # issue 16: rows were dropped while the process ran short of descriptors
+                    self._queue.extendleft(reversed(unwritten))
+                log.warning(
+                    "transaction_log_write_failed",
+                    extra={"rows": len(unwritten), "error": type(exc).__name__, "is_kept": not is_final},
+                )
+                return False
+            return True
 
     async def _write_loop(self) -> None:
         while self._is_running:
             await self._wait_for_work()
-            await self.flush()
+            if not await self._flush(is_final=False):
+                await self._wait_for_work(is_retry=True)  # retry after the interval, not in a tight loop
 
-    async def _wait_for_work(self) -> None:
-        if len(self._queue) >= self._batch_size or not self._is_running:
+    async def _wait_for_work(self, *, is_retry: bool = False) -> None:
+        if (len(self._queue) >= self._batch_size and not is_retry) or not self._is_running:
             return
         sleeper = asyncio.ensure_future(self._clock.sleep(self._flush_interval_seconds))
         waker = asyncio.ensure_future(self._wakeup.wait())

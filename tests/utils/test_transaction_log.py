@@ -449,3 +449,33 @@ def test_rendered_line_is_what_csv_writes_for_the_neutralised_row(overrides: dic
     render = RowRenderer()
     assert render(rec) == expected.getvalue()
     assert render(make_record(8)) != expected.getvalue()  # the buffer is reused, not appended to
+
+
+@pytest.mark.asyncio
+async def test_rows_survive_running_out_of_file_descriptors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 16: under EMFILE the writer could not open the file and dropped the batch.
+    def no_descriptor_left(*args: object, **kwargs: object) -> object:
+        raise OSError(24, "Too many open files")
+
+    clock = WallClock(NOV_14_NOON)
+    log = TransactionLog(tmp_path, clock, batch_size=100, flush_interval_seconds=1.0)
+    await log.start()
+    monkeypatch.setattr("bkvy.utils.transaction_log.open", no_descriptor_left, raising=False)
+    for index in range(5):
+        log.record(make_record(index))
+    await log.flush()
+    assert log.dropped_count == 0 and log.queued_count == 5 and log.written_count == 0
+    clock.advance(1.0)  # the writer retries after its interval, still without a descriptor
+    await let_tasks_run()
+    await log.flush()  # waits for the writer's attempt
+    assert log.dropped_count == 0 and log.queued_count == 5
+
+    monkeypatch.undo()
+    log.record(make_record(5))
+    clock.advance(1.0)
+    await let_tasks_run()
+    await log.flush()
+    await log.stop()
+    rows = read_csv(tmp_path / "transactions.csv")
+    assert [row[COLUMNS.index("request_id")] for row in rows[1:]] == [f"req-{i}" for i in range(6)]
+    assert log.dropped_count == 0

@@ -51,6 +51,10 @@ class Settings(BaseModel):
     hedge_min_delay_ms: float = Field(default=250.0, ge=0)
     hedge_delay_factor: float = Field(default=1.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    header_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_connections: int | None = Field(default=None, ge=1)  # None: from RLIMIT_NOFILE (api/server.py)
     admin_api_key: str | None = None
     require_client_keys: bool = False
 
@@ -114,6 +118,10 @@ _ENV_NAMES = {
     "HEDGE_MIN_DELAY_MS": "hedge_min_delay_ms",
     "HEDGE_DELAY_FACTOR": "hedge_delay_factor",
     "BKVY_MAX_BODY_BYTES": "max_body_bytes",
+    "BKVY_MAX_HEADER_BYTES": "max_header_bytes",
+    "HEADER_READ_TIMEOUT_SECONDS": "header_read_timeout_seconds",
+    "BODY_READ_TIMEOUT_SECONDS": "body_read_timeout_seconds",
+    "BKVY_MAX_CONNECTIONS": "max_connections",
     "BKVY_ADMIN_API_KEY": "admin_api_key",
     "BKVY_REQUIRE_CLIENT_KEYS": "require_client_keys",
 }
@@ -132,7 +140,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             if raw.lower() not in _TRUE | _FALSE:
                 raise ConfigError(f"environment: {variable}={raw!r} is not a boolean. Fix: use true or false")
             values[field] = raw.lower() in _TRUE
-        elif field in ("admin_api_key", "monitor_api_key"):
+        elif field in ("admin_api_key", "monitor_api_key", "max_connections"):
             values[field] = raw or None
         elif field == "log_format":
             values[field] = raw.lower()
