@@ -10,10 +10,9 @@ reader (``api.body.read_body``), the error mapping (``api.errors.failure_of``) a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from bkvy.api.body import read_body
 from bkvy.api.errors import failure_body, failure_of, method_not_allowed, new_request_id
 from bkvy.api.http_metrics import observe_http
 from bkvy.api.services import Services
+from bkvy.api.stream_relay import SseReply
 
 if TYPE_CHECKING:
     from bkvy.api.endpoints import Endpoint
@@ -37,14 +37,6 @@ class JsonReply:
     headers: dict[str, str] | None = None
     status: int = 200
     after_sending: Callable[[], None] | None = None  # e.g. report the outcome once the reply is on its way
-
-
-@dataclass(slots=True)
-class SseReply:
-    """A ``text/event-stream`` reply: ``events`` is relayed as it comes; a client that leaves cancels it."""
-
-    events: AsyncIterator[bytes]
-    headers: dict[str, str]
 
 
 class Exchange:
@@ -113,7 +105,8 @@ class HotPaths:
             reply = await handler(exchange)
             if isinstance(reply, SseReply):
                 status, replying = 200, True
-                await _send_events(send, receive, reply)
+                assert services.relays is not None  # built by Services.start
+                await services.relays.relay(send, receive, reply)
             else:
                 status = reply.status
                 try:
@@ -130,46 +123,6 @@ class HotPaths:
             await _send_json(send, status, payload, headers)
         finally:  # a hot path is its own route template: these paths are fixed
             observe_http(services, exchange.path, method, status, time.perf_counter() - started)
-
-
-async def _send_events(send: Send, receive: Receive, reply: SseReply) -> None:
-    """Relay the events, one body message each (no buffering), until they end or the client leaves.
-
-    ASGI servers before spec 2.4 drop writes to a closed connection silently, so a watcher waits for
-    ``http.disconnect`` and cancels the relay: the upstream stream is closed at once, not read to its end.
-    (A task group, as Starlette's StreamingResponse uses, costs ~200 µs per stream; this costs one task.)
-    """
-    relay = asyncio.current_task()
-    assert relay is not None
-    is_finished = is_disconnected = False
-
-    async def watch_disconnect() -> None:
-        nonlocal is_disconnected
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not is_finished:
-            is_disconnected = True
-            relay.cancel()
-
-    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-    raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
-    watcher: asyncio.Task[None] | None = None
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-        async for event in reply.events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-            if watcher is None:  # after the first content went out: not on the time to first token
-                watcher = asyncio.create_task(watch_disconnect())
-        is_finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not is_disconnected:
-            raise
-        relay.uncancel()  # the client left: the stream's own handlers have recorded it; nothing to send
-    finally:
-        is_finished = True
-        if watcher is not None:
-            watcher.cancel()
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, object], headers: dict[str, str] | None) -> None:
