@@ -21,7 +21,9 @@ from bkvy.core.execution.executor import RequestOutcome
 from bkvy.demo import demo_config
 from bkvy.sim import SimFleet
 
-LONG_ANSWER_TOKENS = 50_000  # ~5 MB of SSE: far more than every buffer on the way
+# ~20 MB of SSE: more than every buffer on the way, so the provider is still writing when the stream is cut
+LONG_ANSWER_TOKENS = 200_000
+MEMORY_ANSWER_TOKENS = 20_000  # ~2 MB: enough to fill bkvy's buffers, and quick to build under tracemalloc
 STALL_TIMEOUT_SECONDS = 0.5
 
 
@@ -99,9 +101,9 @@ async def test_a_client_that_stops_reading_is_cut_as_stalled_and_the_upstream_re
 
 async def test_each_unread_stream_holds_a_bounded_buffer(fleet: SimFleet) -> None:
     """Measured when the first stream is cut: by then every stream has been stalled for the whole timeout, every
-    buffer on the way full. Before the fix each held ~1.9 MB of Python objects here, after it ~0.35 MB."""
-    streams = 4
-    fleet.servers["openai"].knobs("gpt-4o-mini").tokens_per_reply = LONG_ANSWER_TOKENS
+    buffer on the way full. Before the fix each held ~1.8 MB of Python objects here, after it ~0.35 MB."""
+    streams = 3
+    fleet.servers["openai"].knobs("gpt-4o-mini").tokens_per_reply = MEMORY_ANSWER_TOKENS
     async with _server(fleet) as (app, port):
         cut_memory: list[int] = []
         first_cut = asyncio.Event()
