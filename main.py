@@ -74,9 +74,20 @@ def config_summary(config: GatewayConfig) -> str:
 def _graceful_server_class():
     import uvicorn
 
+    from bkvy.api.stream_relay import shutdown_cut_seconds
+
     class GracefulServer(uvicorn.Server):
         """uvicorn re-raises SIGTERM after its graceful shutdown, which kills the process before our own
         clean-up (the demo fleet) runs and makes a clean stop exit -15. Shutdown is already complete here."""
+
+        async def shutdown(self, sockets=None):
+            """Streams still running shortly before the grace period ends are ended with an error event and
+            recorded as ``shutdown`` (``api.stream_relay``), rather than cut silently by uvicorn."""
+            services = getattr(self.config.app.state, "services", None)
+            grace = self.config.timeout_graceful_shutdown
+            if services is not None and services.relays is not None and grace is not None:
+                services.relays.end_all_after(shutdown_cut_seconds(grace))
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -164,7 +175,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
             access_log=False,
             loop="auto",
             http=guarded_http_protocol(ConnectionLimits.from_settings(settings)),  # header cap, read timeouts
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     )
     # Without a handler SIGHUP ends the process at once, losing the records still queued (issue 15).

@@ -12,10 +12,9 @@ app unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,9 @@ from starlette.types import Message, Receive, Scope, Send
 from bkvy.api.body import read_body
 from bkvy.api.errors import failure_body, failure_of, method_not_allowed, new_request_id
 from bkvy.api.http_metrics import observe_http
+from bkvy.api.scrub_send import scrubbed_header_pairs
 from bkvy.api.services import Services
+from bkvy.api.stream_relay import SseReply
 from bkvy.models.errors import ClientDisconnected
 from bkvy.utils.scrubber import Scrubber
 
@@ -41,14 +42,6 @@ class JsonReply:
     headers: dict[str, str] | None = None
     status: int = 200
     after_sending: Callable[[], None] | None = None  # e.g. report the outcome once the reply is on its way
-
-
-@dataclass(slots=True)
-class SseReply:
-    """A ``text/event-stream`` reply: ``events`` is relayed as it comes; a client that leaves cancels it."""
-
-    events: AsyncIterator[bytes]
-    headers: dict[str, str]
 
 
 class Exchange:
@@ -122,7 +115,8 @@ class HotPaths:
             reply = await handler(exchange)
             if isinstance(reply, SseReply):
                 status, replying = 200, True
-                await _send_events(send, receive, reply, services.scrubber)
+                assert services.relays is not None  # built by Services.start
+                await services.relays.relay(send, receive, reply)
             else:
                 status = reply.status
                 try:
@@ -145,61 +139,13 @@ class HotPaths:
             observe_http(services, exchange.path, method, status, time.perf_counter() - started)
 
 
-async def _send_events(send: Send, receive: Receive, reply: SseReply, scrubber: Scrubber) -> None:
-    """Relay the events, one body message each (no buffering), until they end or the client leaves.
-
-    ASGI servers before spec 2.4 drop writes to a closed connection silently, so a watcher waits for
-    ``http.disconnect`` and cancels the relay: the upstream stream is closed at once, not read to its end.
-    (A task group, as Starlette's StreamingResponse uses, costs ~200 µs per stream; this costs one task.)
-    """
-    relay = asyncio.current_task()
-    assert relay is not None
-    is_finished = is_disconnected = False
-
-    async def watch_disconnect() -> None:
-        nonlocal is_disconnected
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not is_finished:
-            is_disconnected = True
-            relay.cancel()
-
-    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-    raw_headers += _encoded(reply.headers, scrubber)
-    watcher: asyncio.Task[None] | None = None
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-        async for event in reply.events:
-            await send({"type": "http.response.body", "body": scrubber.scrub(event), "more_body": True})
-            if watcher is None:  # after the first content went out: not on the time to first token
-                watcher = asyncio.create_task(watch_disconnect())
-        is_finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not is_disconnected:
-            raise
-        relay.uncancel()  # the client left: the stream's own handlers have recorded it; nothing to send
-    finally:
-        is_finished = True
-        if watcher is not None:
-            watcher.cancel()
-
-
-def _encoded(headers: dict[str, str], scrubber: Scrubber) -> list[tuple[bytes, bytes]]:
-    """Header pairs for ASGI, secrets masked in the values (the same ``Scrubber`` as ``api.scrub_send``)."""
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-    if scrubber.has_secret(b"\n".join(value for _, value in raw)):
-        raw = [(name, scrubber.scrub(value)) for name, value in raw]
-    return raw
-
-
 async def _send_json(
     send: Send, status: int, payload: dict[str, object], headers: dict[str, str] | None, scrubber: Scrubber
 ) -> None:
     body = scrubber.scrub(_encode(payload).encode("utf-8"))  # same length; ~0.1 µs for 3 KB (utils.scrubber)
     raw_headers = [_JSON_TYPE, (b"content-length", str(len(body)).encode("latin-1"))]
     if headers:
-        raw_headers += _encoded(headers, scrubber)
+        raw_headers += scrubbed_header_pairs(headers, scrubber)
     start: Message = {"type": "http.response.start", "status": status, "headers": raw_headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

@@ -7,7 +7,7 @@ first byte, records, metrics, budgets, hedging). Errors on these paths use Anthr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -23,8 +23,9 @@ from bkvy.api.anthropic_format import (
 )
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_anthropic_client
-from bkvy.api.hot_path import Exchange, JsonReply, SseReply
+from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.api.stream_relay import SseReply
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.limits.client_keys import ClientKey
@@ -69,7 +70,12 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
         headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, stream.is_hedged)
-        return SseReply(_sse_events(stream, writer, request_id), headers | {"request-id": request_id} | _STREAM_HEADERS)
+        return SseReply(
+            _sse_events(stream, writer, request_id),
+            headers | {"request-id": request_id} | _STREAM_HEADERS,
+            stream,
+            lambda error: error_event(error.status, error.code, error.message, request_id),
+        )
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
@@ -106,7 +112,7 @@ def _parsed(raw: bytes, schema: type[Body]) -> Body:
     return parse_body(raw, schema)  # raises the body's first error, worded as on every other route
 
 
-async def _sse_events(stream: LiveStream, writer: EventWriter, request_id: str) -> AsyncIterator[bytes]:
+async def _sse_events(stream: LiveStream, writer: EventWriter, request_id: str) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an ``error`` event, never a fake ``end_turn``."""
     opening = writer.opening_events()  # sent with the first batch: the stream is never left unread
     try:

@@ -7,7 +7,7 @@ Errors on these paths use OpenAI's envelope (see ``api.errors``) so the official
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.errors import request_id_of
-from bkvy.api.hot_path import Exchange, JsonReply, SseReply
+from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import (
     ChunkWriter,
     completion_json,
@@ -27,9 +27,10 @@ from bkvy.api.openai_format import (
     request_id_headers,
     route_for_model,
 )
+from bkvy.api.stream_relay import SseReply
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
-from bkvy.models.errors import StreamInterrupted
+from bkvy.models.errors import BkvyError, StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,14 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         headers = decision_headers(
             request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
         ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return SseReply(_sse_events(stream, writer), headers)
+        return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 
-async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
+async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an error event, never a ``stop``."""
     try:
         async for batch in stream.batches():
@@ -106,3 +107,7 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncIterator[
         yield error_event(error.status, error.code, error.message)
         return
     yield writer.closing_events()
+
+
+def _error_event(error: BkvyError) -> bytes:
+    return error_event(error.status, error.code, error.message)

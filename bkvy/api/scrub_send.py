@@ -34,3 +34,11 @@ class ScrubbedSend:
                 scrub = self._scrubber.scrub
                 message = {**message, "headers": [(name, scrub(value)) for name, value in headers]}
         await self._send(message)
+
+
+def scrubbed_header_pairs(headers: dict[str, str], scrubber: Scrubber) -> list[tuple[bytes, bytes]]:
+    """Header pairs for ASGI, secrets masked in the values (what the hot path and the stream relay send)."""
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    if scrubber.has_secret(b"\n".join(value for _, value in raw)):
+        raw = [(name, scrubber.scrub(value)) for name, value in raw]
+    return raw

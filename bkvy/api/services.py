@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bkvy.api.observability import spend_observer, start_records
+from bkvy.api.stream_relay import StreamRelays
 from bkvy.clock import Clock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
@@ -64,6 +65,7 @@ class Services:
     config_source: Callable[[], GatewayConfig] | None = None  # what ``reload`` reads; raises ConfigError
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
+    relays: StreamRelays | None = None  # the streams being relayed: write watchdog, shutdown cut
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -103,6 +105,9 @@ class Services:
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
         )
         services.latency_saver = latency_saver
+        services.relays = StreamRelays(
+            clock, write_timeout_seconds=settings.stream_write_timeout_seconds, scrubber=services.scrubber
+        )
         services.config_source = config_source or (lambda: load_config(settings.config_dir))
         services.config_hash, services.config_loaded_wall = config_hash(config), clock.wall()
         services.scrubber.replace_secrets(configured_secrets(settings, config))

@@ -22,6 +22,8 @@
     ├── AllCandidatesFailed       502 all_candidates_failed
     ├── StreamInterrupted         502 stream_interrupted  (upstream broke after content reached the client)
     ├── ClientDisconnected        499 client_disconnected (the client left mid-body or mid-stream; nothing sent)
+    │   ├── ClientStalled         499 client_stalled      (stopped reading a stream: STREAM_WRITE_TIMEOUT_SECONDS)
+    │   └── StreamShutdown        503 shutdown            (bkvy stopped during the stream; an error event ends it)
     ├── ClientRateLimited         429 client_rate_limited (a client key's rpm; api adds Retry-After)
     ├── BudgetExceeded            402 budget_exceeded     (a client key's monthly budget is spent)
     ├── UnknownClientKey          404 unknown_client_key
@@ -156,6 +158,20 @@ class StreamInterrupted(BkvyError):
 class ClientDisconnected(BkvyError):
     code = "client_disconnected"
     status = 499
+
+
+class ClientStalled(ClientDisconnected):
+    """The client stopped reading a stream: one write waited STREAM_WRITE_TIMEOUT_SECONDS."""
+
+    code = "client_stalled"
+    status = 499
+
+
+class StreamShutdown(ClientDisconnected):
+    """bkvy was stopping (SIGTERM) and the stream would outlast the grace period: ended with an error event."""
+
+    code = "shutdown"
+    status = 503
 
 
 class ClientRateLimited(BkvyError):

@@ -38,6 +38,8 @@ class AttemptOutcome(str, Enum):
     # An upstream call that bkvy ended. Only the gateway's own deadline (``cancelled_hard_timeout``) counts
     # against the circuit, as a timeout; the others say nothing about the upstream (SPEC §6).
     CLIENT_DISCONNECTED = "client_disconnected"
+    CLIENT_STALLED = "client_stalled"  # stopped reading a stream for STREAM_WRITE_TIMEOUT_SECONDS
+    SHUTDOWN = "shutdown"  # bkvy was stopping: the stream was ended before the grace period ran out
     CANCELLED_HARD_TIMEOUT = "cancelled_hard_timeout"  # the request's deadline (REQUEST_HARD_TIMEOUT_SECONDS)
     CANCELLED_CLIENT_TIMEOUT = "cancelled_client_timeout"  # the client's own shorter ``timeout_seconds``
     CANCELLED_SOFT_TIMEOUT = "cancelled_soft_timeout"  # no hedge possible: switched to the next candidate

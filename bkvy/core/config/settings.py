@@ -46,6 +46,8 @@ class Settings(BaseModel):
     request_soft_timeout_seconds: float = Field(default=30.0, gt=0)
     request_hard_timeout_seconds: float = Field(default=120.0, gt=0)
     stream_idle_timeout_seconds: float = Field(default=60.0, gt=0)
+    stream_write_timeout_seconds: float = Field(default=30.0, gt=0)  # a client that stops reading a stream
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)  # SIGTERM: requests in flight get this long
     hedging: bool = True
     hedge_budget_percent: float = Field(default=5.0, ge=0, le=100)
     hedge_min_delay_ms: float = Field(default=250.0, ge=0)
@@ -113,6 +115,8 @@ _ENV_NAMES = {
     "REQUEST_SOFT_TIMEOUT_SECONDS": "request_soft_timeout_seconds",
     "REQUEST_HARD_TIMEOUT_SECONDS": "request_hard_timeout_seconds",
     "STREAM_IDLE_TIMEOUT_SECONDS": "stream_idle_timeout_seconds",
+    "STREAM_WRITE_TIMEOUT_SECONDS": "stream_write_timeout_seconds",
+    "SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
     "HEDGING": "hedging",
     "HEDGE_BUDGET_PERCENT": "hedge_budget_percent",
     "HEDGE_MIN_DELAY_MS": "hedge_min_delay_ms",

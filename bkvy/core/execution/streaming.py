@@ -4,7 +4,8 @@ Before anything reaches the client, a failed candidate (error status, broken or 
 recorded like any failed attempt and the next one is tried. Once content has been handed out, the stream is
 committed: a break ends it with ``StreamInterrupted`` (recorded as failed, code ``stream_interrupted``), and
 an upstream stream that ends without a finish reason is a break too. A consumer that stops early (the client
-went away) closes the upstream response at once and is recorded as ``client_disconnected``.
+went away) closes the upstream response at once and is recorded as ``client_disconnected``, or as what the
+relay said when it cut the stream itself (``cut_as``: ``client_stalled``, ``shutdown``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bkvy.clock import Clock
 from bkvy.core.execution.ledger import AttemptLedger
@@ -22,13 +23,19 @@ from bkvy.core.routing.plan import Candidate, RoutePlan
 from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta, ToolCallDelta
 from bkvy.core.upstream.adapters._errors import rate_limit_hint
 from bkvy.core.upstream.transport import StreamHead, Transport
-from bkvy.models.errors import ClientDisconnected, StreamInterrupted, UpstreamError
+from bkvy.models.errors import ClientDisconnected, ClientStalled, StreamInterrupted, StreamShutdown, UpstreamError
 from bkvy.models.outcomes import AttemptOutcome
 from bkvy.models.types import Completion, ErrorClass, FinishReason, RateLimitHint, UpstreamReply, Usage
 
 log = logging.getLogger(__name__)
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
+# What a stream cut by bkvy's side of the client connection records (``LiveStream.cut_as``).
+_CUT_ERRORS: dict[AttemptOutcome, tuple[type[ClientDisconnected], str]] = {
+    AttemptOutcome.CLIENT_DISCONNECTED: (ClientDisconnected, "the client closed the stream"),
+    AttemptOutcome.CLIENT_STALLED: (ClientStalled, "the client stopped reading the stream"),
+    AttemptOutcome.SHUTDOWN: (StreamShutdown, "bkvy shut down during the stream"),
+}
 
 
 class StreamReply:
@@ -137,15 +144,13 @@ async def _read_capped(chunks: AsyncIterator[bytes]) -> bytes:
 
 @dataclass(slots=True)
 class _Tally:
-    """What the relayed stream carried, for the record (the text stays in memory only)."""
+    """What the relayed stream carried, for the record. Not its text: relayed, never kept (the record has no use
+    for it, and a long answer kept whole cost ~50 bytes a token, ~10 MB for 200k tokens; issue 16)."""
 
-    text_parts: list[str] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
 
     def add(self, delta: StreamDelta) -> None:
-        if delta.content:
-            self.text_parts.append(delta.content)
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
         if delta.usage is not None:
@@ -178,6 +183,7 @@ class LiveStream:
         self._idle_timeout_seconds = idle_timeout_seconds
         self._tally = _Tally()
         self._is_done = False
+        self._cut_outcome = AttemptOutcome.CLIENT_DISCONNECTED
 
     @property
     def candidate(self) -> Candidate:
@@ -201,15 +207,22 @@ class LiveStream:
                 async for batch in relayed:
                     yield batch
         except (GeneratorExit, asyncio.CancelledError):
-            self._finish_disconnected()
+            self._finish_cut()
             raise
         finally:
             await self._upstream.aclose()  # closes the aiohttp response: the provider sees the hang-up
 
     async def aclose(self) -> None:
         """Give up on a stream that will not be iterated (closes the upstream, records a disconnect)."""
-        self._finish_disconnected()
+        self._finish_cut()
         await self._upstream.aclose()
+
+    def cut_as(self, outcome: AttemptOutcome) -> None:
+        """Why the relay is about to stop iterating (``client_stalled``, ``shutdown``): what the cut records. Unset,
+        a stream stopped early records ``client_disconnected``. Raises ValueError for any other outcome."""
+        if outcome not in _CUT_ERRORS:
+            raise ValueError(f"not a cut outcome: {outcome.value}")
+        self._cut_outcome = outcome
 
     async def discard(self) -> None:
         """Close a stream that lost a race after reaching its first content; the race records it (``hedge_lost``)."""
@@ -255,7 +268,7 @@ class LiveStream:
 
     def _finish_completed(self) -> None:
         completion = Completion(
-            content="".join(self._tally.text_parts),
+            content="",  # relayed, not kept (``_Tally``)
             usage=self._tally.usage or Usage(),
             finish_reason=self._tally.finish_reason or FinishReason.STOP,
             rate_limit_hint=self._hint,
@@ -263,14 +276,15 @@ class LiveStream:
         self._is_done = True
         self._ledger.report(self._ledger.succeeded(completion), None)
 
-    def _finish_disconnected(self) -> None:
+    def _finish_cut(self) -> None:
         if self._is_done:
             return
         self._is_done = True
-        ledger, candidate = self._ledger, self._ledger.candidate
-        ledger.cut(AttemptOutcome.CLIENT_DISCONNECTED)
+        ledger, candidate, outcome = self._ledger, self._ledger.candidate, self._cut_outcome
+        ledger.cut(outcome)
         log.info(
-            "client_disconnected",
+            outcome.value,
             extra={"request_id": ledger.request.request_id, "provider": candidate.provider, "model": candidate.model},
         )
-        ledger.report(None, ClientDisconnected("the client closed the stream", attempts=ledger.attempt_dicts()))
+        error_class, message = _CUT_ERRORS[outcome]
+        ledger.report(None, error_class(message, attempts=ledger.attempt_dicts()))

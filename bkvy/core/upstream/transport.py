@@ -16,6 +16,12 @@ import aiohttp
 from bkvy.models.errors import UpstreamError
 from bkvy.models.types import ErrorClass, UpstreamReply, UpstreamRequest
 
+# A stream's read buffer, and one read at most. aiohttp stops reading the socket past twice its read buffer
+# (default 64 KiB), so a client that does not read holds up to that much of the upstream, in small bytes objects:
+# ~200 KB per stream. And ``iter_any`` handed over everything buffered, ~250 KB per read, decoded and re-encoded
+# whole in front of a blocked write (issue 16).
+_STREAM_READ_BYTES = 16 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class StreamHead:
@@ -88,7 +94,12 @@ class AiohttpTransport:
         body = None if request.json_body is None else json.dumps(request.json_body).encode()
         try:
             response = await session.request(
-                request.method, request.url, headers=request.headers, data=body, allow_redirects=False
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=body,
+                allow_redirects=False,
+                read_bufsize=_STREAM_READ_BYTES,
             )
         except TimeoutError:
             raise UpstreamError(ErrorClass.TIMEOUT, "upstream timed out") from None
@@ -102,7 +113,7 @@ class AiohttpTransport:
 
 async def _iter_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in response.content.iter_chunked(_STREAM_READ_BYTES):  # what has arrived, up to the cap
             yield chunk
     except TimeoutError:
         raise UpstreamError(ErrorClass.TIMEOUT, "upstream stream timed out") from None
