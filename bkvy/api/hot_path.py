@@ -24,6 +24,7 @@ from bkvy.api.body import read_body
 from bkvy.api.errors import failure_body, failure_of, method_not_allowed, new_request_id
 from bkvy.api.http_metrics import observe_http
 from bkvy.api.scrub_send import scrubbed_header_pairs
+from bkvy.api.server import ABORT_EXTENSION
 from bkvy.api.services import Services
 from bkvy.api.stream_relay import SseReply
 from bkvy.models.errors import ClientDisconnected
@@ -116,7 +117,7 @@ class HotPaths:
             if isinstance(reply, SseReply):
                 status, replying = 200, True
                 assert services.relays is not None  # built by Services.start
-                await services.relays.relay(send, receive, reply)
+                await services.relays.relay(send, receive, reply, abort=_abort_of(scope))
             else:
                 status = reply.status
                 try:
@@ -137,6 +138,12 @@ class HotPaths:
             await _send_json(send, status, payload, headers, services.scrubber)
         finally:  # a hot path is its own route template: these paths are fixed
             observe_http(services, exchange.path, method, status, time.perf_counter() - started)
+
+
+def _abort_of(scope: Scope) -> Callable[[], None] | None:
+    """The server's way to drop the connection at once (``api.server``), or None under another server."""
+    extension = (scope.get("extensions") or {}).get(ABORT_EXTENSION)
+    return extension["abort"] if extension else None
 
 
 async def _send_json(

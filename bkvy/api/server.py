@@ -40,6 +40,9 @@ _REQUEST_LINE_FRAMING_BYTES = 16  # method, " ", " HTTP/1.1", CRLF, and the blan
 _REFUSAL_LOG_EVERY = 1000
 
 
+ABORT_EXTENSION = "bkvy.abort_connection"  # scope["extensions"][it]["abort"](): drop the connection, no drain
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
     max_header_bytes: int
@@ -199,6 +202,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._is_awaiting_headers = False
         self._headers_started_at = None
         self._header_bytes = 0
+        # A stream whose client stopped reading is ended by aborting the connection (``api.stream_relay``): a
+        # close would wait for the full write buffer to drain, keeping the socket while the client never reads.
+        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
         HttpToolsProtocol.on_headers_complete(self)
 
     def _measured_header_bytes(self) -> int:

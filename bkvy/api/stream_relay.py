@@ -101,7 +101,9 @@ class StreamRelays:
         for relay in list(self._live):
             relay.cut(AttemptOutcome.SHUTDOWN)
 
-    async def relay(self, send: Send, receive: Receive, reply: SseReply) -> None:
+    async def relay(
+        self, send: Send, receive: Receive, reply: SseReply, *, abort: Callable[[], None] | None = None
+    ) -> None:
         """Relay the events, one body message each (no buffering), until they end, the client leaves or stops
         reading, or shutdown ends the stream."""
         task = asyncio.current_task()
@@ -113,7 +115,7 @@ class StreamRelays:
         if self._is_ending:
             relay.cut(AttemptOutcome.SHUTDOWN)
         try:
-            await _relay_events(send, receive, reply, relay, self._scrubber)
+            await _relay_events(send, receive, reply, relay, self._scrubber, abort)
         finally:
             self._live.discard(relay)
 
@@ -131,7 +133,14 @@ class StreamRelays:
             self._watchdog = self._clock.call_later(self._tick_seconds, self._tick)
 
 
-async def _relay_events(send: Send, receive: Receive, reply: SseReply, relay: _Relay, scrubber: Scrubber) -> None:
+async def _relay_events(
+    send: Send,
+    receive: Receive,
+    reply: SseReply,
+    relay: _Relay,
+    scrubber: Scrubber,
+    abort: Callable[[], None] | None,
+) -> None:
     """ASGI servers before spec 2.4 drop writes to a closed connection silently, so a watcher waits for
     ``http.disconnect`` and cancels the relay. (A task group, as Starlette's StreamingResponse uses, costs ~200 µs
     per stream; this costs one task.)"""
@@ -165,7 +174,9 @@ async def _relay_events(send: Send, receive: Receive, reply: SseReply, relay: _R
         await reply.stream.aclose()  # records the cut (``LiveStream.cut_as``) unless done, closes the upstream
         if relay.cut_outcome is AttemptOutcome.SHUTDOWN:
             await _send_closing_error(send, reply)
-        # client_stalled: the response stays incomplete; the server closes the connection once the app returns
+        elif relay.cut_outcome is AttemptOutcome.CLIENT_STALLED and abort is not None:
+            abort()  # the client reads nothing: drop the socket now rather than wait for its buffer to drain
+        # else the response stays incomplete; the server closes the connection once the app returns
     finally:
         is_finished = True
         if watcher is not None:

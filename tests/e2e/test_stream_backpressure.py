@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bkvy.api.app import create_app
+from bkvy.api.server import ConnectionLimits, guarded_http_protocol
 from bkvy.core.config.settings import load_settings
 from bkvy.core.execution.executor import RequestOutcome
 from bkvy.demo import demo_config
@@ -43,20 +44,21 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def _server(fleet: SimFleet) -> AsyncIterator[tuple[FastAPI, int]]:
+async def _server(fleet: SimFleet) -> AsyncIterator[tuple[FastAPI, int, uvicorn.Server]]:
     settings = load_settings(
         {}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), stream_write_timeout_seconds=STALL_TIMEOUT_SECONDS
     )
     app = create_app(settings, demo_config(fleet))
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    protocol = guarded_http_protocol(ConnectionLimits.from_settings(settings))  # as main.py serves
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=protocol))
     serving = asyncio.create_task(server.serve())
     try:
         for _ in range(500):  # ≤ 5 s
             if server.started:
                 break
             await asyncio.sleep(0.01)
-        yield app, port
+        yield app, port, server
     finally:
         server.should_exit = True
         await serving
@@ -78,7 +80,7 @@ async def _unread_stream(port: int) -> socket.socket:
 
 async def test_a_client_that_stops_reading_is_cut_as_stalled_and_the_upstream_released(fleet: SimFleet) -> None:
     fleet.servers["openai"].knobs("gpt-4o-mini").tokens_per_reply = LONG_ANSWER_TOKENS
-    async with _server(fleet) as (app, port):
+    async with _server(fleet) as (app, port, _):
         outcomes: list[RequestOutcome] = []
         ended = asyncio.Event()
         app.state.services.executor.add_observer(lambda outcome: (outcomes.append(outcome), ended.set()))
@@ -104,7 +106,7 @@ async def test_each_unread_stream_holds_a_bounded_buffer(fleet: SimFleet) -> Non
     buffer on the way full. Before the fix each held ~1.8 MB of Python objects here, after it ~0.35 MB."""
     streams = 3
     fleet.servers["openai"].knobs("gpt-4o-mini").tokens_per_reply = MEMORY_ANSWER_TOKENS
-    async with _server(fleet) as (app, port):
+    async with _server(fleet) as (app, port, _):
         cut_memory: list[int] = []
         first_cut = asyncio.Event()
 
@@ -125,3 +127,22 @@ async def test_each_unread_stream_holds_a_bounded_buffer(fleet: SimFleet) -> Non
             sock.close()
         per_stream_bytes = (cut_memory[0] - before) / streams
         assert per_stream_bytes < 800_000, f"{per_stream_bytes / 1000:.0f} KB per unread stream"
+
+
+async def test_a_stalled_client_s_connection_is_dropped_at_once_not_left_to_drain(fleet: SimFleet) -> None:
+    """A close would wait for the full write buffer to drain, which a client that reads nothing never allows:
+    the socket (and its descriptor) would stay. The stall aborts the connection instead (``api.server``)."""
+    fleet.servers["openai"].knobs("gpt-4o-mini").tokens_per_reply = LONG_ANSWER_TOKENS
+    async with _server(fleet) as (app, port, server):
+        ended = asyncio.Event()
+        app.state.services.executor.add_observer(lambda outcome: ended.set())
+        sock = await _unread_stream(port)
+        try:
+            await asyncio.wait_for(ended.wait(), 10)
+            for _ in range(200):  # ≤ 2 s; the client still reads nothing
+                if not server.server_state.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert not server.server_state.connections
+        finally:
+            sock.close()
