@@ -145,7 +145,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
     import uvicorn
 
     from bkvy.api.app import create_app
-    from bkvy.api.server import ConnectionLimits, guarded_http_protocol
+    from bkvy.api.server import ConnectionCounts, ConnectionLimits, guarded_http_protocol
 
     fleet = None
     if demo:
@@ -160,7 +160,8 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
         print(config_summary(config), file=sys.stderr)
     else:
         config = config_source()
-    app = create_app(settings, config, config_source=config_source)
+    connection_counts = ConnectionCounts()  # the protocol's tallies, on /metrics
+    app = create_app(settings, config, config_source=config_source, connections_ended=connection_counts.by_reason)
     # proxy_headers=False: the client address is the socket peer; X-Forwarded-For is honoured only
     # for configured trusted proxies, by bkvy itself (SPEC §8).
     server = _graceful_server_class()(
@@ -174,7 +175,9 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
             server_header=False,
             access_log=False,
             loop="auto",
-            http=guarded_http_protocol(ConnectionLimits.from_settings(settings)),  # header cap, read timeouts
+            http=guarded_http_protocol(
+                ConnectionLimits.from_settings(settings), connection_counts
+            ),  # header cap, timeouts
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,7 @@ def create_app(
     transport: Transport | None = None,
     rng: random.Random | None = None,
     config_source: Callable[[], GatewayConfig] | None = None,
+    connections_ended: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """Build the app; its lifespan starts every service and stops them on shutdown. ``config_source`` is what a
     reload reads (default: the files in ``settings.config_dir``); it raises ConfigError."""
@@ -135,6 +136,8 @@ def create_app(
             rng=rng,
             config_source=config_source,
         )
+        if connections_ended is not None:  # the server's own tallies (``api.server.ConnectionCounts``)
+            services.connections_ended = connections_ended
         app.state.services = services
         # Config, routes and services live as long as the process: keep them out of every GC pass. With
         # main.py's GC thresholds, measured on /llm/direct at c=64 (benchmarks/run.py --quick, 2026-12-01):

@@ -40,6 +40,7 @@ async def start_records(services: Any) -> Records:
         configured,
         queue_depth=lambda: _queue_depth(services),
         circuits=lambda: circuit_samples(getattr(services, "circuits", None)),
+        connections_ended=lambda: services.connections_ended,
     )
     records = records_from_settings(services.settings, services.clock, metrics, scrubber=services.scrubber)
     await records.start()

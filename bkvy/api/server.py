@@ -86,15 +86,24 @@ class _HeadersTooLarge(Exception):
     """Raised inside the parser's callback to stop it before the app sees the request."""
 
 
-class _Refusals:
-    """How many connections this server refused (over the cap); logged every ``_REFUSAL_LOG_EVERY``."""
+class ConnectionCounts:
+    """Connections this server ended itself, by reason (``bkvy_connections_ended_total{reason}`` on /metrics):
+    ``too_many_connections`` (over BKVY_MAX_CONNECTIONS), ``headers_too_large``, ``header_timeout``,
+    ``idle_timeout`` (not one byte sent), ``body_timeout``. Refusals are also logged every ``_REFUSAL_LOG_EVERY``."""
+
+    REASONS = ("too_many_connections", "headers_too_large", "header_timeout", "idle_timeout", "body_timeout")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.by_reason = dict.fromkeys(self.REASONS, 0)
+
+    def add(self, reason: str) -> int:
+        self.by_reason[reason] += 1
+        return self.by_reason[reason]
 
 
-def guarded_http_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
-    """A protocol class for ``uvicorn.Config(http=...)``, bound to ``limits``; one per server."""
+def guarded_http_protocol(limits: ConnectionLimits, counts: ConnectionCounts | None = None) -> type[HttpToolsProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)``, bound to ``limits``; one per server. ``counts`` tallies
+    the connections it ends (give the same object to ``create_app`` for /metrics)."""
     replies = {
         _HEADERS_TOO_LARGE: _reply(
             _HEADERS_TOO_LARGE,
@@ -114,7 +123,7 @@ def guarded_http_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"limits": limits, "replies": replies, "refusals": _Refusals()},
+        {"limits": limits, "replies": replies, "counts": counts or ConnectionCounts()},
     )
 
 
@@ -123,7 +132,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     limits: ConnectionLimits
     replies: dict[int, bytes]
-    refusals: _Refusals
+    counts: ConnectionCounts
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -140,11 +149,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self.refusals.count += 1
-            if self.refusals.count % _REFUSAL_LOG_EVERY == 1:
+            refused = self.counts.add("too_many_connections")
+            if refused % _REFUSAL_LOG_EVERY == 1:
                 log.warning(
                     "connection_refused",
-                    extra={"refused_count": self.refusals.count, "max_connections": self.limits.max_connections},
+                    extra={"refused_count": refused, "max_connections": self.limits.max_connections},
                 )
             self._reply_and_close(_TOO_MANY_CONNECTIONS)
             return
@@ -180,6 +189,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _HeadersTooLarge):
+                self.counts.add("headers_too_large")
                 self._reply_and_close(_HEADERS_TOO_LARGE)
                 return
             self.send_400_response("Invalid HTTP request received.")
@@ -194,6 +204,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         if self._is_awaiting_headers:
+            self.counts.add("headers_too_large")
             self._reply_and_close(_HEADERS_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
@@ -233,8 +244,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if remaining > 0:
                 self._arm(remaining)
             elif self._header_bytes == 0:  # not one byte of a request: nobody to answer
+                self.counts.add("idle_timeout")
                 self.transport.close()
             else:
+                self.counts.add("header_timeout")
                 self._reply_and_close(_REQUEST_TIMEOUT)
             return
         cycle = self.cycle
@@ -244,10 +257,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         remaining = self._read_at + self.limits.body_read_timeout_seconds - now
         if remaining > 0:
             self._arm(remaining)
-        elif cycle.response_started:
-            self.transport.close()
         else:
-            self._reply_and_close(_REQUEST_TIMEOUT)
+            self.counts.add("body_timeout")
+            if cycle.response_started:
+                self.transport.close()
+            else:
+                self._reply_and_close(_REQUEST_TIMEOUT)
 
     def _reply_and_close(self, status: int) -> None:
         if self.cycle is not None and not self.cycle.response_complete:

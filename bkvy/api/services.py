@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from bkvy.api.observability import spend_observer, start_records
@@ -65,6 +65,7 @@ class Services:
     config_source: Callable[[], GatewayConfig] | None = None  # what ``reload`` reads; raises ConfigError
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
+    connections_ended: Mapping[str, int] = field(default_factory=dict)  # ``api.server.ConnectionCounts``, if served
     relays: StreamRelays | None = None  # the streams being relayed: write watchdog, shutdown cut
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one

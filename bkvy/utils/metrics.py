@@ -8,7 +8,7 @@ text (client ids, unknown names, messages) never becomes a label.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -38,9 +38,15 @@ class CircuitSample:
 class _LiveCollector(Collector):
     """Values read at scrape time: queue depth and circuit states."""
 
-    def __init__(self, queue_depth: Callable[[], int], circuits: Callable[[], Iterable[CircuitSample]]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], int],
+        circuits: Callable[[], Iterable[CircuitSample]],
+        connections_ended: Callable[[], Mapping[str, int]],
+    ) -> None:
         self._queue_depth = queue_depth
         self._circuits = circuits
+        self._connections_ended = connections_ended
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bkvy_queue_depth", "Requests waiting for a rate-limit slot", value=self._queue_depth())
@@ -55,6 +61,14 @@ class _LiveCollector(Collector):
                     [sample.provider, sample.model, sample.key_id, state], 1.0 if sample.state == state else 0.0
                 )
         yield states
+        ended = CounterMetricFamily(
+            "bkvy_connections_ended",
+            "Connections the server ended itself: over the connection cap, headers too large, read timeouts",
+            labels=["reason"],
+        )
+        for reason, count in self._connections_ended().items():
+            ended.add_metric([reason], float(count))
+        yield ended
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -127,6 +141,7 @@ class GatewayMetrics:
         *,
         queue_depth: Callable[[], int] = lambda: 0,
         circuits: Callable[[], Iterable[CircuitSample]] = lambda: (),
+        connections_ended: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         """``configured``: every (provider, model, key_id) of the config: the only label values allowed."""
         self._keys = set(configured)
@@ -177,7 +192,7 @@ class GatewayMetrics:
                 ]
             )
         )
-        self.registry.register(_LiveCollector(queue_depth, circuits))
+        self.registry.register(_LiveCollector(queue_depth, circuits, connections_ended))
 
     def observe_served(
         self,

@@ -4,6 +4,7 @@ connection cap. Timeouts are configured short (0.3 s) and every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import uvicorn
 
-from bkvy.api.server import ConnectionLimits, default_max_connections, guarded_http_protocol
+from bkvy.api.server import ConnectionCounts, ConnectionLimits, default_max_connections, guarded_http_protocol
 from bkvy.core.config.settings import load_settings
 
 TIMEOUT_SECONDS = 0.3
@@ -49,6 +50,17 @@ async def echo_length_app(scope, receive, send) -> None:  # type: ignore[no-unty
 @dataclass
 class RunningServer:
     port: int
+    counts: ConnectionCounts
+
+    @contextlib.contextmanager
+    def ends_one(self, reason: str) -> Iterator[None]:
+        """The block makes the server end exactly one connection for ``reason`` (bkvy_connections_ended_total)."""
+        before = dict(self.counts.by_reason)
+        yield
+        deadline = time.monotonic() + WAIT_LIMIT_SECONDS  # the server thread may count just after the client saw it
+        while self.counts.by_reason == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.counts.by_reason == {**before, reason: before[reason] + 1}
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT_LIMIT_SECONDS)
@@ -61,7 +73,7 @@ def server() -> Iterator[RunningServer]:
         echo_length_app,
         host="127.0.0.1",
         port=0,
-        http=guarded_http_protocol(LIMITS),
+        http=guarded_http_protocol(LIMITS, counts := ConnectionCounts()),
         lifespan="off",
         log_level="warning",
         timeout_keep_alive=30,
@@ -74,7 +86,7 @@ def server() -> Iterator[RunningServer]:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.01)
     port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-    yield RunningServer(port)
+    yield RunningServer(port, counts)
     uvicorn_server.should_exit = True
     thread.join(WAIT_LIMIT_SECONDS)
 
@@ -132,11 +144,12 @@ def test_headers_just_under_the_cap_and_a_large_body_in_one_read_are_answered(se
 
 def test_headers_past_the_cap_get_431(server: RunningServer) -> None:
     header = b"x-filler: " + b"a" * (100 * 1024) + b"\r\n"
-    with server.connect() as sock:
-        sock.sendall(request(headers=header))
-        reply = read_until_closed(sock)
-    assert status_of(reply) == 431
-    assert b'"code": "request_header_fields_too_large"' in reply
+    with server.ends_one("headers_too_large"):
+        with server.connect() as sock:
+            sock.sendall(request(headers=header))
+            reply = read_until_closed(sock)
+        assert status_of(reply) == 431
+        assert b'"code": "request_header_fields_too_large"' in reply
 
 
 def test_an_endless_header_is_refused_before_it_is_buffered(server: RunningServer) -> None:
@@ -164,35 +177,37 @@ def test_an_endless_header_is_refused_before_it_is_buffered(server: RunningServe
 
 
 def test_a_connection_that_sends_nothing_is_closed(server: RunningServer) -> None:
-    with server.connect() as sock:
+    with server.ends_one("idle_timeout"), server.connect() as sock:
         started = time.monotonic()
         assert read_until_closed(sock) == b""  # closed without a reply: there was no request
         assert time.monotonic() - started < WAIT_LIMIT_SECONDS
 
 
 def test_a_header_trickle_gets_408_and_is_closed(server: RunningServer) -> None:
-    with server.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n")
-        sock.settimeout(0.05)
-        started = time.monotonic()
-        reply = b""
-        while time.monotonic() - started < WAIT_LIMIT_SECONDS:
-            try:
-                sock.sendall(b"x-a: b\r\n")  # a header line every 50 ms: never idle, never done
-                reply = sock.recv(65536)
-                break
-            except TimeoutError:
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                break
-    assert status_of(reply) == 408
+    with server.ends_one("header_timeout"):
+        with server.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n")
+            sock.settimeout(0.05)
+            started = time.monotonic()
+            reply = b""
+            while time.monotonic() - started < WAIT_LIMIT_SECONDS:
+                try:
+                    sock.sendall(b"x-a: b\r\n")  # a header line every 50 ms: never idle, never done
+                    reply = sock.recv(65536)
+                    break
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+        assert status_of(reply) == 408
 
 
 def test_a_stalled_body_gets_408_and_is_closed(server: RunningServer) -> None:
-    with server.connect() as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: test\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
-        reply = read_until_closed(sock)
-    assert status_of(reply) == 408 and b'"code": "request_timeout"' in reply
+    with server.ends_one("body_timeout"):
+        with server.connect() as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: test\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+            reply = read_until_closed(sock)
+        assert status_of(reply) == 408 and b'"code": "request_timeout"' in reply
 
 
 def test_an_app_slower_than_the_read_timeouts_is_not_cut(server: RunningServer) -> None:
@@ -209,7 +224,7 @@ def test_connections_past_the_cap_get_503_while_open_ones_work(server: RunningSe
         for sock in open_socks:
             sock.sendall(keep_alive)
             assert status_of(read_one_reply(sock)) == 200
-        with server.connect() as refused:
+        with server.ends_one("too_many_connections"), server.connect() as refused:
             reply = read_until_closed(refused)
         assert status_of(reply) == 503 and b'"code": "too_many_connections"' in reply
         assert b"\r\nretry-after: 1\r\n" in reply
