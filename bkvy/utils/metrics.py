@@ -38,9 +38,15 @@ class CircuitSample:
 class _LiveCollector(Collector):
     """Values read at scrape time: queue depth and circuit states."""
 
-    def __init__(self, queue_depth: Callable[[], int], circuits: Callable[[], Iterable[CircuitSample]]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], int],
+        circuits: Callable[[], Iterable[CircuitSample]],
+        shared_state_up: Callable[[], float | None] = lambda: None,
+    ) -> None:
         self._queue_depth = queue_depth
         self._circuits = circuits
+        self._shared_state_up = shared_state_up
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bkvy_queue_depth", "Requests waiting for a rate-limit slot", value=self._queue_depth())
@@ -55,6 +61,11 @@ class _LiveCollector(Collector):
                     [sample.provider, sample.model, sample.key_id, state], 1.0 if sample.state == state else 0.0
                 )
         yield states
+        shared_up = self._shared_state_up()
+        if shared_up is not None:  # only with REDIS_URL set
+            yield GaugeMetricFamily(
+                "bkvy_shared_state_up", "1 when Redis (shared state) is usable, 0 when on local state", value=shared_up
+            )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -127,6 +138,7 @@ class GatewayMetrics:
         *,
         queue_depth: Callable[[], int] = lambda: 0,
         circuits: Callable[[], Iterable[CircuitSample]] = lambda: (),
+        shared_state_up: Callable[[], float | None] = lambda: None,
     ) -> None:
         """``configured``: every (provider, model, key_id) of the config: the only label values allowed."""
         self._keys = set(configured)
@@ -177,7 +189,7 @@ class GatewayMetrics:
                 ]
             )
         )
-        self.registry.register(_LiveCollector(queue_depth, circuits))
+        self.registry.register(_LiveCollector(queue_depth, circuits, shared_state_up))
 
     def observe_served(
         self,
