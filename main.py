@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,12 +32,22 @@ from bkvy.utils.scrubber import redact_url
 log = logging.getLogger("bkvy")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bkvy", description="bkvy LLM API gateway")
     parser.add_argument("--demo", action="store_true", help="run a simulated provider fleet on loopback")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--host", help="listen address (default 0.0.0.0, or BKVY_HOST)")
     parser.add_argument("--port", type=int, help="listen port (default 10006, or BKVY_PORT)")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes on one port (more than 1 needs REDIS_URL)"
+    )
     parser.add_argument(
         "--log-level", default=os.environ.get("BKVY_LOG_LEVEL", "info"), choices=["debug", "info", "warning", "error"]
     )
@@ -141,7 +152,9 @@ def _reload_on_sighup(app, server) -> Callable[[], None]:
     return on_sighup
 
 
-async def _serve(settings: Settings, demo: bool, log_level: str, config_source: ConfigSource) -> None:
+async def _serve(
+    settings: Settings, demo: bool, log_level: str, config_source: ConfigSource, sock: socket.socket | None = None
+) -> None:
     import uvicorn
 
     from bkvy.api.app import create_app
@@ -187,7 +200,7 @@ async def _serve(settings: Settings, demo: bool, log_level: str, config_source: 
     if has_sighup:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup(app, server))
     try:
-        await server.serve()
+        await server.serve(sockets=None if sock is None else [sock])
     finally:
         if has_sighup:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -228,6 +241,25 @@ def _fresh_demo_state(log_dir: Path) -> None:
             (log_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
 
+def _serve_workers(settings: Settings, args: argparse.Namespace, config_source: ConfigSource) -> int:
+    """``--workers N`` (bkvy/api/workers.py): refused without REDIS_URL, exit 2 with one line."""
+    from bkvy.api.workers import WORKERS_NEED_REDIS, bind_sockets, serve_workers
+
+    if settings.redis_url is None:
+        print(WORKERS_NEED_REDIS.format(count=args.workers), file=sys.stderr)
+        return 2
+    if not args.demo:
+        config_source()  # a bad config stops here, once, not in every worker
+    sockets = bind_sockets(settings.host, settings.port, args.workers)
+
+    def run_worker(sock: socket.socket) -> int:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(_serve(settings, args.demo, args.log_level, config_source, sock))
+        return 0
+
+    return serve_workers(sockets, run_worker)
+
+
 def _run(coroutine) -> None:
     """uvloop where available: uvicorn's own loop choice does not apply when we own the loop."""
     try:
@@ -262,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             settings = _demo_settings(settings, explicit_host=bool(args.host))
             _fresh_demo_state(settings.log_dir)
+        if args.workers > 1:
+            return _serve_workers(settings, args, config_source)
         _run(_serve(settings, args.demo, args.log_level, config_source))
     except ConfigError as error:
         print(f"bkvy: configuration error: {error}", file=sys.stderr)

@@ -41,6 +41,7 @@ async def start_records(services: Any) -> Records:
         queue_depth=lambda: _queue_depth(services),
         circuits=lambda: circuit_samples(getattr(services, "circuits", None)),
         connections_ended=lambda: services.connections_ended,
+        shared_state_up=lambda: _shared_state_up(services),
     )
     records = records_from_settings(services.settings, services.clock, metrics, scrubber=services.scrubber)
     await records.start()
@@ -172,6 +173,12 @@ def circuit_samples(circuits: Any) -> list[CircuitSample]:
         CircuitSample(s.key.provider, s.key.model, s.key.key_id, getattr(s.state, "value", str(s.state)))
         for s in snapshots()
     ]
+
+
+def _shared_state_up(services: Any) -> float | None:
+    """1 or 0 with REDIS_URL set (Redis usable or not); None (no gauge) in the embedded mode."""
+    shared = getattr(services, "shared", None)
+    return None if shared is None else float(shared.is_up)
 
 
 def _queue_depth(services: Any) -> int:

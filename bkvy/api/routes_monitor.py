@@ -13,8 +13,12 @@ from bkvy.utils.scrubber import redact_url
 
 async def health(request: Request) -> dict:
     services = services_of(request)
+    shared = services.shared
+    is_degraded = shared is not None and not shared.is_up
     return {
-        "status": "ok",
+        "status": "degraded" if is_degraded else "ok",
+        **({"degraded_reason": shared.down_reason} if is_degraded and shared is not None else {}),
+        **({"replica": shared.replica_id} if shared is not None else {}),  # host:pid:random, with REDIS_URL
         "providers": len(services.config.providers),
         "models": sum(len(p.models) for p in services.config.providers.values()),
         "scenarios": len(services.config.routing.scenarios),

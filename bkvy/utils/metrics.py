@@ -43,10 +43,12 @@ class _LiveCollector(Collector):
         queue_depth: Callable[[], int],
         circuits: Callable[[], Iterable[CircuitSample]],
         connections_ended: Callable[[], Mapping[str, int]],
+        shared_state_up: Callable[[], float | None],
     ) -> None:
         self._queue_depth = queue_depth
         self._circuits = circuits
         self._connections_ended = connections_ended
+        self._shared_state_up = shared_state_up
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("bkvy_queue_depth", "Requests waiting for a rate-limit slot", value=self._queue_depth())
@@ -69,6 +71,11 @@ class _LiveCollector(Collector):
         for reason, count in self._connections_ended().items():
             ended.add_metric([reason], float(count))
         yield ended
+        shared_up = self._shared_state_up()
+        if shared_up is not None:  # only with REDIS_URL set
+            yield GaugeMetricFamily(
+                "bkvy_shared_state_up", "1 when Redis (shared state) is usable, 0 when on local state", value=shared_up
+            )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -142,6 +149,7 @@ class GatewayMetrics:
         queue_depth: Callable[[], int] = lambda: 0,
         circuits: Callable[[], Iterable[CircuitSample]] = lambda: (),
         connections_ended: Callable[[], Mapping[str, int]] = dict,
+        shared_state_up: Callable[[], float | None] = lambda: None,
     ) -> None:
         """``configured``: every (provider, model, key_id) of the config: the only label values allowed."""
         self._keys = set(configured)
@@ -192,7 +200,7 @@ class GatewayMetrics:
                 ]
             )
         )
-        self.registry.register(_LiveCollector(queue_depth, circuits, connections_ended))
+        self.registry.register(_LiveCollector(queue_depth, circuits, connections_ended, shared_state_up))
 
     def observe_served(
         self,

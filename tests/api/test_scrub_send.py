@@ -66,3 +66,9 @@ def test_configured_secrets_are_keys_url_credentials_and_the_admin_and_monitor_k
     settings = load_settings({}, log_dir=tempfile.mkdtemp(), admin_api_key="a" * 20, monitor_api_key="m" * 20)
     config = _config(KEY)
     assert set(configured_secrets(settings, config)) == {KEY, "a" * 20, "m" * 20}
+
+
+def test_the_redis_password_is_a_configured_secret() -> None:
+    password = "redis-pass-" + "r" * 16
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(), redis_url=f"redis://:{password}@127.0.0.1:6379/0")
+    assert password in configured_secrets(settings, _config(KEY))
