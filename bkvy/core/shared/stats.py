@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
 from bkvy.core.shared.state import SharedState, SharedStateDown
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 SHARED_DAYS = 40  # days of daily totals kept in Redis (the local file keeps every day)
 _LIVE_KEEP_SECONDS = 367 * DAY_SECONDS  # the longest live bucket series (days) plus a day
 _BAD_SNAPSHOT = (ValueError, TypeError, KeyError, AttributeError)
+_BULK_TIMEOUT_SECONDS = 2.0  # a publish or a merge (off the request path)
+_DAYS_PER_PUBLISH = 8  # day totals per publish: tens of KB each
+_BUCKETS_PER_PUBLISH = 240  # dashboard buckets per publish: 1-3 KB each
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,6 @@ class FleetStats:
         self._unpublished_live: dict[str, DayTotals] = {}
         self._evicted_live: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-        self.published = asyncio.Event()  # set after each publish that reached Redis (tests await it)
         if live is not None:
             live.track_changes()
         shared.on_change(self._on_shared_change)
@@ -117,19 +122,33 @@ class FleetStats:
             self._evicted_live.difference_update(changed)
         if not days and not self._unpublished_live and not self._evicted_live:
             return True
-        day_texts = {day: (version, _text(totals)) for day, (version, totals) in days.items()}
-        live_texts = {name: _text(bucket) for name, bucket in self._unpublished_live.items()}
-        evicted = sorted(self._evicted_live)
+        # at most a batch per round trip (a start-up's 40 days, a backlog after an outage): the rest next time
+        batch_days = sorted(days, reverse=True)[:_DAYS_PER_PUBLISH]
+        day_texts = {day: (days[day][0], _text(days[day][1])) for day in batch_days}
+        live_texts = {name: _text(bucket) for name, bucket in _first(self._unpublished_live, _BUCKETS_PER_PUBLISH)}
+        evicted = sorted(self._evicted_live)[:_BUCKETS_PER_PUBLISH]
         try:
-            await self._shared.call(lambda client: self._publish(client, day_texts, live_texts, evicted))
+            await self._bulk(lambda client: self._publish(client, day_texts, live_texts, evicted))
         except SharedStateDown:
             return False
         self._published_versions.update({day: version for day, (version, _) in day_texts.items()})
         for name in live_texts:
             self._unpublished_live.pop(name, None)
         self._evicted_live.difference_update(evicted)
-        self.published.set()
         return True
+
+    async def _bulk(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
+        """``operation(client)`` bounded by ``_BULK_TIMEOUT_SECONDS``, not REDIS_TIMEOUT_MS: a publish or a merge
+        moves up to megabytes, off the request path; its failure is only this one's (no fleet-wide fallback:
+        the heartbeat judges whether Redis is down). Raises SharedStateDown."""
+        if not self._shared.is_up:
+            raise SharedStateDown(self._shared.down_reason)
+        try:
+            async with asyncio.timeout(_BULK_TIMEOUT_SECONDS):  # real I/O: asyncio's timer, not the clock
+                return await operation(self._shared.client)
+        except (RedisError, OSError, TimeoutError) as error:
+            log.warning("fleet_stats_redis_failed", extra={"error": type(error).__name__})
+            raise SharedStateDown(type(error).__name__) from None
 
     async def _publish(
         self, client: Redis, day_texts: dict[str, tuple[int, str]], live_texts: dict[str, str], evicted: list[str]
@@ -161,23 +180,26 @@ class FleetStats:
         assert self._daily is not None
         daily = self._daily
         try:
-            others = await self._shared.call(self._read_days)
+            raw = await self._bulk(self._read_days)
         except SharedStateDown:
             return daily, FleetView(1, True)
+        others = await asyncio.to_thread(self._parse_days, raw)  # up to megabytes of JSON: off the event loop
         ids = {stats_id for by_id in others.values() for stats_id in by_id} | {self._id}
         merged = {day: list(by_id.values()) for day, by_id in others.items()}
         return daily.with_others(merged), FleetView(len(ids), False)
 
-    async def _read_days(self, client: Redis) -> dict[str, dict[str, DayTotals]]:
+    async def _read_days(self, client: Redis) -> list[tuple[Any, dict[Any, Any]]]:
         now_wall = self._clock.wall()
         days = await client.zrangebyscore(self._key("days"), now_wall - (SHARED_DAYS + 1) * DAY_SECONDS, "+inf")
         pipe = client.pipeline(transaction=False)
         for day in days:
             pipe.hgetall(self._key("day", _text_of(day)))
-        snapshots = await pipe.execute()
+        return list(zip(days, await pipe.execute(), strict=True))
+
+    def _parse_days(self, raw: list[tuple[Any, dict[Any, Any]]]) -> dict[str, dict[str, DayTotals]]:
         max_keys = self._daily.max_keys if self._daily is not None else 1
         found: dict[str, dict[str, DayTotals]] = {}
-        for day, by_id in zip(days, snapshots, strict=True):
+        for day, by_id in raw:
             for stats_id, text in by_id.items():
                 if _text_of(stats_id) != self._id:
                     totals = _totals(text, max_keys)
@@ -192,16 +214,10 @@ class FleetStats:
         assert self._live is not None
         fields = self._live.fields_for(range_seconds, now_wall, point_seconds)
         try:
-            by_id = await self._shared.call(lambda client: self._read_live(client, fields, now_wall))
+            by_id = await self._bulk(lambda client: self._read_live(client, fields, now_wall))
         except SharedStateDown:
             return [], FleetView(1, True)
-        max_keys = self._live.max_keys
-        others = [
-            (name, totals)
-            for texts in by_id.values()
-            for name, text in zip(fields, texts, strict=True)
-            if text is not None and (totals := _totals(text, max_keys)) is not None
-        ]
+        others = await asyncio.to_thread(_parse_buckets, by_id, fields, self._live.max_keys)
         with_data = sum(1 for texts in by_id.values() if any(text is not None for text in texts))
         return others, FleetView(1 + with_data, False)
 
@@ -214,6 +230,23 @@ class FleetStats:
         for stats_id in others:
             pipe.hmget(self._key("live", stats_id), fields)
         return dict(zip(others, await pipe.execute(), strict=True))
+
+
+def _parse_buckets(by_id: dict[str, list[Any]], fields: list[str], max_keys: int) -> list[tuple[str, DayTotals]]:
+    return [
+        (name, totals)
+        for texts in by_id.values()
+        for name, text in zip(fields, texts, strict=True)
+        if text is not None and (totals := _totals(text, max_keys)) is not None
+    ]
+
+
+def _first(mapping: dict[str, DayTotals], count: int) -> list[tuple[str, DayTotals]]:
+    return sorted(mapping.items(), key=_newest_first)[:count]
+
+
+def _newest_first(pair: tuple[str, DayTotals]) -> tuple[int, str]:
+    return -int(pair[0][2:]), pair[0]
 
 
 def _text(totals: DayTotals) -> str:
