@@ -22,7 +22,7 @@ from bkvy.utils.metrics import CircuitSample, GatewayMetrics
 from bkvy.utils.recorder import Records
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 from bkvy.utils.scrubber import Scrubber
-from bkvy.utils.transaction_log import TransactionLog
+from bkvy.utils.transaction_log import DEFAULT_STEM, TransactionLog
 
 _MAX_ERROR_MESSAGE_CHARS = 300
 
@@ -43,17 +43,32 @@ async def start_records(services: Any) -> Records:
         connections_ended=lambda: services.connections_ended,
         shared_state_up=lambda: _shared_state_up(services),
     )
-    records = records_from_settings(services.settings, services.clock, metrics, scrubber=services.scrubber)
+    slot = getattr(services, "slot", None)  # REDIS_URL: this process's own files in a shared LOG_DIR
+    records = records_from_settings(
+        services.settings,
+        services.clock,
+        metrics,
+        scrubber=services.scrubber,
+        slot_name=None if slot is None else slot.name,
+    )
     await records.start()
     services.executor.add_observer(partial(observe_outcome, records))
     return records
 
 
 def records_from_settings(
-    settings: Settings, clock: Clock, metrics: GatewayMetrics, *, scrubber: Scrubber | None = None
+    settings: Settings,
+    clock: Clock,
+    metrics: GatewayMetrics,
+    *,
+    scrubber: Scrubber | None = None,
+    slot_name: str | None = None,
 ) -> Records:
-    """The sinks the settings enable, under ``settings.log_dir``; ``scrubber`` masks secrets in each record."""
+    """The sinks the settings enable, under ``settings.log_dir``; ``scrubber`` masks secrets in each record.
+    ``slot_name`` (one process of several sharing LOG_DIR): its own ``transactions.<slot>.csv`` and
+    ``daily_stats.<slot>.json``."""
     log_dir = settings.log_dir
+    suffix = "" if slot_name is None else f".{slot_name}"
     transaction_log = None
     if settings.transaction_logging:
         transaction_log = TransactionLog(
@@ -61,11 +76,12 @@ def records_from_settings(
             clock,
             max_bytes=settings.transaction_log_max_bytes,
             retention_days=settings.transaction_log_retention_days,
+            stem=f"{DEFAULT_STEM}{suffix}",
         )
     max_keys = settings.stats_max_keys_per_dimension
     daily_stats = None
     if settings.summary_stats:
-        daily_stats = DailyStats(log_dir / "daily_stats.json", clock, max_keys_per_dimension=max_keys)
+        daily_stats = DailyStats(log_dir / f"daily_stats{suffix}.json", clock, max_keys_per_dimension=max_keys)
     live = LiveStats(max_keys_per_dimension=max_keys) if settings.dashboard_enabled else None
     return Records(
         clock=clock,

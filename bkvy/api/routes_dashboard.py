@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from bkvy.api.deps import services_of
 from bkvy.api.observability import circuit_samples
 from bkvy.models.record_errors import DashboardDisabled
-from bkvy.utils.dashboard_data import RANGES, dashboard_data
+from bkvy.utils.dashboard_data import RANGES, dashboard_data, uses_daily_stats
 from bkvy.utils.live_stats import LiveStats
 
 _TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -74,11 +74,23 @@ async def dashboard_json(request: Request, range_name: RangeName = Query(default
     records = services.records
     assert records is not None  # _live refused the request otherwise
     circuits = getattr(services, "circuits", None)
+    now_wall = services.clock.wall()
+    daily_stats, live_others, fleet = records.daily_stats, [], None
+    fleet_stats = getattr(services, "fleet_stats", None)
+    if fleet_stats is not None:  # REDIS_URL: every process's figures (docs/SCALING.md)
+        if uses_daily_stats(range_name, daily_stats):
+            daily_stats, fleet = await fleet_stats.daily_view()
+        else:
+            range_seconds, point_seconds = RANGES[range_name]
+            live_others, fleet = await fleet_stats.live_others(range_seconds, now_wall, point_seconds)
     body = dashboard_data(
         range_name,
-        services.clock.wall(),
+        now_wall,
         live=live,
-        daily_stats=records.daily_stats,
+        daily_stats=daily_stats,
         circuits=circuit_samples(circuits) if circuits is not None else None,
+        live_others=live_others,
     )
+    if fleet is not None:
+        body |= fleet.fields()
     return JSONResponse(body, headers=SECURITY_HEADERS)

@@ -24,6 +24,17 @@ def _daily_stats(request: Request) -> DailyStats:
     return stats
 
 
+async def _fleet_daily_stats(request: Request) -> tuple[DailyStats, dict[str, object]]:
+    """The daily statistics to answer from: with REDIS_URL every process's merged, and the response's
+    ``replicas`` and ``partial`` fields (docs/SCALING.md); else this process's, with no extra field."""
+    stats = _daily_stats(request)
+    fleet_stats = services_of(request).fleet_stats
+    if fleet_stats is None:
+        return stats, {}
+    merged, fleet = await fleet_stats.daily_view()
+    return merged, fleet.fields()
+
+
 def _day(value: str | None, name: str) -> str | None:
     if value is None:
         return None
@@ -58,7 +69,8 @@ async def statistics_status(request: Request) -> dict:
 
 
 async def statistics_summary(request: Request) -> dict:
-    return _daily_stats(request).summary()
+    stats, fleet = await _fleet_daily_stats(request)
+    return stats.summary() | fleet
 
 
 async def statistics_aggregate(
@@ -66,24 +78,26 @@ async def statistics_aggregate(
     start: str | None = Query(default=None, max_length=32),
     end: str | None = Query(default=None, max_length=32),
 ) -> dict:
-    stats = _daily_stats(request)
+    _daily_stats(request)  # off: 404 before the dates are looked at, as before
     start_day, end_day = _day(start, "start"), _day(end, "end")
     if start_day and end_day and start_day > end_day:
         raise ValidationFailed("start: comes after end")
-    return stats.aggregate(start_day, end_day)
+    stats, fleet = await _fleet_daily_stats(request)
+    return stats.aggregate(start_day, end_day) | fleet
 
 
 async def statistics_days(request: Request) -> dict:
-    return {"days": _daily_stats(request).days()}
+    stats, fleet = await _fleet_daily_stats(request)
+    return {"days": stats.days()} | fleet
 
 
 async def statistics_day(request: Request, day: str) -> dict:
     checked = _day(day, "day")
-    stats = _daily_stats(request)
+    stats, fleet = await _fleet_daily_stats(request)
     report = stats.day(checked or "")
     if report is None:
         raise NoData(f"no statistics recorded for {checked}")
-    return report
+    return report | fleet
 
 
 async def metrics(request: Request) -> Response:

@@ -34,10 +34,13 @@ from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
+from bkvy.core.shared.budgets import FleetBudgets
 from bkvy.core.shared.state import SharedState
+from bkvy.core.shared.stats import FleetStats
 from bkvy.core.shared.windows import RedisWindows
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.private_files import ensure_private_dir
+from bkvy.utils.process_slot import ProcessSlot, release_slot, take_slot
 from bkvy.utils.recorder import Records
 from bkvy.utils.scrubber import Scrubber, SecretLogFilter, url_secrets
 
@@ -70,6 +73,9 @@ class Services:
     connections_ended: Mapping[str, int] = field(default_factory=dict)  # ``api.server.ConnectionCounts``, if served
     relays: StreamRelays | None = None  # the streams being relayed: write watchdog, shutdown cut
     shared: SharedState | None = None  # REDIS_URL: state shared with other workers and replicas (docs/SCALING.md)
+    slot: ProcessSlot | None = None  # REDIS_URL: this process's own files in LOG_DIR (utils/process_slot.py)
+    fleet_stats: FleetStats | None = None  # REDIS_URL: statistics of every process (core/shared/stats.py)
+    fleet_budgets: FleetBudgets | None = None  # REDIS_URL: retry and hedge budgets on fleet totals
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -130,8 +136,11 @@ class Services:
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             await self.transport.start()
         await self._start_shared()
+        if self.settings.redis_url is not None:
+            self.slot = await asyncio.to_thread(take_slot, self.settings.log_dir)
         self._start_prober()
         self.records = await start_records(self)
+        await self._start_fleet()
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
@@ -150,6 +159,28 @@ class Services:
         await shared.start()
         self.shared = shared
         self.limiter.share(RedisWindows(shared))
+
+    async def _start_fleet(self) -> None:
+        """REDIS_URL: statistics and retry/hedge budgets exchanged with the other processes in the background."""
+        if self.shared is None or self.slot is None:
+            return
+        records = self.records
+        if records is not None and (records.daily_stats is not None or records.live is not None):
+            fleet_stats = FleetStats(
+                self.shared, stats_id=self.slot.stats_id, clock=self.clock, daily=records.daily_stats, live=records.live
+            )
+            await fleet_stats.start()
+            self.fleet_stats = fleet_stats
+        guard = self.executor.breaker
+        hedging = self.executor.hedging
+        fleet_budgets = FleetBudgets(
+            self.shared,
+            clock=self.clock,
+            retry=guard.budget if isinstance(guard, CircuitGuard) else None,
+            hedge=hedging.budget if hedging is not None else None,
+        )
+        await fleet_budgets.start()
+        self.fleet_budgets = fleet_budgets
 
     def _start_prober(self) -> None:
         if self.circuits is None or not self.settings.health_probe_enabled:
@@ -227,6 +258,10 @@ class Services:
         stops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.records is not None:
             stops.append(("records", self.records.stop))
+        if self.fleet_stats is not None:
+            stops.append(("fleet_stats", self.fleet_stats.stop))
+        if self.fleet_budgets is not None:
+            stops.append(("fleet_budgets", self.fleet_budgets.stop))
         if self.client_keys is not None:
             stops.append(("client_keys", self.client_keys.stop))
         if self.prober is not None:
@@ -239,7 +274,13 @@ class Services:
             stops.append(("shared_state", self.shared.stop))
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             stops.append(("transport", self.transport.close))
+        if self.slot is not None:
+            stops.append(("slot", self._release_slot))
         return stops
+
+    async def _release_slot(self) -> None:
+        assert self.slot is not None
+        release_slot(self.slot)
 
     async def _save_circuits(self) -> None:
         assert self.circuit_saver is not None and self.circuits is not None

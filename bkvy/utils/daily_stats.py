@@ -82,6 +82,31 @@ class DailyStats:
     def days(self) -> list[str]:
         return sorted(self._days)
 
+    @property
+    def max_keys(self) -> int:
+        return self._max_keys
+
+    def changed_days(self, known_versions: dict[str, int]) -> dict[str, tuple[int, DayTotals]]:
+        """Each day whose version is not the one in ``known_versions`` (day -> version), with its version."""
+        return {
+            day: (version, self._days[day])
+            for day, version in self._day_versions.items()
+            if known_versions.get(day) != version
+        }
+
+    def with_others(self, others: dict[str, list[DayTotals]]) -> DailyStats:
+        """A read-only view: these days plus other replicas' totals (day -> totals), merged. Never saved."""
+        view = DailyStats(self._path, self._clock, max_keys_per_dimension=self._max_keys)
+        view._days = dict(self._days)  # shared, not copied: a view only reads, and merges into fresh totals
+        for day, totals_list in others.items():
+            merged = DayTotals(self._max_keys)
+            if day in self._days:
+                merged.merge(self._days[day])
+            for totals in totals_list:
+                merged.merge(totals)
+            view._days[day] = merged
+        return view
+
     def aggregate(self, start_date: str | None = None, end_date: str | None = None) -> dict[str, Any]:
         """All days from ``start_date`` to ``end_date`` (inclusive, "YYYY-MM-DD", None = open) merged."""
         merged = DayTotals(self._max_keys)

@@ -7,11 +7,13 @@ Nothing here reads the transaction log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any
 
 from bkvy.utils.daily_stats import DailyStats
+from bkvy.utils.day_totals import DayTotals
 from bkvy.utils.live_stats import DAY_SECONDS, LiveStats, SeriesPoint
 from bkvy.utils.metrics import CircuitSample
 from bkvy.utils.records import TransactionRecord, utc_day, utc_timestamp
@@ -44,6 +46,11 @@ RECENT_COLUMNS = (
 _RECENT_LIMIT = 25
 
 
+def uses_daily_stats(range_name: str, daily_stats: DailyStats | None) -> bool:
+    """Whether this range comes from the daily statistics (else from the live aggregate)."""
+    return RANGES[range_name][0] > DAY_SECONDS and daily_stats is not None
+
+
 def dashboard_data(
     range_name: str,
     now_wall: float,
@@ -51,14 +58,17 @@ def dashboard_data(
     live: LiveStats,
     daily_stats: DailyStats | None,
     circuits: list[CircuitSample] | None,
+    live_others: Sequence[tuple[str, DayTotals]] = (),
 ) -> dict[str, Any]:
+    """``live_others``: other processes' live buckets for this range (``LiveStats.fields_for``), merged in."""
     range_seconds, point_seconds = RANGES[range_name]
-    if range_seconds > DAY_SECONDS and daily_stats is not None:
+    if uses_daily_stats(range_name, daily_stats):
+        assert daily_stats is not None
         source = "daily_stats"
         report, series = _from_daily(daily_stats, now_wall, range_seconds)
     else:
         source = "live"
-        report, series = live.view(range_seconds, now_wall, point_seconds)
+        report, series = live.view(range_seconds, now_wall, point_seconds, others=live_others)
     return {
         "range": range_name,
         "source": source,

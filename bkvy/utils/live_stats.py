@@ -12,6 +12,7 @@ ids and scenarios, which a client chooses, are left to the daily statistics.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bkvy.utils.day_totals import DEFAULT_MAX_KEYS_PER_DIMENSION, DayTotals
@@ -36,12 +37,15 @@ class SeriesPoint:
 class _Buckets:
     """``capacity`` consecutive buckets of ``width_seconds``; older ones are dropped as new ones open."""
 
-    def __init__(self, width_seconds: float, capacity: int, empty: DayTotals) -> None:
+    def __init__(self, width_seconds: float, capacity: int, empty: DayTotals, letter: str) -> None:
         self.width_seconds = width_seconds
+        self.letter = letter  # "m", "h", "d": a bucket's field name in Redis is f"{letter}:{index}"
         self._capacity = capacity
         self._empty = empty
         self._buckets: dict[int, DayTotals] = {}
         self._newest_index: int | None = None
+        self.changed: set[int] | None = None  # with ``LiveStats.track_changes``: indexes changed since taken
+        self.evicted: set[int] = set()
 
     def observe(self, stamp_wall: float, rec: TransactionRecord) -> None:
         index = int(stamp_wall // self.width_seconds)
@@ -54,6 +58,8 @@ class _Buckets:
                 self._newest_index = index
                 self._evict()
         bucket.observe(rec)
+        if self.changed is not None:
+            self.changed.add(index)
 
     def between(self, start_wall: float, end_wall: float) -> list[tuple[int, DayTotals]]:
         first, last = int(start_wall // self.width_seconds), int(end_wall // self.width_seconds)
@@ -64,6 +70,18 @@ class _Buckets:
         oldest_kept = self._newest_index - self._capacity + 1
         for index in [i for i in self._buckets if i < oldest_kept]:
             del self._buckets[index]
+            if self.changed is not None:
+                self.changed.discard(index)
+                self.evicted.add(index)
+
+    def take_changes(self) -> tuple[dict[int, DayTotals], set[int]]:
+        """Buckets changed and indexes evicted since the last call (change tracking on)."""
+        changed, self.changed = self.changed or set(), set()
+        evicted, self.evicted = self.evicted, set()
+        return {i: self._buckets[i] for i in changed if i in self._buckets}, evicted
+
+    def index_range(self, start_wall: float, end_wall: float) -> range:
+        return range(int(start_wall // self.width_seconds), int(end_wall // self.width_seconds) + 1)
 
 
 class LiveStats:
@@ -71,10 +89,34 @@ class LiveStats:
         self, *, recent_limit: int = 100, max_keys_per_dimension: int = DEFAULT_MAX_KEYS_PER_DIMENSION
     ) -> None:
         self._empty = DayTotals(max_keys_per_dimension, DASHBOARD_DIMENSIONS)
-        self._minutes = _Buckets(MINUTE_SECONDS, 24 * 60, self._empty)
-        self._hours = _Buckets(HOUR_SECONDS, 30 * 24, self._empty)
-        self._days = _Buckets(DAY_SECONDS, 366, self._empty)
+        self._minutes = _Buckets(MINUTE_SECONDS, 24 * 60, self._empty, "m")
+        self._hours = _Buckets(HOUR_SECONDS, 30 * 24, self._empty, "h")
+        self._days = _Buckets(DAY_SECONDS, 366, self._empty, "d")
         self._recent: deque[TransactionRecord] = deque(maxlen=recent_limit)
+
+    @property
+    def max_keys(self) -> int:
+        return self._empty.max_keys
+
+    def track_changes(self) -> None:
+        """From now on remember which buckets change, for ``take_changes`` (statistics shared by replicas)."""
+        for buckets in (self._minutes, self._hours, self._days):
+            buckets.changed = set()
+
+    def take_changes(self) -> tuple[dict[str, DayTotals], list[str]]:
+        """Buckets changed since the last call by field name (``"m:<index>"``...), and the names evicted."""
+        changed: dict[str, DayTotals] = {}
+        evicted: list[str] = []
+        for buckets in (self._minutes, self._hours, self._days):
+            fresh, gone = buckets.take_changes()
+            changed.update((f"{buckets.letter}:{index}", bucket) for index, bucket in fresh.items())
+            evicted.extend(f"{buckets.letter}:{index}" for index in gone)
+        return changed, evicted
+
+    def fields_for(self, range_seconds: float, now_wall: float, point_seconds: float) -> list[str]:
+        """The field names of the buckets ``view`` reads for this range."""
+        buckets = self._resolution_for(range_seconds, point_seconds)
+        return [f"{buckets.letter}:{i}" for i in buckets.index_range(now_wall - range_seconds, now_wall)]
 
     def observe(self, rec: TransactionRecord) -> None:
         """Add one record: O(1)."""
@@ -92,11 +134,21 @@ class LiveStats:
         """The latest records, newest first."""
         return list(reversed(self._recent))[:limit]
 
-    def view(self, range_seconds: float, now_wall: float, point_seconds: float) -> tuple[dict, list[SeriesPoint]]:
-        """Totals (``DayTotals.report()`` shape) and a time series over the last ``range_seconds``."""
+    def view(
+        self,
+        range_seconds: float,
+        now_wall: float,
+        point_seconds: float,
+        *,
+        others: Sequence[tuple[str, DayTotals]] = (),
+    ) -> tuple[dict, list[SeriesPoint]]:
+        """Totals (``DayTotals.report()`` shape) and a time series over the last ``range_seconds``; ``others``:
+        other replicas' buckets by field name (``fields_for``), added in."""
         buckets = self._resolution_for(range_seconds, point_seconds)
         start_wall = now_wall - range_seconds
         window = buckets.between(start_wall, now_wall)
+        if others:
+            window = sorted(window + [(int(name[2:]), bucket) for name, bucket in others], key=_index_of)
         merged = self._empty.empty_like()
         for _, bucket in window:
             merged.merge(bucket)
@@ -108,6 +160,10 @@ class LiveStats:
         if range_seconds <= 30 * DAY_SECONDS and point_seconds >= HOUR_SECONDS:
             return self._hours
         return self._days
+
+
+def _index_of(pair: tuple[int, DayTotals]) -> int:
+    return pair[0]
 
 
 def _series(

@@ -12,6 +12,10 @@ Files in ``log_dir``::
     transactions-YYYY-MM-DD.N.csv     pieces of that day cut when the current file would exceed max_bytes
     transactions-YYYY-MM-DD.csv       the last piece of that day, cut at the UTC day change
 
+With shared state (REDIS_URL) each process writes its own files under its own stem, e.g. ``transactions.w0.csv``
+and ``transactions.w0-YYYY-MM-DD.csv`` (``utils.process_slot``): two processes never append to, rotate or
+delete each other's files.
+
 Rotated files older than ``retention_days`` are deleted at start and on every rotation. A current file whose
 header is not ``COLUMNS`` (written by an older bkvy, before a column was added) is set aside whole as a
 ``.N`` piece of its first row's day before the first write, so a row is never appended under a header that
@@ -49,8 +53,7 @@ from bkvy.utils.records import COLUMN_TYPES, COLUMNS, TransactionRecord, parse_t
 
 log = logging.getLogger(__name__)
 
-_CURRENT_NAME = "transactions.csv"
-_ROTATED_NAME = re.compile(r"^transactions-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.csv$")
+DEFAULT_STEM = "transactions"  # one process: transactions.csv; one per process: "transactions.w0" (issue 17)
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NEEDS_A_LOOK = frozenset("=+-@\t\r'")  # first characters that may need escaping
 _NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
@@ -106,8 +109,11 @@ class TransactionLog:
         batch_size: int = 256,
         flush_interval_seconds: float = 1.0,
         max_queued_rows: int = 100_000,
+        stem: str = DEFAULT_STEM,
     ) -> None:
         self._log_dir = Path(log_dir)
+        self._stem = stem  # files: <stem>.csv, <stem>-YYYY-MM-DD[.N].csv; another stem's files are not ours
+        self._rotated_name = re.compile(rf"^{re.escape(stem)}-(\d{{4}}-\d{{2}}-\d{{2}})(?:\.(\d+))?\.csv$")
         self._clock = clock
         self._max_bytes = max_bytes
         self._retention_days = retention_days
@@ -127,7 +133,7 @@ class TransactionLog:
 
     @property
     def current_path(self) -> Path:
-        return self._log_dir / _CURRENT_NAME
+        return self._log_dir / f"{self._stem}.csv"
 
     @property
     def queued_count(self) -> int:
@@ -252,7 +258,7 @@ class TransactionLog:
     def _rotate(self, day: str, *, is_size_cut: bool) -> None:
         if not self.current_path.exists():
             return
-        target = self._log_dir / f"transactions-{day}.csv"
+        target = self._log_dir / f"{self._stem}-{day}.csv"
         if is_size_cut or target.exists():
             target = self._next_piece_path(day)
         os.replace(self.current_path, target)
@@ -260,9 +266,9 @@ class TransactionLog:
 
     def _next_piece_path(self, day: str) -> Path:
         piece = 1
-        while (self._log_dir / f"transactions-{day}.{piece}.csv").exists():
+        while (self._log_dir / f"{self._stem}-{day}.{piece}.csv").exists():
             piece += 1
-        return self._log_dir / f"transactions-{day}.{piece}.csv"
+        return self._log_dir / f"{self._stem}-{day}.{piece}.csv"
 
     def _apply_retention(self, today: str) -> None:
         cutoff = (date.fromisoformat(today) - timedelta(days=self._retention_days)).isoformat()
@@ -280,7 +286,7 @@ class TransactionLog:
             return []
         found = []
         for path in self._log_dir.iterdir():
-            match = _ROTATED_NAME.match(path.name)
+            match = self._rotated_name.match(path.name)
             if match:
                 piece = int(match.group(2)) if match.group(2) else _DAY_END_PIECE
                 found.append((match.group(1), piece, path))

@@ -71,3 +71,29 @@ def test_buckets_count_only_the_dashboards_dimensions_each_bounded() -> None:
     assert report["total"] == 1000 and len(report["by_provider"]) == 5
     assert sum(report["by_provider"].values()) == 1000
     assert "by_client_id" not in report and "by_scenario" not in report
+
+
+def test_changes_are_taken_once_and_evicted_buckets_are_named() -> None:
+    live = LiveStats()
+    live.track_changes()
+    live.observe(_rec(NOW))
+    changed, evicted = live.take_changes()
+    minute, hour, day = int(NOW // 60), int(NOW // 3600), int(NOW // DAY_SECONDS)
+    assert set(changed) == {f"m:{minute}", f"h:{hour}", f"d:{day}"} and evicted == []
+    assert live.take_changes() == ({}, [])
+    live.observe(_rec(NOW + DAY_SECONDS + 60))  # a day later: the first minute bucket leaves the last 24 h
+    changed, evicted = live.take_changes()
+    assert f"m:{minute}" in evicted and f"m:{minute}" not in changed
+
+
+def test_view_adds_other_processes_buckets_of_the_range() -> None:
+    mine, theirs = LiveStats(), LiveStats()
+    mine.observe(_rec(NOW - 60))
+    theirs.track_changes()
+    theirs.observe(_rec(NOW - 120, provider="openai"))
+    theirs.observe(_rec(NOW - 7200, provider="openai"))  # outside the 1 h range
+    wanted = set(mine.fields_for(3600.0, NOW, 60.0))
+    others = [(name, bucket) for name, bucket in theirs.take_changes()[0].items() if name in wanted]
+    report, series = mine.view(3600.0, NOW, 60.0, others=others)
+    assert report["total"] == 2 and report["by_provider"] == {"ollama": 1, "openai": 1}
+    assert sum(point.requests for point in series) == 2

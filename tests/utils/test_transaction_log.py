@@ -479,3 +479,33 @@ async def test_rows_survive_running_out_of_file_descriptors(tmp_path: Path, monk
     rows = read_csv(tmp_path / "transactions.csv")
     assert [row[COLUMNS.index("request_id")] for row in rows[1:]] == [f"req-{i}" for i in range(6)]
     assert log.dropped_count == 0
+
+
+@pytest.mark.asyncio
+async def test_two_processes_with_their_own_stems_rotate_and_retain_only_their_own_files(tmp_path: Path) -> None:
+    old = ["transactions.w1-2023-10-01.csv", "transactions-2023-10-01.csv", "transactions.w0-2023-10-01.csv"]
+    for name in old:
+        (tmp_path / name).write_text("x\n")
+    clock = WallClock(NOV_14_NOON)
+    mine = TransactionLog(tmp_path, clock, retention_days=30, stem="transactions.w0")
+    other = TransactionLog(tmp_path, clock, retention_days=30, stem="transactions.w1")
+    await mine.start()
+    mine.record(make_record(1))
+    other.record(make_record(2))
+    await mine.flush()
+    await other.flush()
+    clock.wall_seconds += 86_400
+    mine.record(make_record(3, clock.wall_seconds))
+    await mine.stop()
+    await other.stop()
+
+    remaining = sorted(p.name for p in tmp_path.iterdir())
+    assert remaining == [
+        "transactions-2023-10-01.csv",  # not w0's: kept
+        "transactions.w0-2023-11-14.csv",
+        "transactions.w0.csv",
+        "transactions.w1-2023-10-01.csv",  # w1's own retention (at its start and rotations) did not run
+        "transactions.w1.csv",
+    ]
+    assert [row[1] for row in read_csv(tmp_path / "transactions.w0-2023-11-14.csv")] == ["request_id", "req-1"]
+    assert [row[1] for row in read_csv(tmp_path / "transactions.w1.csv")] == ["request_id", "req-2"]

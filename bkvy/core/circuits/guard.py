@@ -18,6 +18,10 @@ class CircuitGuard:
         self.registry = registry
         self._budget = budget
 
+    @property
+    def budget(self) -> RetryBudget:
+        return self._budget
+
     def route_view(self, key: CircuitKey) -> tuple[bool, bool, ErrorClass | None, float | None, bool]:
         """(is_closed, allows_request, open_reason, open_until, is_flapping) for ``CandidateState``."""
         return self.registry.route_fields(key)

@@ -24,21 +24,47 @@ class RetryBudget:
         self._window_seconds = window_seconds
         self._requests: dict[tuple[str, str], BucketWindow] = {}
         self._retries: dict[tuple[str, str], BucketWindow] = {}
+        # REDIS_URL (core/shared/budgets.py): counts not yet sent to the other processes, and theirs
+        self._unshared: dict[tuple[str, str], list[int]] | None = None  # pair -> [requests, retries]
+        self._others: dict[tuple[str, str], tuple[int, int]] = {}
+
+    @property
+    def window_seconds(self) -> float:
+        return self._window_seconds
 
     def record_request(self, provider: str, model: str) -> None:
         """Count a first attempt."""
         self._window(self._requests, provider, model).add(self._clock.now())
+        if self._unshared is not None:
+            self._unshared.setdefault((provider, model), [0, 0])[0] += 1
 
     def try_acquire_retry(self, provider: str, model: str) -> bool:
-        """True (and the retry is counted) when the budget allows one more retry now."""
+        """True (and the retry is counted) when the budget allows one more retry now. With ``share``, the ratio
+        is taken over this process's counts plus the other processes' last exchanged ones."""
         now = self._clock.now()
         requests, _ = self._window(self._requests, provider, model).totals(now)
         retries = self._window(self._retries, provider, model)
-        allowed = max(self._min_retries, math.floor(self._retry_ratio * requests))
-        if retries.totals(now)[0] >= allowed:
+        others_requests, others_retries = self._others.get((provider, model), (0, 0))
+        allowed = max(self._min_retries, math.floor(self._retry_ratio * (requests + others_requests)))
+        if retries.totals(now)[0] + others_retries >= allowed:
             return False
         retries.add(now)
+        if self._unshared is not None:
+            self._unshared.setdefault((provider, model), [0, 0])[1] += 1
         return True
+
+    def share(self) -> None:
+        """From now on keep the counts ``take_unshared`` hands to the other processes."""
+        self._unshared = {}
+
+    def take_unshared(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(requests, retries) per (provider, model) counted since the last call."""
+        taken, self._unshared = self._unshared or {}, {}
+        return {pair: (counts[0], counts[1]) for pair, counts in taken.items()}
+
+    def set_others(self, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        """The other processes' (requests, retries) per (provider, model) over the last window."""
+        self._others = counts
 
     def _window(self, windows: dict[tuple[str, str], BucketWindow], provider: str, model: str) -> BucketWindow:
         window = windows.get((provider, model))

@@ -161,6 +161,11 @@ class Executor:
         }
         self._unhedged = _unhedged_models(config)
 
+    @property
+    def breaker(self) -> CircuitGuard | None:
+        """The circuits and retry budget every attempt asks (shared by the executors of successive configs)."""
+        return self._breaker
+
     def add_observer(self, observer: Callable[[RequestOutcome], None]) -> None:
         self._books.observers.append(observer)
 
