@@ -107,9 +107,7 @@ class SharedBus:
                     await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
                 except _FAILURES:
                     pass
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # a stop that a failing connect turned into an error
-                raise asyncio.CancelledError
+            _raise_if_stopping()
             await self._clock.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
 
@@ -122,6 +120,7 @@ class SharedBus:
         # fails once (and is dropped), hence a second try.
         if not await self._shared.beat():
             await self._shared.beat()
+        _raise_if_stopping()
         await self._resync()
         self.subscriptions += 1
 
@@ -173,3 +172,10 @@ class SharedBus:
         if not self._is_down_logged:
             self._is_down_logged = True
             log.warning("shared_bus_disconnected", extra={"error": type(error).__name__})
+
+
+def _raise_if_stopping() -> None:
+    """A stop (cancel) that landed in a failing connect can come out as a connection error, swallowed as such."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
