@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from bkvy.api.observability import spend_observer, start_records
+from bkvy.api.sharing import Sharing, start_sharing
 from bkvy.api.stream_relay import StreamRelays
 from bkvy.clock import Clock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
@@ -76,6 +77,7 @@ class Services:
     slot: ProcessSlot | None = None  # REDIS_URL: this process's own files in LOG_DIR (utils/process_slot.py)
     fleet_stats: FleetStats | None = None  # REDIS_URL: statistics of every process (core/shared/stats.py)
     fleet_budgets: FleetBudgets | None = None  # REDIS_URL: retry and hedge budgets on fleet totals
+    sharing: Sharing | None = None  # REDIS_URL: the bus, shared circuit states, reload announcements
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -138,6 +140,7 @@ class Services:
         await self._start_shared()
         if self.settings.redis_url is not None:
             self.slot = await asyncio.to_thread(take_slot, self.settings.log_dir)
+        await self._start_sharing()
         self._start_prober()
         self.records = await start_records(self)
         await self._start_fleet()
@@ -182,6 +185,19 @@ class Services:
         await fleet_budgets.start()
         self.fleet_budgets = fleet_budgets
 
+    async def _start_sharing(self) -> None:
+        """REDIS_URL: circuit states from Redis (the JSON file is for the embedded mode), then the change bus."""
+        if self.shared is None or self.settings.redis_url is None:
+            return
+        self.sharing = await start_sharing(
+            self.shared,
+            self.settings.redis_url,
+            clock=self.clock,
+            registry=self.circuits,
+            reload=lambda: reload_and_log(self, announce=False),
+            config_hash=lambda: self.config_hash,
+        )
+
     def _start_prober(self) -> None:
         if self.circuits is None or not self.settings.health_probe_enabled:
             return
@@ -192,17 +208,20 @@ class Services:
             clock=self.clock,
             interval_seconds=self.settings.health_probe_interval_seconds,
             timeout_seconds=self.settings.health_probe_timeout_seconds,
+            claim=self.sharing.circuits.claim_probe if self.sharing and self.sharing.circuits else None,
         )
         prober.start()
         self.prober = prober
 
-    async def reload(self) -> list[str]:
+    async def reload(self, *, announce: bool = True) -> list[str]:
         """Read and validate the config again (``config_source``) and swap it in. Raises ConfigError, with the
         same one-line message as at start-up, and the running config stays. Returns the ``provider/key_id`` of
         each key whose value changed (its circuits were renewed).
 
         The swap is one synchronous step (no ``await`` between reading the new config and the last assignment),
-        so each request sees either the old config and executor or the new ones, never a mix."""
+        so each request sees either the old config and executor or the new ones, never a mix. With REDIS_URL the
+        new hash is announced to every other worker and replica (``api.sharing``), unless ``announce`` is False: a
+        reload caused by an announcement does not announce again."""
         assert self.config_source is not None
         async with self._reload_lock:  # two reloads at once: one after the other
             config = await asyncio.to_thread(self.config_source)  # file reads off the event loop
@@ -217,6 +236,8 @@ class Services:
                 self._start_prober()
         changed = [f"{provider}/{key_id}" for provider, key_id in renewed]
         log.info("config_reloaded", extra={"config_hash": self.config_hash, "keys_changed": changed})
+        if announce and self.sharing is not None:
+            await self.sharing.fanout.announce(self.config_hash)
         return changed
 
     def _reconcile_circuits(self, config: GatewayConfig) -> list[tuple[str, str]]:
@@ -270,6 +291,8 @@ class Services:
             stops.append(("circuit_states", self._save_circuits))
         if self.latency_saver is not None:
             stops.append(("latency", self._save_latency))
+        if self.sharing is not None:
+            stops.append(("sharing", self.sharing.stop))
         if self.shared is not None:
             stops.append(("shared_state", self.shared.stop))
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
@@ -338,6 +361,8 @@ def _circuits(
         clock,
         rng,
     )
+    if settings.redis_url is not None:  # Redis is the store (api.sharing); the file is for the embedded mode
+        return registry, CircuitGuard(registry, RetryBudget(clock)), None
     store = CircuitStore(settings.log_dir / CIRCUIT_STATE_FILE)
     saved = store.load()  # start-up, before serving: a sync read is fine here
     if saved is not None:
@@ -375,11 +400,11 @@ def _limits_before(previous: GatewayConfig, provider_name: str, key_id: str, mod
     return provider.keys[key_id].limits_for(model_name)
 
 
-async def reload_and_log(services: Services) -> bool:
-    """``services.reload()`` for a signal: a refused config is a log line (its one-line message), never a raise.
-    Returns whether the new config is in."""
+async def reload_and_log(services: Services, *, announce: bool = True) -> bool:
+    """``services.reload()`` for a signal or an announcement from another process: a refused config is a log line
+    (its one-line message), never a raise. Returns whether the new config is in."""
     try:
-        await services.reload()
+        await services.reload(announce=announce)
     except ConfigError as error:
         log.error("config_reload_refused", extra={"error": str(error), "config_hash": services.config_hash})
         return False

@@ -280,6 +280,47 @@ class CircuitBreakerRegistry:
                 continue
             self._circuits[circuit.key] = circuit
 
+    def export_circuit(self, key: CircuitKey) -> dict[str, Any]:
+        """``key``'s state as the JSON file stores it (wall-clock times) plus its key's fingerprint (never the
+        value): what other replicas take with ``apply_shared`` (REDIS_URL, docs/SCALING.md)."""
+        entry = circuit_to_dict(self._circuit(key), self._clock.now(), self._clock.wall())
+        entry["fingerprint"] = self._key_fingerprints.get((key.provider, key.key_id))
+        return entry
+
+    def apply_shared(self, entry: Mapping[str, Any]) -> CircuitKey | None:
+        """Take one circuit's state from another replica (``export_circuit``); listeners are told as for a local
+        transition. Ignored (None) when that key's value differs here (another config). Raises KeyError,
+        TypeError or ValueError on a malformed entry."""
+        now = self._clock.now()
+        incoming = circuit_from_dict(dict(entry), self._new_window(), now, self._clock.wall())
+        key = incoming.key
+        if self._key_fingerprints.get((key.provider, key.key_id)) != entry.get("fingerprint"):
+            return None
+        circuit = self._circuit(key)
+        self._note_shared_blocks(key, circuit.open_reason, incoming)
+        circuit.open_reason, circuit.open_until = incoming.open_reason, incoming.open_until
+        circuit.open_count, circuit.is_flapping = incoming.open_count, incoming.is_flapping
+        circuit.last_opened_at, circuit.recent_openings = incoming.last_opened_at, incoming.recent_openings
+        circuit.trial_started_at = None
+        if incoming.state is CircuitState.CLOSED:
+            circuit.consecutive_failures = circuit.consecutive_timeouts = 0
+            circuit.last_probe_at = None
+            circuit.window.clear()
+        self._transition(circuit, incoming.state, now, always_notify=True)
+        return key
+
+    def _note_shared_blocks(self, key: CircuitKey, previous_reason: ErrorClass | None, incoming: Circuit) -> None:
+        """A shared auth or not_found opening blocks the key or the model here too; its end unblocks them."""
+        pair, model = (key.provider, key.key_id), (key.provider, key.model)
+        if incoming.open_reason is ErrorClass.AUTH:
+            self._auth_blocked.add(pair)
+        elif previous_reason is ErrorClass.AUTH:
+            self._auth_blocked.discard(pair)
+        if incoming.open_reason is ErrorClass.NOT_FOUND and incoming.open_until is not None:
+            self._missing_models[model] = incoming.open_until
+        elif previous_reason is ErrorClass.NOT_FOUND:
+            self._missing_models.pop(model, None)
+
     def _may_trial(self, circuit: Circuit, now: float) -> bool:
         """An OPEN circuit may let one real request through instead of waiting for a probe."""
         return not self._is_prober_running and circuit.open_reason in _TRIAL_CLASSES and _is_backoff_over(circuit, now)

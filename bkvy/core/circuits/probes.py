@@ -8,12 +8,16 @@ HALF_OPEN; anything else keeps it open, backoff grown, a 429's retry-after honou
 
 It sleeps until the next probe falls due, and wakes early when a circuit changes (a 429 opening with a short
 retry-after must not wait for the next tick).
+
+With several replicas (REDIS_URL), ``claim(key)`` is asked before each probe: only the replica that gets the
+circuit's lock for this interval probes it; the others skip, and learn the outcome through the shared state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from bkvy.clock import Clock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey
@@ -43,7 +47,9 @@ class HealthProber:
         interval_seconds: float,
         timeout_seconds: float,
         max_concurrent: int = 5,
+        claim: Callable[[CircuitKey, float], Awaitable[bool]] | None = None,
     ) -> None:
+        """``claim(key, interval_seconds)``: whether this process may probe ``key`` now (None: always)."""
         self._registry = registry
         self._config = config
         self._transport = transport
@@ -51,11 +57,17 @@ class HealthProber:
         self._interval_seconds = interval_seconds
         self._timeout_seconds = timeout_seconds
         self._max_concurrent = max_concurrent
+        self._claim = claim
         self._limit = asyncio.Semaphore(max_concurrent)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.probes_sent = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Probes started and not finished yet."""
+        return len(self._in_flight)
 
     def start(self) -> None:
         # from now on only probes reopen the way (SPEC §6), on this prober's cadence
@@ -115,6 +127,8 @@ class HealthProber:
     async def _bounded_probe(self, key: CircuitKey) -> None:
         async with self._limit:
             try:
+                if self._claim is not None and not await self._claim(key, self._interval_seconds):
+                    return  # another replica probes it in this interval
                 await self._probe(key)
             except Exception:  # one bad probe must not end the others; the circuit stays open
                 log.exception("probe_failed_unexpectedly", extra={"provider": key.provider, "key_id": key.key_id})

@@ -143,6 +143,7 @@ class SharedState:
 
     async def _run(self) -> None:
         backoff = 0.1
+        task = asyncio.current_task()
         while True:
             if self.is_up:
                 backoff = 0.1
@@ -151,6 +152,10 @@ class SharedState:
                 await self._clock.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
             await self.beat()
+            # redis-py may turn a cancellation that lands mid-call into a connection error, which ``beat`` takes
+            # for an outage: without this, ``stop`` would wait on a task asleep on the (maybe fake) clock
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     def _mark_down(self, error: BaseException) -> None:
         reason = f"redis unreachable or slow ({type(error).__name__})"
