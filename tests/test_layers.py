@@ -6,7 +6,7 @@ imports must point down the layers:
                          demo → core.config, sim, models, clock    (only main.py and tools import tools)
 
 FastAPI and Starlette are imported only in api/ (and main.py). Inside core, the rooms (config, routing,
-execution, circuits, limits, upstream) import each other without a cycle.
+execution, circuits, limits, upstream, shared) import each other without a cycle.
 
 Imports under ``if TYPE_CHECKING:`` and imports inside functions count like any other: what is checked is the
 drawing a reader sees in the source, not what happens to run at import time. A deferred import that goes up

@@ -33,6 +33,8 @@ from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
+from bkvy.core.shared.state import SharedState
+from bkvy.core.shared.windows import RedisWindows
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.private_files import ensure_private_dir
 from bkvy.utils.recorder import Records
@@ -64,6 +66,7 @@ class Services:
     config_source: Callable[[], GatewayConfig] | None = None  # what ``reload`` reads; raises ConfigError
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
+    shared: SharedState | None = None  # REDIS_URL: state shared with other workers and replicas (docs/SCALING.md)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -120,12 +123,27 @@ class Services:
         """In order; each part is set on ``self`` only once started, so ``stop`` stops exactly those."""
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             await self.transport.start()
+        await self._start_shared()
         self._start_prober()
         self.records = await start_records(self)
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
         self.executor.add_observer(spend_observer(client_keys))
+
+    async def _start_shared(self) -> None:
+        """REDIS_URL: connect (a Redis down at start-up only makes the state degraded) and share the lanes."""
+        if self.settings.redis_url is None:
+            return
+        shared = SharedState(
+            self.settings.redis_url,
+            prefix=self.settings.redis_prefix,
+            timeout_seconds=self.settings.redis_timeout_ms / 1000,
+            clock=self.clock,
+        )
+        await shared.start()
+        self.shared = shared
+        self.limiter.share(RedisWindows(shared))
 
     def _start_prober(self) -> None:
         if self.circuits is None or not self.settings.health_probe_enabled:
@@ -211,6 +229,8 @@ class Services:
             stops.append(("circuit_states", self._save_circuits))
         if self.latency_saver is not None:
             stops.append(("latency", self._save_latency))
+        if self.shared is not None:
+            stops.append(("shared_state", self.shared.stop))
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             stops.append(("transport", self.transport.close))
         return stops

@@ -57,6 +57,9 @@ class Settings(BaseModel):
     max_connections: int | None = Field(default=None, ge=1)  # None: from RLIMIT_NOFILE (api/server.py)
     admin_api_key: str | None = None
     require_client_keys: bool = False
+    redis_url: str | None = None  # shared state for workers and replicas (docs/SCALING.md); None: in-process
+    redis_prefix: str = Field(default="bkvy:", min_length=1, max_length=64)
+    redis_timeout_ms: float = Field(default=50.0, gt=0, le=60_000)
 
     @property
     def monitor_allowlist(self) -> tuple[str, ...]:
@@ -70,6 +73,18 @@ class Settings(BaseModel):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, has_separator, rest = value.partition("://")
+        if not has_separator or scheme not in ("redis", "rediss", "unix") or not rest:
+            raise ValueError(
+                "is not a Redis URL. Fix: use redis://[:password@]host:port/db, rediss://... or unix:///path.sock"
+            )
         return value
 
     @model_validator(mode="after")
@@ -124,6 +139,9 @@ _ENV_NAMES = {
     "BKVY_MAX_CONNECTIONS": "max_connections",
     "BKVY_ADMIN_API_KEY": "admin_api_key",
     "BKVY_REQUIRE_CLIENT_KEYS": "require_client_keys",
+    "REDIS_URL": "redis_url",
+    "BKVY_REDIS_PREFIX": "redis_prefix",
+    "REDIS_TIMEOUT_MS": "redis_timeout_ms",
 }
 _BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}
 
@@ -140,7 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             if raw.lower() not in _TRUE | _FALSE:
                 raise ConfigError(f"environment: {variable}={raw!r} is not a boolean. Fix: use true or false")
             values[field] = raw.lower() in _TRUE
-        elif field in ("admin_api_key", "monitor_api_key", "max_connections"):
+        elif field in ("admin_api_key", "monitor_api_key", "max_connections", "redis_url"):
             values[field] = raw or None
         elif field == "log_format":
             values[field] = raw.lower()

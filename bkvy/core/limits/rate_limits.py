@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from bkvy.clock import Clock
 from bkvy.core.limits.token_window import MINUTE_SECONDS, NO_TOKENS, TokenReservation, TokenWindow
@@ -28,9 +28,11 @@ __all__ = [
     "NO_TOKENS",
     "Lane",
     "LaneKey",
+    "LaneLimits",
     "LaneView",
     "RateLimitExceeded",
     "RateLimiter",
+    "SharedWindowStore",
     "SlotWait",
     "TokenLane",
     "TokenReservation",
@@ -183,6 +185,28 @@ class TokenLane(Lane):
         return self.token_window.reserve(key, now, tokens)
 
 
+class LaneLimits(NamedTuple):
+    """A lane's configured limits (None: no such limit)."""
+
+    rpm: int | None
+    rpd: int | None
+    tpm: int | None
+
+
+class SharedWindowStore(Protocol):
+    """Windows shared by every process (``bkvy.core.shared.windows.RedisWindows``). Times are unix seconds."""
+
+    @property
+    def is_up(self) -> bool: ...
+    def live_replicas(self) -> int: ...
+    def on_change(self, callback: Callable[[bool], None]) -> None: ...
+    async def take(self, key: LaneKey, limits: LaneLimits, now_wall: float, tokens: int) -> float | None:
+        """0.0: taken; > 0: seconds to wait; None: the store is down (use the local lanes)."""
+        ...
+
+    def block(self, key: LaneKey, until_wall: float, now_wall: float) -> None: ...
+
+
 class LaneView(NamedTuple):
     """What routing needs to know about one lane, at one instant."""
 
@@ -198,6 +222,39 @@ class RateLimiter:
         self._clock = clock
         self._lanes: dict[LaneKey, Lane] = {}
         self._listeners: list[Callable[[LaneKey], None]] = []
+        self._limits: dict[LaneKey, LaneLimits] = {}  # the limited lanes, as configured
+        self._shared: SharedWindowStore | None = None
+        self._local_divisor = 1
+        self._shared_waits: dict[LaneKey, float] = {}  # the last wait the shared store answered, per lane
+
+    def share(self, store: SharedWindowStore) -> None:
+        """Take limited lanes' slots through ``store`` while it is up. While it is down, the local lanes
+        decide, each limit divided by the replicas last seen alive (at least 1 each)."""
+        self._shared = store
+        store.on_change(lambda _is_up: self._rescale())
+        self._rescale()
+
+    def _rescale(self) -> None:
+        store = self._shared
+        divisor = 1 if store is None or store.is_up else max(1, store.live_replicas())
+        if divisor == self._local_divisor:
+            return
+        self._local_divisor = divisor
+        for key, limits in self._limits.items():
+            self._apply_limits(self._lanes[key], limits)
+            self._changed(key)
+
+    def _apply_limits(self, lane: Lane, limits: LaneLimits) -> None:
+        share = self._local_divisor
+        for window in lane.windows:
+            base = limits.rpm if window.span_seconds == MINUTE_SECONDS else limits.rpd
+            window.limit = math.ceil((base or 1) / share)
+        if isinstance(lane, TokenLane) and limits.tpm is not None:
+            lane.token_window.limit = math.ceil(limits.tpm / share)
+
+    def _is_shared(self, key: LaneKey) -> bool:
+        store = self._shared
+        return store is not None and store.is_up and key in self._limits
 
     def on_change(self, callback: Callable[[LaneKey], None]) -> None:
         """Call ``callback`` with the lane's key whenever a lane changes (a start counted, a provider block,
@@ -209,7 +266,13 @@ class RateLimiter:
             callback(key)
 
     def configure(self, key: LaneKey, *, rpm: int | None, rpd: int | None, tpm: int | None = None) -> None:
-        self._lanes[key] = Lane(rpm, rpd) if tpm is None else TokenLane(rpm, rpd, tpm)
+        lane = self._lanes[key] = Lane(rpm, rpd) if tpm is None else TokenLane(rpm, rpd, tpm)
+        if rpm or rpd or tpm is not None:
+            self._limits[key] = LaneLimits(rpm, rpd, tpm)
+            if self._local_divisor != 1:
+                self._apply_limits(lane, self._limits[key])
+        else:
+            self._limits.pop(key, None)
         self._changed(key)
 
     def _lane(self, key: LaneKey) -> Lane:
@@ -229,11 +292,17 @@ class RateLimiter:
         """A provider said wait (429 retry-after, or remaining=0 with a reset time)."""
         lane = self._lane(key)
         lane.blocked_until = max(lane.blocked_until, self._clock.now() + retry_after_seconds)
+        if self._shared is not None:
+            now_wall = self._clock.wall()
+            self._shared.block(key, now_wall + retry_after_seconds, now_wall)
         self._changed(key)
 
     def try_acquire(self, key: LaneKey, tokens: int = 0) -> TokenReservation | None:
         """Take a slot now, reserving ``tokens`` on a tpm lane; None when the lane would make it wait.
-        The reservation (``NO_TOKENS`` on a lane without tpm) goes back to ``settle`` when the attempt ends."""
+        The reservation (``NO_TOKENS`` on a lane without tpm) goes back to ``settle`` when the attempt ends.
+        A shared lane is never free without asking Redis: None (``acquire`` asks)."""
+        if self._shared is not None and self._is_shared(key):
+            return None
         lane = self._lane(key)
         now = self._clock.now()
         if lane.waiters or lane.wait_seconds(now, 0, tokens) > 0:
@@ -249,6 +318,8 @@ class RateLimiter:
         Returns how long it waited, split into queue and window time, and the reservation. Raises
         RateLimitExceeded when the slot would come after the deadline.
         """
+        if self._shared is not None and self._is_shared(key):
+            return await self._acquire_shared(key, deadline, tokens)
         lane = self._lane(key)
         start = self._clock.now()
         if not lane.waiters and lane.wait_seconds(start, 0, tokens) == 0:
@@ -269,6 +340,53 @@ class RateLimiter:
         finally:
             self._leave(lane, turn)
             self._changed(key)
+
+    async def _acquire_shared(self, key: LaneKey, deadline: float, tokens: int) -> SlotWait:
+        """``acquire`` on a shared lane: this process's requests queue in FIFO order as before; the head asks
+        the shared store, waiting as long as it answers, until the deadline. A take is also counted on the local
+        lane (its view, ``/rates/status``, and the local share should the store go down)."""
+        lane = self._lane(key)
+        start = self._clock.now()
+        turn = _Turn(tokens)
+        lane.waiters.append(turn)
+        if lane.waiters[0] is turn:
+            turn.set()
+        self._changed(key)
+        try:
+            await self._wait_for_shared_turn(key, turn, deadline)
+            at_head = self._clock.now()
+            await self._wait_for_shared_slot(key, lane, deadline, tokens)
+            now = self._clock.now()
+            return SlotWait(at_head - start, now - at_head, lane.take(now, key, tokens))
+        finally:
+            self._leave(lane, turn)
+            self._changed(key)
+
+    async def _wait_for_shared_turn(self, key: LaneKey, turn: _Turn, deadline: float) -> None:
+        """Behind this process's own queue. The local windows do not see the other replicas' starts, so the
+        wait is not foreseen; at the deadline the answer is the shared wait its head was last told."""
+        if turn.is_set():
+            return
+        try:
+            async with self._clock.timeout(deadline - self._clock.now()):
+                await turn.wait()
+        except TimeoutError:
+            raise RateLimitExceeded(self._shared_waits.get(key, 1.0)) from None
+
+    async def _wait_for_shared_slot(self, key: LaneKey, lane: Lane, deadline: float, tokens: int) -> None:
+        store, limits = self._shared, self._limits.get(key)
+        while store is not None and limits is not None and store.is_up:
+            wait = await store.take(key, limits, self._clock.wall(), tokens)
+            if wait is None:  # went down: the local share decides
+                break
+            if wait <= 0:
+                return
+            self._shared_waits[key] = wait
+            now = self._clock.now()
+            if now + wait > deadline:
+                raise RateLimitExceeded(wait)
+            await self._clock.sleep(wait)
+        await self._wait_for_slot(lane, deadline, tokens)
 
     def settle(self, reservation: TokenReservation, tokens: int) -> None:
         """An attempt ended: its lane counts ``tokens`` for it in place of what it reserved (from the same
