@@ -33,6 +33,7 @@ from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
+from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.core.shared.state import SharedState
 from bkvy.core.shared.windows import RedisWindows
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
@@ -67,6 +68,7 @@ class Services:
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
     shared: SharedState | None = None  # REDIS_URL: state shared with other workers and replicas (docs/SCALING.md)
+    shared_keys: SharedClientKeys | None = None  # REDIS_URL: client keys and spend in Redis, ``client_keys`` its cache
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -129,7 +131,11 @@ class Services:
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
-        self.executor.add_observer(spend_observer(client_keys))
+        if self.shared is not None:
+            shared_keys = SharedClientKeys(self.shared, client_keys, self.clock)
+            await shared_keys.start()
+            self.shared_keys = shared_keys
+        self.executor.add_observer(spend_observer(self.shared_keys or client_keys))
 
     async def _start_shared(self) -> None:
         """REDIS_URL: connect (a Redis down at start-up only makes the state degraded) and share the lanes."""
@@ -221,6 +227,8 @@ class Services:
         stops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.records is not None:
             stops.append(("records", self.records.stop))
+        if self.shared_keys is not None:
+            stops.append(("shared_client_keys", self.shared_keys.stop))
         if self.client_keys is not None:
             stops.append(("client_keys", self.client_keys.stop))
         if self.prober is not None:
