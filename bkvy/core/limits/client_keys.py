@@ -185,13 +185,6 @@ class ClientKeyStore:
         self._unsaved_revocations.append((key_id, revoked_wall))
         return bool(found)
 
-    def require_keys(self) -> None:
-        """A key exists somewhere (another replica): every request needs one from now on."""
-        self._has_any_key = True
-
-    def active_keys(self) -> list[ClientKey]:
-        return list(self._by_hash.values())
-
     async def describe(self) -> list[dict[str, Any]]:
         """Every key (active and revoked) with its use and spend; never the key or its hash."""
         rows = await asyncio.to_thread(self._rows)

@@ -90,10 +90,6 @@ class SharedClientKeys:
         if self._pending:
             log.warning("client_key_spend_not_shared", extra={"keys": len(self._pending)})
 
-    @property
-    def has_keys(self) -> bool:
-        return self._local.has_keys
-
     # -- hot path ---------------------------------------------------------------------------------------
     async def authenticate(self, plaintext: str) -> ClientKey | None:
         """The active key with this value, or None: from the cache, else one Redis lookup by hash."""
