@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def _positive_int(text: str) -> int:
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bkvy", description="bkvy LLM API gateway")
+    parser.add_argument(
+        "command", nargs="?", choices=["serve", "migrate-to-redis"], default="serve",
+        help="migrate-to-redis: copy LOG_DIR's client keys and spend into REDIS_URL once (docs/SCALING.md)",
+    )  # fmt: skip
     parser.add_argument("--demo", action="store_true", help="run a simulated provider fleet on loopback")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--host", help="listen address (default 0.0.0.0, or BKVY_HOST)")
@@ -270,6 +275,39 @@ def _run(coroutine) -> None:
     uvloop.run(coroutine)
 
 
+def _migrate_to_redis(settings: Settings) -> int:
+    """Copy the embedded client keys into Redis (idempotent) and print what was copied."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from bkvy.core.shared.migrate import migrate_client_keys
+
+    if settings.redis_url is None:
+        print("bkvy: migrate-to-redis needs REDIS_URL (the Redis to copy into)", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        client = Redis.from_url(settings.redis_url, socket_timeout=10.0, socket_connect_timeout=10.0)
+        try:
+            report = await migrate_client_keys(
+                client, prefix=settings.redis_prefix, log_dir=settings.log_dir, now_wall=time.time()
+            )
+        finally:
+            await client.aclose()
+        return (
+            f"client keys: {report.keys_found} in {settings.log_dir}, {report.keys_copied} copied"
+            f" ({report.revoked_copied} revoked), this month's spend copied: ${report.spend_copied_usd:.6f};"
+            " circuit states: not copied (they are learnt again)"
+        )
+
+    try:
+        print(asyncio.run(run()))
+    except (RedisError, OSError) as error:
+        print(f"bkvy: migrate-to-redis: Redis unreachable ({type(error).__name__})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     # Fewer young-generation collections under load; with gc.freeze() in the app's lifespan this took
@@ -291,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             config = config_source()
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")
             return 0
+        if args.command == "migrate-to-redis":
+            return _migrate_to_redis(settings)
         if args.demo:
             settings = _demo_settings(settings, explicit_host=bool(args.host))
             _fresh_demo_state(settings.log_dir)

@@ -14,6 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.models.errors import ClientDisconnected
 from bkvy.models.outcomes import AttemptOutcome, is_hedged
 from bkvy.utils.daily_stats import DailyStats
@@ -201,7 +202,7 @@ def _queue_depth(services: Any) -> int:
     return sum(int(lane.get("queue_depth", 0)) for lane in services.limiter.status())
 
 
-def spend_observer(client_keys: ClientKeyStore) -> Callable[[RequestOutcome], None]:
+def spend_observer(client_keys: ClientKeyStore | SharedClientKeys) -> Callable[[RequestOutcome], None]:
     """Executor observer: a served request's cost goes to the spend of the client key that sent it."""
 
     def observe(outcome: RequestOutcome) -> None:

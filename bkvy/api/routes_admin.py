@@ -13,6 +13,7 @@ from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
 from bkvy.core.config.gateway import ConfigError
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.models.errors import AdminDisabled, InvalidConfig
 from bkvy.utils.records import utc_timestamp
 
@@ -25,11 +26,13 @@ class ClientKeyCreateIn(BaseModel):
     monthly_budget_usd: float | None = Field(default=None, ge=0.0, le=1e9)
 
 
-def _store(request: Request) -> ClientKeyStore:
-    store = services_of(request).client_keys
-    if store is None:
+def _store(request: Request) -> ClientKeyStore | SharedClientKeys:
+    services = services_of(request)
+    if services.shared_keys is not None:  # REDIS_URL: created and revoked in Redis, for every replica
+        return services.shared_keys
+    if services.client_keys is None:
         raise AdminDisabled("client keys are not available in this process")
-    return store
+    return services.client_keys
 
 
 async def create_key(request: Request) -> JSONResponse:

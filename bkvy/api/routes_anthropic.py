@@ -41,7 +41,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     """A hot endpoint (``api.endpoints``): answered by ``api.hot_path`` ahead of FastAPI."""
     services = exchange.services
     request_id = exchange.request_id
-    client_key = _client_key(exchange)
+    client_key = await _client_key(exchange)
     body = _parsed(await exchange.body(), MessagesCreateIn)
     chat_messages = to_messages(body)
     options = to_options(body)
@@ -84,7 +84,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
 
 async def count_tokens(exchange: Exchange) -> JsonReply:
     """bkvy's estimate of the input tokens (``anthropic_format.estimate_input_tokens``); no upstream call."""
-    _client_key(exchange)
+    await _client_key(exchange)
     body = _parsed(await exchange.body(), MessagesCountTokensIn)
     route_for_model(
         body.model, exchange.services.config, max_wait_seconds=None, input_tokens_estimate=0, output_tokens_estimate=0
@@ -94,8 +94,8 @@ async def count_tokens(exchange: Exchange) -> JsonReply:
     return JsonReply({"input_tokens": input_tokens}, {"request-id": exchange.request_id})
 
 
-def _client_key(exchange: Exchange) -> ClientKey | None:
-    return authenticate_anthropic_client(
+async def _client_key(exchange: Exchange) -> ClientKey | None:
+    return await authenticate_anthropic_client(
         exchange.services, exchange.header(b"authorization"), exchange.header(b"x-api-key")
     )
 

@@ -28,7 +28,7 @@ _IS_BIG_ENDIAN = sys.byteorder == "big"
 async def embeddings(exchange: Exchange) -> JsonReply:
     """A hot endpoint (``api.endpoints``): answered by ``api.hot_path`` ahead of FastAPI."""
     services = exchange.services
-    client_key = authenticate_client(services, exchange.header(b"authorization"))
+    client_key = await authenticate_client(services, exchange.header(b"authorization"))
     body = parse_body(await exchange.body(), EmbeddingsIn)
     wanted = body.to_input()
     route = route_for_model(

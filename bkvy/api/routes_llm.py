@@ -78,7 +78,7 @@ def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: E
 
 async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply:
     services = exchange.services
-    client_key = authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
+    client_key = await authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
     body = parse_body(await exchange.body(), schema)
     messages = tuple(m.to_message() for m in body.messages)
     route = _route_of(body, messages)

@@ -41,7 +41,7 @@ _ANONYMOUS_CLIENT = "openai-client"
 
 async def list_models(request: Request) -> JSONResponse:
     services = services_of(request)
-    authenticate_client(services, request.headers.get("authorization"))
+    await authenticate_client(services, request.headers.get("authorization"))
     return JSONResponse(model_list(services.config), headers=request_id_headers(request_id_of(request)))
 
 
@@ -49,7 +49,7 @@ async def retrieve_model(request: Request, model_id: str) -> JSONResponse:
     """One model of ``GET /v1/models`` by its id. An id may hold a slash (``openai/gpt-4o-mini``): the openai SDK
     sends it as ``%2F``, which the server decodes before routing, so both forms reach ``{model_id:path}``."""
     services = services_of(request)
-    authenticate_client(services, request.headers.get("authorization"))
+    await authenticate_client(services, request.headers.get("authorization"))
     entry = model_of(model_id, services.config)
     return JSONResponse(entry, headers=request_id_headers(request_id_of(request)))
 
@@ -58,7 +58,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     """A hot endpoint (``api.endpoints``): answered by ``api.hot_path`` ahead of FastAPI."""
     services = exchange.services
     request_id = exchange.request_id
-    client_key = authenticate_client(services, exchange.header(b"authorization"))
+    client_key = await authenticate_client(services, exchange.header(b"authorization"))
     body = parse_body(await exchange.body(), ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()

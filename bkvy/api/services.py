@@ -36,6 +36,7 @@ from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.shared.budgets import FleetBudgets
+from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.core.shared.state import SharedState
 from bkvy.core.shared.stats import FleetStats
 from bkvy.core.shared.windows import RedisWindows
@@ -78,6 +79,7 @@ class Services:
     fleet_stats: FleetStats | None = None  # REDIS_URL: statistics of every process (core/shared/stats.py)
     fleet_budgets: FleetBudgets | None = None  # REDIS_URL: retry and hedge budgets on fleet totals
     sharing: Sharing | None = None  # REDIS_URL: the bus, shared circuit states, reload announcements
+    shared_keys: SharedClientKeys | None = None  # REDIS_URL: client keys and spend in Redis, ``client_keys`` its cache
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -147,7 +149,11 @@ class Services:
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
         await client_keys.start()
         self.client_keys = client_keys
-        self.executor.add_observer(spend_observer(client_keys))
+        if self.shared is not None:
+            shared_keys = SharedClientKeys(self.shared, client_keys, self.clock)
+            await shared_keys.start()
+            self.shared_keys = shared_keys
+        self.executor.add_observer(spend_observer(self.shared_keys or client_keys))
 
     async def _start_shared(self) -> None:
         """REDIS_URL: connect (a Redis down at start-up only makes the state degraded) and share the lanes."""
@@ -283,6 +289,8 @@ class Services:
             stops.append(("fleet_stats", self.fleet_stats.stop))
         if self.fleet_budgets is not None:
             stops.append(("fleet_budgets", self.fleet_budgets.stop))
+        if self.shared_keys is not None:
+            stops.append(("shared_client_keys", self.shared_keys.stop))
         if self.client_keys is not None:
             stops.append(("client_keys", self.client_keys.stop))
         if self.prober is not None:

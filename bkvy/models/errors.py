@@ -28,6 +28,7 @@
     ├── BudgetExceeded            402 budget_exceeded     (a client key's monthly budget is spent)
     ├── UnknownClientKey          404 unknown_client_key
     ├── CircuitsOpen              503 circuits_open   (api adds Retry-After: the soonest recovery)
+    ├── SharedStateUnavailable    503 shared_state_unavailable (a client-key admin change while Redis is down)
     ├── Unauthorized              401 unauthorized
     ├── AdminDisabled             403 admin_disabled
     ├── Forbidden                 403 forbidden
@@ -211,6 +212,14 @@ class CircuitsOpen(BkvyError):
 class Unauthorized(BkvyError):
     code = "unauthorized"
     status = 401
+
+
+class SharedStateUnavailable(BkvyError):
+    """REDIS_URL is set and Redis is down: a client key created or revoked now would not reach the other
+    replicas, so the change is refused; requests keep being served from local state."""
+
+    code = "shared_state_unavailable"
+    status = 503
 
 
 class AdminDisabled(BkvyError):

@@ -42,6 +42,11 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
+def month_of(wall_seconds: float) -> str:
+    """The budget month (UTC, ``YYYY-MM``) of a unix time."""
+    return time.strftime("%Y-%m", time.gmtime(wall_seconds))
+
+
 @dataclass(frozen=True, slots=True)
 class ClientKey:
     key_id: str
@@ -50,6 +55,15 @@ class ClientKey:
     created_wall: float
     rpm: int | None = None
     monthly_budget_usd: float | None = None
+
+
+def new_key(
+    name: str, *, created_wall: float, rpm: int | None = None, monthly_budget_usd: float | None = None
+) -> tuple[ClientKey, str]:
+    """A new key and its plaintext, which is shown once and never stored."""
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ClientKey(f"ck_{secrets.token_hex(8)}", name, hash_key(plaintext), created_wall, rpm, monthly_budget_usd)
+    return key, plaintext
 
 
 @dataclass(slots=True)
@@ -70,6 +84,8 @@ class ClientKeyStore:
         self._has_any_key = False  # active or revoked: revoking the last key must not reopen the gateway
         self._usage: dict[str, _Usage] = {}
         self._dirty: set[str] = set()
+        self._unsaved_keys: list[ClientKey] = []  # adopted from Redis, written by the next flush
+        self._unsaved_revocations: list[tuple[str, float]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -133,10 +149,7 @@ class ClientKeyStore:
         self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None
     ) -> tuple[ClientKey, str]:
         """A new key and its plaintext, which is shown once and never stored."""
-        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ClientKey(
-            f"ck_{secrets.token_hex(8)}", name, hash_key(plaintext), self._clock.wall(), rpm, monthly_budget_usd
-        )
+        key, plaintext = new_key(name, created_wall=self._clock.wall(), rpm=rpm, monthly_budget_usd=monthly_budget_usd)
         await asyncio.to_thread(self._insert, key)
         self._by_hash[key.key_hash] = key
         self._has_any_key = True
@@ -152,6 +165,25 @@ class ClientKeyStore:
         del self._by_hash[found[0]]  # first, so the very next request is refused
         await asyncio.to_thread(self._mark_revoked, key_id, self._clock.wall())
         log.info("client_key_revoked", extra={"key_id": key_id})
+
+    # -- a cache of the shared keys (REDIS_URL, core.shared.client_keys) ------------------------------------
+    def adopt(self, key: ClientKey) -> None:
+        """Know a key created elsewhere (kept in SQLite by the next flush, so it still authenticates after a
+        restart while Redis is down)."""
+        if key.key_hash in self._by_hash:
+            return
+        self._by_hash[key.key_hash] = key
+        self._has_any_key = True
+        self._unsaved_keys.append(key)
+
+    def forget(self, key_id: str, revoked_wall: float) -> bool:
+        """Refuse a key revoked elsewhere from now on; True when it was active here."""
+        self._has_any_key = True
+        found = [h for h, key in self._by_hash.items() if key.key_id == key_id]
+        for key_hash in found:
+            del self._by_hash[key_hash]
+        self._unsaved_revocations.append((key_id, revoked_wall))
+        return bool(found)
 
     async def describe(self) -> list[dict[str, Any]]:
         """Every key (active and revoked) with its use and spend; never the key or its hash."""
@@ -179,7 +211,9 @@ class ClientKeyStore:
 
     # -- persistence (threads only) -------------------------------------------------------------------
     async def flush(self) -> None:
-        """Write the use and spend of every key touched since the last flush."""
+        """Write the use and spend of every key touched since the last flush, and the keys adopted or forgotten."""
+        if self._unsaved_keys or self._unsaved_revocations:
+            await self._flush_cache()
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
@@ -198,6 +232,18 @@ class ClientKeyStore:
             await asyncio.to_thread(self._write_usage, snapshot)
         except sqlite3.Error as error:
             self._dirty |= dirty
+            log.warning("client_key_flush_failed", extra={"error": type(error).__name__})
+
+    async def _flush_cache(self) -> None:
+        keys, self._unsaved_keys = self._unsaved_keys, []
+        revocations, self._unsaved_revocations = self._unsaved_revocations, []
+        try:
+            await asyncio.to_thread(self._write_cache, keys, revocations)
+        except sqlite3.Error as error:
+            self._unsaved_keys, self._unsaved_revocations = (
+                keys + self._unsaved_keys,
+                revocations + self._unsaved_revocations,
+            )
             log.warning("client_key_flush_failed", extra={"error": type(error).__name__})
 
     async def _flush_forever(self) -> None:
@@ -238,6 +284,18 @@ class ClientKeyStore:
                 (key.key_id, key.name, key.key_hash, key.created_wall, key.rpm, key.monthly_budget_usd),
             )
 
+    def _write_cache(self, keys: list[ClientKey], revocations: list[tuple[str, float]]) -> None:
+        with closing(self._connect()) as connection, connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(k.key_id, k.name, k.key_hash, k.created_wall, k.rpm, k.monthly_budget_usd) for k in keys],
+            )
+            connection.executemany(
+                "UPDATE client_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                [(wall, key_id) for key_id, wall in revocations],
+            )
+
     def _mark_revoked(self, key_id: str, revoked_wall: float) -> None:
         with closing(self._connect()) as connection, connection:
             connection.execute("UPDATE client_keys SET revoked = ? WHERE id = ?", (revoked_wall, key_id))
@@ -260,4 +318,4 @@ class ClientKeyStore:
                 )
 
     def _month(self) -> str:
-        return time.strftime("%Y-%m", time.gmtime(self._clock.wall()))
+        return month_of(self._clock.wall())

@@ -24,7 +24,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
-from bkvy.core.shared.state import SharedState, SharedStateDown
+from bkvy.core.shared.state import SharedState, SharedStateDown, raise_if_stopping
 
 __all__ = ["BusCallback", "ResyncCallback", "SharedBus"]
 
@@ -107,7 +107,7 @@ class SharedBus:
                     await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
                 except _FAILURES:
                     pass
-            _raise_if_stopping()
+            raise_if_stopping()
             await self._clock.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
 
@@ -120,7 +120,7 @@ class SharedBus:
         # fails once (and is dropped), hence a second try.
         if not await self._shared.beat():
             await self._shared.beat()
-        _raise_if_stopping()
+        raise_if_stopping()
         await self._resync()
         self.subscriptions += 1
 
@@ -172,10 +172,3 @@ class SharedBus:
         if not self._is_down_logged:
             self._is_down_logged = True
             log.warning("shared_bus_disconnected", extra={"error": type(error).__name__})
-
-
-def _raise_if_stopping() -> None:
-    """A stop (cancel) that landed in a failing connect can come out as a connection error, swallowed as such."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
 
-__all__ = ["SharedState", "SharedStateDown", "new_replica_id"]
+__all__ = ["SharedState", "SharedStateDown", "new_replica_id", "raise_if_stopping"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,6 +35,15 @@ HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TTL_SECONDS = 6.0  # three beats missed: the replica no longer counts
 _MAX_BACKOFF_SECONDS = 5.0
 _FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def raise_if_stopping() -> None:
+    """redis-py may swallow a cancellation that lands mid-call (it races a read's own timeout) or turn it into a
+    connection error: call this after a Redis call, and in an ``except`` of such errors, so a stop (cancel) is not
+    lost or taken for an outage (a loop would then go on, and its ``stop`` wait for ever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class SharedStateDown(Exception):
@@ -117,10 +126,13 @@ class SharedState:
         try:
             # asyncio's own timer, not the injected clock: this bounds real I/O, whatever a test's clock says
             async with asyncio.timeout(self.timeout_seconds):
-                return await operation(self._client)
+                result = await operation(self._client)
         except _FAILURES as error:
+            raise_if_stopping()
             self._mark_down(error)
             raise SharedStateDown(self.down_reason) from None
+        raise_if_stopping()  # a cancel that raced a read's timeout inside redis-py may have been swallowed
+        return result
 
     @property
     def _heartbeat_key(self) -> str:
@@ -135,15 +147,16 @@ class SharedState:
                 async for _key in self._client.scan_iter(match=f"{self.prefix}replica:*", count=1000):
                     count += 1
         except _FAILURES as error:
+            raise_if_stopping()
             self._mark_down(error)
             return False
+        raise_if_stopping()
         self._live_replicas = max(1, count)
         self._mark_up()
         return True
 
     async def _run(self) -> None:
         backoff = 0.1
-        task = asyncio.current_task()
         while True:
             if self.is_up:
                 backoff = 0.1
@@ -152,10 +165,6 @@ class SharedState:
                 await self._clock.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
             await self.beat()
-            # redis-py may turn a cancellation that lands mid-call into a connection error, which ``beat`` takes
-            # for an outage: without this, ``stop`` would wait on a task asleep on the (maybe fake) clock
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
 
     def _mark_down(self, error: BaseException) -> None:
         reason = f"redis unreachable or slow ({type(error).__name__})"

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
-from bkvy.core.shared.state import SharedState, SharedStateDown
+from bkvy.core.shared.state import SharedState, SharedStateDown, raise_if_stopping
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.day_totals import DayTotals
 from bkvy.utils.live_stats import DAY_SECONDS, LiveStats
@@ -145,10 +145,13 @@ class FleetStats:
             raise SharedStateDown(self._shared.down_reason)
         try:
             async with asyncio.timeout(_BULK_TIMEOUT_SECONDS):  # real I/O: asyncio's timer, not the clock
-                return await operation(self._shared.client)
+                result = await operation(self._shared.client)
         except (RedisError, OSError, TimeoutError) as error:
+            raise_if_stopping()
             log.warning("fleet_stats_redis_failed", extra={"error": type(error).__name__})
             raise SharedStateDown(type(error).__name__) from None
+        raise_if_stopping()
+        return result
 
     async def _publish(
         self, client: Redis, day_texts: dict[str, tuple[int, str]], live_texts: dict[str, str], evicted: list[str]
