@@ -276,11 +276,12 @@ def _run(coroutine) -> None:
 
 
 def _migrate_to_redis(settings: Settings) -> int:
-    """Copy the embedded client keys into Redis (idempotent) and print what was copied."""
+    """Copy the embedded client keys and circuit states into Redis (idempotent) and print what was copied."""
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    from bkvy.core.shared.migrate import migrate_client_keys
+    from bkvy.api.services import CIRCUIT_STATE_FILE
+    from bkvy.core.shared.migrate import migrate_circuits, migrate_client_keys
 
     if settings.redis_url is None:
         print("bkvy: migrate-to-redis needs REDIS_URL (the Redis to copy into)", file=sys.stderr)
@@ -292,12 +293,15 @@ def _migrate_to_redis(settings: Settings) -> int:
             report = await migrate_client_keys(
                 client, prefix=settings.redis_prefix, log_dir=settings.log_dir, now_wall=time.time()
             )
+            circuits_found, circuits_copied = await migrate_circuits(
+                client, prefix=settings.redis_prefix, state_file=settings.log_dir / CIRCUIT_STATE_FILE
+            )
         finally:
             await client.aclose()
         return (
             f"client keys: {report.keys_found} in {settings.log_dir}, {report.keys_copied} copied"
             f" ({report.revoked_copied} revoked), this month's spend copied: ${report.spend_copied_usd:.6f};"
-            " circuit states: not copied (they are learnt again)"
+            f"; circuit states: {circuits_found} in {CIRCUIT_STATE_FILE}, {circuits_copied} copied"
         )
 
     try:

@@ -280,3 +280,34 @@ async def test_a_replica_whose_files_differ_keeps_its_own_config_hash(
         assert sharing_b is not None
         await asyncio.wait_for(sharing_b.fanout.handled.wait(), PROPAGATION_SECONDS)
         assert _services(b).config_hash == config_hash(before) != _services(a).config_hash
+
+
+async def test_an_embedded_open_circuit_is_open_on_the_replicas_after_migrate_to_redis(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    from pathlib import Path
+
+    from redis.asyncio import Redis
+
+    from bkvy.api.services import CIRCUIT_STATE_FILE
+    from bkvy.core.shared.migrate import migrate_circuits
+
+    config = two_provider_config(fleet)
+    log_dir = Path(tempfile.mkdtemp(prefix="bkvy-test-"))
+    embedded = load_settings({"SUMMARY_STATS": "false"}, log_dir=log_dir, health_probe_interval_seconds=INTERVAL)
+    async with gateway(config, clock=fake_clock, settings=embedded, rng=FixedJitter(0.5)) as client:  # type: ignore[arg-type]
+        await _open_primary(client, fleet)
+    assert (log_dir / CIRCUIT_STATE_FILE).exists()  # written at stop, as in the embedded mode
+    redis = Redis.from_url(redis_server.url)
+    try:
+        state_file = log_dir / CIRCUIT_STATE_FILE
+        found, copied = await migrate_circuits(redis, prefix="bkvy:", state_file=state_file)
+        assert found >= 1 and copied == found
+        assert await migrate_circuits(redis, prefix="bkvy:", state_file=state_file) == (found, 0)  # idempotent
+    finally:
+        await redis.aclose()
+    async with _replicas(config, fake_clock, redis_server.url) as replicas:
+        for replica in replicas:
+            assert _state(_services(replica)) is CircuitState.OPEN

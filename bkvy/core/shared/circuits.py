@@ -64,6 +64,11 @@ def _circuit_id(key: CircuitKey) -> str:
     return json.dumps([key.provider, key.model, key.key_id], separators=(",", ":"))
 
 
+def circuit_hash_name(prefix: str, key: CircuitKey) -> str:
+    """The Redis hash holding ``key``'s shared state (``version``, ``state``, ``origin``)."""
+    return f"{prefix}circuit:{_circuit_id(key)}"
+
+
 def _key_of(state: dict[str, Any]) -> CircuitKey:
     return CircuitKey(str(state["provider"]), str(state["model"]), str(state["key_id"]))
 
@@ -205,7 +210,7 @@ class SharedCircuits:
     async def _write_one(self, key: CircuitKey) -> None:
         self.writes += 1
         state = json.dumps(self._registry.export_circuit(key), separators=(",", ":"))
-        keys = [f"{self._shared.prefix}circuit:{_circuit_id(key)}"]
+        keys = [circuit_hash_name(self._shared.prefix, key)]
         known = self._versions.get(key, 0)
         args: list[str | int] = [self._bus.channel_name(CIRCUITS_CHANNEL), state, self._shared.replica_id, known]
         try:

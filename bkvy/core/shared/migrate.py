@@ -1,13 +1,15 @@
 """``python main.py migrate-to-redis``: copy the embedded state of LOG_DIR into Redis, once (docs/SCALING.md).
 
 Copies the client keys of ``client_keys.sqlite3`` (hashes only; active and revoked), their use counts and this
-month's and total spend. Idempotent: every write is "set if absent" (SET NX, HSETNX), so a second run copies
-nothing and never overwrites what the replicas have added since. The circuit-state JSON file is not copied:
-circuits reopen on their own when a provider still fails, and their Redis layout is the circuits' own.
+month's and total spend, and the circuits of ``circuit_states.json`` (open, half-open or flapping ones, with their
+keys' fingerprints, never key values). Idempotent: every write is "set if absent" (SET NX, HSETNX, a circuit only
+where Redis has none), so a second run copies nothing and never overwrites what the replicas have added since.
+Run it before the replicas start: they read the circuits at start-up.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -15,10 +17,21 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from bkvy.core.circuits.store import CircuitStore
+from bkvy.core.circuits.types import CircuitKey
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKey, month_of
+from bkvy.core.shared.circuits import circuit_hash_name
 from bkvy.core.shared.key_layout import KeyLayout, record_json
 
-__all__ = ["MigrationReport", "migrate_client_keys"]
+__all__ = ["MigrationReport", "migrate_circuits", "migrate_client_keys"]
+
+# KEYS[1] the circuit's hash; ARGV[1] its state (``export_circuit``'s shape). Version 1: newer than nothing, so
+# every replica applies it at start-up; a circuit Redis already has (a replica wrote it) is left alone.
+_COPY_CIRCUIT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'version', 1, 'state', ARGV[1], 'origin', 'migration')
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +97,27 @@ async def migrate_client_keys(client: Redis, *, prefix: str, log_dir: Path, now_
         ):
             spend += row.spend_this_month_usd
     return MigrationReport(len(rows), copied, revoked, spend)
+
+
+async def migrate_circuits(client: Redis, *, prefix: str, state_file: Path) -> tuple[int, int]:
+    """Copy the circuits of the embedded mode's JSON file (``CircuitStore``'s) into Redis, each only where Redis
+    has none. Returns (found, copied). A missing or unreadable file copies nothing. Raises redis' errors."""
+    state = CircuitStore(state_file).load()  # a command-line run, before serving: a sync read is fine
+    if state is None:
+        return 0, 0
+    fingerprints = {
+        (str(entry["provider"]), str(entry["key_id"])): entry["fingerprint"]
+        for entry in state.get("key_fingerprints", [])
+        if isinstance(entry, dict) and {"provider", "key_id", "fingerprint"} <= entry.keys()
+    }
+    entries = [entry for entry in state["circuits"] if isinstance(entry, dict)]
+    copied = 0
+    for entry in entries:
+        try:
+            key = CircuitKey(str(entry["provider"]), str(entry["model"]), str(entry["key_id"]))
+        except KeyError:
+            continue
+        shared = {**entry, "fingerprint": fingerprints.get((key.provider, key.key_id))}
+        text = json.dumps(shared, separators=(",", ":"))
+        copied += int(await client.eval(_COPY_CIRCUIT_SCRIPT, 1, circuit_hash_name(prefix, key), text))
+    return len(entries), copied
