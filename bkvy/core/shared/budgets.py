@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from bkvy.clock import Clock
 from bkvy.core.circuits.retry_budget import RetryBudget
 from bkvy.core.execution.hedge_budget import HedgeBudget
-from bkvy.core.shared.state import SharedState, SharedStateDown
+from bkvy.core.shared.state import SharedState, SharedStateDown, stop_task
 
 __all__ = ["FleetBudgets"]
 
@@ -67,13 +67,8 @@ class FleetBudgets:
             self._task = asyncio.create_task(self._run(), name="bkvy-fleet-budgets")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -12,6 +12,7 @@ by the last count seen without asking Redis on the request path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
 
-__all__ = ["SharedState", "SharedStateDown", "new_replica_id", "raise_if_stopping"]
+__all__ = ["SharedState", "SharedStateDown", "new_replica_id", "raise_if_stopping", "stop_task"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +45,15 @@ def raise_if_stopping() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task of the shared state and wait for it to end (None: nothing to stop)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class SharedStateDown(Exception):
@@ -103,13 +113,8 @@ class SharedState:
         self._task = asyncio.create_task(self._run(), name="bkvy-shared-state")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self.is_up:
             try:
                 async with asyncio.timeout(self.timeout_seconds):

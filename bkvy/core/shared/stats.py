@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bkvy.clock import Clock
-from bkvy.core.shared.state import SharedState, SharedStateDown, raise_if_stopping
+from bkvy.core.shared.state import SharedState, SharedStateDown, raise_if_stopping, stop_task
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.day_totals import DayTotals
 from bkvy.utils.live_stats import DAY_SECONDS, LiveStats
@@ -94,13 +94,8 @@ class FleetStats:
 
     async def stop(self) -> None:
         """Stop the loop and publish what is left (a clean shutdown's totals reach the fleet)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.sync()
 
     async def _run(self) -> None:
