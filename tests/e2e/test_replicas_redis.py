@@ -113,3 +113,30 @@ def test_a_bad_redis_url_is_a_config_error(url: str) -> None:
 
     with pytest.raises(ConfigError, match="REDIS_URL"):
         load_settings({"REDIS_URL": url})
+
+
+async def test_redis_killed_under_load_gives_no_5xx(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """Issue 17, test 4: SIGKILL of redis-server while requests are in flight on both replicas (some between
+    their shared take and their answer, some about to take): every one is answered 200 or 429, never 5xx."""
+    import asyncio
+
+    fleet.servers["openai"].knobs(MODEL).latency_ms = 20.0  # the upstream's own latency keeps requests in flight
+    async with _two_replicas(_config(fleet, rpm=1000), fake_clock, redis_server.url) as replicas:
+        server = fleet.servers["openai"]
+        requests = [
+            asyncio.ensure_future(replicas[number % 2].post("/v1/chat/completions", json=BODY)) for number in range(60)
+        ]
+        async with asyncio.timeout(10.0):
+            while server.stats.calls_for_key(KEY) < 10:  # some have taken their slot through Redis already
+                await asyncio.sleep(0.005)
+        redis_server.kill()
+        statuses = [response.status_code for response in await asyncio.gather(*requests)]
+        after = [(await replicas[n % 2].post("/v1/chat/completions", json=BODY)).status_code for n in range(10)]
+        health = [(await replica.get("/health")).json()["status"] for replica in replicas]
+    assert not [status for status in statuses + after if status >= 500]
+    assert statuses.count(200) >= 10 and set(statuses + after) <= {200, 429}
+    assert health == ["degraded", "degraded"]

@@ -347,6 +347,10 @@ class RateLimiter:
         lane (its view, ``/rates/status``, and the local share should the store go down)."""
         lane = self._lane(key)
         start = self._clock.now()
+        if not lane.waiters:  # nobody here is waiting: ask the store at once, concurrently with other askers
+            slot = await self._take_shared_now(key, lane, start, deadline, tokens)
+            if slot is not None:
+                return slot
         turn = _Turn(tokens)
         lane.waiters.append(turn)
         if lane.waiters[0] is turn:
@@ -361,6 +365,29 @@ class RateLimiter:
         finally:
             self._leave(lane, turn)
             self._changed(key)
+
+    async def _take_shared_now(
+        self, key: LaneKey, lane: Lane, start: float, deadline: float, tokens: int
+    ) -> SlotWait | None:
+        """One ask of the store for a request that finds no queue here: its slot when taken; RateLimitExceeded
+        when the store's wait passes the deadline; None when it must queue (a wait within the deadline, or the
+        store went down: the queue's head then decides, on the local share). The store's script is atomic, so
+        requests of one process need not take turns to ask it: only those that must wait keep FIFO order."""
+        store, limits = self._shared, self._limits.get(key)
+        if store is None or limits is None or not store.is_up:
+            return None
+        wait = await store.take(key, limits, self._clock.wall(), tokens)
+        if wait is None:
+            return None
+        now = self._clock.now()
+        if wait <= 0:
+            reservation = lane.take(now, key, tokens)
+            self._changed(key)
+            return SlotWait(0.0, now - start, reservation)
+        self._shared_waits[key] = wait
+        if now + wait > deadline:
+            raise RateLimitExceeded(wait)
+        return None
 
     async def _wait_for_shared_turn(self, key: LaneKey, turn: _Turn, deadline: float) -> None:
         """Behind this process's own queue. The local windows do not see the other replicas' starts, so the

@@ -122,3 +122,20 @@ async def test_two_replicas_never_take_more_than_rpm_in_any_window(redis_server:
     for start in starts:
         assert sum(1 for other in starts if start <= other < start + 60.0) <= 5
     assert limiters[0].try_acquire(LANE) is None  # a shared lane is never taken without asking Redis
+
+
+async def test_concurrent_requests_of_one_process_on_a_free_shared_lane_all_get_their_slot(
+    shared: SharedState,
+) -> None:
+    """The script is atomic: requests need not take turns to ask it. With no wait allowed (deadline = now, the
+    default max wait), 20 concurrent requests on a lane far from its limit all get a slot; before, all but the
+    one asking were refused (429) for standing behind it in this process's queue."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    limiter.configure(LANE, rpm=1000, rpd=None)
+    limiter.share(RedisWindows(shared))
+    results = await asyncio.gather(
+        *(limiter.acquire(LANE, deadline=clock.now()) for _ in range(20)), return_exceptions=True
+    )
+    assert not [result for result in results if isinstance(result, BaseException)]
+    assert await shared.client.zcard(lane_tag("t:", LANE) + ":rpm") == 20
