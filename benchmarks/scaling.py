@@ -87,6 +87,7 @@ class Measured:
     upstream_cpu: float = 0.0
     wrk_cpu: float = 0.0
     commands: dict[str, int] = field(default_factory=dict)
+    down_events: int = 0  # "shared_state_down" log lines: a Redis call slower than REDIS_TIMEOUT_MS
 
     @property
     def requests(self) -> int:
@@ -233,10 +234,13 @@ class Bench:
         argv = [sys.executable, "main.py", "--host", HOST, "--port", str(port), "--workers", str(config.workers)]
         bkvy = self._start(Server(name, argv, port, env, log_path=self.work_dir / f"{name}.log"))
         try:
-            return self._load(config, bkvy)
+            found = self._load(config, bkvy)
         finally:
             bkvy.stop()
             self.servers.remove(bkvy)
+        assert bkvy.log_path is not None
+        found.down_events = bkvy.log_path.read_text(errors="replace").count("shared_state_down")
+        return found
 
     def _load(self, config: Config, bkvy: Server) -> Measured:
         assert self.upstream is not None and self.redis is not None and self.redis_client is not None
@@ -295,8 +299,8 @@ def render(measured: list[Measured], context: list[str]) -> str:
     lines += [
         "",
         "| configuration | req/s | errors | p50 ms | p99 ms | bkvy CPU µs/req | redis CPU µs/req | bkvy+redis µs/req "
-        "| EVALSHA/req | Redis commands/req | wrk µs/req | upstream µs/req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| EVALSHA/req | Redis commands/req | Redis down events | wrk µs/req | upstream µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for found in measured:
         errors = sum(r.errors for r in found.results)
@@ -307,7 +311,7 @@ def render(measured: list[Measured], context: list[str]) -> str:
             f"| {found.per_request_us(found.bkvy_cpu):.0f} | {found.per_request_us(found.redis_cpu):.1f} "
             f"| {found.per_request_us(found.bkvy_cpu + found.redis_cpu):.0f} "
             f"| {found.per_request(found.commands.get('evalsha', 0)):.3f} "
-            f"| {found.per_request(sum(found.commands.values())):.2f} "
+            f"| {found.per_request(sum(found.commands.values())):.2f} | {found.down_events} "
             f"| {found.per_request_us(found.wrk_cpu):.0f} | {found.per_request_us(found.upstream_cpu):.0f} |"
         )
     lines += [

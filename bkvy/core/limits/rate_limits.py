@@ -342,10 +342,16 @@ class RateLimiter:
             self._changed(key)
 
     async def _acquire_shared(self, key: LaneKey, deadline: float, tokens: int) -> SlotWait:
-        """``acquire`` on a shared lane: this process's requests queue in FIFO order as before; the head asks
-        the shared store, waiting as long as it answers, until the deadline. A take is also counted on the local
-        lane (its view, ``/rates/status``, and the local share should the store go down)."""
+        """``acquire`` on a shared lane. While nobody here waits for it, each request asks the shared store at
+        once, concurrently (the script is atomic): a free lane costs one round trip and no queueing. Once a take
+        has to wait, this process's requests queue in FIFO order as before; the head asks the shared store,
+        waiting as long as it answers, until the deadline. A take is also counted on the local lane (its view,
+        ``/rates/status``, and the local share should the store go down)."""
         lane = self._lane(key)
+        if not lane.waiters:
+            taken = await self._take_shared_now(key, lane, deadline, tokens)
+            if taken is not None:
+                return taken
         start = self._clock.now()
         turn = _Turn(tokens)
         lane.waiters.append(turn)
@@ -361,6 +367,28 @@ class RateLimiter:
         finally:
             self._leave(lane, turn)
             self._changed(key)
+
+    async def _take_shared_now(self, key: LaneKey, lane: Lane, deadline: float, tokens: int) -> SlotWait | None:
+        """One ask of the shared store, without queueing: the slot, or None (queue for it; the store is down or
+        this process's own view of the lane says wait). Raises RateLimitExceeded when the wait passes the
+        deadline."""
+        store, limits = self._shared, self._limits.get(key)
+        if store is None or limits is None or not store.is_up:
+            return None
+        wait = await store.take(key, limits, self._clock.wall(), tokens)
+        if wait is None:
+            return None
+        now = self._clock.now()
+        if wait > 0:
+            self._shared_waits[key] = wait
+            if now + wait > deadline:
+                raise RateLimitExceeded(wait)
+            return None
+        if lane.waiters or lane.wait_seconds(now, 0, tokens) > 0:
+            return None  # rare: the local windows are the tighter; the queue decides (Redis counted one more)
+        reservation = lane.take(now, key, tokens)
+        self._changed(key)
+        return SlotWait(reservation=reservation)
 
     async def _wait_for_shared_turn(self, key: LaneKey, turn: _Turn, deadline: float) -> None:
         """Behind this process's own queue. The local windows do not see the other replicas' starts, so the

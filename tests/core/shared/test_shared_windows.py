@@ -122,3 +122,29 @@ async def test_two_replicas_never_take_more_than_rpm_in_any_window(redis_server:
     for start in starts:
         assert sum(1 for other in starts if start <= other < start + 60.0) <= 5
     assert limiters[0].try_acquire(LANE) is None  # a shared lane is never taken without asking Redis
+
+
+async def _concurrent_takes(shared: SharedState, rpm: int, count: int) -> tuple[int, int, int]:
+    """``count`` requests at once on a shared lane, none allowed to wait (max wait 0, as by default): (taken,
+    refused, starts in Redis's rpm window)."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    limiter.configure(LANE, rpm=rpm, rpd=None)
+    limiter.share(RedisWindows(shared))
+    outcomes = await asyncio.gather(
+        *(limiter.acquire(LANE, deadline=clock.now()) for _ in range(count)), return_exceptions=True
+    )
+    refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimitExceeded)]
+    assert len(refused) + sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == count
+    in_redis = int(await shared.client.zcard(lane_tag(shared.prefix, LANE) + ":rpm"))
+    return count - len(refused), len(refused), in_redis
+
+
+async def test_concurrent_requests_on_a_free_shared_lane_all_start_without_waiting(shared: SharedState) -> None:
+    # each asks Redis at once: a request never has to queue behind another's round trip (with max wait 0 that
+    # queueing was a 429 for every request but the first)
+    assert await _concurrent_takes(shared, rpm=100, count=16) == (16, 0, 16)
+
+
+async def test_concurrent_requests_on_a_full_shared_lane_take_exactly_the_limit(shared: SharedState) -> None:
+    assert await _concurrent_takes(shared, rpm=5, count=12) == (5, 7, 5)
