@@ -5,6 +5,8 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY") or '{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 wrk.headers["Content-Type"] = "application/json"
+local auth = os.getenv("BENCH_AUTH")  -- a client key (bkvy-sk-...), sent as a bearer token when set
+if auth and auth ~= "" then wrk.headers["Authorization"] = "Bearer " .. auth end
 
 function done(summary, latency, requests)
   local e = summary.errors

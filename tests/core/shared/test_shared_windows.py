@@ -124,18 +124,27 @@ async def test_two_replicas_never_take_more_than_rpm_in_any_window(redis_server:
     assert limiters[0].try_acquire(LANE) is None  # a shared lane is never taken without asking Redis
 
 
-async def test_concurrent_requests_of_one_process_on_a_free_shared_lane_all_get_their_slot(
-    shared: SharedState,
-) -> None:
-    """The script is atomic: requests need not take turns to ask it. With no wait allowed (deadline = now, the
-    default max wait), 20 concurrent requests on a lane far from its limit all get a slot; before, all but the
-    one asking were refused (429) for standing behind it in this process's queue."""
+async def _concurrent_takes(shared: SharedState, rpm: int, count: int) -> tuple[int, int, int]:
+    """``count`` requests at once on a shared lane, none allowed to wait (max wait 0, as by default): (taken,
+    refused, starts in Redis's rpm window)."""
     clock = FakeClock()
     limiter = RateLimiter(clock)
-    limiter.configure(LANE, rpm=1000, rpd=None)
+    limiter.configure(LANE, rpm=rpm, rpd=None)
     limiter.share(RedisWindows(shared))
-    results = await asyncio.gather(
-        *(limiter.acquire(LANE, deadline=clock.now()) for _ in range(20)), return_exceptions=True
+    outcomes = await asyncio.gather(
+        *(limiter.acquire(LANE, deadline=clock.now()) for _ in range(count)), return_exceptions=True
     )
-    assert not [result for result in results if isinstance(result, BaseException)]
-    assert await shared.client.zcard(lane_tag("t:", LANE) + ":rpm") == 20
+    refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimitExceeded)]
+    assert len(refused) + sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == count
+    in_redis = int(await shared.client.zcard(lane_tag(shared.prefix, LANE) + ":rpm"))
+    return count - len(refused), len(refused), in_redis
+
+
+async def test_concurrent_requests_on_a_free_shared_lane_all_start_without_waiting(shared: SharedState) -> None:
+    # each asks Redis at once: a request never has to queue behind another's round trip (with max wait 0 that
+    # queueing was a 429 for every request but the first)
+    assert await _concurrent_takes(shared, rpm=100, count=16) == (16, 0, 16)
+
+
+async def test_concurrent_requests_on_a_full_shared_lane_take_exactly_the_limit(shared: SharedState) -> None:
+    assert await _concurrent_takes(shared, rpm=5, count=12) == (5, 7, 5)
