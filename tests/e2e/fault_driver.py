@@ -39,19 +39,21 @@ def _model(tier: str = "low") -> dict[str, Any]:
     }
 
 
-def two_provider_config(fleet: SimFleet) -> GatewayConfig:
-    """'primary' on the OpenAI sim, 'fallback' on the Anthropic sim; scenario 'chat' tries them in that order."""
+def two_provider_config(fleet: SimFleet, *, rpm: int | None = None) -> GatewayConfig:
+    """'primary' on the OpenAI sim, 'fallback' on the Anthropic sim; scenario 'chat' tries them in that order.
+    ``rpm``: both keys limited to it (lanes with a limit)."""
+    limits = {"rate_limits": {"*": {"rpm": rpm}}} if rpm is not None else {}
     providers = {
         PRIMARY: {
             "type": "openai",
             "base_url": fleet.base_url("openai"),
-            "keys": {PRIMARY_KEY_ID: {"api_key": PRIMARY_KEY}},
+            "keys": {PRIMARY_KEY_ID: {"api_key": PRIMARY_KEY, **limits}},
             "models": {PRIMARY_MODEL: _model()},
         },
         FALLBACK: {
             "type": "anthropic",
             "base_url": fleet.base_url("anthropic"),
-            "keys": {FALLBACK_KEY_ID: {"api_key": FALLBACK_KEY}},
+            "keys": {FALLBACK_KEY_ID: {"api_key": FALLBACK_KEY, **limits}},
             "models": {FALLBACK_MODEL: _model()},
         },
     }

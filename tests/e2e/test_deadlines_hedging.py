@@ -41,6 +41,7 @@ from tests.e2e.fault_driver import (
     scenario_body,
     two_provider_config,
 )
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 SOFT, HARD = 1.0, 2.0
 
@@ -493,3 +494,49 @@ async def test_a_client_that_leaves_cancels_both_attempts_and_charges_no_circuit
     assert primary["consecutive_failures"] == fallback["consecutive_failures"] == 0
     assert fleet.servers["openai"].stats.disconnects_for(PRIMARY_MODEL) == 1
     assert fleet.servers["anthropic"].stats.disconnects_for(FALLBACK_MODEL) == 1
+
+
+async def test_a_hedge_goes_to_a_lane_shared_through_redis(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """With REDIS_URL a limited lane's slot is taken only by asking Redis (no slot up front): the hedge attempt
+    takes it itself. Before, no hedge ever started on a rate-limited lane while Redis was up."""
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 3000
+    fleet.servers["anthropic"].knobs(FALLBACK_MODEL).latency_ms = 100
+    config = two_provider_config(fleet, rpm=1000)
+    settings = _settings(tmp_path, redis_url=redis_server.url)
+    async with gateway(config, clock=fake_clock, settings=settings) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        assert drive.services.executor.limiter.is_shared(LaneKey(FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL))
+        pending = await _pending(drive, "/llm/scenario", scenario_body())
+        await _until_done(drive, pending, step=0.05)
+        metrics = (await client.get("/metrics")).text
+    body = pending.result().json()
+    assert body["provider_used"] == FALLBACK and pending.result().headers["x-bkvy-hedged"] == "true"
+    assert sorted(_outcomes(body)) == [(FALLBACK, "success"), (PRIMARY, "hedge_lost")]
+    assert 'bkvy_hedges_total{outcome="won"} 1.0' in metrics
+
+
+async def test_a_hedge_to_a_full_shared_lane_ends_and_the_inline_attempt_answers(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    """The hedge finds the shared lane blocked (Redis says wait past the deadline): it ends as a rate-limit skip,
+    and the slow inline attempt, the last that can answer, is never cut for it."""
+    fleet.servers["openai"].knobs(PRIMARY_MODEL).latency_ms = 1500
+    settings = _settings(tmp_path, redis_url=redis_server.url)
+    async with gateway(two_provider_config(fleet, rpm=1000), clock=fake_clock, settings=settings) as client:
+        drive = FaultDriver(client, fake_clock, fleet)
+        drive.services.limiter.block_until(LaneKey(FALLBACK, FALLBACK_KEY_ID, FALLBACK_MODEL), 60.0)
+        await drive.settle()  # the block reaches Redis (sent in the background)
+        pending = await _pending(drive, "/llm/scenario", scenario_body())
+        await _until_done(drive, pending, step=0.05)
+    body = pending.result().json()
+    assert pending.result().status_code == 200 and body["provider_used"] == PRIMARY
+    assert (PRIMARY, "success") in _outcomes(body)
+    assert drive.fallback_calls() == 0

@@ -372,6 +372,11 @@ class Executor:
             return None
         return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode, reservation)
 
+    def is_slot_shared(self, candidate: Candidate) -> bool:
+        """Whether ``candidate``'s rate-limit slot is taken only by asking Redis (REDIS_URL, a limited lane):
+        ``try_slot`` cannot take it up front, the attempt takes it itself (one round trip)."""
+        return self.limiter.is_shared(LaneKey(candidate.provider, candidate.key_id, candidate.model))
+
     def try_slot(self, request: ExecutionRequest, candidate: Candidate) -> TokenReservation | None:
         """A rate-limit slot on ``candidate``'s lane if one is free now (a hedge or a switch takes it up front),
         its tokens reserved; None when the lane would make it wait."""

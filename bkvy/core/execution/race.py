@@ -299,11 +299,18 @@ class AttemptRace(Generic[T]):
         ]
 
     def _fastest_free_candidate(self, *, is_hedge: bool) -> AttemptSlot | None:
-        """The fastest other candidate whose rate-limit slot is free now, its slot taken; None when none is."""
+        """The fastest other candidate whose rate-limit slot is free now, its slot taken; None when none is.
+
+        A hedge may also go to a candidate whose lane is shared through Redis (its slot cannot be taken up front
+        without a round trip): the hedge attempt takes it itself, and a full lane only ends the hedge, while the
+        inline attempt runs on. A switch never does: it cancels the inline attempt, so its slot must be sure."""
+        executor = self._executor
         for candidate in self._hedge_targets(is_hedge=is_hedge):
-            reservation = self._executor.try_slot(self._request, candidate)
+            reservation = executor.try_slot(self._request, candidate)
             if reservation is not None:
                 return AttemptSlot(candidate, fast_mode=True, has_slot=True, reservation=reservation)
+            if is_hedge and executor.is_slot_shared(candidate):
+                return AttemptSlot(candidate, fast_mode=True)
         return None
 
     # -- the client, interrupts and the end -------------------------------------------------------------------

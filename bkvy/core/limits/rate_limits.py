@@ -256,6 +256,11 @@ class RateLimiter:
         store = self._shared
         return store is not None and store.is_up and key in self._limits
 
+    def is_shared(self, key: LaneKey) -> bool:
+        """Whether a slot on this lane is taken only by asking the shared store (``acquire``, one round trip):
+        ``try_acquire`` always answers None for it."""
+        return self._shared is not None and self._is_shared(key)
+
     def on_change(self, callback: Callable[[LaneKey], None]) -> None:
         """Call ``callback`` with the lane's key whenever a lane changes (a start counted, a provider block,
         a request joining or leaving its queue): routing caches lane views between changes."""
