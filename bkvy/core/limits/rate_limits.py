@@ -331,40 +331,41 @@ class RateLimiter:
             reservation = lane.take(start, key, tokens)
             self._changed(key)
             return SlotWait(reservation=reservation)
-        turn = _Turn(tokens)
-        lane.waiters.append(turn)
-        if lane.waiters[0] is turn:
-            turn.set()
-        self._changed(key)
-        try:
-            await self._wait_for_turn(lane, turn, deadline)
-            at_head = self._clock.now()
-            await self._wait_for_slot(lane, deadline, tokens)
-            now = self._clock.now()
-            return SlotWait(at_head - start, now - at_head, lane.take(now, key, tokens))
-        finally:
-            self._leave(lane, turn)
-            self._changed(key)
+        return await self._take_in_turn(key, lane, start, deadline, tokens, is_shared=False)
 
     async def _acquire_shared(self, key: LaneKey, deadline: float, tokens: int) -> SlotWait:
-        """``acquire`` on a shared lane: this process's requests queue in FIFO order as before; the head asks
-        the shared store, waiting as long as it answers, until the deadline. A take is also counted on the local
-        lane (its view, ``/rates/status``, and the local share should the store go down)."""
+        """``acquire`` on a shared lane: a request that finds no queue here asks the shared store at once
+        (concurrently: the script is atomic); one told to wait queues in FIFO order, and the head asks again,
+        waiting as long as it answers, until the deadline. A take is also counted on the local lane (its view,
+        ``/rates/status``, and the local share should the store go down)."""
         lane = self._lane(key)
         start = self._clock.now()
         if not lane.waiters:  # nobody here is waiting: ask the store at once, concurrently with other askers
             slot = await self._take_shared_now(key, lane, start, deadline, tokens)
             if slot is not None:
                 return slot
+        return await self._take_in_turn(key, lane, start, deadline, tokens, is_shared=True)
+
+    async def _take_in_turn(
+        self, key: LaneKey, lane: Lane, start: float, deadline: float, tokens: int, *, is_shared: bool
+    ) -> SlotWait:
+        """Join this process's FIFO queue for the lane; at its head, wait for a slot (the local windows', or the
+        shared store's answer), until ``deadline``. Raises RateLimitExceeded."""
         turn = _Turn(tokens)
         lane.waiters.append(turn)
         if lane.waiters[0] is turn:
             turn.set()
         self._changed(key)
         try:
-            await self._wait_for_shared_turn(key, turn, deadline)
+            if is_shared:
+                await self._wait_for_shared_turn(key, turn, deadline)
+            else:
+                await self._wait_for_turn(lane, turn, deadline)
             at_head = self._clock.now()
-            await self._wait_for_shared_slot(key, lane, deadline, tokens)
+            if is_shared:
+                await self._wait_for_shared_slot(key, lane, deadline, tokens)
+            else:
+                await self._wait_for_slot(lane, deadline, tokens)
             now = self._clock.now()
             return SlotWait(at_head - start, now - at_head, lane.take(now, key, tokens))
         finally:
