@@ -171,15 +171,16 @@ class BenchFleet:
             response.read()
 
 
-def write_bkvy_config(work_dir: Path, upstream_url: str) -> Path:
-    """bkvy's config for the benchmarks: one ``openai`` provider at the upstream, one model, one unlimited key."""
+def write_bkvy_config(work_dir: Path, upstream_url: str, keys: dict[str, dict[str, object]] | None = None) -> Path:
+    """bkvy's config for the benchmarks: one ``openai`` provider at the upstream, one model, and ``keys``
+    (default: one key without rate_limits, unlimited)."""
     config_dir = work_dir / "config"
     config_dir.mkdir()
     providers = {
         PROVIDER: {
             "type": "openai",
             "base_url": upstream_url,
-            "keys": {"bench_key": {"api_key": "sk-bench"}},  # no rate_limits: unlimited
+            "keys": keys or {"bench_key": {"api_key": "sk-bench"}},
             "models": {
                 MODEL: {
                     "intelligence_tier": "low",

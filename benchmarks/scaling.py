@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis  # the project's own dependency (requirements.txt)
-from fleet import DIRECT_BODY, MODEL, PROVIDER
+from fleet import DIRECT_BODY, write_bkvy_config
 from loadgen import WrkResult, require_wrk, run_wrk
 from procs import HOST, REPO_ROOT, Server, free_port
 
@@ -141,29 +141,14 @@ def _command_calls(client: redis.Redis) -> dict[str, int]:
 
 def write_config(work_dir: Path, upstream_url: str) -> Path:
     """One ``openai`` provider at the upstream, one model, a key without limits and a key with a huge rpm."""
-    config_dir = work_dir / "config"
-    config_dir.mkdir()
-    providers = {
-        PROVIDER: {
-            "type": "openai",
-            "base_url": upstream_url,
-            "keys": {
-                UNLIMITED_KEY: {"api_key": "sk-bench-free"},
-                LIMITED_KEY: {"api_key": "sk-bench-limited", "rate_limits": {"*": {"rpm": NEVER_BINDING_RPM}}},
-            },
-            "models": {
-                MODEL: {
-                    "intelligence_tier": "low",
-                    "input_cost_per_1k": 0.0001,
-                    "output_cost_per_1k": 0.0002,
-                    "expected_latency_ms": 100,
-                }
-            },
-        }
-    }
-    (config_dir / "providers.json").write_text(json.dumps(providers, indent=2))
-    (config_dir / "routing.json").write_text(json.dumps({"scenarios": {}}))
-    return config_dir
+    return write_bkvy_config(
+        work_dir,
+        upstream_url,
+        keys={
+            UNLIMITED_KEY: {"api_key": "sk-bench-free"},
+            LIMITED_KEY: {"api_key": "sk-bench-limited", "rate_limits": {"*": {"rpm": NEVER_BINDING_RPM}}},
+        },
+    )
 
 
 def _post(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
