@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -31,6 +31,7 @@ from tests.e2e.fault_driver import (
     scenario_body,
     two_provider_config,
 )
+from tests.e2e.replicas import replicas, services_of
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 ADMIN = {"X-Admin-API-Key": "admin-secret"}
@@ -44,23 +45,14 @@ RESET = f"/circuits/reset/{PRIMARY}/{PRIMARY_MODEL}/{PRIMARY_KEY_ID}"
 async def _replicas(
     config: GatewayConfig, clock: FakeClock, redis_url: str, count: int = 2
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(count):
-            settings = load_settings(
-                {"REDIS_URL": redis_url, "BKVY_ADMIN_API_KEY": "admin-secret", "SUMMARY_STATS": "false"},
-                log_dir=tempfile.mkdtemp(prefix="bkvy-test-"),
-                health_probe_interval_seconds=INTERVAL,
-            )
-            client = gateway(config, clock=clock, settings=settings, rng=FixedJitter(0.5))  # type: ignore[arg-type]
-            clients.append(await stack.enter_async_context(client))
+    environ = {"BKVY_ADMIN_API_KEY": "admin-secret", "SUMMARY_STATS": "false"}
+    rng = FixedJitter(0.5)
+    async with replicas(
+        config, clock, redis_url, count=count, environ=environ, rng=rng, health_probe_interval_seconds=INTERVAL
+    ) as clients:
         for client in clients:
-            await _subscribed(_services(client))
+            await _subscribed(services_of(client))
         yield clients
-
-
-def _services(client: httpx.AsyncClient) -> Services:
-    return client.app.state.services  # type: ignore[attr-defined, no-any-return]
 
 
 async def _subscribed(services: Services) -> None:
@@ -102,7 +94,7 @@ async def _open_primary(client: httpx.AsyncClient, fleet: SimFleet) -> None:
     for _ in range(10):
         response = await client.post("/llm/scenario", json=scenario_body())
         assert response.status_code == 200, response.text  # the fallback serves meanwhile
-        if _state(_services(client)) is CircuitState.OPEN:
+        if _state(services_of(client)) is CircuitState.OPEN:
             return
     raise AssertionError("the primary's circuit never opened")
 
@@ -113,11 +105,11 @@ async def test_opening_on_a_reaches_b_which_stops_sending_and_a_reset_on_b_close
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     async with _replicas(two_provider_config(fleet), fake_clock, redis_server.url) as (a, b):
-        opened_on_b = _when(_services(b), _is_open)
+        opened_on_b = _when(services_of(b), _is_open)
         await _open_primary(a, fleet)
         await asyncio.wait_for(opened_on_b.wait(), PROPAGATION_SECONDS)
         assert (await b.get(f"/circuits/{PRIMARY}/{PRIMARY_MODEL}/{PRIMARY_KEY_ID}")).json()["state"] == "open"
-        shared_b = _services(b).sharing.circuits  # type: ignore[union-attr]
+        shared_b = services_of(b).sharing.circuits  # type: ignore[union-attr]
         assert shared_b is not None and shared_b.writes + shared_b.pending_writes == 0  # applied, not echoed
         calls_before = fleet.servers["openai"].stats.calls_for_key(PRIMARY_KEY)
         for _ in range(5):
@@ -125,10 +117,10 @@ async def test_opening_on_a_reaches_b_which_stops_sending_and_a_reset_on_b_close
             assert response.status_code == 200, response.text
         assert fleet.servers["openai"].stats.calls_for_key(PRIMARY_KEY) == calls_before  # B skips it
 
-        closed_on_a = _when(_services(a), _is_closed)
+        closed_on_a = _when(services_of(a), _is_closed)
         assert (await b.post(RESET, headers=ADMIN)).json()["reset"] is True
         await asyncio.wait_for(closed_on_a.wait(), PROPAGATION_SECONDS)
-        assert _state(_services(a)) is CircuitState.CLOSED
+        assert _state(services_of(a)) is CircuitState.CLOSED
 
 
 async def test_open_circuit_survives_a_restart_of_every_replica(
@@ -138,12 +130,12 @@ async def test_open_circuit_survives_a_restart_of_every_replica(
 ) -> None:
     config = two_provider_config(fleet)
     async with _replicas(config, fake_clock, redis_server.url) as (a, b):
-        opened_on_b = _when(_services(b), _is_open)
+        opened_on_b = _when(services_of(b), _is_open)
         await _open_primary(a, fleet)
         await asyncio.wait_for(opened_on_b.wait(), PROPAGATION_SECONDS)
     async with _replicas(config, fake_clock, redis_server.url) as replicas:  # new processes, new LOG_DIRs
         for client in replicas:
-            assert _state(_services(client)) is CircuitState.OPEN
+            assert _state(services_of(client)) is CircuitState.OPEN
         calls_before = fleet.servers["openai"].stats.calls_for_key(PRIMARY_KEY)
         assert (await replicas[1].post("/llm/scenario", json=scenario_body())).status_code == 200
         assert fleet.servers["openai"].stats.calls_for_key(PRIMARY_KEY) == calls_before
@@ -155,10 +147,10 @@ async def test_only_one_of_two_replicas_probes_an_open_circuit_per_interval(
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     async with _replicas(two_provider_config(fleet), fake_clock, redis_server.url) as (a, b):
-        opened_on_b = _when(_services(b), _is_open)
+        opened_on_b = _when(services_of(b), _is_open)
         await _open_primary(a, fleet)
         await asyncio.wait_for(opened_on_b.wait(), PROPAGATION_SECONDS)
-        probers = [_services(client).prober for client in (a, b)]
+        probers = [services_of(client).prober for client in (a, b)]
         calls_before = fleet.servers["openai"].stats.calls_for_key(PRIMARY_KEY)
         for interval in (1, 2):
             fake_clock.advance(INTERVAL)
@@ -172,7 +164,7 @@ async def _probes_done(*clients: httpx.AsyncClient) -> None:
     async with asyncio.timeout(5.0):
         while True:
             await asyncio.sleep(0.005)
-            services = [_services(client) for client in clients]
+            services = [services_of(client) for client in clients]
             if all(s.circuits is not None and not s.circuits.due_for_probe() for s in services) and not any(
                 s.prober is not None and s.prober.in_flight for s in services
             ):
@@ -186,20 +178,20 @@ async def test_redis_restarted_empty_gets_the_state_the_replicas_hold(
 ) -> None:
     config = two_provider_config(fleet)
     async with _replicas(config, fake_clock, redis_server.url) as (a, b):
-        opened_on_b = _when(_services(b), _is_open)
+        opened_on_b = _when(services_of(b), _is_open)
         await _open_primary(a, fleet)
         await asyncio.wait_for(opened_on_b.wait(), PROPAGATION_SECONDS)
         redis_server.restart()  # SIGKILL, and back without its data (no persistence in tests)
-        buses = [s.sharing.bus for s in map(_services, (a, b)) if s.sharing is not None]
+        buses = [s.sharing.bus for s in map(services_of, (a, b)) if s.sharing is not None]
         async with asyncio.timeout(10.0):
             while not all(bus.subscriptions >= 2 for bus in buses):  # resynced: backoff on the fake clock
                 fake_clock.advance(0.5)
                 await asyncio.sleep(0.01)
-            assert _services(a).shared is not None
-            while not await _services(a).shared.client.keys("bkvy:circuit:*"):  # written by the writer task
+            assert services_of(a).shared is not None
+            while not await services_of(a).shared.client.keys("bkvy:circuit:*"):  # written by the writer task
                 await asyncio.sleep(0.005)
         async with _replicas(config, fake_clock, redis_server.url, count=1) as (newcomer,):
-            assert _state(_services(newcomer)) is CircuitState.OPEN  # the replicas stored it again
+            assert _state(services_of(newcomer)) is CircuitState.OPEN  # the replicas stored it again
 
 
 async def test_changes_made_while_redis_was_down_are_written_on_resync_unless_newer_ones_exist(
@@ -208,19 +200,19 @@ async def test_changes_made_while_redis_was_down_are_written_on_resync_unless_ne
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     async with _replicas(two_provider_config(fleet), fake_clock, redis_server.url) as (a, b):
-        opened_on_b, closed_on_a = _when(_services(b), _is_open), _when(_services(a), _is_closed)
+        opened_on_b, closed_on_a = _when(services_of(b), _is_open), _when(services_of(a), _is_closed)
         await _open_primary(a, fleet)
         await asyncio.wait_for(opened_on_b.wait(), PROPAGATION_SECONDS)
         assert (await b.post(RESET, headers=ADMIN)).json()["reset"] is True
         await asyncio.wait_for(closed_on_a.wait(), PROPAGATION_SECONDS)  # both hold the closed state, stored
-        assert _services(a).shared is not None
-        await _services(a).shared.client.save()  # a Redis that keeps its data across the restart
+        assert services_of(a).shared is not None
+        await services_of(a).shared.client.save()  # a Redis that keeps its data across the restart
         redis_server.kill()
         opened_on_b.clear()
         await _open_primary(a, fleet)  # while down: only A knows
         redis_server.start()
         assert await _advance_until(fake_clock, opened_on_b) < INTERVAL  # from the resync, not a later probe
-        assert _state(_services(b)) is CircuitState.OPEN
+        assert _state(services_of(b)) is CircuitState.OPEN
 
 
 async def _advance_until(clock: FakeClock, event: asyncio.Event) -> float:
@@ -251,14 +243,14 @@ async def test_a_reload_on_a_makes_b_reload_its_own_files_without_restarting(
     before = two_provider_config(fleet)
     after = _rotated(before)
     async with _replicas(before, fake_clock, redis_server.url) as (a, b):
-        services_a, services_b = _services(a), _services(b)
+        services_a, services_b = services_of(a), services_of(b)
         services_a.config_source = services_b.config_source = lambda: after
         assert services_b.sharing is not None and services_a.sharing is not None
         response = await a.post("/admin/reload", headers=ADMIN)
         assert response.status_code == 200, response.text
         await asyncio.wait_for(services_b.sharing.fanout.handled.wait(), PROPAGATION_SECONDS)
         assert services_b.config_hash == services_a.config_hash == config_hash(after) != config_hash(before)
-        assert _services(b) is services_b and services_b.sharing.fanout.reloads_from_fleet == 1
+        assert services_of(b) is services_b and services_b.sharing.fanout.reloads_from_fleet == 1
         assert services_a.sharing.fanout.reloads_from_fleet == 0
         assert services_a.shared is not None  # B's reload announced nothing: one announcement, no loop
         assert int(await services_a.shared.client.get("bkvy:config:version")) == 1
@@ -273,13 +265,13 @@ async def test_a_replica_whose_files_differ_keeps_its_own_config_hash(
     before = two_provider_config(fleet)
     after = _rotated(before)
     async with _replicas(before, fake_clock, redis_server.url) as (a, b):
-        _services(a).config_source = lambda: after
-        _services(b).config_source = lambda: before  # B's files were not updated
-        assert await _services(a).reload() == [f"{PRIMARY}/{PRIMARY_KEY_ID}"]
-        sharing_b = _services(b).sharing
+        services_of(a).config_source = lambda: after
+        services_of(b).config_source = lambda: before  # B's files were not updated
+        assert await services_of(a).reload() == [f"{PRIMARY}/{PRIMARY_KEY_ID}"]
+        sharing_b = services_of(b).sharing
         assert sharing_b is not None
         await asyncio.wait_for(sharing_b.fanout.handled.wait(), PROPAGATION_SECONDS)
-        assert _services(b).config_hash == config_hash(before) != _services(a).config_hash
+        assert services_of(b).config_hash == config_hash(before) != services_of(a).config_hash
 
 
 async def test_an_embedded_open_circuit_is_open_on_the_replicas_after_migrate_to_redis(
@@ -310,4 +302,4 @@ async def test_an_embedded_open_circuit_is_open_on_the_replicas_after_migrate_to
         await redis.aclose()
     async with _replicas(config, fake_clock, redis_server.url) as replicas:
         for replica in replicas:
-            assert _state(_services(replica)) is CircuitState.OPEN
+            assert _state(services_of(replica)) is CircuitState.OPEN

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
 
-from bkvy.api.services import Services
 from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.core.config.settings import load_settings
@@ -23,6 +22,7 @@ from bkvy.core.shared.key_layout import KeyLayout
 from bkvy.core.shared.migrate import migrate_client_keys
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
+from tests.e2e.replicas import replicas, services_of
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 ADMIN = {"X-Admin-API-Key": "admin-secret"}
@@ -49,19 +49,13 @@ def _settings(log_dir: str, redis_url: str | None):
 async def _replicas(
     config: GatewayConfig, clock: FakeClock, redis_url: str, count: int = 2
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(count):
-            settings = _settings(tempfile.mkdtemp(prefix="bkvy-test-"), redis_url)
-            clients.append(await stack.enter_async_context(gateway(config, clock=clock, settings=settings)))
+    async with replicas(
+        config, clock, redis_url, count=count, environ={"SUMMARY_STATS": "false"}, admin_api_key="admin-secret"
+    ) as clients:
         for client in clients:
-            assert await _services(client).shared.beat()  # type: ignore[union-attr]
-            await asyncio.wait_for(_services(client).shared_keys.subscriber.is_subscribed.wait(), 5.0)  # type: ignore[union-attr]
+            assert await services_of(client).shared.beat()  # type: ignore[union-attr]
+            await asyncio.wait_for(services_of(client).shared_keys.subscriber.is_subscribed.wait(), 5.0)  # type: ignore[union-attr]
         yield clients
-
-
-def _services(client: httpx.AsyncClient) -> Services:
-    return client.app.state.services  # type: ignore[attr-defined, no-any-return]
 
 
 async def _create(client: httpx.AsyncClient, **body: object) -> dict:
@@ -85,8 +79,8 @@ async def test_created_on_a_works_on_b_and_revoked_on_b_is_refused_on_a(
         assert (await _chat(a, created["key"])).status_code == 200
         assert (await _chat(b, "bkvy-sk-" + "x" * 43)).status_code == 401
         assert (await b.delete(f"/admin/keys/{created['id']}", headers=ADMIN)).status_code == 200
-        await asyncio.wait_for(_services(a).shared_keys.wait_revoked(created["id"]), 1.0)  # type: ignore[union-attr]
-        assert _services(a).client_keys.authenticate(created["key"]) is None  # type: ignore[union-attr]
+        await asyncio.wait_for(services_of(a).shared_keys.wait_revoked(created["id"]), 1.0)  # type: ignore[union-attr]
+        assert services_of(a).client_keys.authenticate(created["key"]) is None  # type: ignore[union-attr]
         assert (await _chat(a, created["key"])).status_code == 401
         assert (await b.delete(f"/admin/keys/{created['id']}", headers=ADMIN)).status_code == 404
         stored = await Redis.from_url(redis_server.url).execute_command("DUMP", f"{PREFIX}ck:ids")
@@ -106,7 +100,7 @@ async def test_a_budget_spent_from_both_stops_both_overshoot_at_most_in_flight(
         assert 1 <= statuses.count(200) <= len(in_flight)
         assert set(statuses) <= {200, 402}
         for replica in (a, b):  # each request's spend reaches Redis before the next admission
-            await _services(replica).shared_keys.flush()  # type: ignore[union-attr]
+            await services_of(replica).shared_keys.flush()  # type: ignore[union-attr]
         after = [(await _chat(replica, key)).status_code for replica in (a, b, a, b)]
         assert after == [402] * 4
         [listed] = (await b.get("/admin/keys", headers=ADMIN)).json()["keys"]
@@ -153,10 +147,10 @@ async def test_redis_down_keeps_local_keys_and_loses_no_spend(
         assert statuses == [200, 200, 200, 429]  # rpm 6 over 2 live replicas: 3 here (1 was taken before)
         assert (await _chat(a, other)).status_code == 200  # created here: known locally
         assert (await b.post("/admin/keys", json={"name": "x"}, headers=ADMIN)).status_code == 503
-        pending = sum(_services(b).shared_keys._pending.values())  # type: ignore[union-attr]
+        pending = sum(services_of(b).shared_keys._pending.values())  # type: ignore[union-attr]
         assert pending > 0
         redis_server.start()  # empty (no persistence in tests): what is there after is what was kept
-        services = _services(b)
+        services = services_of(b)
         assert await services.shared.beat()  # type: ignore[union-attr]
         await services.shared_keys.flush()  # type: ignore[union-attr]
         key_id = services.client_keys.authenticate(key).key_id  # type: ignore[union-attr]

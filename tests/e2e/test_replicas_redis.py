@@ -4,19 +4,17 @@ redis-server (issue 17, tests 1 and 4). A FakeClock drives both apps' windows an
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
-from bkvy.api.services import Services
 from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.core.config.settings import load_settings
 from bkvy.sim import SimFleet
-from tests.conftest import gateway
+from tests.e2e.replicas import replicas, services_of
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 KEY = "sk-sim-shared"
@@ -40,20 +38,10 @@ def _config(fleet: SimFleet, rpm: int) -> GatewayConfig:
 async def _two_replicas(
     config: GatewayConfig, clock: FakeClock, redis_url: str
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with AsyncExitStack() as stack:
-        clients = []
-        for _ in range(2):
-            settings = load_settings(
-                {"REDIS_URL": redis_url, "SUMMARY_STATS": "false"}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-")
-            )
-            clients.append(await stack.enter_async_context(gateway(config, clock=clock, settings=settings)))
+    async with replicas(config, clock, redis_url, environ={"SUMMARY_STATS": "false"}) as clients:
         for client in clients:  # each has seen the other's heartbeat
-            assert await _services(client).shared.beat()  # type: ignore[union-attr]
+            assert await services_of(client).shared.beat()  # type: ignore[union-attr]
         yield clients
-
-
-def _services(client: httpx.AsyncClient) -> Services:
-    return client.app.state.services  # type: ignore[attr-defined, no-any-return]
 
 
 def _most_in_any_minute(times: list[float]) -> int:
@@ -67,7 +55,7 @@ async def test_two_replicas_send_at_most_rpm_in_any_minute(
 ) -> None:
     server = fleet.servers["openai"]
     async with _two_replicas(_config(fleet, rpm=60), fake_clock, redis_server.url) as replicas:
-        assert _services(replicas[0]).shared.live_replicas() == 2  # type: ignore[union-attr]
+        assert services_of(replicas[0]).shared.live_replicas() == 2  # type: ignore[union-attr]
         served: list[float] = []
         for number in range(200):  # 200 requests over both, within a minute and a half of the fake clock
             response = await replicas[number % 2].post("/v1/chat/completions", json=BODY)
@@ -99,7 +87,7 @@ async def test_redis_down_serves_at_the_local_share_then_shares_again(
         assert health["status"] == "degraded" and "redis" in health["degraded_reason"]
         assert "bkvy_shared_state_up 0.0" in (await client.get("/metrics")).text
         redis_server.start()
-        assert await _services(client).shared.beat()  # type: ignore[union-attr]  # the reconnect task's step
+        assert await services_of(client).shared.beat()  # type: ignore[union-attr]  # the reconnect task's step
         assert (await client.get("/health")).json()["status"] == "ok"
         assert "bkvy_shared_state_up 1.0" in (await client.get("/metrics")).text
         fake_clock.advance(61.0)

@@ -7,17 +7,17 @@ from __future__ import annotations
 import csv
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
-from bkvy.api.services import Services
 from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import GatewayConfig, build_config
 from bkvy.core.config.settings import load_settings
 from bkvy.sim import SimFleet
 from tests.conftest import gateway
+from tests.e2e.replicas import replicas, services_of
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - the fixture
 
 MODEL = "gpt-4o-mini"
@@ -41,16 +41,8 @@ def _config(fleet: SimFleet) -> GatewayConfig:
 async def _replicas(
     config: GatewayConfig, clock: FakeClock, redis_url: str, log_dirs: list[str]
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    async with AsyncExitStack() as stack:
-        clients = []
-        for log_dir in log_dirs:
-            settings = load_settings({"REDIS_URL": redis_url, **_RECORDS_ON}, log_dir=log_dir)
-            clients.append(await stack.enter_async_context(gateway(config, clock=clock, settings=settings)))
+    async with replicas(config, clock, redis_url, log_dirs=log_dirs, environ=_RECORDS_ON) as clients:
         yield clients
-
-
-def _services(client: httpx.AsyncClient) -> Services:
-    return client.app.state.services  # type: ignore[attr-defined, no-any-return]
 
 
 async def _serve(client: httpx.AsyncClient, count: int) -> None:
@@ -61,7 +53,7 @@ async def _serve(client: httpx.AsyncClient, count: int) -> None:
 
 async def _publish(*clients: httpx.AsyncClient) -> None:
     for client in clients:
-        fleet_stats = _services(client).fleet_stats
+        fleet_stats = services_of(client).fleet_stats
         assert fleet_stats is not None
         for _ in range(2):  # the records reach the sinks after the reply: the second publish has them all
             assert await fleet_stats.sync()
@@ -81,7 +73,7 @@ async def test_either_replica_counts_the_requests_of_both(
         await _serve(b, 2)
         await _publish(a, b)
         for replica in (a, b):
-            assert await _services(replica).fleet_budgets.sync()  # type: ignore[union-attr]  # wired, exchanging
+            assert await services_of(replica).fleet_budgets.sync()  # type: ignore[union-attr]  # wired, exchanging
             summary = (await replica.get("/statistics/summary")).json()
             assert summary["today"]["total"] == 5
             assert summary["today"]["by_provider"] == {"only": 5}
@@ -134,10 +126,10 @@ async def test_redis_down_shows_local_figures_marked_partial(
             body = response.json()
             total = body["today"]["total"] if "today" in body else body["summary"]["total"]
             assert (total, body["replicas"], body["partial"]) == (4, 1, True), path
-        assert not await _services(a).fleet_stats.sync()  # type: ignore[union-attr]
+        assert not await services_of(a).fleet_stats.sync()  # type: ignore[union-attr]
         redis_server.start()
         for replica in (a, b):  # a connection from before the restart fails once: a few beats, bounded
-            assert any([await _services(replica).shared.beat() for _ in range(3)])  # type: ignore[union-attr]
+            assert any([await services_of(replica).shared.beat() for _ in range(3)])  # type: ignore[union-attr]
         await _publish(a, b)  # Redis restarted empty: each republishes its whole day
         summary = (await b.get("/statistics/summary")).json()
         assert (summary["today"]["total"], summary["partial"]) == (6, False)
@@ -150,7 +142,7 @@ async def test_each_process_writes_its_own_files_in_a_shared_log_dir(
 ) -> None:
     shared_dir = _fresh_dirs(1)[0]
     async with _replicas(_config(fleet), fake_clock, redis_server.url, [shared_dir, shared_dir]) as (a, b):
-        assert (_services(a).slot.name, _services(b).slot.name) == ("w0", "w1")  # type: ignore[union-attr]
+        assert (services_of(a).slot.name, services_of(b).slot.name) == ("w0", "w1")  # type: ignore[union-attr]
         await _serve(a, 3)
         await _serve(b, 2)
     rows = {
@@ -167,7 +159,7 @@ async def test_without_redis_the_files_keep_their_names(fleet: SimFleet, fake_cl
     settings = load_settings(dict(_RECORDS_ON), log_dir=log_dir)
     async with gateway(_config(fleet), clock=fake_clock, settings=settings) as client:
         await _serve(client, 1)
-        assert _services(client).fleet_stats is None
+        assert services_of(client).fleet_stats is None
         summary = (await client.get("/statistics/summary")).json()
         assert "replicas" not in summary and "partial" not in summary
     assert (Path(log_dir) / "transactions.csv").exists() and (Path(log_dir) / "daily_stats.json").exists()
