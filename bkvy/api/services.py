@@ -150,7 +150,8 @@ class Services:
         await client_keys.start()
         self.client_keys = client_keys
         if self.shared is not None:
-            shared_keys = SharedClientKeys(self.shared, client_keys, self.clock)
+            bus = self.sharing.bus if self.sharing is not None else None
+            shared_keys = SharedClientKeys(self.shared, client_keys, self.clock, bus=bus)
             await shared_keys.start()
             self.shared_keys = shared_keys
         self.executor.add_observer(spend_observer(self.shared_keys or client_keys))

@@ -54,7 +54,11 @@ async def _replicas(
     ) as clients:
         for client in clients:
             assert await services_of(client).shared.beat()  # type: ignore[union-attr]
-            await asyncio.wait_for(services_of(client).shared_keys.subscriber.is_subscribed.wait(), 5.0)  # type: ignore[union-attr]
+            sharing = services_of(client).sharing
+            assert sharing is not None
+            async with asyncio.timeout(5.0):  # the bus subscribes in a task of its own after start-up
+                while not sharing.bus.is_subscribed:
+                    await asyncio.sleep(0.005)
         yield clients
 
 

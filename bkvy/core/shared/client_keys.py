@@ -3,8 +3,8 @@
 Redis holds the keys (their hash, never their value), their rpm windows and their monthly spend
 (``key_layout``). The local ``ClientKeyStore`` is the cache: a key is authenticated from it without I/O; a miss
 costs one Redis lookup by hash (a bounded negative cache keeps a flood of bad keys from filling memory or
-hammering Redis). Creations and revocations are published; the ``Subscriber`` applies them and reads every
-revocation again on each (re)subscription.
+hammering Redis). Creations and revocations are published on the bus (``core.shared.bus``, channel ``keys``);
+each process applies the others', and reads every key again on each (re)subscription.
 
 Admission is one Lua script per keyed request: the rpm take and the read of the shared monthly spend in one
 atomic step. Spend is queued and added with HINCRBYFLOAT by a flusher woken at once, so a budget spent from any
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import OrderedDict, deque
 from typing import Any
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 
 from bkvy.clock import Clock
 from bkvy.core.limits.client_keys import KEY_PREFIX, ClientKey, ClientKeyStore, hash_key, month_of, new_key
-from bkvy.core.shared.key_events import Subscriber
+from bkvy.core.shared.bus import SharedBus
 from bkvy.core.shared.key_layout import ADMIT_SCRIPT, KeyLayout, record_json, record_of
 from bkvy.core.shared.state import SharedState, SharedStateDown
 from bkvy.models.errors import (
@@ -41,6 +42,8 @@ __all__ = ["SharedClientKeys"]
 
 log = logging.getLogger(__name__)
 
+KEYS_CHANNEL = "keys"  # the bus channel of key creations and revocations
+
 _RPM_WINDOW_SECONDS = 60.0
 _MAX_KEY_CHARS = 128  # ours are 51; anything longer is not worth a lookup
 _NEGATIVE_CACHE_SIZE = 10_000
@@ -48,7 +51,11 @@ _NEGATIVE_TTL_SECONDS = 60.0  # a key's value is unknown before it is created: a
 
 
 class SharedClientKeys:
-    def __init__(self, state: SharedState, local: ClientKeyStore, clock: Clock) -> None:
+    def __init__(
+        self, state: SharedState, local: ClientKeyStore, clock: Clock, *, bus: SharedBus | None = None
+    ) -> None:
+        """``bus``: where creations and revocations are announced to (and heard from) the other processes;
+        without it (tests of one process) a change elsewhere is seen at the next lookup or resync only."""
         self._state = state
         self._local = local
         self._clock = clock
@@ -65,7 +72,7 @@ class SharedClientKeys:
         self._flusher: asyncio.Task[None] | None = None
         self._revoked_ids: set[str] = set()
         self._revocation_seen = asyncio.Event()  # set and replaced at each revocation applied here
-        self.subscriber = Subscriber(state, self._layout.channel, on_message=self._on_event, on_resync=self.resync)
+        self._bus = bus
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -75,11 +82,12 @@ class SharedClientKeys:
         except SharedStateDown:
             pass
         self._state.on_change(self._on_state_change)
-        self.subscriber.start()
+        if self._bus is not None:  # creations and revocations from the other processes; all read again on resync
+            self._bus.subscribe(KEYS_CHANNEL, self._on_event)
+            self._bus.on_resync(self.resync)
         self._flusher = asyncio.create_task(self._flush_forever(), name="bkvy-shared-spend")
 
     async def stop(self) -> None:
-        await self.subscriber.stop()
         if self._flusher is not None:
             # not cancelled mid-flush (a pipeline cut by a cancellation can hang redis' client): told to finish
             self._is_stopping = True
@@ -221,7 +229,7 @@ class SharedClientKeys:
         Raises SharedStateUnavailable (503) when Redis is down."""
         key, plaintext = new_key(name, created_wall=self._clock.wall(), rpm=rpm, monthly_budget_usd=monthly_budget_usd)
         record = record_json(key)
-        await self._write(lambda pipe: _store_record(pipe, self._layout, key, record))
+        await self._write(lambda pipe: _store_record(pipe, self._layout, self._bus, key, record))
         self._local.adopt(key)
         log.info("client_key_created", extra={"key_id": key.key_id, "key_name": name})
         return key, plaintext
@@ -239,7 +247,7 @@ class SharedClientKeys:
         def revoke_in(pipe: Any) -> None:
             pipe.set(self._layout.revoked(key_id), "1")
             pipe.sadd(self._layout.revoked_set, key.key_hash)
-            _store_record(pipe, self._layout, key, record)
+            _store_record(pipe, self._layout, self._bus, key, record)
 
         await self._write(revoke_in)
         self._apply_revocation(key.key_id, key.key_hash)
@@ -274,9 +282,9 @@ class SharedClientKeys:
             elif key.key_hash not in self._revoked_hashes:
                 self._apply_revocation(key.key_id, key.key_hash)
 
-    def _on_event(self, raw: bytes) -> None:
+    def _on_event(self, data: dict[str, Any]) -> None:
         try:
-            key, revoked_wall = record_of(raw)
+            key, revoked_wall = record_of(json.dumps(data))
         except ValueError:
             log.warning("client_key_event_malformed")
             return
@@ -315,10 +323,11 @@ class SharedClientKeys:
             ) from None
 
 
-def _store_record(pipe: Any, layout: KeyLayout, key: ClientKey, record: str) -> None:
+def _store_record(pipe: Any, layout: KeyLayout, bus: SharedBus | None, key: ClientKey, record: str) -> None:
     pipe.set(layout.by_hash(key.key_hash), record)
     pipe.hset(layout.ids, key.key_id, record)
-    pipe.publish(layout.channel, record)
+    if bus is not None:  # in the same transaction: a stored key is announced, an announced key is stored
+        pipe.publish(bus.channel_name(KEYS_CHANNEL), bus.envelope(json.loads(record)))
 
 
 def _over_budget(key: ClientKey) -> BudgetExceeded:

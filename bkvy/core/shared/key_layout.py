@@ -4,7 +4,6 @@ and the admission script. Only the sha256 of a key is ever stored, never its val
 - ``<prefix>ck:hash:<sha256>``: the key's record (JSON), looked up by hash when a replica misses its cache.
 - ``<prefix>ck:ids``: a hash, key id -> record (JSON, with ``revoked``), for listing and revoking.
 - ``<prefix>ck:revoked``: a set of revoked hashes, read again on each (re)subscription.
-- ``<prefix>ck:events``: the pub/sub channel of creations and revocations.
 - ``{<prefix>ck:<id>}:rpm|spend|use|revoked``: one key's window, spend by month, use counts and revocation
   flag, under one hash tag so the admission script touches one Redis Cluster slot.
 """
@@ -49,7 +48,6 @@ class KeyLayout:
         self.prefix = prefix
         self.ids = f"{prefix}ck:ids"
         self.revoked_set = f"{prefix}ck:revoked"
-        self.channel = f"{prefix}ck:events"
 
     def by_hash(self, key_hash: str) -> str:
         return f"{self.prefix}ck:hash:{key_hash}"
