@@ -252,14 +252,12 @@ class RateLimiter:
         if isinstance(lane, TokenLane) and limits.tpm is not None:
             lane.token_window.limit = math.ceil(limits.tpm / share)
 
-    def _is_shared(self, key: LaneKey) -> bool:
-        store = self._shared
-        return store is not None and store.is_up and key in self._limits
-
     def is_shared(self, key: LaneKey) -> bool:
         """Whether a slot on this lane is taken only by asking the shared store (``acquire``, one round trip):
-        ``try_acquire`` always answers None for it."""
-        return self._shared is not None and self._is_shared(key)
+        ``try_acquire`` always answers None for it. A lane without limits never is; nor any while the store is
+        down (the local share decides then)."""
+        store = self._shared
+        return store is not None and store.is_up and key in self._limits
 
     def on_change(self, callback: Callable[[LaneKey], None]) -> None:
         """Call ``callback`` with the lane's key whenever a lane changes (a start counted, a provider block,
@@ -306,7 +304,7 @@ class RateLimiter:
         """Take a slot now, reserving ``tokens`` on a tpm lane; None when the lane would make it wait.
         The reservation (``NO_TOKENS`` on a lane without tpm) goes back to ``settle`` when the attempt ends.
         A shared lane is never free without asking Redis: None (``acquire`` asks)."""
-        if self._shared is not None and self._is_shared(key):
+        if self._shared is not None and self.is_shared(key):  # embedded mode: one attribute test, no call
             return None
         lane = self._lane(key)
         now = self._clock.now()
@@ -323,7 +321,7 @@ class RateLimiter:
         Returns how long it waited, split into queue and window time, and the reservation. Raises
         RateLimitExceeded when the slot would come after the deadline.
         """
-        if self._shared is not None and self._is_shared(key):
+        if self._shared is not None and self.is_shared(key):  # embedded mode: one attribute test, no call
             return await self._acquire_shared(key, deadline, tokens)
         lane = self._lane(key)
         start = self._clock.now()
