@@ -24,6 +24,7 @@ from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 if TYPE_CHECKING:
     from bkvy.core.routing.route_table import RouteEntry, RouteTable
+    from bkvy.core.routing.scoring import Weights
 
 _new_tuple = tuple.__new__  # builds a NamedTuple from a tuple of its fields in order, without its Python __new__
 _PANIC_REASONS = {ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
@@ -65,6 +66,10 @@ class RouteRequest(NamedTuple):
     fast_mode: bool = False  # soft timeout reached: closed circuits only, fastest first
     needs_json: bool = False  # a json_schema response_format: only models with the "json" capability
     wants_embeddings: bool = False  # /v1/embeddings: embedding models only (and chat: never one)
+    domain: str | None = None  # what the request is about (the classifier's domain): quality per domain
+    weights: Weights | None = None  # ``optimize``: rank what fits by score; None: cheapest first (cost)
+    samples: Mapping[tuple[str, str], float] | None = None  # adaptive: a bandit draw per (provider, model)
+    affinity_key: str | None = None  # replicated models: which replica serves this prefix or session
 
 
 class LiveFields(NamedTuple):
