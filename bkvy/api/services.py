@@ -17,6 +17,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from bkvy.api.adaptive_state import adaptive_routing
 from bkvy.api.observability import spend_observer, start_records
 from bkvy.api.sharing import Sharing, start_sharing
 from bkvy.api.stream_relay import StreamRelays
@@ -28,6 +29,7 @@ from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
 from bkvy.core.config.fingerprint import config_hash, key_fingerprints
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
+from bkvy.core.execution.adaptive import AdaptiveRouting
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
@@ -35,6 +37,7 @@ from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
+from bkvy.core.shared.bandit import SharedBandit
 from bkvy.core.shared.budgets import FleetBudgets
 from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.core.shared.state import SharedState
@@ -80,6 +83,9 @@ class Services:
     fleet_budgets: FleetBudgets | None = None  # REDIS_URL: retry and hedge budgets on fleet totals
     sharing: Sharing | None = None  # REDIS_URL: the bus, shared circuit states, reload announcements
     shared_keys: SharedClientKeys | None = None  # REDIS_URL: client keys and spend in Redis, ``client_keys`` its cache
+    adaptive: AdaptiveRouting | None = None  # the bandit of adaptive routes (routing.json "strategies")
+    bandit_saver: DebouncedSaver | None = None  # LOG_DIR/bandit_states.json (embedded mode)
+    shared_bandit: SharedBandit | None = None  # REDIS_URL: the bandit's posteriors shared by the fleet
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
@@ -103,6 +109,7 @@ class Services:
         limiter = _configured_limiter(config, clock)
         circuits, guard, saver = _circuits(settings, clock, rng)
         latency, latency_saver = _latency(settings, clock)
+        adaptive, bandit_saver = adaptive_routing(settings, config, clock, rng)
         executor = Executor(
             config=config,
             clock=clock,
@@ -114,11 +121,14 @@ class Services:
             hard_timeout_seconds=settings.request_hard_timeout_seconds,
             stream_idle_timeout_seconds=settings.stream_idle_timeout_seconds,
             hedging=_hedge_policy(settings, clock),
+            adaptive=adaptive,
         )
+        executor.add_observer(adaptive.observe)
         services = cls(
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
         )
         services.latency_saver = latency_saver
+        services.adaptive, services.bandit_saver = adaptive, bandit_saver
         services.relays = StreamRelays(
             clock, write_timeout_seconds=settings.stream_write_timeout_seconds, scrubber=services.scrubber
         )
@@ -143,6 +153,10 @@ class Services:
         if self.settings.redis_url is not None:
             self.slot = await asyncio.to_thread(take_slot, self.settings.log_dir)
         await self._start_sharing()
+        if self.shared is not None and self.adaptive is not None:
+            shared_bandit = SharedBandit(self.shared, self.adaptive, clock=self.clock)
+            await shared_bandit.start()
+            self.shared_bandit = shared_bandit
         self._start_prober()
         self.records = await start_records(self)
         await self._start_fleet()
@@ -234,6 +248,8 @@ class Services:
             config = await asyncio.to_thread(self.config_source)  # file reads off the event loop
             _configure_lanes(self.limiter, config, previous=self.config)
             renewed = self._reconcile_circuits(config)
+            if self.adaptive is not None:
+                self.adaptive.configure(config)  # before the new executor reads its adaptive routes
             self.executor = self.executor.with_config(config)
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
             self.scrubber.replace_secrets(configured_secrets(self.settings, config))
@@ -300,6 +316,10 @@ class Services:
             stops.append(("circuit_states", self._save_circuits))
         if self.latency_saver is not None:
             stops.append(("latency", self._save_latency))
+        if self.bandit_saver is not None and self.adaptive is not None:
+            stops.append(("bandit_states", self._save_bandit))
+        if self.shared_bandit is not None:
+            stops.append(("shared_bandit", self.shared_bandit.stop))
         if self.sharing is not None:
             stops.append(("sharing", self.sharing.stop))
         if self.shared is not None:
@@ -318,6 +338,11 @@ class Services:
         assert self.circuit_saver is not None and self.circuits is not None
         self.circuit_saver.schedule(self.circuits.to_dict)
         await self.circuit_saver.flush()
+
+    async def _save_bandit(self) -> None:
+        assert self.bandit_saver is not None and self.adaptive is not None
+        self.bandit_saver.schedule(self.adaptive.book.to_dict)
+        await self.bandit_saver.flush()
 
     async def _save_latency(self) -> None:
         assert self.latency_saver is not None

@@ -80,6 +80,8 @@ class DecisionReason(str, Enum):
     OUTSIDE_ESTIMATE = "outside_estimate"  # ranked after every candidate that fits max_wait
     SCENARIO_PRIORITY = "scenario_priority"
     DIRECT = "direct"
+    ADAPTIVE = "adaptive"  # ordered by the bandit's draw (routing.json "strategies": adaptive)
+    ADAPTIVE_HIGHER_TIER = "adaptive_higher_tier"
     PANIC_MODE = "panic_mode"  # every circuit open: the one that recovers soonest
     NO_CANDIDATE_AVAILABLE = "no_candidate_available"
 

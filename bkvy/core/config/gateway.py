@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.core.upstream.thinking import resolve_spec
 from bkvy.models.thinking import ThinkingParam, ThinkingSpec
@@ -183,6 +184,8 @@ class ScenarioEntry(_Strict):
 
 class RoutingConfig(_Strict):
     scenarios: dict[str, list[ScenarioEntry]] = Field(default_factory=dict)
+    strategies: dict[str, str] = Field(default_factory=dict)  # route -> "cost" | "adaptive" (config/strategies.py)
+    adaptive: AdaptiveKnobs = Field(default_factory=AdaptiveKnobs)
 
 
 class GatewayConfig(_Strict):
@@ -293,7 +296,11 @@ def build_config(
     except ValidationError as exc:
         raise ConfigError(_format_validation(routing_file, exc)) from None
     _check_cross_references(providers, routing, providers_file, routing_file)
-    return GatewayConfig(providers=providers, routing=routing)
+    config = GatewayConfig(providers=providers, routing=routing)
+    problem = strategy_problems(config)
+    if problem is not None:
+        raise ConfigError(f"{routing_file}: {problem}")
+    return config
 
 
 def _check_cross_references(

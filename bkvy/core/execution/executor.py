@@ -19,6 +19,7 @@ from bkvy.clock import Clock
 from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.types import CircuitKey
 from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.execution.adaptive import AdaptiveRouting
 from bkvy.core.execution.embeddings import EmbeddingReply, EmbeddingResult
 from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.execution.ledger import AttemptLedger, Bookkeeping, settle
@@ -134,6 +135,7 @@ class Executor:
         hard_timeout_seconds: float = 120.0,
         stream_idle_timeout_seconds: float = 60.0,
         hedging: HedgePolicy | None = None,
+        adaptive: AdaptiveRouting | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -160,6 +162,8 @@ class Executor:
             if model.timeout_seconds is not None
         }
         self._unhedged = _unhedged_models(config)
+        self.adaptive = adaptive  # kept across reloads; ``_sampler`` only while a route of this config is adaptive
+        self._sampler = adaptive.sampled if adaptive is not None and adaptive.arms else None
 
     @property
     def breaker(self) -> CircuitGuard | None:
@@ -184,6 +188,7 @@ class Executor:
             hard_timeout_seconds=self._hard_timeout_seconds,
             stream_idle_timeout_seconds=self._stream_idle_timeout_seconds,
             hedging=self.hedging,
+            adaptive=self.adaptive,
         )
         executor._books.observers.extend(self._books.observers)
         return executor
@@ -193,7 +198,10 @@ class Executor:
         return self._states.state(key)
 
     def plan(self, route: RouteRequest) -> RoutePlan:
-        """``plan_route`` over live state: the states kept since the last change, the others read now."""
+        """``plan_route`` over live state: the states kept since the last change, the others read now. An
+        adaptive route is planned over the bandit's draws (``RouteRequest.samples``)."""
+        if self._sampler is not None:
+            route = self._sampler(route)
         return rank_candidates(route, self._route_table, self._states.kept, self._states.refresh())
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:

@@ -222,6 +222,8 @@ _BY_WAIT = _ties_to_least_used("wait_seconds")  # direct: shortest wait
 _SPEED_FIELDS = _fields_of("is_flapping", "estimate_seconds", "used_in_minute", "last_used")
 _CHEAPEST = (DecisionReason.CHEAPEST_WITHIN_ESTIMATE, DecisionReason.CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER)
 _FASTEST = (DecisionReason.FASTEST_AVAILABLE, DecisionReason.FASTEST_AVAILABLE_HIGHER_TIER)
+_ADAPTIVE = (DecisionReason.ADAPTIVE, DecisionReason.ADAPTIVE_HIGHER_TIER)
+_FLAPPING = Candidate._fields.index("is_flapping")  # a row's first two fields are its (provider, model)
 
 
 def _by_speed(row: _Row) -> tuple[bool, float, int, float]:
@@ -281,6 +283,8 @@ def _ranked_group(
 ) -> tuple[list[_Row], DecisionReason]:
     """One preference group's usable candidates in order, and why; refusals go to ``skipped``."""
     method = request.method
+    if request.samples is not None and not request.fast_mode and method is not RoutingMethod.DIRECT:
+        return _sampled_group(request, group, known, fill, skipped, is_fallback=is_fallback)
     if method is RoutingMethod.SCENARIO:
         fits, _, has_flapping = _usable(request, group, known, fill, skipped, DecisionReason.SCENARIO_PRIORITY)
         fits.sort(key=_BY_PRIORITY[has_flapping])
@@ -306,6 +310,27 @@ def _ranked_group(
         return after, fastest
     fits.sort(key=_BY_COST[has_flapping])
     return fits + after, cheapest
+
+
+def _sampled_group(
+    request: RouteRequest,
+    group: tuple[RouteEntry, ...],
+    known: Mapping[CandidateKey, LiveCandidate],
+    fill: Callable[[RouteEntry], LiveCandidate],
+    skipped: list[Skipped],
+    *,
+    is_fallback: bool,
+) -> tuple[list[_Row], DecisionReason]:
+    """Adaptive (``request.samples``): the fits by the bandit's draw for their (provider, model), highest first,
+    flapping last; those outside the max wait after them, soonest first, as with cost ranking."""
+    reason = _ADAPTIVE[is_fallback]
+    deadline = request.max_wait_seconds if request.method is RoutingMethod.INTELLIGENCE else None
+    fits, late, _ = _usable(request, group, known, fill, skipped, reason, deadline=deadline)
+    samples = request.samples or {}
+    fits.sort(key=lambda row: (row[_FLAPPING], -samples.get(row[:2], 0.0), _BY_WAIT[False](row)))
+    late_reason = DecisionReason.OUTSIDE_ESTIMATE if fits else _FASTEST[is_fallback]
+    after = sorted((_row(live, rank, cost, late_reason) for live, rank, cost in late), key=_by_speed)
+    return fits + after, reason if fits else _FASTEST[is_fallback]
 
 
 def _usable(
