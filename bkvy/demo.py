@@ -111,7 +111,14 @@ def demo_routing() -> dict[str, Any]:
             ],
             # Embedding models get scenarios of their own; one model keeps one vector space (its keys fail over).
             "search_index": [{"provider": "openai", "model": "text-embedding-3-small", "priority": 1}],
-        }
+            # Adaptive (docs/ROUTING.md, "Adaptive choice"): the bandit learns which of these serves best.
+            "adaptive_support": [
+                {"provider": "anthropic", "model": "claude-3-5-haiku-latest", "priority": 1},
+                {"provider": "openai", "model": "gpt-4o-mini", "priority": 2},
+                {"provider": "vllm", "model": "qwen2.5-7b-instruct", "priority": 3},
+            ],
+        },
+        "strategies": {"scenario:adaptive_support": "adaptive"},
     }
 
 

@@ -341,7 +341,8 @@ class Services:
 
     async def _save_bandit(self) -> None:
         assert self.bandit_saver is not None and self.adaptive is not None
-        self.bandit_saver.schedule(self.adaptive.book.to_dict)
+        if self.adaptive.arms:  # no adaptive route: no file
+            self.bandit_saver.schedule(self.adaptive.book.to_dict)
         await self.bandit_saver.flush()
 
     async def _save_latency(self) -> None:
