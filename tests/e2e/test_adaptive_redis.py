@@ -3,6 +3,7 @@ down, each learns alone and no request fails. A FakeClock; the exchange is drive
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping
 
@@ -93,3 +94,22 @@ async def test_redis_down_each_learns_alone_and_no_request_fails(
         assert not _shared(a)._queued
         primary = services_of(a).adaptive.arm_view(ROUTE, PRIMARY_ARM)  # type: ignore[union-attr]
         assert primary is not None and primary.failures > 0.5
+
+
+async def test_replicas_exchange_every_sync_interval_in_the_background(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    config = adaptive_config(fleet, sync_interval_seconds=5.0)
+    async with replicas(config, fake_clock, redis_server.url, environ=ENVIRON) as (a, b):
+        await first_choices(a, 3)
+        book_b = services_of(b).adaptive.book  # type: ignore[union-attr]
+        assert sum(p.evidence for p in book_b.routes[ROUTE].values()) == 0  # nothing exchanged yet
+        fake_clock.advance(4.0)
+        await asyncio.sleep(0.05)
+        assert sum(p.evidence for p in book_b.routes[ROUTE].values()) == 0  # not before the interval
+        async with asyncio.timeout(5.0):  # real seconds: a bound, never reached when it works
+            while sum(p.evidence for p in book_b.routes[ROUTE].values()) == 0:
+                fake_clock.advance(1.0)
+                await asyncio.sleep(0.01)

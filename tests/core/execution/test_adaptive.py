@@ -112,3 +112,17 @@ def test_without_an_adaptive_route_the_executor_plans_as_today() -> None:
     with_bandit = _executor(config, AdaptiveRouting(config)).plan(LOW)
     assert repr(with_bandit) == repr(_executor(config, None).plan(LOW))
     assert with_bandit.decision_reason is DecisionReason.CHEAPEST_WITHIN_ESTIMATE
+
+
+def test_the_configured_penalties_set_the_reward() -> None:
+    knobs = {"cost_penalty": 0.5, "cost_scale_usd": 0.02, "latency_penalty": 0.0}
+    adaptive = AdaptiveRouting(_config({"low": "adaptive"}, knobs))
+    attempt = Attempt("a", "m", "default", AttemptOutcome.SUCCESS, 9000.0, cost_usd=0.01)
+    adaptive.observe(_outcome(LOW, attempt))
+    assert adaptive.arm_view("low", A) == Posterior(0.75, 0.25)
+
+
+def test_a_success_past_the_max_wait_earns_nothing() -> None:
+    adaptive = AdaptiveRouting(_config({"low": "adaptive"}))
+    adaptive.observe(_outcome(LOW._replace(max_wait_seconds=1.0), _attempt(A, AttemptOutcome.SUCCESS, 1500)))
+    assert adaptive.arm_view("low", A) == Posterior(0.0, 1.0)
