@@ -8,6 +8,8 @@ import random
 import stat
 from pathlib import Path
 
+import httpx
+
 from bkvy.api.adaptive_state import BANDIT_STATE_FILE
 from bkvy.clock import FakeClock
 from bkvy.core.config.settings import load_settings
@@ -75,3 +77,14 @@ async def test_a_reload_forgets_arms_dropped_from_config(
         assert services.adaptive is not None and services.adaptive.book.routes == {}
         response = await client.post("/llm/scenario", json=scenario_body())
     assert response.json()["decision_reason"] == "scenario_priority"
+
+
+async def test_the_demo_adaptive_scenario_answers_as_docs_routing_says(demo_gateway: httpx.AsyncClient) -> None:
+    body = {"client_id": "docs", "scenario": "adaptive_support", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await demo_gateway.post("/llm/scenario", json={**body, "debug": True})
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["decision_reason"] == "adaptive"
+    considered = reply["metadata"]["alternatives_considered"]
+    assert {c["reason"] for c in considered if "reason" in c} == {"adaptive"}
+    assert {c["model"] for c in considered} == {"claude-3-5-haiku-latest", "gpt-4o-mini", "qwen2.5-7b-instruct"}
