@@ -179,16 +179,12 @@ class RoutePlan:
     __slots__ = ("rows", "decision_reason", "skipped", "scores", "_candidates")
 
     def __init__(
-        self,
-        rows: tuple[_Row, ...],
-        decision_reason: DecisionReason,
-        skipped: tuple[Skipped, ...] = (),
-        scores: Mapping[CandidateKey, ScoreBreakdown] | None = None,  # ranked by score: each one's breakdown
+        self, rows: tuple[_Row, ...], decision_reason: DecisionReason, skipped: tuple[Skipped, ...] = ()
     ) -> None:
         self.rows = rows
         self.decision_reason = decision_reason
         self.skipped = skipped
-        self.scores = scores
+        self.scores: Mapping[CandidateKey, ScoreBreakdown] | None = None  # ranked by score: each one's breakdown
         self._candidates: tuple[Candidate, ...] | None = None
 
     @property
@@ -274,8 +270,10 @@ def rank_candidates(
         panic = _panic_row(request, groups, known, fill)
         if panic is not None:
             return RoutePlan((panic,), DecisionReason.PANIC_MODE, tuple(skipped))
-    scores = scorer.scores if scorer is not None else None
-    return RoutePlan(tuple(ranked), decision_reason or DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(skipped), scores)
+    plan = RoutePlan(tuple(ranked), decision_reason or DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(skipped))
+    if scorer is not None:
+        plan.scores = scorer.scores
+    return plan
 
 
 def _ranked_group(
