@@ -8,7 +8,7 @@ then, for intelligence routing, the request's domain models first. Plans that us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 DEFAULT_QUALITY = {IntelligenceLevel.LOW: 0.5, IntelligenceLevel.MEDIUM: 0.7, IntelligenceLevel.HIGH: 0.85}
 _SCORED = (DecisionReason.HIGHEST_SCORE_WITHIN_ESTIMATE, DecisionReason.HIGHEST_SCORE_WITHIN_ESTIMATE_HIGHER_TIER)
 _Row = tuple[Any, ...]
-_MODEL_OF = itemgetter(Candidate._fields.index("provider"), Candidate._fields.index("model"))
+_new_tuple = tuple.__new__  # a NamedTuple from its fields in order, without its Python __new__ (as in plan.py)
+
+
+def _fields_of(*names: str) -> Callable[[_Row], Any]:
+    return itemgetter(*(Candidate._fields.index(name) for name in names))
+
+
+_MODEL_OF = _fields_of("provider", "model")
+_KEY_OF = _fields_of("provider", "model", "key_id")
+_INPUT_FIELDS = _fields_of("estimated_cost_usd", "estimate_seconds", "used_in_minute")
+_SORT_FIELDS = _fields_of("is_flapping", "used_in_minute", "last_used", "rank")
 _REASON = Candidate._fields.index("reason")
 if len(Candidate._fields) - 1 != _REASON:  # ``_with_reason`` replaces the last field
     raise TypeError("Candidate.reason must be its last field")
@@ -117,7 +127,7 @@ class Scorer:
             return fits, reason
         if self._request.weights is not None:
             reason = _SCORED[is_fallback]
-            fits = self._by_score(fits, group, reason, lambda c: ())
+            fits = self._by_score(fits, group, reason, None)
         if self._preferred:
             fits = self._domain_first(fits)
         return fits, fits[0][_REASON]
@@ -127,52 +137,43 @@ class Scorer:
         if not fits or self._request.weights is None:
             return fits
         priorities = self._table.priorities.get(self._request.scenario or "", ())
-        return self._by_score(fits, group, DecisionReason.SCENARIO_PRIORITY, lambda c: (priorities[c.rank],))
+        return self._by_score(fits, group, DecisionReason.SCENARIO_PRIORITY, priorities)
 
     def _by_score(
-        self,
-        fits: list[_Row],
-        group: tuple[RouteEntry, ...],
-        reason: DecisionReason,
-        first: Callable[[Candidate], tuple[int, ...]],
+        self, fits: list[_Row], group: tuple[RouteEntry, ...], reason: DecisionReason, priorities: Sequence[int] | None
     ) -> list[_Row]:
+        """``fits`` by score (after scenario priority, when given); flapping last; ties to the least used key."""
         assert self._request.weights is not None
-        candidates = [Candidate._make(row) for row in fits]
-        breakdowns = score_candidates(self._request.weights, self._inputs(candidates, group))
-        if self.scores is None:
-            self.scores = {}
-        for candidate, breakdown in zip(candidates, breakdowns, strict=True):
-            self.scores[CandidateKey(candidate.provider, candidate.model, candidate.key_id)] = breakdown
-        order = sorted(
-            range(len(candidates)),
-            key=lambda n: (
-                candidates[n].is_flapping,  # flapping last, as in cost ranking
-                *first(candidates[n]),
-                -round(breakdowns[n].score, 9),  # float noise must not decide a tie
-                candidates[n].used_in_minute,
-                candidates[n].last_used,
-            ),
-        )
+        keys = [_new_tuple(CandidateKey, _KEY_OF(row)) for row in fits]
+        breakdowns = score_candidates(self._request.weights, self._inputs(fits, keys, group))
+        scores = self.scores = self.scores or {}
+        scores.update(zip(keys, breakdowns, strict=True))
+        sort_keys = []
+        for row, breakdown in zip(fits, breakdowns, strict=True):
+            is_flapping, used_in_minute, last_used, rank = _SORT_FIELDS(row)
+            priority = priorities[rank] if priorities is not None else 0
+            # equal inputs give bit-equal scores (one formula), so ties reach the least-used key
+            sort_keys.append((is_flapping, priority, -breakdown.score, used_in_minute, last_used))
+        order = sorted(range(len(fits)), key=sort_keys.__getitem__)
         return [_with_reason(fits[n], reason) for n in order]
 
-    def _inputs(self, candidates: list[Candidate], group: tuple[RouteEntry, ...]) -> list[ScoreInputs]:
-        entries = {entry.key: entry for entry in group}
+    def _inputs(self, fits: list[_Row], keys: list[CandidateKey], group: tuple[RouteEntry, ...]) -> list[ScoreInputs]:
+        qualities = self._table.qualities
         domain = self._request.domain
+        known, entries = self._known, None
         inputs = []
-        for candidate in candidates:
-            key = CandidateKey(candidate.provider, candidate.model, candidate.key_id)
-            state = (self._known.get(key) or self._fill(entries[key])).state
-            quality = self._table.qualities[(key.provider, key.model)]
-            inputs.append(
-                ScoreInputs(
-                    candidate.estimated_cost_usd,
-                    candidate.estimate_seconds,
-                    quality.for_domain(domain),
-                    candidate.used_in_minute,
-                    _health(state),
-                    quality.is_default and (domain is None or domain not in quality.by_domain),
-                )
-            )
+        for row, key in zip(fits, keys, strict=True):
+            live = known.get(key)
+            if live is None:
+                entries = entries or {entry.key: entry for entry in group}
+                live = self._fill(entries[key])
+            quality = qualities[_MODEL_OF(row)]
+            score = quality.for_domain(domain)
+            is_default = quality.is_default and (domain is None or domain not in quality.by_domain)
+            cost, estimate_seconds, used_in_minute = _INPUT_FIELDS(row)
+            health = HEALTH_CLOSED if live.is_steady else _health(live.state)
+            fields = (cost, estimate_seconds, score, used_in_minute, health, is_default)
+            inputs.append(_new_tuple(ScoreInputs, fields))
         return inputs
 
     def _domain_first(self, fits: list[_Row]) -> list[_Row]:

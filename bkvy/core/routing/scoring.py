@@ -37,6 +37,8 @@ OPTIMIZE_PRESETS: dict[str, Weights] = {
 if ("cost", *OPTIMIZE_PRESETS) != OPTIMIZE_NAMES or Weights._fields != WEIGHT_NAMES:  # the wire's names
     raise TypeError("OPTIMIZE_PRESETS and Weights must match bkvy.models.optimize")
 
+_new_tuple = tuple.__new__  # a NamedTuple from its fields in order, without its Python __new__ (as in plan.py)
+
 # A circuit's health before normalisation: closed, half-open (a probe may go), flapping (opened and closed
 # again recently). Half-open and flapping together take the lower.
 HEALTH_CLOSED, HEALTH_HALF_OPEN, HEALTH_FLAPPING = 1.0, 0.5, 0.25
@@ -106,26 +108,20 @@ def score_candidates(weights: Weights, inputs: Sequence[ScoreInputs]) -> list[Sc
     best gets 1, all-equal values all get 1, and a single candidate gets 1 everywhere."""
     if not inputs:
         return []
-    cheapest = min(i.cost_usd for i in inputs)
-    soonest = min(i.latency_seconds for i in inputs)
-    least_load = min(i.load for i in inputs)
-    best_quality = max(i.quality for i in inputs)
-    best_health = max(i.health for i in inputs)
+    costs, latencies, qualities, loads, healths, _ = zip(*inputs, strict=True)
+    cheapest, soonest, least_load = min(costs), min(latencies), 1.0 + min(loads)
+    best_quality, best_health = max(qualities), max(healths)
+    w_cost, w_latency, w_quality, w_load, w_health = weights
     breakdowns = []
-    for i in inputs:
-        cost = _lower_is_better(cheapest, i.cost_usd)
-        latency = _lower_is_better(soonest, i.latency_seconds)
-        load = (1.0 + least_load) / (1.0 + i.load)
-        quality = _higher_is_better(best_quality, i.quality)
-        health = _higher_is_better(best_health, i.health)
-        score = (
-            weights.cost * cost
-            + weights.latency * latency
-            + weights.quality * quality
-            + weights.load * load
-            + weights.health * health
-        )
-        breakdowns.append(ScoreBreakdown(score, cost, latency, quality, load, health, i.is_default_quality))
+    for cost_usd, latency_seconds, quality_raw, load_raw, health_raw, is_default_quality in inputs:
+        cost = _lower_is_better(cheapest, cost_usd)
+        latency = _lower_is_better(soonest, latency_seconds)
+        load = least_load / (1.0 + load_raw)
+        quality = _higher_is_better(best_quality, quality_raw)
+        health = _higher_is_better(best_health, health_raw)
+        score = w_cost * cost + w_latency * latency + w_quality * quality + w_load * load + w_health * health
+        breakdown = (score, cost, latency, quality, load, health, is_default_quality)
+        breakdowns.append(_new_tuple(ScoreBreakdown, breakdown))
     return breakdowns
 
 
