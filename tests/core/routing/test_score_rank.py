@@ -165,3 +165,10 @@ def test_a_domain_without_domain_models_changes_nothing() -> None:
     assert _models(plan_route(_low(domain="chat"), TABLE, {})) == ["cheap", "fast", "smart", "big"]
     plan = plan_route(_low(domain="chat"), TABLE, {})
     assert plan.decision_reason is DecisionReason.CHEAPEST_WITHIN_ESTIMATE
+
+
+def test_a_domain_alone_leaves_the_cost_plan_byte_for_byte() -> None:
+    unset = plan_route(_low(max_wait=2.5), TABLE, {})
+    for domain in ("chat", "reasoning"):  # no domain_models for either
+        plan = plan_route(_low(max_wait=2.5, domain=domain), TABLE, {})
+        assert plan.rows == unset.rows and plan.decision_reason is unset.decision_reason and plan.scores is None
