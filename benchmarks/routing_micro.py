@@ -1,6 +1,6 @@
 """Micro-benchmark of the routing decision ``bkvy.core.routing.plan.plan_route`` (pure, in-process).
 
-    python benchmarks/routing_micro.py [--quick]
+    python benchmarks/routing_micro.py [--quick] [--optimize cost|latency|quality|balanced]
 
 Intelligence routing at tier ``low`` over N candidates (5 providers x models x keys, all ``low``, costs
 all different), three ways:
@@ -13,6 +13,8 @@ all different), three ways:
   ``CandidateStates`` (bkvy/core/routing/candidate_states.py);
 - ``live_cold``: the same, but before each call every lane reports a change (a zero-second provider block),
   so every state is read afresh: the worst case, a plan after every candidate changed.
+
+``--optimize`` ranks by score (issue 18 §2, docs/ROUTING.md) instead of cost: what a request that asks for it pays.
 
 Each call is timed on its own with ``time.perf_counter_ns``; p50/p99 in microseconds, each the median of
 three rounds (like every other measurement here: this machine's noise moves a single p99 by tens of µs).
@@ -40,6 +42,7 @@ from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import RoutePlan, RouteRequest, plan_route
 from bkvy.core.routing.route_table import RouteTable
+from bkvy.core.routing.scoring import Weights, weights_for
 from bkvy.models.types import IntelligenceLevel, RoutingMethod
 
 _PROVIDERS = 5
@@ -125,7 +128,7 @@ def _decider(
     return lambda: executor.plan(request), serve
 
 
-def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
+def time_routing(mode: str, candidates: int, iterations: int, weights: Weights | None = None) -> RoutingTiming:
     config = routing_config(candidates)
     request = RouteRequest(
         RoutingMethod.INTELLIGENCE,
@@ -133,6 +136,7 @@ def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
         max_wait_seconds=30.0,
         input_tokens_estimate=20,
         output_tokens_estimate=500,
+        weights=weights,
     )
     decide, between = _decider(mode, config, request)
     plan = decide()
@@ -156,11 +160,11 @@ def time_routing(mode: str, candidates: int, iterations: int) -> RoutingTiming:
     return RoutingTiming(mode, candidates, iterations, statistics.median(p50s), statistics.median(p99s))
 
 
-def run_all(is_quick: bool) -> list[RoutingTiming]:
+def run_all(is_quick: bool, weights: Weights | None = None) -> list[RoutingTiming]:
     scale = 0.2 if is_quick else 1.0
     plan = {5: 20_000, 50: 5_000, 500: 1_000}
     return [
-        time_routing(mode, n, max(200, int(iters * scale)))
+        time_routing(mode, n, max(200, int(iters * scale)), weights)
         for mode in ("plan_route", "live", "live_cold")
         for n, iters in plan.items()
     ]
@@ -173,8 +177,9 @@ def _nothing(_: RoutePlan) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--optimize", default="cost", choices=["cost", "latency", "quality", "balanced"])
     args = parser.parse_args()
-    for timing in run_all(args.quick):
+    for timing in run_all(args.quick, weights_for(args.optimize)):
         print(
             f"{timing.mode:>10} {timing.candidates:>4} candidates: p50 {timing.p50_us:8.1f} us"
             f"  p99 {timing.p99_us:8.1f} us  ({ROUTING_ROUNDS} x {timing.iterations} calls)"

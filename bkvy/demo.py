@@ -16,9 +16,11 @@ def _model(
     *,
     thinking: dict[str, Any] | None = None,
     capabilities: tuple[str, ...] = ("json",),
+    quality: float | dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """``thinking``: the model's reasoning switch (docs/CONFIGURATION.md "Thinking control"); None: it does not
-    think."""
+    think. ``quality``: 0–1 from a public leaderboard (docs/ROUTING.md "Quality-aware scoring"); None: its tier's
+    default."""
     model: dict[str, Any] = {
         "intelligence_tier": tier,
         "input_cost_per_1k": input_cost,
@@ -28,6 +30,8 @@ def _model(
     }
     if thinking is not None:
         model["thinking"] = thinking
+    if quality is not None:
+        model["quality"] = quality
     return model
 
 
@@ -47,10 +51,19 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
                 "openai_key_2": {"api_key": "demo-openai-2", "rate_limits": {"*": small}},
             },
             "models": {
-                "gpt-4o-mini": _model("low", 0.00015, 0.0006, 400, capabilities=("json", "tools")),
+                "gpt-4o-mini": _model(
+                    "low", 0.00015, 0.0006, 400, capabilities=("json", "tools"), quality={"overall": 0.55, "code": 0.57}
+                ),
                 "gpt-4o": _model("medium", 0.0025, 0.01, 800, capabilities=("json", "tools", "vision")),
                 # o-series: "low" is the least reasoning it takes ("minimal" and "none" are 400s)
-                "o3-mini": _model("high", 0.0011, 0.0044, 1500, thinking={"min_effort": "low"}),
+                "o3-mini": _model(
+                    "high",
+                    0.0011,
+                    0.0044,
+                    1500,
+                    thinking={"min_effort": "low"},
+                    quality={"overall": 0.61, "code": 0.71},
+                ),
                 "text-embedding-3-small": _embedding_model(0.00002, 150),
                 "text-embedding-3-large": _embedding_model(0.00013, 200),
             },
@@ -73,10 +86,22 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             "base_url": fleet.base_url("gemini"),
             "keys": {"gemini_key_1": {"api_key": "demo-gemini-1", "rate_limits": {"*": small}}},
             "models": {
-                "gemini-2.5-flash": _model("medium", 0.0003, 0.0025, 600, thinking={"can_disable": True}),
+                "gemini-2.5-flash": _model(
+                    "medium",
+                    0.0003,
+                    0.0025,
+                    600,
+                    thinking={"can_disable": True},
+                    quality={"overall": 0.84, "code": 0.85},
+                ),
                 # thinkingBudget 128..32768: it cannot switch thinking off, so low requests get its floor
                 "gemini-2.5-pro": _model(
-                    "high", 0.00125, 0.01, 1400, thinking={"can_disable": False, "min_budget": 128}
+                    "high",
+                    0.00125,
+                    0.01,
+                    1400,
+                    thinking={"can_disable": False, "min_budget": 128},
+                    quality={"overall": 0.95, "code": 0.98},
                 ),
                 "gemini-embedding-001": _embedding_model(0.00015, 200),
             },
@@ -84,7 +109,10 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
         "ollama": {
             "type": "ollama",
             "base_url": fleet.base_url("ollama"),
-            "models": {"llama3.2": _model("low", 0.0, 0.0, 700), "nomic-embed-text": _embedding_model(0.0, 100)},
+            "models": {
+                "llama3.2": _model("low", 0.0, 0.0, 700, quality=0.21),
+                "nomic-embed-text": _embedding_model(0.0, 100),
+            },
         },
         "vllm": {
             "type": "openai_compatible",

@@ -29,6 +29,7 @@ from bkvy.api.stream_relay import SseReply
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.limits.client_keys import ClientKey
+from bkvy.core.routing.scoring import with_weights
 from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
 from bkvy.models.errors import InvalidRequest, StreamInterrupted
 
@@ -54,6 +55,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         output_tokens_estimate=body.max_tokens,
         needs_json=options.json_schema is not None,
     )
+    route = with_weights(route, body.bkvy.optimize, services.config.routing.optimize)
     execution = ExecutionRequest(
         request_id,
         client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT),

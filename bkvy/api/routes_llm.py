@@ -5,8 +5,10 @@ from __future__ import annotations
 from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
+from bkvy.api.score_view import score_fields
 from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
 from bkvy.core.routing.plan import RouteRequest
+from bkvy.core.routing.scoring import with_weights
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
 from bkvy.models.types import ChatMessage, RoutingMethod
 
@@ -60,6 +62,7 @@ def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: E
                             "reason": c.reason,
                             "estimated_cost_usd": round(c.estimated_cost_usd, 8),
                             "estimate_seconds": round(c.estimate_seconds, 3),
+                            **score_fields(result.plan, c),
                         }
                         for c in result.plan.candidates
                     ]
@@ -81,7 +84,7 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     client_key = await authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
     body = parse_body(await exchange.body(), schema)
     messages = tuple(m.to_message() for m in body.messages)
-    route = _route_of(body, messages)
+    route = with_weights(_route_of(body, messages), body.options.optimize, services.config.routing.optimize)
     execution = ExecutionRequest(
         exchange.request_id,
         client_key.name if client_key else body.client_id,

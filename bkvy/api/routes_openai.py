@@ -30,6 +30,7 @@ from bkvy.api.openai_format import (
 from bkvy.api.stream_relay import SseReply
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
+from bkvy.core.routing.scoring import with_weights
 from bkvy.models.errors import BkvyError, StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 
@@ -70,6 +71,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         output_tokens_estimate=options.max_tokens or 500,
         needs_json=options.json_schema is not None,
     )
+    route = with_weights(route, body.bkvy.optimize, services.config.routing.optimize)
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
         request_id,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from bkvy.models.optimize import Optimize
 from bkvy.models.schemas import ContentPart
 from bkvy.models.types import ChatMessage, GenerationOptions, JsonSchemaFormat, ToolCall, ToolChoice, ToolSpec
 
@@ -142,6 +143,7 @@ class BkvyExtensionsIn(_In):
     # The SDK's own ``timeout`` never reaches the gateway; this does. Above the hard timeout: 400.
     timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
+    optimize: Optimize | None = None  # issue 18 §2: rank what fits by score; None: routing.json's, else cost
 
 
 class ChatCompletionIn(_In):

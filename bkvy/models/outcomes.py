@@ -78,6 +78,9 @@ class DecisionReason(str, Enum):
     FASTEST_AVAILABLE = "fastest_available"
     FASTEST_AVAILABLE_HIGHER_TIER = "fastest_available_higher_tier"
     OUTSIDE_ESTIMATE = "outside_estimate"  # ranked after every candidate that fits max_wait
+    HIGHEST_SCORE_WITHIN_ESTIMATE = "highest_score_within_estimate"  # ``optimize``: ranked by score
+    HIGHEST_SCORE_WITHIN_ESTIMATE_HIGHER_TIER = "highest_score_within_estimate_higher_tier"
+    DOMAIN_PREFERRED = "domain_preferred"  # routing.json domain_models: listed for the request's domain
     SCENARIO_PRIORITY = "scenario_priority"
     DIRECT = "direct"
     ADAPTIVE = "adaptive"  # ordered by the bandit's draw (routing.json "strategies": adaptive)

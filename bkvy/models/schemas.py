@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bkvy.models.optimize import Optimize
 from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel
 
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]
@@ -70,6 +71,7 @@ class OptionsIn(_Body):
     disable_thinking: bool = Field(default=False, strict=True)
     json_mode: bool = Field(default=False, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
+    optimize: Optimize | None = None  # issue 18 §2: rank what fits by score; None: routing.json's, else cost
 
     @field_validator("stop")
     @classmethod

@@ -14,9 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.scoring_config import check_scoring_config
 from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.core.upstream.thinking import resolve_spec
+from bkvy.models.optimize import Optimize, Quality
 from bkvy.models.thinking import ThinkingParam, ThinkingSpec
 from bkvy.models.types import IntelligenceLevel, ProviderType
 
@@ -80,6 +82,7 @@ class ModelConfig(_Strict):
     # This model's own deadline (e.g. a slow reasoning model), in place of REQUEST_HARD_TIMEOUT_SECONDS.
     timeout_seconds: float | None = Field(default=None, gt=0)
     hedge: bool = True  # false: requests on this model are never hedged, and it never takes a hedge
+    quality: Quality | None = None  # 0–1, or per domain; None: its tier's default (docs/ROUTING.md)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,6 +189,8 @@ class RoutingConfig(_Strict):
     scenarios: dict[str, list[ScenarioEntry]] = Field(default_factory=dict)
     strategies: dict[str, str] = Field(default_factory=dict)  # route -> "cost" | "adaptive" (config/strategies.py)
     adaptive: AdaptiveKnobs = Field(default_factory=AdaptiveKnobs)
+    optimize: dict[str, Optimize] = Field(default_factory=dict)  # "low"... or "scenario:NAME" -> the default
+    domain_models: dict[str, list[str]] = Field(default_factory=dict)  # domain -> ["provider/model", ...]
 
 
 class GatewayConfig(_Strict):
@@ -324,6 +329,10 @@ def _check_cross_references(
         if not entries:
             raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
         _check_scenario_entries(providers, scenario, entries, routing_file)
+    try:
+        check_scoring_config(providers, routing)
+    except ValueError as error:
+        raise ConfigError(f"{routing_file}: {error}") from None
 
 
 def _check_scenario_entries(

@@ -24,7 +24,8 @@ from bkvy.models.types import ErrorClass, IntelligenceLevel, RoutingMethod
 
 if TYPE_CHECKING:
     from bkvy.core.routing.route_table import RouteEntry, RouteTable
-    from bkvy.core.routing.scoring import Weights
+    from bkvy.core.routing.score_rank import Scorer
+    from bkvy.core.routing.scoring import ScoreBreakdown, Weights
 
 _new_tuple = tuple.__new__  # builds a NamedTuple from a tuple of its fields in order, without its Python __new__
 _PANIC_REASONS = {ErrorClass.SERVER, ErrorClass.TIMEOUT, ErrorClass.CONNECTION}
@@ -175,7 +176,7 @@ class RoutePlan:
     ``rows`` holds the candidates in order as plain tuples; each becomes a ``Candidate`` when it is read.
     """
 
-    __slots__ = ("rows", "decision_reason", "skipped", "_candidates")
+    __slots__ = ("rows", "decision_reason", "skipped", "scores", "_candidates")
 
     def __init__(
         self, rows: tuple[_Row, ...], decision_reason: DecisionReason, skipped: tuple[Skipped, ...] = ()
@@ -183,6 +184,7 @@ class RoutePlan:
         self.rows = rows
         self.decision_reason = decision_reason
         self.skipped = skipped
+        self.scores: Mapping[CandidateKey, ScoreBreakdown] | None = None  # ranked by score: each one's breakdown
         self._candidates: tuple[Candidate, ...] | None = None
 
     @property
@@ -260,8 +262,9 @@ def rank_candidates(
     ranked: list[_Row] = []
     skipped: list[Skipped] = []
     decision_reason: DecisionReason | None = None
+    scorer = None if request.weights is None and request.domain is None else table.scoring.scorer(request, known, fill)
     for index, group in enumerate(groups):
-        ordered, reason = _ranked_group(request, group, known, fill, skipped, is_fallback=index > 0)
+        ordered, reason = _ranked_group(request, group, known, fill, skipped, is_fallback=index > 0, scorer=scorer)
         ranked.extend(ordered)
         if decision_reason is None and ordered:
             decision_reason = reason
@@ -269,7 +272,10 @@ def rank_candidates(
         panic = _panic_row(request, groups, known, fill)
         if panic is not None:
             return RoutePlan((panic,), DecisionReason.PANIC_MODE, tuple(skipped))
-    return RoutePlan(tuple(ranked), decision_reason or DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(skipped))
+    plan = RoutePlan(tuple(ranked), decision_reason or DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(skipped))
+    if scorer is not None:
+        plan.scores = scorer.scores
+    return plan
 
 
 def _ranked_group(
@@ -280,14 +286,18 @@ def _ranked_group(
     skipped: list[Skipped],
     *,
     is_fallback: bool,
+    scorer: Scorer | None = None,
 ) -> tuple[list[_Row], DecisionReason]:
-    """One preference group's usable candidates in order, and why; refusals go to ``skipped``."""
+    """One preference group's usable candidates in order, and why; refusals go to ``skipped``. A ``scorer``
+    (``optimize``, domain models: score_rank.py) reorders those that fit."""
     method = request.method
     if request.samples is not None and not request.fast_mode and method is not RoutingMethod.DIRECT:
         return _sampled_group(request, group, known, fill, skipped, is_fallback=is_fallback)
     if method is RoutingMethod.SCENARIO:
         fits, _, has_flapping = _usable(request, group, known, fill, skipped, DecisionReason.SCENARIO_PRIORITY)
         fits.sort(key=_BY_PRIORITY[has_flapping])
+        if scorer is not None:
+            fits = scorer.order_scenario(fits, group)
         return fits, DecisionReason.SCENARIO_PRIORITY
     if method is RoutingMethod.DIRECT:
         fits, _, has_flapping = _usable(request, group, known, fill, skipped, DecisionReason.DIRECT)
@@ -309,6 +319,8 @@ def _ranked_group(
     if not fits:
         return after, fastest
     fits.sort(key=_BY_COST[has_flapping])
+    if scorer is not None:
+        fits, cheapest = scorer.order(fits, group, cheapest, is_fallback=is_fallback)
     return fits + after, cheapest
 
 

@@ -8,10 +8,11 @@ request, nor a chat model to an embeddings request (config keeps every scenario 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, RouteRequest, live_candidate
+from bkvy.core.routing.score_rank import ScoringTable
 from bkvy.models.errors import (
     NoCandidates,
     NotAChatModel,
@@ -51,6 +52,7 @@ class RouteTable:
     providers: frozenset[str]
     embedding_models: frozenset[tuple[str, str]] = frozenset()  # (provider, model)
     embedding_scenarios: frozenset[str] = frozenset()
+    scoring: ScoringTable = field(default_factory=ScoringTable)  # quality, domain models (issue 18 §2)
 
     @classmethod
     def compile(cls, config: GatewayConfig) -> RouteTable:
@@ -100,6 +102,7 @@ class RouteTable:
             frozenset(config.providers),
             embedding_models,
             embedding_scenarios,
+            ScoringTable.compile(config),
         )
 
     def groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
