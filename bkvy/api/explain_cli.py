@@ -94,15 +94,16 @@ def run_explain(args: argparse.Namespace, settings: Settings, config: GatewayCon
 
 def render_table(reply: dict[str, Any]) -> str:
     """The explain JSON as a table: candidate, position, cost, estimate, excluded_by, reasons; then the choice."""
-    header = f"{'candidate':<48} {'#':>2} {'score':>6} {'cost $':>10} {'est s':>6}  {'excluded_by':<11} reasons"
-    lines = [header, "-" * len(header)]
+    header = f"{'candidate':<52} {'#':>3} {'score':>6} {'cost $':>10} {'est s':>6}  excluded_by"
+    lines = [header, "-" * (len(header) + 4)]
     for row in reply["candidates"]:
         name = f"{row['provider']}/{row['model']} [{row['key_id']}]"
         score = f"{row['score']:.3f}" if "score" in row else "-"
         lines.append(
-            f"{name:<48} {row['position'] or '-':>2} {score:>6} {row['estimated_cost_usd']:>10.6f} "
-            f"{row['estimate_seconds']:>6.2f}  {row.get('excluded_by', ''):<11} {'; '.join(row['reasons'])}"
+            f"{name:<52} {row['position'] or '-':>3} {score:>6} {row['estimated_cost_usd']:>10.6f} "
+            f"{row['estimate_seconds']:>6.2f}  {row.get('excluded_by', '')}".rstrip()
         )
+        lines.append("    " + "; ".join(row["reasons"]))
     if "classification" in reply:
         lines.append(f"classification: {json.dumps(reply['classification'])}")
     lines.append(f"decision: {reply['decision_reason']}")

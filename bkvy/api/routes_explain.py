@@ -7,6 +7,7 @@ from __future__ import annotations
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.explain import explanation_json, llm_explain_request, openai_explain_request
 from bkvy.api.hot_path import Exchange, JsonReply
+from bkvy.api.openai_format import request_id_headers
 
 
 async def llm_explain(exchange: Exchange) -> JsonReply:
@@ -25,4 +26,4 @@ async def route_explain(exchange: Exchange) -> JsonReply:
     raw = await exchange.body()
     request, classification = openai_explain_request(raw, exchange.request_id, services.config)
     explanation = services.executor.explain(request)
-    return JsonReply(explanation_json(explanation, classification), {"x-bkvy-request-id": exchange.request_id})
+    return JsonReply(explanation_json(explanation, classification), request_id_headers(exchange.request_id))

@@ -131,6 +131,9 @@ async def test_explain_bodies_that_are_not_json_are_400_never_500(demo_gateway):
         assert response.status_code == 400, response.text
     response = await demo_gateway.post("/v1/route/explain", json={"model": "no-such", "messages": MESSAGES})
     assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_model"  # OpenAI's envelope, as on /v1/chat/completions
+    response = await demo_gateway.post("/v1/route/explain", json={"model": "low", "messages": "hi"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
 
 
 async def test_explain_needs_a_client_key_when_the_routes_do(fleet: SimFleet):

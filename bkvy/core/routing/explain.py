@@ -188,8 +188,10 @@ def _estimate_reasons(request: RouteRequest, candidate: Candidate) -> list[str]:
     latency, wait = candidate.expected_latency_seconds, candidate.wait_seconds
     reasons = [f"estimate {estimate_seconds:.2f} s = wait {wait:.2f} s + expected latency {latency:.2f} s"]
     max_wait = request.max_wait_seconds
-    if max_wait is not None and estimate_seconds > max_wait:
+    if candidate.reason is DecisionReason.OUTSIDE_ESTIMATE:
         reasons.append(f"estimate past max_wait_seconds ({max_wait:g} s): tried after every candidate that fits")
+    elif max_wait is not None and estimate_seconds > max_wait:  # scenario and direct keep their order
+        reasons.append(f"estimate past max_wait_seconds ({max_wait:g} s)")
     tokens = f"{request.input_tokens_estimate} in + {request.output_tokens_estimate} out tokens"
     reasons.append(f"cost ${cost:.6f} for ~{tokens}")
     return reasons

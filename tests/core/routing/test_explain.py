@@ -173,3 +173,11 @@ def test_policy_is_a_reserved_exclusion():
 def test_adaptive_samples_show_in_the_reasons():
     explanation = explain_route(_low(samples={("cheapco", "slow-cheap"): 0.25}), TABLE, {}, now=NOW)
     assert any("bandit draw 0.250" in r for r in _by_key(explanation)[CHEAP_1].reasons)
+
+
+def test_a_scenario_keeps_its_order_past_max_wait_and_says_so_without_deadline():
+    request = RouteRequest(RoutingMethod.SCENARIO, scenario="chain", max_wait_seconds=1.0)
+    explanation = explain_route(request, TABLE, {}, now=NOW)
+    assert [c.model for c in explanation.candidates] == ["fast-pricey", "slow-cheap", "slow-cheap"]
+    late = _by_key(explanation)[CHEAP_1]
+    assert late.excluded_by is None and "estimate past max_wait_seconds (1 s)" in late.reasons
