@@ -13,7 +13,7 @@ from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.routing.explain import ExplainedCandidate, Explanation
 from bkvy.models.errors import RouteKindUnclear
-from bkvy.models.explain_schemas import ExplainKindProbe, IntelligenceExplainRequest
+from bkvy.models.explain_schemas import IntelligenceExplainRequest, LlmExplainIn
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.schemas import DirectRequest, ScenarioRequest, _RoutedRequest
 from bkvy.models.types import ChatMessage, IntelligenceLevel
@@ -27,7 +27,7 @@ def llm_explain_request(raw: bytes, request_id: str) -> tuple[ExecutionRequest, 
     """``POST /llm/explain``'s body as the request /llm/intelligence, /scenario or /direct would run, and the
     classifier's answer for ``intelligence_level: "auto"``. Raises RouteKindUnclear (400) unless the body has
     exactly one of ``intelligence_level``, ``scenario``, ``provider``+``model``; body errors as those routes."""
-    body = parse_body(raw, _schema_of(parse_body(raw, ExplainKindProbe)))
+    body = parse_body(raw, _schema_of(parse_body(raw, LlmExplainIn)))
     messages = tuple(m.to_message() for m in body.messages)
     classification = None
     if isinstance(body, IntelligenceExplainRequest) and body.intelligence_level == _AUTO:
@@ -37,7 +37,7 @@ def llm_explain_request(raw: bytes, request_id: str) -> tuple[ExecutionRequest, 
     return ExecutionRequest(request_id, body.client_id, route, messages, body.options.to_options()), classification
 
 
-def _schema_of(probe: ExplainKindProbe) -> type[_RoutedRequest]:
+def _schema_of(probe: LlmExplainIn) -> type[_RoutedRequest]:
     has_level, has_scenario = probe.intelligence_level is not None, probe.scenario is not None
     has_model = probe.provider is not None or probe.model is not None
     kinds = [schema for schema, present in _KINDS if present(has_level, has_scenario, has_model)]

@@ -3,29 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, RootModel
-
-from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest
+from bkvy.models.schemas import IntelligenceRequest, _Name, _RoutedRequest
 from bkvy.models.types import IntelligenceLevel
+
+Level = IntelligenceLevel | Literal["auto"]
 
 
 class IntelligenceExplainRequest(IntelligenceRequest):
     # MERGE(classifier): "auto" on /llm/intelligence itself comes with the classifier; explain takes it already.
-    intelligence_level: IntelligenceLevel | Literal["auto"]  # type: ignore[assignment]
+    intelligence_level: Level  # type: ignore[assignment]
 
 
-class ExplainKindProbe(BaseModel):
-    """Only which routing fields a body has, to pick its schema; everything else is checked by that schema."""
+class LlmExplainIn(_RoutedRequest):
+    """``POST /llm/explain``'s body: the fields of all three routing bodies, each kind's own optional. Read first
+    to tell which kind a body is; the body is then validated as that kind (``api.explain``)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    intelligence_level: Any = None
-    scenario: Any = None
-    provider: Any = None
-    model: Any = None
-
-
-class LlmExplainIn(RootModel[IntelligenceExplainRequest | ScenarioRequest | DirectRequest]):
-    """``POST /llm/explain``'s body, for /docs: one of the three routing bodies."""
+    intelligence_level: Level | None = None
+    scenario: _Name | None = None
+    provider: _Name | None = None
+    model: _Name | None = None
+    api_key_id: _Name | None = None

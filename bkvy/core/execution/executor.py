@@ -352,8 +352,7 @@ class Executor:
             waited, reservation = taken
         fast_mode = slot.fast_mode or self.is_past_soft_timeout(run)
         provider = self.config.providers[candidate.provider]
-        key = CandidateKey(candidate.provider, candidate.model, candidate.key_id)
-        call = self._upstream_call(request, key, is_stream=is_stream)
+        call = self._upstream_call(request, candidate.provider, candidate.model, candidate.key_id, is_stream=is_stream)
         adapter = adapter_for(provider.type)
         try:
             upstream_request = _upstream_request(request, call, provider.type)
@@ -364,17 +363,19 @@ class Executor:
             return None
         return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode, reservation)
 
-    def _upstream_call(self, request: ExecutionRequest, key: CandidateKey, *, is_stream: bool) -> UpstreamCall:
-        provider = self.config.providers[key.provider]
+    def _upstream_call(
+        self, request: ExecutionRequest, provider_name: str, model: str, key_id: str, *, is_stream: bool
+    ) -> UpstreamCall:
+        provider = self.config.providers[provider_name]
         mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
         return UpstreamCall(
             base_url=provider.base_url,
-            model=key.model,
-            api_key=provider.keys[key.key_id].api_key,
+            model=model,
+            api_key=provider.keys[key_id].api_key,
             messages=request.messages,
             options=request.options,
-            thinking=thinking_setting(provider.thinking_spec(key.model), mode),
-            endpoint=provider.models[key.model].endpoint,
+            thinking=thinking_setting(provider.thinking_spec(model), mode),
+            endpoint=provider.models[model].endpoint,
             stream=is_stream,
         )
 
@@ -386,9 +387,9 @@ class Executor:
         snapshot = {key: self._states.state(key) for key in keys}
 
         def accepts_input(key: CandidateKey) -> bool:  # the check ``_prepare`` makes before sending
-            provider_type = self.config.providers[key.provider].type
+            call = self._upstream_call(request, key.provider, key.model, key.key_id, is_stream=False)
             try:
-                _upstream_request(request, self._upstream_call(request, key, is_stream=False), provider_type)
+                _upstream_request(request, call, self.config.providers[key.provider].type)
             except UpstreamError:
                 return False
             return True
