@@ -313,13 +313,25 @@ def _migrate_to_redis(settings: Settings) -> int:
     return 0
 
 
+def _demo_config_offline() -> GatewayConfig:
+    """``--demo``'s config without starting its simulated fleet: the same providers, models, keys and scenarios,
+    with a placeholder loopback URL (``explain`` sends nothing)."""
+    from bkvy.demo import demo_config
+    from bkvy.sim import SimFleet
+
+    fleet = SimFleet(seed=7)
+    for server in fleet.servers.values():
+        server.base_url = "http://127.0.0.1:9"
+    return demo_config(fleet)
+
+
 def _explain(args: argparse.Namespace, settings: Settings, config_source: ConfigSource) -> int:
     """``python main.py explain ...``: the plan ``POST /llm/explain`` would answer; nothing is sent."""
-    from bkvy.api.explain_cli import demo_config_offline, run_explain
+    from bkvy.api.explain_cli import run_explain
 
     if args.demo:
         return run_explain(
-            args, settings.model_copy(update={"log_dir": settings.log_dir / "demo"}), demo_config_offline()
+            args, settings.model_copy(update={"log_dir": settings.log_dir / "demo"}), _demo_config_offline()
         )
     return run_explain(args, settings, config_source())
 

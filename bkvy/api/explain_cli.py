@@ -114,15 +114,3 @@ def render_table(reply: dict[str, Any]) -> str:
         else f"chosen: {chosen['provider']}/{chosen['model']} (key {chosen['key_id']})"
     )
     return "\n".join(lines)
-
-
-def demo_config_offline() -> GatewayConfig:
-    """``python main.py --demo``'s config without starting its simulated fleet: the same providers, models, keys
-    and scenarios, with a placeholder loopback URL (explain sends nothing)."""
-    from bkvy.demo import demo_config
-    from bkvy.sim import SimFleet
-
-    fleet = SimFleet(seed=7)
-    for server in fleet.servers.values():
-        server.base_url = "http://127.0.0.1:9"
-    return demo_config(fleet)
