@@ -3,6 +3,7 @@
 python main.py                 serve config/providers.json + config/routing.json on 0.0.0.0:10006
 python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
 python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
+python main.py explain --level auto "prompt"   the plan a request would get, nothing sent (docs/ROUTING.md)
 
 Signals: SIGHUP reloads the config (as ``POST /admin/reload``; an invalid one is logged and the running one
 stays); SIGINT and SIGTERM stop gracefully: requests in flight finish and every record is flushed.
@@ -312,8 +313,37 @@ def _migrate_to_redis(settings: Settings) -> int:
     return 0
 
 
+def _demo_config_offline() -> GatewayConfig:
+    """``--demo``'s config without starting its simulated fleet: the same providers, models, keys and scenarios,
+    with a placeholder loopback URL (``explain`` sends nothing)."""
+    from bkvy.demo import demo_config
+    from bkvy.sim import SimFleet
+
+    fleet = SimFleet(seed=7)
+    for server in fleet.servers.values():
+        server.base_url = "http://127.0.0.1:9"
+    return demo_config(fleet)
+
+
+def _explain(args: argparse.Namespace, settings: Settings, config_source: ConfigSource) -> int:
+    """``python main.py explain ...``: the plan ``POST /llm/explain`` would answer; nothing is sent."""
+    from bkvy.api.explain_cli import run_explain
+
+    if args.demo:
+        return run_explain(
+            args, settings.model_copy(update={"log_dir": settings.log_dir / "demo"}), _demo_config_offline()
+        )
+    return run_explain(args, settings, config_source())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    explain_args = None
+    if argv[:1] == ["explain"]:  # its own arguments (bkvy/api/explain_cli.py); exits 2 on bad ones
+        from bkvy.api.explain_cli import parse_explain_args
+
+        explain_args, argv = parse_explain_args(argv[1:]), []
+    args = _parse_args(argv)
     # Fewer young-generation collections under load; with gc.freeze() in the app's lifespan this took
     # /llm/direct at c=64 from 80 % to 93 % of the aiohttp forwarder (benchmarks/run.py --quick, 2026-12-01).
     gc.set_threshold(20_000, 50, 100)
@@ -329,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(**overrides)
         configure_logging(args.log_level, settings.log_format)
         config_source = _file_config_source(settings, startup_environ)
+        if explain_args is not None:
+            return _explain(explain_args, settings, config_source)
         if args.check_config:
             config = config_source()
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")

@@ -28,6 +28,7 @@ from bkvy.api import (
     routes_circuits,
     routes_dashboard,
     routes_embeddings,
+    routes_explain,
     routes_llm,
     routes_monitor,
     routes_openai,
@@ -37,6 +38,7 @@ from bkvy.api.admin import require_admin
 from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
 from bkvy.models.embeddings import EmbeddingsIn
 from bkvy.models.errors import BkvyError
+from bkvy.models.explain_schemas import LlmExplainIn
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest
 
@@ -86,6 +88,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "POST",
+        "/llm/explain",
+        LlmExplainIn,
+        "the plan the body of /llm/intelligence, /scenario or /direct would get; no provider is called",
+        routes_explain.llm_explain,
+        ("routing",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
         "/v1/chat/completions",
         ChatCompletionIn,
         "an OpenAI chat completion, or its chunks as text/event-stream with stream=true",
@@ -117,6 +128,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         EmbeddingsIn,
         "OpenAI embeddings: one vector per input, as numbers or base64 (encoding_format)",
         routes_embeddings.embeddings,
+        ("openai",),
+        is_hot=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/route/explain",
+        ChatCompletionIn,
+        "the plan a /v1/chat/completions body would get; no provider is called",
+        routes_explain.route_explain,
         ("openai",),
         is_hot=True,
     ),

@@ -28,11 +28,14 @@ from bkvy.api.openai_format import (
     route_for_model,
 )
 from bkvy.api.stream_relay import SseReply
+from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
+from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
 from bkvy.models.errors import BkvyError, StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
+from bkvy.models.types import ChatMessage, GenerationOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +66,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     body = parse_body(await exchange.body(), ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()
-    route = route_for_model(
-        body.model,
-        services.config,
-        max_wait_seconds=body.bkvy.max_wait_seconds,
-        input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
-        output_tokens_estimate=options.max_tokens or 500,
-        needs_json=options.json_schema is not None,
-    )
-    route = with_weights(route, body.bkvy.optimize, services.config.routing.optimize)
+    route = chat_route(body, messages, options, services.config)
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
         request_id,
@@ -96,6 +91,21 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
+
+
+def chat_route(
+    body: ChatCompletionIn, messages: tuple[ChatMessage, ...], options: GenerationOptions, config: GatewayConfig
+) -> RouteRequest:
+    """The route of a chat completion (and of ``POST /v1/route/explain``). Raises UnknownModel (404)."""
+    route = route_for_model(
+        body.model,
+        config,
+        max_wait_seconds=body.bkvy.max_wait_seconds,
+        input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
+        output_tokens_estimate=options.max_tokens or 500,
+        needs_json=options.json_schema is not None,
+    )
+    return with_weights(route, body.bkvy.optimize, config.routing.optimize)
 
 
 async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator[bytes, None]:

@@ -3,7 +3,8 @@
     BkvyError
     ├── InvalidRequest            400 invalid_request
     │   ├── InvalidJson           400 invalid_json
-    │   └── InvalidEncoding       400 invalid_encoding
+    │   ├── InvalidEncoding       400 invalid_encoding
+    │   └── RouteKindUnclear      400 route_kind_unclear (/llm/explain: not exactly one of level, scenario, model)
     ├── ValidationFailed          422 validation_error
     ├── UnknownScenario           404 unknown_scenario
     ├── UnknownProvider           404 unknown_provider
@@ -68,6 +69,10 @@ class InvalidJson(InvalidRequest):
 
 class InvalidEncoding(InvalidRequest):
     code = "invalid_encoding"
+
+
+class RouteKindUnclear(InvalidRequest):
+    code = "route_kind_unclear"
 
 
 class ValidationFailed(BkvyError):

@@ -21,6 +21,8 @@ HOT = {
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/v1/embeddings",
+    "/llm/explain",  # same body reader and client-key auth as the routes they explain
+    "/v1/route/explain",
 }
 
 

@@ -35,6 +35,7 @@ from bkvy.core.execution.records import (
 from bkvy.core.execution.streaming import LiveStream, StreamReply
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded, TokenReservation
 from bkvy.core.routing.candidate_states import CandidateStates
+from bkvy.core.routing.explain import Explanation, explain_route
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
 from bkvy.core.routing.route_table import RouteTable
@@ -359,17 +360,7 @@ class Executor:
             waited, reservation = taken
         fast_mode = slot.fast_mode or self.is_past_soft_timeout(run)
         provider = self.config.providers[candidate.provider]
-        mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
-        call = UpstreamCall(
-            base_url=provider.base_url,
-            model=candidate.model,
-            api_key=provider.keys[candidate.key_id].api_key,
-            messages=request.messages,
-            options=request.options,
-            thinking=thinking_setting(provider.thinking_spec(candidate.model), mode),
-            endpoint=provider.models[candidate.model].endpoint,
-            stream=is_stream,
-        )
+        call = self._upstream_call(request, candidate.provider, candidate.model, candidate.key_id, is_stream=is_stream)
         adapter = adapter_for(provider.type)
         try:
             upstream_request = _upstream_request(request, call, provider.type)
@@ -379,6 +370,40 @@ class Executor:
             run.record_skip(candidate, SkipReason.UNSUPPORTED_INPUT, fast_mode=fast_mode, waited_seconds=waited)
             return None
         return PreparedAttempt(candidate, lane, adapter, upstream_request, waited, fast_mode, reservation)
+
+    def _upstream_call(
+        self, request: ExecutionRequest, provider_name: str, model: str, key_id: str, *, is_stream: bool
+    ) -> UpstreamCall:
+        provider = self.config.providers[provider_name]
+        mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
+        return UpstreamCall(
+            base_url=provider.base_url,
+            model=model,
+            api_key=provider.keys[key_id].api_key,
+            messages=request.messages,
+            options=request.options,
+            thinking=thinking_setting(provider.thinking_spec(model), mode),
+            endpoint=provider.models[model].endpoint,
+            stream=is_stream,
+        )
+
+    def explain(self, request: ExecutionRequest) -> Explanation:
+        """The plan for ``request`` with every candidate and why (``core.routing.explain``), over live states read
+        now. Sends nothing, takes no rate-limit slot, changes no circuit. Raises Unknown*/NoCandidates (404)."""
+        table = self._route_table
+        route = request.route if self._sampler is None else self._sampler(request.route)  # an adaptive route's draws
+        keys = [entry.key for group in table.listed_groups_for(route) for entry in group]
+        snapshot = {key: self._states.state(key) for key in keys}
+
+        def accepts_input(key: CandidateKey) -> bool:  # the check ``_prepare`` makes before sending
+            call = self._upstream_call(request, key.provider, key.model, key.key_id, is_stream=False)
+            try:
+                _upstream_request(request, call, self.config.providers[key.provider].type)
+            except UpstreamError:
+                return False
+            return True
+
+        return explain_route(route, table, snapshot, now=self.clock.now(), accepts_input=accepts_input)
 
     def is_slot_shared(self, candidate: Candidate) -> bool:
         """Whether ``candidate``'s rate-limit slot is taken only by asking Redis (REDIS_URL, a limited lane):

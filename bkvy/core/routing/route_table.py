@@ -119,15 +119,25 @@ class RouteTable:
             )
         return json_groups
 
-    def _all_groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
+    def listed_groups_for(self, request: RouteRequest) -> list[tuple[RouteEntry, ...]]:
+        """``groups_for`` before its capability checks (json, chat or embeddings): what explain lists, marking
+        those ranking leaves out (``core.routing.explain``). Raises Unknown*/NoCandidates (404)."""
+        return self._all_groups_for(request, check_kind=False)
+
+    def is_embedding(self, key: CandidateKey) -> bool:
+        return (key.provider, key.model) in self.embedding_models
+
+    def _all_groups_for(self, request: RouteRequest, *, check_kind: bool = True) -> list[tuple[RouteEntry, ...]]:
         if request.method is RoutingMethod.SCENARIO:
             entries = self.scenarios.get(request.scenario or "")
             if entries is None:
                 raise UnknownScenario(f"unknown scenario {request.scenario!r}")
-            self._check_kind(request, request.scenario in self.embedding_scenarios, f"scenario {request.scenario!r}")
+            is_embedding = request.scenario in self.embedding_scenarios
+            if check_kind:
+                self._check_kind(request, is_embedding, f"scenario {request.scenario!r}")
             return [entries]
         if request.method is RoutingMethod.DIRECT:
-            return [self._direct(request)]
+            return [self._direct(request, check_kind=check_kind)]
         assert request.level is not None
         if request.wants_embeddings:
             raise NotAnEmbeddingModel(
@@ -139,14 +149,15 @@ class RouteTable:
             raise NoCandidates(f"no model is configured at tier {request.level.value!r} or above")
         return groups
 
-    def _direct(self, request: RouteRequest) -> tuple[RouteEntry, ...]:
+    def _direct(self, request: RouteRequest, *, check_kind: bool = True) -> tuple[RouteEntry, ...]:
         if request.provider not in self.providers:
             raise UnknownProvider(f"unknown provider {request.provider!r}")
         entries = self.models.get((request.provider or "", request.model or ""))
         if entries is None:
             raise UnknownModel(f"provider {request.provider!r} has no model {request.model!r}")
         pair = (request.provider or "", request.model or "")
-        self._check_kind(request, pair in self.embedding_models, f"{request.provider}/{request.model}")
+        if check_kind:
+            self._check_kind(request, pair in self.embedding_models, f"{request.provider}/{request.model}")
         if request.key_id is None:
             return entries
         chosen = tuple(e for e in entries if e.key.key_id == request.key_id)

@@ -1,0 +1,29 @@
+"""``POST /llm/explain`` and ``POST /v1/route/explain`` (issue 18 §5): the plan a request would get, every
+candidate and why, without calling a provider or taking a provider's rate-limit slot. Hot rows of
+``api.endpoints``: the same client-key auth and body rules as the routes they explain."""
+
+from __future__ import annotations
+
+from bkvy.api.client_auth import authenticate_client
+from bkvy.api.explain import explanation_json, llm_explain_request, openai_explain_request
+from bkvy.api.hot_path import Exchange, JsonReply
+from bkvy.api.openai_format import request_id_headers
+
+
+async def llm_explain(exchange: Exchange) -> JsonReply:
+    """The plan for a body of /llm/intelligence, /llm/scenario or /llm/direct (told apart by its fields)."""
+    services = exchange.services
+    await authenticate_client(services, exchange.header(b"authorization"))
+    request, classification = llm_explain_request(await exchange.body(), exchange.request_id)
+    explanation = services.executor.explain(request)
+    return JsonReply(explanation_json(explanation, classification), {"x-bkvy-request-id": exchange.request_id})
+
+
+async def route_explain(exchange: Exchange) -> JsonReply:
+    """The plan for a body of /v1/chat/completions (``model`` as there: auto, a level, scenario:NAME, a model)."""
+    services = exchange.services
+    await authenticate_client(services, exchange.header(b"authorization"))
+    raw = await exchange.body()
+    request, classification = openai_explain_request(raw, exchange.request_id, services.config)
+    explanation = services.executor.explain(request)
+    return JsonReply(explanation_json(explanation, classification), request_id_headers(exchange.request_id))
