@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.api.body import parse_body
-from bkvy.api.routes_llm import _route_of
+from bkvy.api.routes_llm import llm_route
 from bkvy.api.routes_openai import chat_route
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
@@ -23,7 +23,9 @@ _ANONYMOUS_CLIENT = "openai-client"
 Classification = dict[str, Any]
 
 
-def llm_explain_request(raw: bytes, request_id: str) -> tuple[ExecutionRequest, Classification | None]:
+def llm_explain_request(
+    raw: bytes, request_id: str, config: GatewayConfig
+) -> tuple[ExecutionRequest, Classification | None]:
     """``POST /llm/explain``'s body as the request /llm/intelligence, /scenario or /direct would run, and the
     classifier's answer for ``intelligence_level: "auto"``. Raises RouteKindUnclear (400) unless the body has
     exactly one of ``intelligence_level``, ``scenario``, ``provider``+``model``; body errors as those routes."""
@@ -33,7 +35,7 @@ def llm_explain_request(raw: bytes, request_id: str) -> tuple[ExecutionRequest, 
     if isinstance(body, IntelligenceExplainRequest) and body.intelligence_level == _AUTO:
         level, classification = classify(messages)
         body = body.model_copy(update={"intelligence_level": level})
-    route = _route_of(body, messages)
+    route = llm_route(body, messages, config)
     return ExecutionRequest(request_id, body.client_id, route, messages, body.options.to_options()), classification
 
 

@@ -83,7 +83,7 @@ def run_explain(args: argparse.Namespace, settings: Settings, config: GatewayCon
         breaker=guard,
     )
     try:
-        request, classification = llm_explain_request(request_body(args), "explain-cli")
+        request, classification = llm_explain_request(request_body(args), "explain-cli", config)
         reply = explanation_json(executor.explain(request), classification)
     except BkvyError as error:
         print(f"bkvy explain: {error.code}: {error.message}", file=sys.stderr)

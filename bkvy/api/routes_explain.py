@@ -14,7 +14,7 @@ async def llm_explain(exchange: Exchange) -> JsonReply:
     """The plan for a body of /llm/intelligence, /llm/scenario or /llm/direct (told apart by its fields)."""
     services = exchange.services
     await authenticate_client(services, exchange.header(b"authorization"))
-    request, classification = llm_explain_request(await exchange.body(), exchange.request_id)
+    request, classification = llm_explain_request(await exchange.body(), exchange.request_id, services.config)
     explanation = services.executor.explain(request)
     return JsonReply(explanation_json(explanation, classification), {"x-bkvy-request-id": exchange.request_id})
 

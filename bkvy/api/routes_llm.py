@@ -6,6 +6,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.score_view import score_fields
+from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
@@ -29,6 +30,12 @@ def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteR
         return route._replace(method=RoutingMethod.SCENARIO, scenario=body.scenario)
     assert isinstance(body, DirectRequest)
     return route._replace(provider=body.provider, model=body.model, key_id=body.api_key_id)
+
+
+def llm_route(body: _RoutedRequest, messages: tuple[ChatMessage, ...], config: GatewayConfig) -> RouteRequest:
+    """The route of an /llm/* request (and of ``POST /llm/explain``): its kind, estimates and ``optimize``
+    (the request's, else routing.json's for its level or scenario)."""
+    return with_weights(_route_of(body, messages), body.options.optimize, config.routing.optimize)
 
 
 def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: ExecutionResult) -> dict:
@@ -84,7 +91,7 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     client_key = await authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
     body = parse_body(await exchange.body(), schema)
     messages = tuple(m.to_message() for m in body.messages)
-    route = with_weights(_route_of(body, messages), body.options.optimize, services.config.routing.optimize)
+    route = llm_route(body, messages, services.config)
     execution = ExecutionRequest(
         exchange.request_id,
         client_key.name if client_key else body.client_id,

@@ -143,3 +143,27 @@ async def test_explain_needs_a_client_key_when_the_routes_do(fleet: SimFleet):
         assert (await client.post("/llm/explain", json=body)).status_code == 401
         response = await client.post("/v1/route/explain", json={"model": "low", "messages": MESSAGES})
         assert response.status_code == 401
+
+
+async def test_explain_plans_an_adaptive_scenario_over_the_bandits_draws(demo_gateway, fleet: SimFleet):
+    body = {"client_id": "e2e", "scenario": "adaptive_support", "messages": MESSAGES}
+    reply = (await demo_gateway.post("/llm/explain", json=body)).json()
+    assert reply["decision_reason"] == "adaptive"
+    tried = [c for c in reply["candidates"] if c.get("excluded_by") is None]
+    assert len({(c["provider"], c["model"]) for c in tried}) == 3
+    assert all(any(r.startswith("adaptive: bandit draw") for r in c["reasons"]) for c in tried)
+    assert sim_calls(fleet) == 0
+
+
+async def test_explain_with_optimize_shows_scores(demo_gateway):
+    body = {"client_id": "e2e", "intelligence_level": "high", "messages": MESSAGES, "options": {"optimize": "quality"}}
+    reply = (await demo_gateway.post("/llm/explain", json=body)).json()
+    assert reply["decision_reason"] == "highest_score_within_estimate"
+    scored = [c for c in reply["candidates"] if "score" in c]
+    assert scored and all(
+        set(c["score_components"]) == {"cost", "latency", "quality", "load", "health"} for c in scored
+    )
+    openai_reply = await demo_gateway.post(
+        "/v1/route/explain", json={"model": "high", "messages": MESSAGES, "bkvy": {"optimize": "quality"}}
+    )
+    assert openai_reply.json()["chosen"] == reply["chosen"]

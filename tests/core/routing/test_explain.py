@@ -181,3 +181,31 @@ def test_a_scenario_keeps_its_order_past_max_wait_and_says_so_without_deadline()
     assert [c.model for c in explanation.candidates] == ["fast-pricey", "slow-cheap", "slow-cheap"]
     late = _by_key(explanation)[CHEAP_1]
     assert late.excluded_by is None and "estimate past max_wait_seconds (1 s)" in late.reasons
+
+
+def test_a_scored_plan_shows_each_candidates_score_and_components():
+    from bkvy.core.routing.scoring import weights_for
+
+    request = _low(weights=weights_for("latency"))
+    explanation = explain_route(request, TABLE, {}, now=NOW)
+    chosen = explanation.chosen
+    assert chosen is not None and (chosen.provider, chosen.model) == ("fastco", "fast-pricey")  # 0.5 s against 5 s
+    for candidate in explanation.candidates:
+        assert candidate.score is not None and 0.0 <= candidate.score <= 1.0
+        assert set(candidate.score_components or {}) == {"cost", "latency", "quality", "load", "health"}
+        assert any(reason.startswith("score ") for reason in candidate.reasons)
+    assert chosen.score_components is not None and chosen.score_components["latency"] == 1.0
+
+
+def test_a_cost_plan_has_no_score():
+    explanation = explain_route(_low(), TABLE, {}, now=NOW)
+    assert all(c.score is None and c.score_components is None for c in explanation.candidates)
+
+
+def test_an_adaptive_plan_follows_the_draws_and_names_them():
+    request = _low(samples={("fastco", "fast-pricey"): 0.9, ("cheapco", "slow-cheap"): 0.2})
+    explanation = explain_route(request, TABLE, {}, now=NOW)
+    chosen = explanation.chosen
+    assert chosen is not None and chosen.model == "fast-pricey"
+    assert explanation.decision_reason is DecisionReason.ADAPTIVE
+    assert any("bandit draw 0.900" in reason for reason in chosen.reasons)
