@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
+from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.errors import request_id_of
@@ -70,6 +71,10 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         output_tokens_estimate=options.max_tokens or 500,
         needs_json=options.json_schema is not None,
     )
+    classification = None
+    if body.model == AUTO:
+        classification = await classify_request(services, request_id, messages, options)
+        route = classified_route(route, classification)
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
         request_id,
@@ -81,18 +86,24 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         timeout_seconds=body.bkvy.timeout_seconds,
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
+        classification=classification,
     )
     created = int(services.clock.wall())
     if body.stream:
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
-        headers = decision_headers(
-            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
-        ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        headers = (
+            decision_headers(
+                request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
+            )
+            | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+            | classification_headers(classification)
+        )
         return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 

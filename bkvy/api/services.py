@@ -28,6 +28,7 @@ from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
 from bkvy.core.config.fingerprint import config_hash, key_fingerprints
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
+from bkvy.core.execution.classifier_model import LevelCache
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
@@ -83,6 +84,7 @@ class Services:
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
+    classifier_cache: LevelCache = field(default_factory=LevelCache)  # routing.json "classifier": its answers
 
     @classmethod
     async def start(

@@ -139,7 +139,7 @@ def _domain_of(text: _Text) -> tuple[str, float, list[str]]:
         features.append(f"code_blocks={blocks}")
         lang = next((tag for tag in fences if tag), None)
         if lang is not None:
-            features.append(f"lang={lang[:16]}")
+            features.append(f"lang={lang if lang in cues.LANGUAGES else 'other'}")
     scores["code"] += 0.5 * min(sum(text.sample.count(symbol) for symbol in cues.CODE_SYMBOLS), 20)
     math_symbols = sum(text.sample.count(symbol) for symbol in cues.MATH_SYMBOLS)
     math_symbols += len(cues.ARITHMETIC.findall(text.sample, max(0, len(text.sample) - cues.ARITHMETIC_SCAN_CHARS)))

@@ -18,6 +18,11 @@ def _vocabulary(words: str) -> frozenset[str]:
 WORD = re.compile(r"[a-z][a-z0-9_+#]*")
 FENCE = re.compile(r"```([a-z0-9_+#-]*)")
 ARITHMETIC = re.compile(r"\d\s*[+*/^=]\s*\d|\d\s+-\s+\d")  # a spaced minus: not a date
+# A code fence's language tag is shown as ``lang=...`` only when it is one of these (never free text).
+LANGUAGES = _vocabulary(
+    "python py javascript js typescript ts go golang rust java c cpp c++ csharp cs sql bash sh shell kotlin swift "
+    "ruby php haskell scala html css json yaml toml dockerfile r julia lua perl elixir"
+)
 ARITHMETIC_SCAN_CHARS = 2_000  # the end of the prompt, where a question's numbers are
 
 DOMAIN_WORDS = {
