@@ -237,6 +237,8 @@ class Services:
             _configure_lanes(self.limiter, config, previous=self.config)
             renewed = self._reconcile_circuits(config)
             self.executor = self.executor.with_config(config)
+            if config.routing.classifier != self.config.routing.classifier:  # another model's answers go
+                self.classifier_cache = LevelCache()
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
             self.scrubber.replace_secrets(configured_secrets(self.settings, config))
             if self.prober is not None:  # the prober reads the config too: start it again over the new one

@@ -170,3 +170,17 @@ def test_an_unknown_classifier_model_is_a_config_error(fleet: SimFleet) -> None:
 
     with pytest.raises(ConfigError, match=r"routing.json: classifier.model: 'openai/nope' .* Fix: use one of"):
         build_config(demo_providers(fleet), {**demo_routing(), "classifier": {"model": "openai/nope"}}, {})
+
+
+async def test_a_reload_that_changes_the_classifier_empties_its_cache(fleet: SimFleet) -> None:
+    async with gateway(_classifier_config(fleet), clock=FakeClock()) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        body = {"client_id": "t", "intelligence_level": "auto", "messages": CODE_REVIEW}
+        assert (await client.post("/llm/intelligence", json=body)).status_code == 200
+        assert len(services.classifier_cache) == 1
+        services.config_source = lambda: _classifier_config(fleet)
+        await services.reload(announce=False)
+        assert len(services.classifier_cache) == 1  # the same classifier: its answers stand
+        services.config_source = lambda: _classifier_config(fleet, timeout_ms=900)
+        await services.reload(announce=False)
+        assert len(services.classifier_cache) == 0
