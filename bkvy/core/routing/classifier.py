@@ -61,8 +61,8 @@ class Classification:
 @dataclass(frozen=True, slots=True)
 class _Text:
     sample: str  # lower-cased head and tail of the user and assistant text
-    words: Counter[str]  # the sample's words
-    system_words: Counter[str]  # the system prompt's head's words
+    words: Counter[bytes]  # the sample's words
+    system_words: Counter[bytes]  # the system prompt's head's words
     prompt_tokens: int  # of the whole prompt, system prompt included (4 characters a token)
     turns: int  # user and assistant messages
     has_system: bool
@@ -114,15 +114,15 @@ def _text_of(messages: Sequence[ChatMessage]) -> _Text:
     total_chars = sum(map(len, system_parts)) + sum(map(len, other_parts))
     return _Text(
         sample,
-        Counter(cues.WORD.findall(sample)),
-        Counter(cues.WORD.findall(system)),
+        cues.words_of(sample),
+        cues.words_of(system),
         total_chars // _CHARS_PER_TOKEN,
         len(other_parts),
         bool(system.strip()),
     )
 
 
-def _hits(words: Counter[str], vocabulary: frozenset[str]) -> int:
+def _hits(words: Counter[bytes], vocabulary: frozenset[bytes]) -> int:
     return sum(words[word] for word in vocabulary if word in words)
 
 

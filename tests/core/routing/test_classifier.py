@@ -121,3 +121,8 @@ def test_the_header_and_debug_shapes() -> None:
     result = classify(user("hi"))
     assert result.header_value() == f"level=low; domain=chat; confidence={result.confidence:.2f}"
     assert set(result.as_dict()) == {"level", "domain", "confidence", "features"}
+
+
+def test_any_text_is_classified_without_raising() -> None:
+    for text in ("\ud800 lone surrogate", "café 数学 の証明", "\x00\x1b[31m", "```" * 101):
+        assert classify(user(text)).domain in DOMAINS
