@@ -45,5 +45,5 @@ def classified_route(route: RouteRequest, classification: Classification) -> Rou
     return route._replace(level=classification.level, domain=classification.domain)
 
 
-def classification_headers(classification: Classification | None) -> dict[str, str]:
-    return {} if classification is None else {CLASSIFICATION_HEADER: classification.header_value()}
+def classification_headers(classification: Classification) -> dict[str, str]:
+    return {CLASSIFICATION_HEADER: classification.header_value()}

@@ -76,17 +76,20 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
         headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, stream.is_hedged)
+        if classification is not None:
+            headers |= classification_headers(classification)
         return SseReply(
             _sse_events(stream, writer, request_id),
-            headers | {"request-id": request_id} | _STREAM_HEADERS | classification_headers(classification),
+            headers | {"request-id": request_id} | _STREAM_HEADERS,
             stream,
             lambda error: error_event(error.status, error.code, error.message, request_id),
         )
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
-    headers |= {"request-id": request_id} | classification_headers(classification)
-    return JsonReply(message_json(request_id, result), headers, after_sending=report)
+    if classification is not None:
+        headers |= classification_headers(classification)
+    return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)
 
 
 async def count_tokens(exchange: Exchange) -> JsonReply:

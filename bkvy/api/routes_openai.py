@@ -92,18 +92,17 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     if body.stream:
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
-        headers = (
-            decision_headers(
-                request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
-            )
-            | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-            | classification_headers(classification)
-        )
+        headers = decision_headers(
+            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
+        ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        if classification is not None:
+            headers |= classification_headers(classification)
         return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
-    headers |= classification_headers(classification)
+    if classification is not None:
+        headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 
