@@ -63,7 +63,8 @@ def test_json_is_the_endpoints_answer_with_classification_for_auto(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     reply = json.loads(result.stdout)
     assert set(reply) >= {"chosen", "candidates", "classification", "decision_reason", "route"}
-    assert reply["route"]["level"] == "medium" and reply["chosen"] is not None
+    assert reply["route"]["level"] == reply["classification"]["level"] == "low"  # a haiku: short, creative
+    assert reply["classification"]["domain"] == "creative" and reply["chosen"] is not None
 
 
 def test_file_carries_a_direct_body(tmp_path: Path):

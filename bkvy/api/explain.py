@@ -7,36 +7,35 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.api.body import parse_body
+from bkvy.api.classification import AUTO, classify_heuristic
 from bkvy.api.routes_llm import llm_route
 from bkvy.api.routes_openai import chat_route
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
+from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.explain import ExplainedCandidate, Explanation
 from bkvy.models.errors import RouteKindUnclear
-from bkvy.models.explain_schemas import IntelligenceExplainRequest, LlmExplainIn
+from bkvy.models.explain_schemas import LlmExplainIn
 from bkvy.models.openai_schemas import ChatCompletionIn
-from bkvy.models.schemas import DirectRequest, ScenarioRequest, _RoutedRequest
-from bkvy.models.types import ChatMessage, IntelligenceLevel
+from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
 
-_AUTO = "auto"
 _ANONYMOUS_CLIENT = "openai-client"
-Classification = dict[str, Any]
 
 
 def llm_explain_request(
     raw: bytes, request_id: str, config: GatewayConfig
-) -> tuple[ExecutionRequest, Classification | None]:
+) -> tuple[ExecutionRequest, dict[str, Any] | None]:
     """``POST /llm/explain``'s body as the request /llm/intelligence, /scenario or /direct would run, and the
     classifier's answer for ``intelligence_level: "auto"``. Raises RouteKindUnclear (400) unless the body has
     exactly one of ``intelligence_level``, ``scenario``, ``provider``+``model``; body errors as those routes."""
     body = parse_body(raw, _schema_of(parse_body(raw, LlmExplainIn)))
     messages = tuple(m.to_message() for m in body.messages)
+    options = body.options.to_options()
     classification = None
-    if isinstance(body, IntelligenceExplainRequest) and body.intelligence_level == _AUTO:
-        level, classification = classify(messages)
-        body = body.model_copy(update={"intelligence_level": level})
-    route = llm_route(body, messages, config)
-    return ExecutionRequest(request_id, body.client_id, route, messages, body.options.to_options()), classification
+    if isinstance(body, IntelligenceRequest) and body.intelligence_level == AUTO:
+        classification = classify_heuristic(messages, options)
+    route = llm_route(body, messages, config, classification)
+    return ExecutionRequest(request_id, body.client_id, route, messages, options), _shown(classification, config)
 
 
 def _schema_of(probe: LlmExplainIn) -> type[_RoutedRequest]:
@@ -53,7 +52,7 @@ def _schema_of(probe: LlmExplainIn) -> type[_RoutedRequest]:
 
 
 _KINDS: tuple[tuple[type[_RoutedRequest], Any], ...] = (
-    (IntelligenceExplainRequest, lambda level, scenario, model: level),
+    (IntelligenceRequest, lambda level, scenario, model: level),
     (ScenarioRequest, lambda level, scenario, model: scenario),
     (DirectRequest, lambda level, scenario, model: model),
 )
@@ -61,29 +60,30 @@ _KINDS: tuple[tuple[type[_RoutedRequest], Any], ...] = (
 
 def openai_explain_request(
     raw: bytes, request_id: str, config: GatewayConfig
-) -> tuple[ExecutionRequest, Classification | None]:
+) -> tuple[ExecutionRequest, dict[str, Any] | None]:
     """``POST /v1/route/explain``'s body (the chat completion's) as the request /v1/chat/completions would run.
     Raises as that route does (404 for an unknown model)."""
     body = parse_body(raw, ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()
-    route = chat_route(body, messages, options, config)
-    classification = None
-    if body.model == _AUTO:
-        level, classification = classify(messages)
-        route = route._replace(level=level)
+    classification = classify_heuristic(messages, options) if body.model == AUTO else None
+    route = chat_route(body, messages, options, config, classification)
     client_id = body.bkvy.client_id or _ANONYMOUS_CLIENT
-    return ExecutionRequest(request_id, client_id, route, messages, options), classification
+    return ExecutionRequest(request_id, client_id, route, messages, options), _shown(classification, config)
 
 
-def classify(messages: tuple[ChatMessage, ...]) -> tuple[IntelligenceLevel, Classification]:
-    """MERGE(classifier, issue 18 §1): the one place explain asks the classifier (the function in bkvy/api/ the
-    routes call) for the level and fills ``classification``. Until it is merged, "auto" is today's medium."""
-    del messages  # the classifier reads them
-    return IntelligenceLevel.MEDIUM, {"level": IntelligenceLevel.MEDIUM.value, "domain": None, "confidence": None}
+def _shown(classification: Classification | None, config: GatewayConfig) -> dict[str, Any] | None:
+    """The classification as explain shows it: the built-in classifier's, since explain asks no model; with a
+    classifier model configured, a feature says the real request would ask it."""
+    if classification is None:
+        return None
+    shown = classification.as_dict()
+    if config.routing.classifier is not None:
+        shown["features"] = [*classification.features, "classifier_model_not_asked"]
+    return shown
 
 
-def explanation_json(explanation: Explanation, classification: Classification | None) -> dict[str, Any]:
+def explanation_json(explanation: Explanation, classification: dict[str, Any] | None) -> dict[str, Any]:
     """The endpoints' answer: ``{chosen, candidates, classification?, decision_reason, route, skipped}``."""
     chosen = explanation.chosen
     route = explanation.route

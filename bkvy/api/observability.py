@@ -14,6 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.routing.classifier import Classification
 from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.models.errors import ClientDisconnected
 from bkvy.models.outcomes import AttemptOutcome, is_hedged
@@ -178,7 +179,14 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         max(retries, 0),
         alternatives,
         is_hedged(outcome.hedges),
+        *_classification_cells(outcome.request.classification),
     )
+
+
+def _classification_cells(classification: Classification | None) -> tuple[str, float | None, str]:
+    if classification is None:
+        return "", None, ""
+    return classification.domain, classification.confidence, " ".join(classification.features)
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:

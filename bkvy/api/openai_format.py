@@ -13,6 +13,7 @@ from bkvy.core.upstream.adapters import StreamDelta
 from bkvy.models.errors import UnknownModel
 from bkvy.models.types import IntelligenceLevel, RoutingMethod, ToolCall, Usage
 
+# "auto" is classified by the routes (``api.classification``); medium is only its level before that.
 VIRTUAL_LEVELS = {
     "auto": IntelligenceLevel.MEDIUM,
     "low": IntelligenceLevel.LOW,

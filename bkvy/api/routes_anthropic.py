@@ -22,6 +22,7 @@ from bkvy.api.anthropic_format import (
     to_tools,
 )
 from bkvy.api.body import parse_body
+from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_anthropic_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
@@ -55,6 +56,10 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         output_tokens_estimate=body.max_tokens,
         needs_json=options.json_schema is not None,
     )
+    classification = None
+    if body.model == AUTO:
+        classification = await classify_request(services, request_id, chat_messages, options)
+        route = classified_route(route, classification)
     route = with_weights(route, body.bkvy.optimize, services.config.routing.optimize)
     execution = ExecutionRequest(
         request_id,
@@ -66,12 +71,15 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         timeout_seconds=body.bkvy.timeout_seconds,
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
+        classification=classification,
     )
     if body.stream:
         stream = await services.executor.open_stream(execution)
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
         headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, stream.is_hedged)
+        if classification is not None:
+            headers |= classification_headers(classification)
         return SseReply(
             _sse_events(stream, writer, request_id),
             headers | {"request-id": request_id} | _STREAM_HEADERS,
@@ -81,6 +89,8 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    if classification is not None:
+        headers |= classification_headers(classification)
     return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from bkvy.api.body import parse_body
+from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.score_view import score_fields
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
+from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
 from bkvy.models.schemas import DirectRequest, IntelligenceRequest, ScenarioRequest, _RoutedRequest
-from bkvy.models.types import ChatMessage, RoutingMethod
+from bkvy.models.types import ChatMessage, IntelligenceLevel, RoutingMethod
 
 _CHARS_PER_TOKEN = 4
 _HEDGED = {"x-bkvy-hedged": "true"}  # a hedge raced this answer (SPEC §6)
@@ -25,20 +27,35 @@ def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteR
         output_tokens_estimate=body.options.max_tokens or 500,
     )
     if isinstance(body, IntelligenceRequest):
-        return route._replace(method=RoutingMethod.INTELLIGENCE, level=body.intelligence_level)
+        level = body.intelligence_level if isinstance(body.intelligence_level, IntelligenceLevel) else None
+        return route._replace(method=RoutingMethod.INTELLIGENCE, level=level)
     if isinstance(body, ScenarioRequest):
         return route._replace(method=RoutingMethod.SCENARIO, scenario=body.scenario)
     assert isinstance(body, DirectRequest)
     return route._replace(provider=body.provider, model=body.model, key_id=body.api_key_id)
 
 
-def llm_route(body: _RoutedRequest, messages: tuple[ChatMessage, ...], config: GatewayConfig) -> RouteRequest:
-    """The route of an /llm/* request (and of ``POST /llm/explain``): its kind, estimates and ``optimize``
-    (the request's, else routing.json's for its level or scenario)."""
-    return with_weights(_route_of(body, messages), body.options.optimize, config.routing.optimize)
+def llm_route(
+    body: _RoutedRequest,
+    messages: tuple[ChatMessage, ...],
+    config: GatewayConfig,
+    classification: Classification | None = None,
+) -> RouteRequest:
+    """The route of an /llm/* request (and of ``POST /llm/explain``): its kind, estimates, the classified level
+    and domain for ``auto``, and ``optimize`` (the request's, else routing.json's for its level or scenario)."""
+    route = _route_of(body, messages)
+    if classification is not None:
+        route = classified_route(route, classification)
+    return with_weights(route, body.options.optimize, config.routing.optimize)
 
 
-def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: ExecutionResult) -> dict:
+def _reply(
+    request_id: str,
+    body: _RoutedRequest,
+    route: RouteRequest,
+    result: ExecutionResult,
+    classification: Classification | None,
+) -> dict:
     completion = result.completion
     reply: dict[str, object] = {
         "success": True,
@@ -83,6 +100,8 @@ def _reply(request_id: str, body: _RoutedRequest, route: RouteRequest, result: E
                 },
             }
         )
+        if classification is not None:
+            reply["classification"] = classification.as_dict()
     return reply
 
 
@@ -91,21 +110,29 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     client_key = await authenticate_client(services, exchange.header(b"authorization"))  # its name overrides client_id
     body = parse_body(await exchange.body(), schema)
     messages = tuple(m.to_message() for m in body.messages)
-    route = llm_route(body, messages, services.config)
+    options = body.options.to_options()
+    classification = None
+    if isinstance(body, IntelligenceRequest) and body.intelligence_level == AUTO:
+        classification = await classify_request(services, exchange.request_id, messages, options)
+    route = llm_route(body, messages, services.config, classification)
     execution = ExecutionRequest(
         exchange.request_id,
         client_key.name if client_key else body.client_id,
         route,
         messages,
-        body.options.to_options(),
+        options,
         client_key.key_id if client_key else None,
         timeout_seconds=body.timeout_seconds,
         hedge=body.options.hedge,
         client_gone=exchange.client_gone,
+        classification=classification,
     )
     result, report = await services.executor.execute_then_report(execution)
     headers = _HEDGED if result.hedged else None
-    return JsonReply(_reply(exchange.request_id, body, route, result), headers, after_sending=report)
+    if classification is not None:
+        headers = (headers or {}) | classification_headers(classification)
+    reply = _reply(exchange.request_id, body, route, result, classification)
+    return JsonReply(reply, headers, after_sending=report)
 
 
 async def llm_intelligence(exchange: Exchange) -> JsonReply:

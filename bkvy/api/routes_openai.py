@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
+from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.errors import request_id_of
@@ -31,6 +32,7 @@ from bkvy.api.stream_relay import SseReply
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
+from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
 from bkvy.models.errors import BkvyError, StreamInterrupted
@@ -66,7 +68,10 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     body = parse_body(await exchange.body(), ChatCompletionIn)
     messages = body.to_messages()
     options = body.to_options()
-    route = chat_route(body, messages, options, services.config)
+    classification = None
+    if body.model == AUTO:
+        classification = await classify_request(services, request_id, messages, options)
+    route = chat_route(body, messages, options, services.config, classification)
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
         request_id,
@@ -78,6 +83,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         timeout_seconds=body.bkvy.timeout_seconds,
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
+        classification=classification,
     )
     created = int(services.clock.wall())
     if body.stream:
@@ -86,17 +92,26 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         headers = decision_headers(
             request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
         ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        if classification is not None:
+            headers |= classification_headers(classification)
         return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    if classification is not None:
+        headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
 
 
 def chat_route(
-    body: ChatCompletionIn, messages: tuple[ChatMessage, ...], options: GenerationOptions, config: GatewayConfig
+    body: ChatCompletionIn,
+    messages: tuple[ChatMessage, ...],
+    options: GenerationOptions,
+    config: GatewayConfig,
+    classification: Classification | None = None,
 ) -> RouteRequest:
-    """The route of a chat completion (and of ``POST /v1/route/explain``). Raises UnknownModel (404)."""
+    """The route of a chat completion (and of ``POST /v1/route/explain``): the classified level and domain for
+    ``auto``, then ``optimize``. Raises UnknownModel (404)."""
     route = route_for_model(
         body.model,
         config,
@@ -105,6 +120,8 @@ def chat_route(
         output_tokens_estimate=options.max_tokens or 500,
         needs_json=options.json_schema is not None,
     )
+    if classification is not None:
+        route = classified_route(route, classification)
     return with_weights(route, body.bkvy.optimize, config.routing.optimize)
 
 

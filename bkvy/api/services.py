@@ -30,6 +30,7 @@ from bkvy.core.config.fingerprint import config_hash, key_fingerprints
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.adaptive import AdaptiveRouting
+from bkvy.core.execution.classifier_model import LevelCache
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
@@ -89,6 +90,7 @@ class Services:
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
+    classifier_cache: LevelCache = field(default_factory=LevelCache)  # routing.json "classifier": its answers
 
     @classmethod
     async def start(
@@ -251,6 +253,8 @@ class Services:
             if self.adaptive is not None:
                 self.adaptive.configure(config)  # before the new executor reads its adaptive routes
             self.executor = self.executor.with_config(config)
+            if config.routing.classifier != self.config.routing.classifier:  # another model's answers go
+                self.classifier_cache = LevelCache()
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
             self.scrubber.replace_secrets(configured_secrets(self.settings, config))
             if self.prober is not None:  # the prober reads the config too: start it again over the new one

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bkvy.models.schemas import IntelligenceRequest, _Name, _RoutedRequest
+from bkvy.models.schemas import _Name, _RoutedRequest
 from bkvy.models.types import IntelligenceLevel
 
 Level = IntelligenceLevel | Literal["auto"]
-
-
-class IntelligenceExplainRequest(IntelligenceRequest):
-    # MERGE(classifier): "auto" on /llm/intelligence itself comes with the classifier; explain takes it already.
-    intelligence_level: Level  # type: ignore[assignment]
 
 
 class LlmExplainIn(_RoutedRequest):

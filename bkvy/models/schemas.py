@@ -105,7 +105,7 @@ class _RoutedRequest(_Body):
 
 
 class IntelligenceRequest(_RoutedRequest):
-    intelligence_level: IntelligenceLevel
+    intelligence_level: IntelligenceLevel | Literal["auto"]  # "auto": the classifier decides (issue 18 §1)
 
 
 class ScenarioRequest(_RoutedRequest):

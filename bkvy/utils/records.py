@@ -42,6 +42,11 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     fallback_attempts: int = 0  # upstream calls beyond the first, hedges not included (a retry or a switch)
     alternatives_tried: str = ""  # "provider/model/key_id;provider/model/key_id"
     hedged: bool = False  # a hedge raced this request's answer (won or lost)
+    # ``auto`` (issue 18 §1): the classifier's domain, confidence and features ("code_blocks=2 lang=python"),
+    # never text; the level it chose is ``intelligence_level``.
+    domain: str = ""
+    classification_confidence: float | None = None
+    classification_features: str = ""
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

@@ -15,6 +15,7 @@ from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, HedgeO
 from bkvy.models.types import Completion, FinishReason, GenerationOptions, RoutingMethod, Usage
 from bkvy.utils.metrics import GatewayMetrics
 from bkvy.utils.recorder import Records
+from bkvy.utils.records import COLUMNS
 from tests.utils.csv_rows import to_row
 
 KEYS = [("p0", "m", "k"), ("p1", "m", "k"), ("p2", "m", "k")]
@@ -133,7 +134,7 @@ def test_a_hedge_that_won_is_recorded_as_hedged_and_not_as_a_retry() -> None:
     assert (rec.hedged, rec.fallback_attempts, rec.provider_used) == (True, 0, "p1")
     assert rec.alternatives_tried == "p0/m/k"  # the loser was tried
     assert rec.cost_estimate == 1.25  # the loser's bill included
-    assert to_row(rec)[-1] == "true"
+    assert to_row(rec)[COLUMNS.index("hedged")] == "true"
 
 
 def test_a_retry_beside_a_lost_hedge_counts_once_as_each() -> None:

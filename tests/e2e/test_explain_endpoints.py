@@ -85,11 +85,23 @@ async def test_llm_explain_shows_an_open_circuit_and_moves_it_not(demo_gateway, 
     assert live_state(demo_gateway) == before and sim_calls(fleet) == 0
 
 
-async def test_intelligence_auto_is_medium_with_a_classification(demo_gateway):
-    body = {"client_id": "e2e", "intelligence_level": "auto", "messages": MESSAGES}
-    reply = (await demo_gateway.post("/llm/explain", json=body)).json()
-    assert reply["route"]["level"] == "medium"
-    assert set(reply["classification"]) >= {"level", "domain", "confidence"}
+async def test_auto_is_planned_at_the_classified_level(demo_gateway, fleet: SimFleet):
+    review = "Review this module for race conditions and propose a refactor:\n```python\n" + "x = 1\n" * 400 + "```"
+    for content, level in (("hi", "low"), (review, "high")):
+        messages = [{"role": "user", "content": content}]
+        reply = (
+            await demo_gateway.post(
+                "/llm/explain", json={"client_id": "e2e", "intelligence_level": "auto", "messages": messages}
+            )
+        ).json()
+        assert reply["route"]["level"] == reply["classification"]["level"] == level
+        assert set(reply["classification"]) == {"level", "domain", "confidence", "features"}
+        openai_reply = (
+            await demo_gateway.post("/v1/route/explain", json={"model": "auto", "messages": messages})
+        ).json()
+        assert openai_reply["classification"] == reply["classification"]
+        assert openai_reply["chosen"] == reply["chosen"]
+    assert sim_calls(fleet) == 0
 
 
 async def test_route_explain_takes_the_openai_body(demo_gateway, fleet: SimFleet):

@@ -41,3 +41,14 @@ def test_a_row_from_before_the_hedged_column_reads_as_not_hedged() -> None:
     assert "hedged" not in row
     assert record_from_row(row) == rec
     assert record_from_row({**row, "hedged": "true"}) == rec._replace(hedged=True)
+
+
+def test_a_row_from_before_the_classification_columns_reads_with_them_empty() -> None:
+    rec = TransactionRecord(timestamp="2023-11-14T22:13:20.000Z", request_id="old", intelligence_level="high")
+    new_columns = {"domain", "classification_confidence", "classification_features"}
+    row = {name: cell for name, cell in zip(COLUMNS, to_row(rec), strict=True) if name not in new_columns}
+    assert record_from_row(row) == rec
+    classified = {**row, "domain": "code", "classification_confidence": "0.82", "classification_features": "math"}
+    assert record_from_row(classified) == rec._replace(
+        domain="code", classification_confidence=0.82, classification_features="math"
+    )

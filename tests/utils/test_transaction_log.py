@@ -94,7 +94,12 @@ def test_columns_follow_record_field_order() -> None:
 
 def test_columns_are_only_ever_appended() -> None:
     assert COLUMNS[: len(PRE_HEDGING_COLUMNS)] == PRE_HEDGING_COLUMNS
-    assert COLUMNS[len(PRE_HEDGING_COLUMNS) :] == ("hedged",)
+    assert COLUMNS[len(PRE_HEDGING_COLUMNS) :] == (
+        "hedged",  # issue 13
+        "domain",  # issue 18, ``auto``
+        "classification_confidence",
+        "classification_features",
+    )
 
 
 def _write_pre_hedging_file(path: Path, request_ids: list[str]) -> bytes:

@@ -185,12 +185,21 @@ class ScenarioEntry(_Strict):
     hedge: bool = True  # false: in this scenario, this entry is never hedged and never takes a hedge
 
 
+class ClassifierConfig(_Strict):
+    """routing.json ``classifier`` (issue 18 §1, off by default): a cheap model asked for ``auto``'s level."""
+
+    model: str  # "provider/model", a configured chat model (checked with the providers)
+    timeout_ms: float = Field(default=1500.0, gt=0, le=60_000)
+    cache_entries: int = Field(default=1024, ge=0, le=1_000_000)  # 0: no cache
+
+
 class RoutingConfig(_Strict):
     scenarios: dict[str, list[ScenarioEntry]] = Field(default_factory=dict)
     strategies: dict[str, str] = Field(default_factory=dict)  # route -> "cost" | "adaptive" (config/strategies.py)
     adaptive: AdaptiveKnobs = Field(default_factory=AdaptiveKnobs)
     optimize: dict[str, Optimize] = Field(default_factory=dict)  # "low"... or "scenario:NAME" -> the default
     domain_models: dict[str, list[str]] = Field(default_factory=dict)  # domain -> ["provider/model", ...]
+    classifier: ClassifierConfig | None = None
 
 
 class GatewayConfig(_Strict):
@@ -325,6 +334,8 @@ def _check_cross_references(
                     f"{providers_file}: {name}.keys.{key_id}.rate_limits: unknown model "
                     f"{sorted(unknown)[0]!r}. Fix: use a model listed under {name}.models, or '*'"
                 )
+    if routing.classifier is not None:
+        _check_classifier_model(providers, routing.classifier, routing_file)
     for scenario, entries in routing.scenarios.items():
         if not entries:
             raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
@@ -358,6 +369,22 @@ def _check_scenario_entries(
                 f"{where}.model: {entry.provider}/{entry.model} mixes chat and embedding models in one scenario. "
                 "Fix: give embedding models a scenario of their own"
             )
+
+
+def _check_classifier_model(
+    providers: dict[str, ProviderConfig], classifier: ClassifierConfig, routing_file: str
+) -> None:
+    provider_name, _, model_name = classifier.model.partition("/")
+    provider = providers.get(provider_name)
+    model = provider.models.get(model_name) if provider is not None else None
+    if model is None or model.is_embedding_model:
+        chat_models = sorted(
+            f"{p}/{m}" for p, c in providers.items() for m, mc in c.models.items() if not mc.is_embedding_model
+        )
+        raise ConfigError(
+            f"{routing_file}: classifier.model: {classifier.model!r} is not a configured chat model. "
+            f'Fix: use one of {chat_models[:10]}, or remove "classifier"'
+        )
 
 
 def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from bkvy.core.limits.rate_limits import NO_TOKENS, LaneKey, TokenReservation
+from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.embeddings import EmbeddingInput
@@ -29,6 +30,7 @@ class ExecutionRequest(NamedTuple):
     hedge: bool = True  # false: never race a second attempt for this request
     client_gone: Callable[[], Awaitable[None]] | None = None  # completes when the client closes the connection
     embedding: EmbeddingInput | None = None  # set: an embeddings request (``messages`` is empty)
+    classification: Classification | None = None  # ``auto``: what the classifier decided (records, debug)
 
 
 class ExecutionResult(NamedTuple):
