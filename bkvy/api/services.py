@@ -26,7 +26,7 @@ from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.probes import HealthProber
 from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
 from bkvy.core.config.fingerprint import config_hash, key_fingerprints
-from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
+from bkvy.core.config.gateway import ConfigError, GatewayConfig, ProviderConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
@@ -392,9 +392,9 @@ def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: G
     its counts and queue; a new lane, or one whose limits changed, starts afresh. A lane that ``config`` no
     longer has stays in the limiter unused (requests may still wait in it), listed by ``/rates/status``."""
     for provider_name, provider in config.providers.items():
-        for key_id, key in provider.keys.items():
-            for model_name in provider.models:
-                limits = key.limits_for(model_name)
+        for model_name in provider.models:
+            for key_id in provider.key_ids_for(model_name):  # a replicated model: a lane per key per replica
+                limits = _limits(provider, key_id, model_name)
                 if previous is not None and _limits_before(previous, provider_name, key_id, model_name) == limits:
                     continue
                 limiter.configure(
@@ -404,9 +404,16 @@ def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: G
 
 def _limits_before(previous: GatewayConfig, provider_name: str, key_id: str, model_name: str) -> RateLimit | None:
     provider = previous.providers.get(provider_name)
-    if provider is None or model_name not in provider.models or key_id not in provider.keys:
+    if provider is None or model_name not in provider.models or key_id not in provider.key_ids_for(model_name):
         return None
-    return provider.keys[key_id].limits_for(model_name)
+    return _limits(provider, key_id, model_name)
+
+
+def _limits(provider: ProviderConfig, key_id: str, model_name: str) -> RateLimit:
+    """A candidate key id's limits: its key's (a replica's lane has its key's limits, docs/ROUTING.md)."""
+    target = provider.target(model_name, key_id)
+    assert target is not None  # key ids come from ``key_ids_for``
+    return target[0].limits_for(model_name)
 
 
 async def reload_and_log(services: Services, *, announce: bool = True) -> bool:

@@ -14,6 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.replicas import (
+    REPLICATED_PROVIDER_TYPES,
+    ReplicaMetricsConfig,
+    replica_key_id,
+    split_replica_key_id,
+)
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.core.upstream.thinking import resolve_spec
 from bkvy.models.thinking import ThinkingParam, ThinkingSpec
@@ -79,6 +85,11 @@ class ModelConfig(_Strict):
     # This model's own deadline (e.g. a slow reasoning model), in place of REQUEST_HARD_TIMEOUT_SECONDS.
     timeout_seconds: float | None = Field(default=None, gt=0)
     hedge: bool = True  # false: requests on this model are never hedged, and it never takes a hedge
+    # Replicas of this model (docs/ROUTING.md "Prefix affinity"): their base URLs, in place of the provider's.
+    endpoints: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=256)
+    balancing: Literal["affinity", "round_robin"] = "affinity"
+    affinity_epsilon: float = Field(default=0.25, gt=0.0, le=10.0)  # no replica above ceil((1+ε) × mean load)
+    replica_metrics: ReplicaMetricsConfig = Field(default_factory=ReplicaMetricsConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -95,6 +106,19 @@ class ModelConfig(_Strict):
         if endpoint is not None and (not endpoint.startswith("/") or "://" in endpoint):
             raise ValueError("must be a path starting with '/', e.g. '/v1/chat/completions'")
         return endpoint
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_are_distinct_urls(cls, endpoints: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if endpoints is None:
+            return None
+        urls = tuple(url.rstrip("/") for url in endpoints)
+        for index, url in enumerate(urls):
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"endpoints[{index}] must be an http(s) URL such as 'http://10.0.0.5:8000'")
+            if url in urls[:index]:
+                raise ValueError(f"endpoints[{index}] repeats {url!r}: list each replica once")
+        return urls
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelConfig:
@@ -169,6 +193,37 @@ class ProviderConfig(_Strict):
         self._thinking_specs = specs
         return self
 
+    @model_validator(mode="after")
+    def _replicas_only_self_hosted(self) -> ProviderConfig:
+        for name, model in self.models.items():
+            if model.endpoints is not None and self.type.value not in REPLICATED_PROVIDER_TYPES:
+                raise ValueError(
+                    f"models.{name}.endpoints: replicas are for self-hosted servers; "
+                    f"use type {sorted(REPLICATED_PROVIDER_TYPES)} (or drop endpoints and use base_url)"
+                )
+        return self
+
+    def key_ids_for(self, model: str) -> tuple[str, ...]:
+        """The candidate key ids of ``model``: its keys, or on a replicated model each key on each replica."""
+        endpoints = self.models[model].endpoints
+        if endpoints is None:
+            return tuple(self.keys)
+        return tuple(replica_key_id(key_id, index) for index in range(len(endpoints)) for key_id in self.keys)
+
+    def target(self, model: str, key_id: str) -> tuple[KeyConfig, str] | None:
+        """The key and base URL a candidate key id of ``model`` calls; None when it names no key or replica."""
+        base_key_id, index = split_replica_key_id(key_id)
+        key = self.keys.get(base_key_id)
+        model_config = self.models.get(model)
+        if key is None or model_config is None:
+            return None
+        endpoints = model_config.endpoints
+        if endpoints is None:
+            return (key, self.base_url) if index is None else None
+        if index is None or index >= len(endpoints):
+            return None
+        return key, endpoints[index]
+
     def thinking_spec(self, model: str) -> ThinkingSpec | None:
         """The model's reasoning switch, its defaults filled in; None for a model that does not think."""
         return self._thinking_specs.get(model)
@@ -214,6 +269,8 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
             f'Fix: add "type": one of {[t.value for t in ProviderType]}'
         )
     provider["type"] = provider_type
+    if "base_url" not in provider and _only_replicated_models(provider):
+        provider["base_url"] = _first_endpoint(provider)  # every model names its replicas: base_url is unused
     if "base_url" not in provider:
         is_known_type = provider_type in ProviderType._value2member_map_
         default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if is_known_type else None
@@ -229,6 +286,21 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
     elif isinstance(keys, dict):
         provider["keys"] = {kid: _interpolate_key(name, kid, k, environ, file) for kid, k in keys.items()}
     return provider
+
+
+def _only_replicated_models(provider: Mapping[str, Any]) -> bool:
+    models = provider.get("models")
+    return (
+        isinstance(models, dict)
+        and bool(models)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("endpoints"), list) and m["endpoints"] for m in models.values()
+        )
+    )
+
+
+def _first_endpoint(provider: Mapping[str, Any]) -> Any:
+    return next(iter(provider["models"].values()))["endpoints"][0]
 
 
 def _interpolate_key(provider: str, key_id: str, raw: Any, environ: Mapping[str, str], file: str) -> Any:
