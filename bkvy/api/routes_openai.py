@@ -69,6 +69,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
         output_tokens_estimate=options.max_tokens or 500,
         needs_json=options.json_schema is not None,
+        affinity_key=body.bkvy.session_id or body.user,
     )
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(

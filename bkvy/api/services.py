@@ -29,6 +29,7 @@ from bkvy.core.config.fingerprint import config_hash, key_fingerprints
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, ProviderConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import Executor
+from bkvy.core.execution.replica_metrics import ReplicaMetricsPoller, replica_targets
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
@@ -64,6 +65,7 @@ class Services:
     executor: Executor
     circuits: CircuitBreakerRegistry | None = None
     prober: HealthProber | None = None
+    replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
     circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
     records: Records | None = None  # transaction log, daily stats, dashboard aggregate, metrics
@@ -144,6 +146,7 @@ class Services:
             self.slot = await asyncio.to_thread(take_slot, self.settings.log_dir)
         await self._start_sharing()
         self._start_prober()
+        self._start_replica_poller()
         self.records = await start_records(self)
         await self._start_fleet()
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
@@ -220,6 +223,19 @@ class Services:
         prober.start()
         self.prober = prober
 
+    def _start_replica_poller(self) -> None:
+        """Once the config has a replica to read (it reads each reload's config from then on)."""
+        if self.replica_poller is not None or not replica_targets(self.config):
+            return
+        poller = ReplicaMetricsPoller(
+            config_of=lambda: self.config,
+            health=self.executor.replica_health,
+            transport=self.transport,
+            clock=self.clock,
+        )
+        poller.start()
+        self.replica_poller = poller
+
     async def reload(self, *, announce: bool = True) -> list[str]:
         """Read and validate the config again (``config_source``) and swap it in. Raises ConfigError, with the
         same one-line message as at start-up, and the running config stays. Returns the ``provider/key_id`` of
@@ -241,6 +257,7 @@ class Services:
                 prober, self.prober = self.prober, None
                 await prober.stop()
                 self._start_prober()
+            self._start_replica_poller()
         changed = [f"{provider}/{key_id}" for provider, key_id in renewed]
         log.info("config_reloaded", extra={"config_hash": self.config_hash, "keys_changed": changed})
         if announce and self.sharing is not None:
@@ -296,6 +313,8 @@ class Services:
             stops.append(("client_keys", self.client_keys.stop))
         if self.prober is not None:
             stops.append(("prober", self.prober.stop))
+        if self.replica_poller is not None:
+            stops.append(("replica_metrics", self.replica_poller.stop))
         if self.circuit_saver is not None and self.circuits is not None:
             stops.append(("circuit_states", self._save_circuits))
         if self.latency_saver is not None:

@@ -142,6 +142,7 @@ class BkvyExtensionsIn(_In):
     # The SDK's own ``timeout`` never reaches the gateway; this does. Above the hard timeout: 400.
     timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
+    session_id: str | None = Field(default=None, min_length=1, max_length=256, strict=True)  # replica affinity
 
 
 class ChatCompletionIn(_In):

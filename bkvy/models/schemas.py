@@ -70,6 +70,7 @@ class OptionsIn(_Body):
     disable_thinking: bool = Field(default=False, strict=True)
     json_mode: bool = Field(default=False, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
+    session_id: str | None = Field(default=None, min_length=1, max_length=256, strict=True)  # replica affinity
 
     @field_validator("stop")
     @classmethod
