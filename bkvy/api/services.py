@@ -29,9 +29,9 @@ from bkvy.core.config.fingerprint import config_hash, key_fingerprints
 from bkvy.core.config.gateway import ConfigError, GatewayConfig, ProviderConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import Executor
-from bkvy.core.execution.replica_metrics import ReplicaMetricsPoller, replica_targets
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
+from bkvy.core.execution.replica_metrics import ReplicaMetricsPoller, replica_targets
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
@@ -65,7 +65,6 @@ class Services:
     executor: Executor
     circuits: CircuitBreakerRegistry | None = None
     prober: HealthProber | None = None
-    replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
     circuit_saver: DebouncedSaver | None = None
     _owns_transport: bool = False
     records: Records | None = None  # transaction log, daily stats, dashboard aggregate, metrics
@@ -85,6 +84,7 @@ class Services:
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
+    replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
 
     @classmethod
     async def start(
