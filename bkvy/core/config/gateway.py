@@ -290,17 +290,16 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
 
 def _only_replicated_models(provider: Mapping[str, Any]) -> bool:
     models = provider.get("models")
-    return (
-        isinstance(models, dict)
-        and bool(models)
-        and all(
-            isinstance(m, dict) and isinstance(m.get("endpoints"), list) and m["endpoints"] for m in models.values()
-        )
-    )
+    if not isinstance(models, dict) or not models:
+        return False
+    return all(isinstance(m, dict) and isinstance(m.get("endpoints"), list) for m in models.values())
 
 
-def _first_endpoint(provider: Mapping[str, Any]) -> Any:
-    return next(iter(provider["models"].values()))["endpoints"][0]
+def _first_endpoint(provider: Mapping[str, Any]) -> str:
+    """The first replica's URL; when it is not a URL, a stand-in, so the error names ``endpoints``."""
+    endpoints = next(iter(provider["models"].values()))["endpoints"]
+    first = endpoints[0] if endpoints else None
+    return first if isinstance(first, str) and re.match(r"^https?://[^\s/]+", first) else "http://replicas.invalid"
 
 
 def _interpolate_key(provider: str, key_id: str, raw: Any, environ: Mapping[str, str], file: str) -> Any:
