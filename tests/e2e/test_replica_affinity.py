@@ -154,3 +154,14 @@ async def test_a_session_id_that_is_not_a_string_is_a_422(servers: list[SimServe
         )
     assert reply.status_code == 422 and reply.json()["success"] is False
     assert openai_reply.status_code in (400, 422) and "session_id" in openai_reply.text
+
+
+async def test_the_keys_rate_limit_applies_to_each_replica(servers: list[SimServer]) -> None:
+    model = {"intelligence_tier": "low", "cost_per_1k_tokens": 0.0, "endpoints": [s.base_url for s in servers]}
+    keys = {"default": {"api_key": "", "rate_limits": {MODEL: {"rpm": 1}}}}
+    config = build_config({"vllm": {"type": "openai_compatible", "keys": keys, "models": {MODEL: model}}}, {}, {})
+    async with gateway(config, clock=FakeClock()) as client:
+        served = [await _replica_of(client, "one-session") for _ in range(4)]
+        refused = await client.post("/llm/direct", json=_body("one-session"))
+    assert sorted(served) == [f"default@{n}" for n in range(4)]  # a full replica passes the session on
+    assert refused.status_code == 429

@@ -88,3 +88,11 @@ def test_endpoints_are_refused_on_a_hosted_provider_type() -> None:
         build_config({"oai": {"type": "openai", "keys": {"k": {"api_key": "x"}}, "models": {"gpt": model}}}, {}, {})
     message = str(raised.value)
     assert "models.gpt.endpoints" in message and "openai_compatible" in message
+
+
+def test_a_replicas_circuits_are_renewed_and_kept_with_its_key() -> None:
+    from bkvy.core.config.fingerprint import key_fingerprints
+
+    fingerprints = key_fingerprints(_config(provider_extra={"keys": {"k1": {"api_key": "a"}}}))
+    assert set(fingerprints) == {("vllm", "k1"), ("vllm", "k1@0"), ("vllm", "k1@1"), ("vllm", "k1@2")}
+    assert len(set(fingerprints.values())) == 1  # the key's value, once per replica
