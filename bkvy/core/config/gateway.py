@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from bkvy.core.config.replicas import (
     REPLICATED_PROVIDER_TYPES,
     ReplicaMetricsConfig,
+    base_url_of_replicas,
+    distinct_urls,
     replica_key_id,
     split_replica_key_id,
 )
@@ -110,15 +112,7 @@ class ModelConfig(_Strict):
     @field_validator("endpoints")
     @classmethod
     def _endpoints_are_distinct_urls(cls, endpoints: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if endpoints is None:
-            return None
-        urls = tuple(url.rstrip("/") for url in endpoints)
-        for index, url in enumerate(urls):
-            if not re.match(r"^https?://[^\s/]+", url):
-                raise ValueError(f"endpoints[{index}] must be an http(s) URL such as 'http://10.0.0.5:8000'")
-            if url in urls[:index]:
-                raise ValueError(f"endpoints[{index}] repeats {url!r}: list each replica once")
-        return urls
+        return None if endpoints is None else distinct_urls(endpoints)
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelConfig:
@@ -269,8 +263,8 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
             f'Fix: add "type": one of {[t.value for t in ProviderType]}'
         )
     provider["type"] = provider_type
-    if "base_url" not in provider and _only_replicated_models(provider):
-        provider["base_url"] = _first_endpoint(provider)  # every model names its replicas: base_url is unused
+    if "base_url" not in provider:
+        provider.update(base_url_of_replicas(provider))  # every model names its replicas: base_url is unused
     if "base_url" not in provider:
         is_known_type = provider_type in ProviderType._value2member_map_
         default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if is_known_type else None
@@ -286,20 +280,6 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
     elif isinstance(keys, dict):
         provider["keys"] = {kid: _interpolate_key(name, kid, k, environ, file) for kid, k in keys.items()}
     return provider
-
-
-def _only_replicated_models(provider: Mapping[str, Any]) -> bool:
-    models = provider.get("models")
-    if not isinstance(models, dict) or not models:
-        return False
-    return all(isinstance(m, dict) and isinstance(m.get("endpoints"), list) for m in models.values())
-
-
-def _first_endpoint(provider: Mapping[str, Any]) -> str:
-    """The first replica's URL; when it is not a URL, a stand-in, so the error names ``endpoints``."""
-    endpoints = next(iter(provider["models"].values()))["endpoints"]
-    first = endpoints[0] if endpoints else None
-    return first if isinstance(first, str) and re.match(r"^https?://[^\s/]+", first) else "http://replicas.invalid"
 
 
 def _interpolate_key(provider: str, key_id: str, raw: Any, environ: Mapping[str, str], file: str) -> Any:

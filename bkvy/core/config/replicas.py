@@ -8,11 +8,16 @@ contain ``@`` (the key id pattern refuses it), so a replica id always maps back 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 REPLICA_MARK = "@"
 # The provider types that serve self-hosted models (vLLM, SGLang, TGI, llama.cpp: openai_compatible; Ollama).
 REPLICATED_PROVIDER_TYPES = frozenset({"openai_compatible", "ollama"})
+_HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
 class ReplicaMetricsConfig(BaseModel):
@@ -38,3 +43,28 @@ def split_replica_key_id(key_id: str) -> tuple[str, int | None]:
     if not mark or not index.isdigit():
         return key_id, None
     return base, int(index)
+
+
+def distinct_urls(endpoints: tuple[str, ...]) -> tuple[str, ...]:
+    """``endpoints`` without trailing slashes. Raises ValueError (the config error) for a non-http(s) or repeated
+    URL."""
+    urls = tuple(url.rstrip("/") for url in endpoints)
+    for index, url in enumerate(urls):
+        if not _HTTP_URL.match(url):
+            raise ValueError(f"endpoints[{index}] must be an http(s) URL such as 'http://10.0.0.5:8000'")
+        if url in urls[:index]:
+            raise ValueError(f"endpoints[{index}] repeats {url!r}: list each replica once")
+    return urls
+
+
+def base_url_of_replicas(provider: Mapping[str, Any]) -> dict[str, str]:
+    """``{"base_url": ...}`` for a raw provider without one whose every model lists ``endpoints`` (the first
+    replica's; a stand-in when that is not a URL, so the error names ``endpoints``), else nothing."""
+    models = provider.get("models")
+    if not isinstance(models, dict) or not models:
+        return {}
+    if not all(isinstance(m, dict) and isinstance(m.get("endpoints"), list) for m in models.values()):
+        return {}
+    endpoints = next(iter(models.values()))["endpoints"]
+    first = endpoints[0] if endpoints else None
+    return {"base_url": first if isinstance(first, str) and _HTTP_URL.match(first) else "http://replicas.invalid"}
