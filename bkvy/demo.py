@@ -119,6 +119,11 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
             "base_url": fleet.base_url("openai_compatible"),
             "models": {
                 "qwen2.5-7b-instruct": _model("medium", 0.0001, 0.0001, 500),
+                # Replicas (docs/ROUTING.md "Prefix affinity"): here one simulated server reached by two URLs.
+                "llama-3.1-8b-instruct": {
+                    **_model("low", 0.0003, 0.0012, 600),
+                    "endpoints": [fleet.base_url("openai_compatible"), fleet.base_url("openai_compatible") + "/v1"],
+                },
                 "bge-m3": _embedding_model(0.00001, 100),
             },
         },

@@ -36,7 +36,7 @@ async def start_records(services: Any) -> Records:
         (provider_name, model_name, key_id)
         for provider_name, provider in config.providers.items()
         for model_name in provider.models
-        for key_id in provider.keys
+        for key_id in provider.key_ids_for(model_name)
     ]
     metrics = GatewayMetrics(
         configured,

@@ -46,6 +46,7 @@ def route_for_model(
     input_tokens_estimate: int,
     output_tokens_estimate: int,
     needs_json: bool = False,
+    affinity_key: str | None = None,
 ) -> RouteRequest:
     """``auto``, ``low|medium|high``, ``scenario:NAME``, ``provider/model`` or a bare model name; ``needs_json``
     (a ``json_schema`` response_format) keeps only models with the "json" capability.
@@ -57,6 +58,7 @@ def route_for_model(
         "input_tokens_estimate": input_tokens_estimate,
         "output_tokens_estimate": output_tokens_estimate,
         "needs_json": needs_json,
+        "affinity_key": affinity_key,  # ``session_id``, else ``user``: which replica of a replicated model
     }
     if model in VIRTUAL_LEVELS:
         return RouteRequest(RoutingMethod.INTELLIGENCE, level=VIRTUAL_LEVELS[model], **common)

@@ -55,6 +55,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         input_tokens_estimate=input_tokens_estimate,
         output_tokens_estimate=body.max_tokens,
         needs_json=options.json_schema is not None,
+        affinity_key=body.bkvy.session_id,
     )
     classification = None
     if body.model == AUTO:

@@ -32,7 +32,7 @@ def _known_key(request: Request, provider: str, model: str, key_id: str) -> Circ
         raise UnknownProvider(f"unknown provider {provider!r}")
     if model not in config.providers[provider].models:
         raise UnknownModel(f"provider {provider!r} has no model {model!r}")
-    if key_id not in config.providers[provider].keys:
+    if key_id not in config.providers[provider].key_ids_for(model):  # a replica: ``<key>@<n>``
         raise UnknownKey(f"provider {provider!r} has no key id {key_id!r}")
     return CircuitKey(provider, model, key_id)
 
@@ -58,7 +58,10 @@ def _as_dict(snapshot: CircuitSnapshot, now: float) -> dict[str, object]:
 def _all_keys(request: Request) -> list[CircuitKey]:
     config = services_of(request).config
     return [
-        CircuitKey(p, m, k) for p, provider in config.providers.items() for m in provider.models for k in provider.keys
+        CircuitKey(p, m, k)
+        for p, provider in config.providers.items()
+        for m in provider.models
+        for k in provider.key_ids_for(m)
     ]
 
 

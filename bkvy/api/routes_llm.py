@@ -25,6 +25,7 @@ def _route_of(body: _RoutedRequest, messages: tuple[ChatMessage, ...]) -> RouteR
         max_wait_seconds=body.max_wait_seconds,
         input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
         output_tokens_estimate=body.options.max_tokens or 500,
+        affinity_key=body.options.session_id,  # replicated models: this session's replica (docs/ROUTING.md)
     )
     if isinstance(body, IntelligenceRequest):
         level = body.intelligence_level if isinstance(body.intelligence_level, IntelligenceLevel) else None

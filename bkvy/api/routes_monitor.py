@@ -58,7 +58,7 @@ async def intelligence(request: Request, level: IntelligenceLevel) -> dict:
         for model_name, model in provider.models.items():
             if model.intelligence_tier is not level:
                 continue
-            for key_id in provider.keys:
+            for key_id in provider.key_ids_for(model_name):
                 state = services.executor.candidate_state(CandidateKey(provider_name, model_name, key_id))
                 rows.append(
                     {

@@ -119,6 +119,7 @@ def chat_route(
         input_tokens_estimate=sum(len(m.text()) for m in messages) // _CHARS_PER_TOKEN + 1,
         output_tokens_estimate=options.max_tokens or 500,
         needs_json=options.json_schema is not None,
+        affinity_key=body.bkvy.session_id or body.user,
     )
     if classification is not None:
         route = classified_route(route, classification)

@@ -27,13 +27,14 @@ from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.probes import HealthProber
 from bkvy.core.circuits.store import CircuitStore, DebouncedSaver
 from bkvy.core.config.fingerprint import config_hash, key_fingerprints
-from bkvy.core.config.gateway import ConfigError, GatewayConfig, RateLimit, load_config
+from bkvy.core.config.gateway import ConfigError, GatewayConfig, ProviderConfig, RateLimit, load_config
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.adaptive import AdaptiveRouting
 from bkvy.core.execution.classifier_model import LevelCache
 from bkvy.core.execution.executor import Executor
 from bkvy.core.execution.hedge_budget import HedgeBudget
 from bkvy.core.execution.hedging import HedgePolicy
+from bkvy.core.execution.replica_metrics import ReplicaMetricsPoller, replica_targets
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
@@ -91,6 +92,7 @@ class Services:
     scrubber: Scrubber = field(default_factory=Scrubber)  # every configured secret; every sink uses this one
     _log_filter: SecretLogFilter | None = None
     classifier_cache: LevelCache = field(default_factory=LevelCache)  # routing.json "classifier": its answers
+    replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
 
     @classmethod
     async def start(
@@ -160,6 +162,7 @@ class Services:
             await shared_bandit.start()
             self.shared_bandit = shared_bandit
         self._start_prober()
+        self._start_replica_poller()
         self.records = await start_records(self)
         await self._start_fleet()
         client_keys = ClientKeyStore(self.settings.log_dir / CLIENT_KEYS_FILE, self.clock)
@@ -236,6 +239,19 @@ class Services:
         prober.start()
         self.prober = prober
 
+    def _start_replica_poller(self) -> None:
+        """Once the config has a replica to read (it reads each reload's config from then on)."""
+        if self.replica_poller is not None or not replica_targets(self.config):
+            return
+        poller = ReplicaMetricsPoller(
+            config_of=lambda: self.config,
+            health=self.executor.replica_health,
+            transport=self.transport,
+            clock=self.clock,
+        )
+        poller.start()
+        self.replica_poller = poller
+
     async def reload(self, *, announce: bool = True) -> list[str]:
         """Read and validate the config again (``config_source``) and swap it in. Raises ConfigError, with the
         same one-line message as at start-up, and the running config stays. Returns the ``provider/key_id`` of
@@ -261,6 +277,7 @@ class Services:
                 prober, self.prober = self.prober, None
                 await prober.stop()
                 self._start_prober()
+            self._start_replica_poller()
         changed = [f"{provider}/{key_id}" for provider, key_id in renewed]
         log.info("config_reloaded", extra={"config_hash": self.config_hash, "keys_changed": changed})
         if announce and self.sharing is not None:
@@ -316,6 +333,8 @@ class Services:
             stops.append(("client_keys", self.client_keys.stop))
         if self.prober is not None:
             stops.append(("prober", self.prober.stop))
+        if self.replica_poller is not None:
+            stops.append(("replica_metrics", self.replica_poller.stop))
         if self.circuit_saver is not None and self.circuits is not None:
             stops.append(("circuit_states", self._save_circuits))
         if self.latency_saver is not None:
@@ -422,9 +441,9 @@ def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: G
     its counts and queue; a new lane, or one whose limits changed, starts afresh. A lane that ``config`` no
     longer has stays in the limiter unused (requests may still wait in it), listed by ``/rates/status``."""
     for provider_name, provider in config.providers.items():
-        for key_id, key in provider.keys.items():
-            for model_name in provider.models:
-                limits = key.limits_for(model_name)
+        for model_name in provider.models:
+            for key_id in provider.key_ids_for(model_name):  # a replicated model: a lane per key per replica
+                limits = _limits(provider, key_id, model_name)
                 if previous is not None and _limits_before(previous, provider_name, key_id, model_name) == limits:
                     continue
                 limiter.configure(
@@ -434,9 +453,16 @@ def _configure_lanes(limiter: RateLimiter, config: GatewayConfig, *, previous: G
 
 def _limits_before(previous: GatewayConfig, provider_name: str, key_id: str, model_name: str) -> RateLimit | None:
     provider = previous.providers.get(provider_name)
-    if provider is None or model_name not in provider.models or key_id not in provider.keys:
+    if provider is None or model_name not in provider.models or key_id not in provider.key_ids_for(model_name):
         return None
-    return provider.keys[key_id].limits_for(model_name)
+    return _limits(provider, key_id, model_name)
+
+
+def _limits(provider: ProviderConfig, key_id: str, model_name: str) -> RateLimit:
+    """A candidate key id's limits: its key's (a replica's lane has its key's limits, docs/ROUTING.md)."""
+    target = provider.target(model_name, key_id)
+    assert target is not None  # key ids come from ``key_ids_for``
+    return target[0].limits_for(model_name)
 
 
 async def reload_and_log(services: Services, *, announce: bool = True) -> bool:

@@ -144,6 +144,7 @@ class BkvyExtensionsIn(_In):
     timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
     optimize: Optimize | None = None  # issue 18 §2: rank what fits by score; None: routing.json's, else cost
+    session_id: str | None = Field(default=None, min_length=1, max_length=256, strict=True)  # replica affinity
 
 
 class ChatCompletionIn(_In):

@@ -72,6 +72,7 @@ class OptionsIn(_Body):
     json_mode: bool = Field(default=False, strict=True)
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
     optimize: Optimize | None = None  # issue 18 §2: rank what fits by score; None: routing.json's, else cost
+    session_id: str | None = Field(default=None, min_length=1, max_length=256, strict=True)  # replica affinity
 
     @field_validator("stop")
     @classmethod

@@ -37,6 +37,9 @@ class ModelKnobs:
     can_disable_thinking: bool = True
     min_thinking_budget: int = 0
     thinking_levels: tuple[str, ...] = ()  # lower-case; empty: every level the vendor defines
+    # The delay of a fully cached prompt (sim.prefix_cache; a partly cached one in proportion); None: no cache.
+    warm_latency_ms: float | None = None
+    prefix_cache_entries: int = 1024  # the prefix cache's size: prompt prefixes remembered (LRU)
     pending_429s: int = 0
     burst_retry_after_seconds: float = 1.0
 

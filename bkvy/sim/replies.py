@@ -74,6 +74,7 @@ class ChatCall:
     tool_to_call: ToolPick | None = None  # tools were offered and the user spoke last: call this one
     json_schema: dict | None = None  # structured output asked for: the reply is an instance of this schema
     thinking: ThinkingAsk | None = None  # what it asked of the model's reasoning (checked by sim.thinking)
+    prefix: tuple[tuple[str, int], ...] = ()  # its messages' prefix chain (sim.prefix_cache), OpenAI wire only
 
 
 @dataclass(frozen=True, slots=True)

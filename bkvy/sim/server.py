@@ -22,6 +22,7 @@ from aiohttp import web
 
 from .embeddings import EmbedCall, embed_wire_for, vector_for
 from .knobs import ModelKnobs, RateView, RpmWindow, TpmWindow, latency_seconds, roll_failure
+from .prefix_cache import SimGauges, gauge_routes, warm_delay_seconds
 from .replies import ChatCall, SimReply, billed_tokens, build_reply
 from .stats import SimStats, key_fingerprint
 from .thinking import refusal
@@ -96,6 +97,7 @@ class SimServer:
         self._models: dict[str, ModelKnobs] = dict(models or {})
         self._rpm_windows: dict[tuple[str, str], RpmWindow] = {}
         self._tpm_windows: dict[tuple[str, str], TpmWindow] = {}
+        self.gauges = SimGauges()  # prefix caches and vLLM's /metrics gauges (sim.prefix_cache)
         self._call_counter = 0  # not reset by reset_stats: replies stay a pure function of (seed, call order)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -120,6 +122,8 @@ class SimServer:
         if self._embed_wire is not None:
             app.add_routes([web.post(path, self._handle_embed) for path in self._embed_wire.routes])
         app.add_routes(self._wire.info_routes(self))
+        if self.wire_format == "openai_compatible":  # a self-hosted server (vLLM) serves /metrics; OpenAI does not
+            app.add_routes(gauge_routes(self.gauges))
         app.add_routes(
             [
                 web.post("/_sim/knobs", self._handle_set_knobs),
@@ -157,6 +161,7 @@ class SimServer:
             return self._failure_response(rejection.failure, ())
         self._count_call(request, call)
         self._call_counter += 1
+        self.gauges.running += 1
         try:
             return await self._answer(request, call)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -164,6 +169,8 @@ class SimServer:
             if not self._stopping.is_set():
                 self.stats.disconnects_by_model[call.model] += 1
             raise
+        finally:
+            self.gauges.running -= 1
 
     async def _answer(self, request: web.Request, call: ChatCall) -> web.StreamResponse:
         rng = random.Random(f"{self.seed}:{call.model}:{self._call_counter}")
@@ -172,6 +179,9 @@ class SimServer:
         if verdict.failure is not None:
             return await self._fail(verdict.failure, verdict.views)
         delay_seconds = latency_seconds(knobs, rng)
+        if knobs.warm_latency_ms is not None:  # a warm prefix answers its first token sooner
+            cached = self.gauges.cached_fraction(call.model, call.prefix, knobs.prefix_cache_entries)
+            delay_seconds = warm_delay_seconds(delay_seconds, knobs.warm_latency_ms, cached)
         self.stats.last_latency_ms[call.model] = delay_seconds * 1000.0
         if delay_seconds:
             await self.clock.sleep(delay_seconds)

@@ -7,6 +7,7 @@ import math
 from aiohttp import web
 
 from .knobs import RateView
+from .prefix_cache import message_text, prefix_chain
 from .replies import ChatCall, SimReply, last_user_text, text_length
 from .structured import ToolPick, pick_tool
 from .thinking import ThinkingAsk
@@ -53,6 +54,9 @@ class OpenAIWire:
             tool_to_call=_tool_to_call(body.get("tools"), messages),
             json_schema=_json_schema(body.get("response_format")),
             thinking=thinking,
+            prefix=prefix_chain(
+                [(str(m.get("role")), message_text(m.get("content"))) for m in messages if isinstance(m, dict)]
+            ),
         )
 
     def _thinking_ask(self, body: dict) -> ThinkingAsk | None:

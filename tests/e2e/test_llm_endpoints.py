@@ -293,6 +293,7 @@ async def test_low_request_falling_back_to_thinking_model_switches_thinking_off(
     fleet.servers["openai"].knobs("gpt-4o-mini").down = True
     fleet.servers["anthropic"].knobs(HAIKU).down = True
     fleet.servers["openai_compatible"].knobs("qwen2.5-7b-instruct").down = True
+    fleet.servers["openai_compatible"].knobs("llama-3.1-8b-instruct").down = True  # the replicated one
     response = await demo_gateway.post("/llm/intelligence", json=intelligence("low", debug=True))
     body = assert_debug_success(response)
     assert body["model_used"] == "gemini-2.5-flash"

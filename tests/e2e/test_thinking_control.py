@@ -58,6 +58,7 @@ async def test_low_request_switches_a_gemini_model_off_that_can(demo_gateway, fl
         ("openai", "gpt-4o-mini"),
         ("anthropic", "claude-3-5-haiku-latest"),
         ("openai_compatible", "qwen2.5-7b-instruct"),
+        ("openai_compatible", "llama-3.1-8b-instruct"),
     ):
         fleet.servers[server].knobs(model).down = True
     body = {"client_id": "e2e", "intelligence_level": "low", "messages": MESSAGES, "debug": True}

@@ -136,11 +136,12 @@ class HealthProber:
     async def _probe(self, key: CircuitKey) -> None:
         provider = self._config.providers[key.provider]
         model = provider.models.get(key.model)
-        key_config = provider.keys.get(key.key_id)
-        if model is None or key_config is None:
+        target = provider.target(key.model, key.key_id)  # a replica's key id: its key, on its replica
+        if model is None or target is None:
             return
+        key_config, base_url = target
         call = UpstreamCall(
-            base_url=provider.base_url,
+            base_url=base_url,
             model=key.model,
             api_key=key_config.api_key,
             messages=(ChatMessage("user", "ping"),),
@@ -149,7 +150,7 @@ class HealthProber:
         )
         if model.is_embedding_model:  # a chat probe would fail on an embedding model, and keep it open
             request = embedding_adapter_for(provider.type).build_probe(
-                EmbeddingCall(provider.base_url, key.model, key_config.api_key, PROBE_INPUT, model.endpoint)
+                EmbeddingCall(base_url, key.model, key_config.api_key, PROBE_INPUT, model.endpoint)
             )
         else:
             request = adapter_for(provider.type).build_probe(call)

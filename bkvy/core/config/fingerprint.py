@@ -10,6 +10,7 @@ import hashlib
 import json
 
 from bkvy.core.config.gateway import GatewayConfig
+from bkvy.core.config.replicas import split_replica_key_id
 
 _KEY_DOMAIN = b"bkvy-upstream-key-v1\x00"  # a fingerprint is never the digest of the bare key
 _CONFIG_DOMAIN = b"bkvy-config-v1\x00"
@@ -19,12 +20,15 @@ KeyPair = tuple[str, str]  # (provider, key_id)
 
 
 def key_fingerprints(config: GatewayConfig) -> dict[KeyPair, str]:
-    """A fingerprint of each upstream key's value, by (provider, key_id)."""
-    return {
-        (provider_name, key_id): _digest(_KEY_DOMAIN, key.api_key.encode("utf-8"))
-        for provider_name, provider in config.providers.items()
-        for key_id, key in provider.keys.items()
-    }
+    """A fingerprint of each upstream key's value, by (provider, key_id); a replica's key id (``default@1``) has
+    its key's, so its circuits live and are renewed with the key."""
+    fingerprints = {}
+    for provider_name, provider in config.providers.items():
+        key_ids = {key_id for model in provider.models for key_id in provider.key_ids_for(model)} | set(provider.keys)
+        for key_id in key_ids:
+            base_key_id = split_replica_key_id(key_id)[0]
+            fingerprints[(provider_name, key_id)] = _digest(_KEY_DOMAIN, provider.keys[base_key_id].api_key.encode())
+    return fingerprints
 
 
 def config_hash(config: GatewayConfig) -> str:

@@ -14,6 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.replicas import (
+    REPLICATED_PROVIDER_TYPES,
+    ReplicaMetricsConfig,
+    base_url_of_replicas,
+    distinct_urls,
+    replica_key_id,
+    split_replica_key_id,
+)
 from bkvy.core.config.scoring_config import check_scoring_config
 from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
@@ -83,6 +91,11 @@ class ModelConfig(_Strict):
     timeout_seconds: float | None = Field(default=None, gt=0)
     hedge: bool = True  # false: requests on this model are never hedged, and it never takes a hedge
     quality: Quality | None = None  # 0–1, or per domain; None: its tier's default (docs/ROUTING.md)
+    # Replicas of this model (docs/ROUTING.md "Prefix affinity"): their base URLs, in place of the provider's.
+    endpoints: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=256)
+    balancing: Literal["affinity", "round_robin"] = "affinity"
+    affinity_epsilon: float = Field(default=0.25, gt=0.0, le=10.0)  # no replica above ceil((1+ε) × mean load)
+    replica_metrics: ReplicaMetricsConfig = Field(default_factory=ReplicaMetricsConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -99,6 +112,11 @@ class ModelConfig(_Strict):
         if endpoint is not None and (not endpoint.startswith("/") or "://" in endpoint):
             raise ValueError("must be a path starting with '/', e.g. '/v1/chat/completions'")
         return endpoint
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_are_distinct_urls(cls, endpoints: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if endpoints is None else distinct_urls(endpoints)
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelConfig:
@@ -173,6 +191,37 @@ class ProviderConfig(_Strict):
         self._thinking_specs = specs
         return self
 
+    @model_validator(mode="after")
+    def _replicas_only_self_hosted(self) -> ProviderConfig:
+        for name, model in self.models.items():
+            if model.endpoints is not None and self.type.value not in REPLICATED_PROVIDER_TYPES:
+                raise ValueError(
+                    f"models.{name}.endpoints: replicas are for self-hosted servers; "
+                    f"use type {sorted(REPLICATED_PROVIDER_TYPES)} (or drop endpoints and use base_url)"
+                )
+        return self
+
+    def key_ids_for(self, model: str) -> tuple[str, ...]:
+        """The candidate key ids of ``model``: its keys, or on a replicated model each key on each replica."""
+        endpoints = self.models[model].endpoints
+        if endpoints is None:
+            return tuple(self.keys)
+        return tuple(replica_key_id(key_id, index) for index in range(len(endpoints)) for key_id in self.keys)
+
+    def target(self, model: str, key_id: str) -> tuple[KeyConfig, str] | None:
+        """The key and base URL a candidate key id of ``model`` calls; None when it names no key or replica."""
+        base_key_id, index = split_replica_key_id(key_id)
+        key = self.keys.get(base_key_id)
+        model_config = self.models.get(model)
+        if key is None or model_config is None:
+            return None
+        endpoints = model_config.endpoints
+        if endpoints is None:
+            return (key, self.base_url) if index is None else None
+        if index is None or index >= len(endpoints):
+            return None
+        return key, endpoints[index]
+
     def thinking_spec(self, model: str) -> ThinkingSpec | None:
         """The model's reasoning switch, its defaults filled in; None for a model that does not think."""
         return self._thinking_specs.get(model)
@@ -231,6 +280,8 @@ def _normalise_provider(name: str, raw: Any, environ: Mapping[str, str], file: s
             f'Fix: add "type": one of {[t.value for t in ProviderType]}'
         )
     provider["type"] = provider_type
+    if "base_url" not in provider:
+        provider.update(base_url_of_replicas(provider))  # every model names its replicas: base_url is unused
     if "base_url" not in provider:
         is_known_type = provider_type in ProviderType._value2member_map_
         default = DEFAULT_BASE_URLS.get(ProviderType(provider_type)) if is_known_type else None

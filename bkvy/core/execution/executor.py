@@ -38,6 +38,7 @@ from bkvy.core.routing.candidate_states import CandidateStates
 from bkvy.core.routing.explain import Explanation, explain_route
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RoutePlan, RouteRequest, rank_candidates
+from bkvy.core.routing.replicas import ReplicaHealth, ReplicaRouter, prefix_key
 from bkvy.core.routing.route_table import RouteTable
 from bkvy.core.upstream.adapters import adapter_for
 from bkvy.core.upstream.embeddings import embedding_adapter_for
@@ -56,7 +57,7 @@ from bkvy.models.errors import (
     UpstreamError,
 )
 from bkvy.models.outcomes import Attempt, AttemptOutcome, DecisionReason, SkipReason
-from bkvy.models.types import ErrorClass, ProviderType, UpstreamCall, UpstreamRequest
+from bkvy.models.types import ChatMessage, ErrorClass, ProviderType, UpstreamCall, UpstreamRequest
 
 T = TypeVar("T")
 
@@ -137,6 +138,7 @@ class Executor:
         stream_idle_timeout_seconds: float = 60.0,
         hedging: HedgePolicy | None = None,
         adaptive: AdaptiveRouting | None = None,
+        replica_health: ReplicaHealth | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -148,7 +150,9 @@ class Executor:
         self._hard_timeout_seconds = hard_timeout_seconds
         self._transport = transport  # kept for ``with_config``, as is the stream idle timeout
         self._stream_idle_timeout_seconds = stream_idle_timeout_seconds
-        self._books = Bookkeeping(clock, config, latency, limiter, breaker)
+        self.replica_health = replica_health or ReplicaHealth()  # what the /metrics poller writes
+        self.replicas = ReplicaRouter.from_config(config, self.replica_health)  # None: no replicated model
+        self._books = Bookkeeping(clock, config, latency, limiter, breaker, replicas=self.replicas)
         self._whole = WholeReply(transport)
         self._stream = StreamReply(transport, clock, idle_timeout_seconds=stream_idle_timeout_seconds)
         self._embeddings = EmbeddingReply(transport, config)
@@ -190,6 +194,7 @@ class Executor:
             stream_idle_timeout_seconds=self._stream_idle_timeout_seconds,
             hedging=self.hedging,
             adaptive=self.adaptive,
+            replica_health=self.replica_health,
         )
         executor._books.observers.extend(self._books.observers)
         return executor
@@ -198,12 +203,19 @@ class Executor:
         """The live state of one candidate: its lane's waits, its learned latency and its circuit's view."""
         return self._states.state(key)
 
-    def plan(self, route: RouteRequest) -> RoutePlan:
+    def plan(self, route: RouteRequest, messages: Sequence[ChatMessage] = ()) -> RoutePlan:
         """``plan_route`` over live state: the states kept since the last change, the others read now. An
-        adaptive route is planned over the bandit's draws (``RouteRequest.samples``)."""
+        adaptive route is planned over the bandit's draws (``RouteRequest.samples``). A replicated model's
+        candidates go in its replica order: by ``route.affinity_key``, else by ``messages``' opening."""
         if self._sampler is not None:
             route = self._sampler(route)
-        return rank_candidates(route, self._route_table, self._states.kept, self._states.refresh())
+        plan = rank_candidates(route, self._route_table, self._states.kept, self._states.refresh())
+        return self._in_replica_order(plan, route, messages)
+
+    def _in_replica_order(self, plan: RoutePlan, route: RouteRequest, messages: Sequence[ChatMessage]) -> RoutePlan:
+        if self.replicas is None:
+            return plan
+        return self.replicas.order(plan, lambda: route.affinity_key or prefix_key(messages))
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
@@ -242,7 +254,7 @@ class Executor:
         """Plan, then race the attempts within the request's deadline (504 at it, cutting what is in flight);
         failures are reported."""
         try:
-            run.plan = self.plan(request.route)
+            run.plan = self.plan(request.route, request.messages)
             run.deadline_seconds, run.is_client_deadline = self._deadline(request, run.plan)
             async with self.clock.timeout(run.start + run.deadline_seconds - self.clock.now()):
                 return await AttemptRace(self, request, run, reader).run()
@@ -375,11 +387,13 @@ class Executor:
         self, request: ExecutionRequest, provider_name: str, model: str, key_id: str, *, is_stream: bool
     ) -> UpstreamCall:
         provider = self.config.providers[provider_name]
+        key, base_url = provider.target(model, key_id) or (None, "")
+        assert key is not None  # candidates come from this config: each names a key (and replica) of it
         mode = thinking_mode(level=request.route.level, disable_thinking=request.options.disable_thinking)
         return UpstreamCall(
-            base_url=provider.base_url,
+            base_url=base_url,
             model=model,
-            api_key=provider.keys[key_id].api_key,
+            api_key=key.api_key,
             messages=request.messages,
             options=request.options,
             thinking=thinking_setting(provider.thinking_spec(model), mode),
@@ -403,7 +417,14 @@ class Executor:
                 return False
             return True
 
-        return explain_route(route, table, snapshot, now=self.clock.now(), accepts_input=accepts_input)
+        return explain_route(
+            route,
+            table,
+            snapshot,
+            now=self.clock.now(),
+            accepts_input=accepts_input,
+            reorder=lambda plan: self._in_replica_order(plan, route, request.messages),
+        )
 
     def is_slot_shared(self, candidate: Candidate) -> bool:
         """Whether ``candidate``'s rate-limit slot is taken only by asking Redis (REDIS_URL, a limited lane):

@@ -19,6 +19,7 @@ from bkvy.core.execution.records import ExecutionRequest, ExecutionResult, Prepa
 from bkvy.core.limits.rate_limits import RateLimiter
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
+from bkvy.core.routing.replicas import ReplicaRouter
 from bkvy.models.errors import BkvyError, UpstreamError
 from bkvy.models.outcomes import Attempt, AttemptOutcome
 from bkvy.models.types import Completion, ErrorClass, RateLimitHint
@@ -39,6 +40,7 @@ class Bookkeeping:
     limiter: RateLimiter
     breaker: CircuitGuard | None
     observers: list[Callable[[RequestOutcome], None]] = field(default_factory=list)
+    replicas: ReplicaRouter | None = None  # counts each replica's attempts in flight (bounded loads)
 
     def report(
         self, request: ExecutionRequest, result: ExecutionResult | None, error: BkvyError | None, run: Run
@@ -81,6 +83,9 @@ class AttemptLedger:
         self._is_answering = False  # the upstream has started to answer (a stream's first content)
         run.in_flight.append(self)
         books.latency.attempt_started(self._model_key, self._started)
+        if books.replicas is not None:
+            candidate = prepared.candidate
+            books.replicas.attempt_started(candidate.provider, candidate.model, candidate.key_id)
 
     @property
     def is_hedged(self) -> bool:
@@ -215,6 +220,8 @@ class AttemptLedger:
             )
         )
         self._run.in_flight.remove(self)
+        if self._books.replicas is not None:
+            self._books.replicas.attempt_ended(candidate.provider, candidate.model, candidate.key_id)
         if not self._is_answering:
             self._books.latency.attempt_ended(self._model_key, self._started)
         return seconds

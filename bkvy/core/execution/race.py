@@ -289,7 +289,7 @@ class AttemptRace(Generic[T]):
         """Other candidates a hedge (or, ``is_hedge`` false, a switch) may go to, fastest first: closed circuits, not
         tried yet; a hedge never to a candidate config keeps out of hedging (``"hedge": false``)."""
         executor = self._executor
-        plan = executor.plan(self._request.route._replace(fast_mode=True))
+        plan = executor.plan(self._request.route._replace(fast_mode=True), self._request.messages)
         return [
             candidate
             for candidate in plan.iter_candidates()

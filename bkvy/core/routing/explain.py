@@ -13,7 +13,15 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from bkvy.core.config.pricing import cost_usd
-from bkvy.core.routing.plan import Candidate, CandidateKey, CandidateState, RouteRequest, Skipped, plan_route
+from bkvy.core.routing.plan import (
+    Candidate,
+    CandidateKey,
+    CandidateState,
+    RoutePlan,
+    RouteRequest,
+    Skipped,
+    plan_route,
+)
 from bkvy.models.outcomes import DecisionReason, SkipReason
 
 if TYPE_CHECKING:
@@ -72,10 +80,12 @@ def explain_route(
     *,
     now: float,
     accepts_input: Callable[[CandidateKey], bool] | None = None,
+    reorder: Callable[[RoutePlan], RoutePlan] | None = None,
 ) -> Explanation:
     """The plan ``plan_route`` makes for ``request`` over ``snapshot`` (states read at monotonic ``now``), with
-    every candidate of the route and why. ``accepts_input``: whether a candidate's wire format can carry the
-    request's input (the executor's check before sending); None: all can. Raises Unknown*/NoCandidates (404)."""
+        every candidate of the route and why. ``accepts_input``: whether a candidate's wire format can carry the
+        request's input (the executor's check before sending); None: all can. ``reorder``: what the executor does to
+    a plan after ranking (a replicated model's replica order). Raises Unknown*/NoCandidates (404)."""
     groups = table.listed_groups_for(request)
     entries = {entry.key: entry for group in groups for entry in group}
     unfit = {key: why for key, entry in entries.items() if (why := _capability_gap(request, table, entry))}
@@ -85,6 +95,8 @@ def explain_route(
     if len(unfit) == len(entries):
         return Explanation(request, DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(unfit_rows))
     plan = plan_route(request, table, snapshot)
+    if reorder is not None:
+        plan = reorder(plan)
     tried: list[ExplainedCandidate] = []
     excluded: list[ExplainedCandidate] = []
     for candidate in plan.candidates:

@@ -70,7 +70,7 @@ class RouteTable:
                         rank=0,
                         has_json="json" in model.capabilities,
                     )
-                    for key_id in provider.keys
+                    for key_id in provider.key_ids_for(model_name)
                     for key in (CandidateKey(provider_name, model_name, key_id),)
                 )
                 models[(provider_name, model_name)] = entries
