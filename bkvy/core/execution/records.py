@@ -13,6 +13,7 @@ from bkvy.core.upstream.adapters import ProviderAdapter
 from bkvy.models.embeddings import EmbeddingInput
 from bkvy.models.errors import BkvyError
 from bkvy.models.outcomes import Attempt, AttemptOutcome, HedgeOutcome, SkipReason, is_hedged
+from bkvy.models.policy import PolicySubject
 from bkvy.models.types import ChatMessage, Completion, GenerationOptions, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class ExecutionRequest(NamedTuple):
     client_gone: Callable[[], Awaitable[None]] | None = None  # completes when the client closes the connection
     embedding: EmbeddingInput | None = None  # set: an embeddings request (``messages`` is empty)
     classification: Classification | None = None  # ``auto``: what the classifier decided (records, debug)
+    subject: PolicySubject | None = None  # who sent it, as policy sees it (client key, tenant): issue 19
 
 
 class ExecutionResult(NamedTuple):
