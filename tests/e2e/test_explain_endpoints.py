@@ -179,3 +179,15 @@ async def test_explain_with_optimize_shows_scores(demo_gateway):
         "/v1/route/explain", json={"model": "high", "messages": MESSAGES, "bkvy": {"optimize": "quality"}}
     )
     assert openai_reply.json()["chosen"] == reply["chosen"]
+
+
+async def test_scores_survive_a_replicated_models_replica_order(demo_gateway):
+    # The demo's low tier holds a replicated model (vllm/llama-3.1-8b-instruct): its replica order must keep the
+    # plan's scores, in explain and in a real request's debug output.
+    body = {"client_id": "e2e", "intelligence_level": "low", "messages": MESSAGES, "options": {"optimize": "balanced"}}
+    reply = (await demo_gateway.post("/llm/explain", json=body)).json()
+    assert any(c["key_id"].endswith("@0") for c in reply["candidates"])
+    assert all("score" in c for c in reply["candidates"] if c.get("excluded_by") is None)
+    debug = (await demo_gateway.post("/llm/intelligence", json={**body, "debug": True})).json()
+    considered = [a for a in debug["metadata"]["alternatives_considered"] if "skipped" not in a]
+    assert considered and all("score_components" in a for a in considered)

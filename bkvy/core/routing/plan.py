@@ -201,6 +201,13 @@ class RoutePlan:
         for row in self.rows:
             yield _new_tuple(Candidate, row)
 
+    def with_rows(self, rows: tuple[_Row, ...]) -> RoutePlan:
+        """This plan with its candidates in another order (a replicated model's replica order); the decision
+        reason, the skipped and the scores stay."""
+        plan = RoutePlan(rows, self.decision_reason, self.skipped)
+        plan.scores = self.scores
+        return plan
+
     @property
     def rate_limit_retry_after_seconds(self) -> float | None:
         waits = [s.wait_seconds for s in self.skipped if s.reason is SkipReason.RATE_LIMITED]

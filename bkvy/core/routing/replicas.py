@@ -107,7 +107,7 @@ class ReplicaRouter:
             moved = sorted(positions, key=lambda p: (rank[_replica_of(rows[p][2])], p))
             for place, source in zip(positions, moved, strict=True):
                 rows[place] = plan.rows[source]
-        return RoutePlan(tuple(rows), plan.decision_reason, plan.skipped)
+        return plan.with_rows(tuple(rows))
 
     def _replica_order(self, model: _Replicated, key: str | None) -> tuple[int, ...]:
         saturated = {i for i, url in enumerate(model.urls) if url in self._health.saturated_urls}
