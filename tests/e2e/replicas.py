@@ -16,6 +16,11 @@ from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import load_settings
 from tests.conftest import gateway
 
+# A Redis call longer than REDIS_TIMEOUT_MS (50 ms by default) of real time marks the shared state down and the
+# replica falls back to local state: on a busy test machine that is an outage no test asked for. The tests' outages
+# are SIGKILLs (refused at once), so a generous bound waits for nothing; a test may still set its own.
+_REDIS_TIMEOUT_MS = "2000"
+
 
 @asynccontextmanager
 async def replicas(
@@ -29,12 +34,14 @@ async def replicas(
     rng: random.Random | None = None,
     **overrides: object,
 ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """``count`` apps (or one per ``log_dirs`` entry) with REDIS_URL, ``environ`` and settings ``overrides``."""
+    """``count`` apps (or one per ``log_dirs`` entry) with REDIS_URL, ``environ`` and settings ``overrides``
+    (REDIS_TIMEOUT_MS: 2 s unless ``environ`` says otherwise)."""
     dirs = log_dirs or [tempfile.mkdtemp(prefix="bkvy-test-") for _ in range(count)]
     async with AsyncExitStack() as stack:
         clients = []
         for log_dir in dirs:
-            settings = load_settings({"REDIS_URL": redis_url, **(environ or {})}, log_dir=log_dir, **overrides)
+            environ_of_replica = {"REDIS_URL": redis_url, "REDIS_TIMEOUT_MS": _REDIS_TIMEOUT_MS, **(environ or {})}
+            settings = load_settings(environ_of_replica, log_dir=log_dir, **overrides)
             clients.append(await stack.enter_async_context(gateway(config, clock=clock, settings=settings, rng=rng)))
         yield clients
 

@@ -9,7 +9,9 @@ not publish again (no echo loop), and Redis's order of writes decides between tw
 
 Redis is the store: a replica starts from the hashes (``load``), and after a reconnection reads them again
 (``resync``: messages sent while it was away are lost) and writes the changes it made meanwhile, unless another
-replica changed the same circuit since. While Redis is down the registry simply stays local.
+replica changed the same circuit since. While Redis is down the registry simply stays local. A write can fail
+without the bus losing its connection (a timeout, a pooled connection from before an outage): the writer then
+resyncs itself once the shared state is up again, so no change waits for a reconnection that may never come.
 
 ``claim_probe`` is the probe lock: one replica per open circuit per interval (a Lua script compares the lock's
 end with the caller's clock, so a test clock drives it too).
@@ -84,6 +86,7 @@ class SharedCircuits:
         self._versions: dict[CircuitKey, int] = {}  # the newest version known here, per circuit
         self._pending: dict[CircuitKey, None] = {}  # local changes to write, in order (a dict as an ordered set)
         self._unsynced: set[CircuitKey] = set()  # changed here while Redis was down
+        self._is_resync_due = False  # Redis answers again: the writer resyncs before writing
         self._writing: CircuitKey | None = None
         self._deferred: dict[CircuitKey, tuple[int, dict[str, Any]]] = {}  # arrived while writing that circuit
         self._is_applying = False
@@ -100,6 +103,7 @@ class SharedCircuits:
     def start(self) -> None:
         """Listen to local transitions and to the other replicas; call after ``load``."""
         self._registry.on_change(self._on_local_change)
+        self._shared.on_change(self._on_shared_change)
         self._bus.subscribe(CIRCUITS_CHANNEL, self._on_message)
         self._bus.on_resync(self._resync_quietly)
         self._task = asyncio.create_task(self._run_writer(), name="bkvy-shared-circuits")
@@ -157,6 +161,11 @@ class SharedCircuits:
         self._pending[snapshot.key] = None
         self._wake.set()
 
+    def _on_shared_change(self, is_up: bool) -> None:
+        if is_up:  # a write failed since the last resync leaves its change unsynced, whatever the bus did
+            self._is_resync_due = True
+            self._wake.set()
+
     def _on_message(self, data: dict[str, Any]) -> None:
         try:
             version, state = int(data["v"]), data["s"]
@@ -192,7 +201,17 @@ class SharedCircuits:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._is_resync_due:
+                await self._resync_unsynced()
             await self._write_pending()
+
+    async def _resync_unsynced(self) -> None:
+        """Read what the other replicas stored, then queue the changes whose write failed (none: nothing to do).
+        A failure leaves them unsynced: the state is down, and its coming up makes the resync due again."""
+        self._is_resync_due = False
+        if self._unsynced:
+            with contextlib.suppress(SharedStateDown):
+                await self.resync()
 
     async def _write_pending(self) -> None:
         while self._pending:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from bkvy.clock import FakeClock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitKey, CircuitSettings, CircuitState
@@ -26,6 +27,7 @@ class _Process:
     """One process's view: its SharedState, bus, registry and shared circuits."""
 
     def __init__(self, url: str, clock: FakeClock) -> None:
+        self.clock = clock
         self.shared = SharedState(url, prefix="t:", timeout_seconds=1.0, clock=clock)
         self.bus = SharedBus(self.shared, url, clock=clock)
         self.registry = CircuitBreakerRegistry(CircuitSettings(), clock)
@@ -103,6 +105,29 @@ async def test_an_older_version_never_replaces_a_newer_one(pair: tuple[_Process,
     assert reader.registry.snapshot(KEY).state is CircuitState.OPEN and reader.circuits.applied == 1
     stored = await writer.shared.client.hget('t:circuit:["openai","gpt-4o-mini","k1"]', "state")
     assert json.loads(stored)["state"] == "open"
+
+
+async def test_a_change_whose_write_failed_is_written_when_redis_answers_again_though_the_bus_stayed_up(
+    pair: tuple[_Process, _Process],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    writer, reader = pair
+    opened = asyncio.Event()
+    reader.registry.on_change(lambda snapshot: opened.set() if snapshot.state is CircuitState.OPEN else None)
+    admin = Redis.from_url(redis_server.url)
+    try:  # the command connections drop (a timeout, an outage's stale pool); the subscribers stay connected
+        await admin.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        await admin.aclose()
+    writer.registry.record_failure(KEY, ErrorClass.RATE_LIMITED, 30.0)
+    async with asyncio.timeout(5.0):
+        while writer.shared.is_up or writer.circuits.pending_writes:  # the write failed: the change stays local
+            await asyncio.sleep(0.005)
+        assert writer.bus.is_subscribed and reader.bus.is_subscribed  # no resubscription, hence no bus resync
+        while not opened.is_set():  # the heartbeat finds Redis again on the fake clock
+            writer.clock.advance(0.5)
+            await asyncio.sleep(0.01)
+    assert reader.registry.snapshot(KEY).state is CircuitState.OPEN
 
 
 async def test_the_probe_lock_is_one_holder_per_interval_of_the_callers_clock(redis_server: RedisServer) -> None:  # noqa: F811
