@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import os
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ from bkvy.models.types import ChatMessage, GenerationOptions
 SIZES = {"1 KB": (1024, 3000), "10 KB": (10 * 1024, 1500), "100 KB": (100 * 1024, 150)}  # bytes, runs
 
 
-def _percentiles_us(call: Callable[[], object], runs: int) -> tuple[float, float]:
+def _percentiles_us(call: Callable[[], object], runs: int) -> tuple[float, float, float]:
     for _ in range(min(runs, 50)):
         call()  # warm: compiled patterns, caches
     samples = []
@@ -42,14 +43,18 @@ def _percentiles_us(call: Callable[[], object], runs: int) -> tuple[float, float
     finally:
         gc.enable()
     samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return statistics.median(samples), _at(samples, 0.9), _at(samples, 0.99)
+
+
+def _at(ordered: list[float], quantile: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))]
 
 
 def main() -> None:
     options = GenerationOptions()
     rows = [
-        "| prompt | findings | scan p50 µs | scan p99 µs | redact p50 µs | redact p99 µs | count |",
-        "|---" * 7 + "|",
+        "| prompt | findings | count | scan p50 µs | scan p90 µs | scan p99 µs | redact p50 µs | redact p99 µs |",
+        "|---" * 8 + "|",
     ]
     for label, (size, runs) in SIZES.items():
         for with_findings in (False, True):
@@ -57,19 +62,20 @@ def main() -> None:
                 ChatMessage("system", "You are a careful assistant."),
                 ChatMessage("user", prompt(size, with_findings=with_findings)),
             )
-            scan_p50, scan_p99 = _percentiles_us(lambda m=messages: scan_request(m, options), runs)
-            redact_p50, redact_p99 = _percentiles_us(lambda m=messages: redact_request(m, options), runs)
+            scan = _percentiles_us(lambda m=messages: scan_request(m, options), runs)
+            redact = _percentiles_us(lambda m=messages: redact_request(m, options), runs)
             count = scan_request(messages, options).count
             rows.append(
-                f"| {label} | {'yes' if with_findings else 'no'} | {scan_p50:.0f} | {scan_p99:.0f} "
-                f"| {redact_p50:.0f} | {redact_p99:.0f} | {count} |"
+                f"| {label} | {'yes' if with_findings else 'no'} | {count} | {scan[0]:.0f} | {scan[1]:.0f} "
+                f"| {scan[2]:.0f} | {redact[0]:.0f} | {redact[2]:.0f} |"
             )
     table = "\n".join(rows)
-    print(table)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(table + f"\n\nload average during the run: {load} on {os.cpu_count()} CPUs")
     results = Path(__file__).resolve().parent / "results" / f"{datetime.date.today()}-pii-detector.md"
     header = f"# pii detector ({sys.version.split()[0]}; `python benchmarks/pii_detector.py`)\n\n"
-    results.write_text(header + table + "\n")
-    print(f"\nwritten to {results.relative_to(Path.cwd()) if results.is_relative_to(Path.cwd()) else results}")
+    results.write_text(header + table + f"\n\nload average at the end: {load} on {os.cpu_count()} CPUs\n")
+    print(f"written to {results}")
 
 
 if __name__ == "__main__":
