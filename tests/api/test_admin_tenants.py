@@ -3,6 +3,7 @@ tpm and disabling, its PolicySubject, the gauge, and no tenant config = today's 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from bkvy.clock import FakeClock
-from bkvy.core.config.gateway import GatewayConfig, build_config
+from bkvy.core.config.gateway import GatewayConfig, build_config, load_config
 from bkvy.core.config.settings import load_settings
 from bkvy.core.execution.executor import RequestOutcome
 from bkvy.demo import demo_config, demo_providers, demo_routing
@@ -190,3 +191,53 @@ async def test_no_tenant_config_is_todays_behaviour(fleet: SimFleet) -> None:
         assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
         assert outcomes[0].request.subject is None
         assert "bkvy_tenant_budget_used_ratio{" not in (await client.get("/metrics")).text
+
+
+async def test_statistics_and_dashboard_filter_by_tenant(fleet: SimFleet) -> None:
+    log_dir = tempfile.mkdtemp(prefix="bkvy-test-")
+    settings = load_settings(
+        {}, log_dir=log_dir, admin_api_key="admin-secret", summary_stats=True, dashboard_enabled=True
+    )
+    config = _config(fleet, {"acme": {"monthly_budget_usd": 5}, "idle": {}})
+    async with gateway(config, clock=FakeClock(), settings=settings) as client:
+        key = await _key(client, "a1", tenant="acme")
+        other = await _key(client, "b1")
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=key)).status_code == 200
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=other)).status_code == 200
+        everyone = (await client.get("/statistics/summary")).json()
+        acme = (await client.get("/statistics/summary", params={"tenant": "acme"})).json()
+        idle = (await client.get("/statistics/summary", params={"tenant": "idle"})).json()
+        assert everyone["today"]["total"] == 2 and acme["today"]["total"] == 1 and idle["today"]["total"] == 0
+        assert acme["tenant"] == "acme" and acme["today"]["by_key_id"]
+        ghost = await client.get("/statistics/summary", params={"tenant": "ghost"})
+        assert ghost.status_code == 404 and ghost.json()["error"]["code"] == "unknown_tenant"
+        assert (await client.get("/statistics/summary", params={"tenant": "../x"})).status_code in (400, 422)
+        board = (await client.get("/dashboard/data", params={"tenant": "acme"})).json()
+        assert board["tenant"] == "acme" and board["summary"]["total"] == 1
+        assert [r["client_id"] for r in board["recent"]] == ["a1"]
+        whole = (await client.get("/dashboard/data")).json()
+        assert whole["summary"]["total"] == 2 and {t["id"] for t in whole["tenants"]} == {"acme", "idle"}
+    async with gateway(config, clock=FakeClock(), settings=settings) as client:  # kept across a restart
+        acme = (await client.get("/statistics/summary", params={"tenant": "acme"})).json()
+        assert acme["today"]["total"] == 1
+
+
+async def test_tenants_json_is_read_beside_providers_and_reloaded(fleet: SimFleet, tmp_path: Path) -> None:
+    (tmp_path / "providers.json").write_text(json.dumps(demo_providers(fleet)))
+    (tmp_path / "routing.json").write_text(json.dumps(demo_routing()))
+    (tmp_path / "tenants.json").write_text(json.dumps({"acme": {"rpm": 1}}))
+    config = load_config(tmp_path, {})
+    assert config.tenants["acme"].rpm == 1
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), admin_api_key="admin-secret")
+    async with gateway(config, clock=FakeClock(), settings=settings) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        services.config_source = lambda: load_config(tmp_path, {})
+        key = await _key(client, "a1", tenant="acme")
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=key)).status_code == 200
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=key)).status_code == 429
+        (tmp_path / "tenants.json").write_text(json.dumps({"acme": {"rpm": 100}}))
+        assert (await client.post("/admin/reload", headers=ADMIN)).status_code == 200
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=key)).status_code == 200
+        (tmp_path / "tenants.json").write_text(json.dumps({"acme": {"allowed_models": ["openai/nope"]}}))
+        refused = await client.post("/admin/reload", headers=ADMIN)
+        assert refused.status_code == 400 and "tenants.json: acme.allowed_models" in refused.json()["error"]["message"]
