@@ -51,8 +51,10 @@ class TenantMeter:
         self._check_tpm(tenant_id, tenant, use, now)
         if is_shared:
             return
-        if tenant.monthly_budget_usd is not None and self.spent_usd(tenant_id) >= tenant.monthly_budget_usd:
-            raise over_budget(tenant_id, tenant)
+        if tenant.monthly_budget_usd is not None:
+            self.check_alert(tenant_id, tenant)  # a threshold lowered below the spend alerts at the next request
+            if self.spent_usd(tenant_id) >= tenant.monthly_budget_usd:
+                raise over_budget(tenant_id, tenant)
         if tenant.rpm is not None:
             use.starts.append(now)
 

@@ -96,6 +96,7 @@ class SharedTenants:
                 retry_after_seconds=float(detail_text),
             )
         self._store.meter.set_spend(tenant_id, float(detail_text) + self._pending.get((tenant_id, month), 0.0))
+        self._store.meter.check_alert(tenant_id, tenant)
         if verdict_text == "budget":
             raise over_budget(tenant_id, tenant)
 
