@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
 from bkvy.core.config.gateway import ConfigError
-from bkvy.core.config.tenants import TENANT_ID_PATTERN
+from bkvy.core.config.tenants import REGION_PATTERN, TENANT_ID_PATTERN
 from bkvy.core.limits.client_keys import ClientKeyStore
 from bkvy.core.limits.key_scope import KeyScope
 from bkvy.core.shared.client_keys import SharedClientKeys
@@ -29,7 +29,9 @@ class ClientKeyCreateIn(BaseModel):
     monthly_budget_usd: float | None = Field(default=None, ge=0.0, le=1e9)
     tenant: str | None = Field(default=None, pattern=TENANT_ID_PATTERN)  # 404 unknown_tenant when not one
     data_class: DataClass | None = None  # the key's requests' data class, unless a request sends its own
-    allowed_regions: tuple[str, ...] | None = Field(default=None, max_length=100)  # model regions; None: any
+    allowed_regions: tuple[Annotated[str, Field(pattern=REGION_PATTERN)], ...] | None = Field(
+        default=None, max_length=100
+    )  # model regions; None: any
     allow_source_region: bool = False  # may send x-bkvy-source-region
 
     def scope(self) -> KeyScope:

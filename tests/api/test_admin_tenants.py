@@ -241,3 +241,10 @@ async def test_tenants_json_is_read_beside_providers_and_reloaded(fleet: SimFlee
         (tmp_path / "tenants.json").write_text(json.dumps({"acme": {"allowed_models": ["openai/nope"]}}))
         refused = await client.post("/admin/reload", headers=ADMIN)
         assert refused.status_code == 400 and "tenants.json: acme.allowed_models" in refused.json()["error"]["message"]
+
+
+async def test_key_scope_fields_are_validated(fleet: SimFleet) -> None:
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=_settings()) as client:
+        for body in ({"data_class": "secret"}, {"allowed_regions": ["eu west"]}, {"allow_source_region": "maybe"}):
+            response = await client.post("/admin/keys", json={"name": "k", **body}, headers=ADMIN)
+            assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", body

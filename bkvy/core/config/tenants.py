@@ -15,12 +15,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bkvy.models.policy import DataClass, TenantRules
 
-__all__ = ["TENANT_ID_PATTERN", "TenantConfig", "check_tenants", "check_tenant_models", "tenant_rules"]
+__all__ = [
+    "REGION_PATTERN",
+    "TENANT_ID_PATTERN",
+    "TenantConfig",
+    "check_tenants",
+    "check_tenant_models",
+    "tenant_rules",
+]
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _MODEL_NAME = r"^[^/\s]+/\S+$"  # provider/model
 _RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
-_REGION = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+REGION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
 class TenantConfig(BaseModel):
@@ -46,7 +53,7 @@ class TenantConfig(BaseModel):
                 if not _matches(_MODEL_NAME, model):
                     raise ValueError(f"{field_name}: {model!r} is not 'provider/model'")
         for region in self.allowed_regions or ():
-            if not _matches(_REGION, region):
+            if not _matches(REGION_PATTERN, region):
                 raise ValueError(f"allowed_regions: {region!r} is not a region name (letters, digits, '_.:-')")
         for rule in self.policy:
             if not _matches(_RULE_NAME, rule):
