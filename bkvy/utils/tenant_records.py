@@ -107,8 +107,7 @@ class TenantRecords:
         """Load the tenants' saved statistics, then save the changed ones every few seconds."""
         if self._directory is None:
             return
-        directory = self._directory
-        await asyncio.to_thread(ensure_private_dir, directory)
+        directory = self._directory  # made at the first save: no tenant, no folder
         paths = await asyncio.to_thread(lambda: sorted(directory.glob("*.json")))
         for path in paths[: self._max_tenants]:
             sinks = self._add(path.stem)
@@ -125,6 +124,8 @@ class TenantRecords:
 
     async def save(self) -> None:
         dirty, self._dirty = self._dirty, set()
+        if dirty and self._directory is not None:
+            await asyncio.to_thread(ensure_private_dir, self._directory)
         for name in sorted(dirty):
             daily = self._sinks[name].daily
             if daily is not None and not await daily.save():

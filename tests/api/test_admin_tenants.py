@@ -217,6 +217,8 @@ async def test_statistics_and_dashboard_filter_by_tenant(fleet: SimFleet) -> Non
         assert [r["client_id"] for r in board["recent"]] == ["a1"]
         whole = (await client.get("/dashboard/data")).json()
         assert whole["summary"]["total"] == 2 and {t["id"] for t in whole["tenants"]} == {"acme", "idle"}
+    assert oct(os.stat(Path(log_dir) / "tenant_stats").st_mode & 0o777) == "0o700"
+    assert oct(os.stat(Path(log_dir) / "tenant_stats" / "acme.json").st_mode & 0o777) == "0o600"
     async with gateway(config, clock=FakeClock(), settings=settings) as client:  # kept across a restart
         acme = (await client.get("/statistics/summary", params={"tenant": "acme"})).json()
         assert acme["today"]["total"] == 1
