@@ -8,6 +8,7 @@ the request's client_id, and its rpm (429) and monthly budget (402) are enforced
 from __future__ import annotations
 
 from bkvy.api.services import Services
+from bkvy.api.tenancy import admit_tenant
 from bkvy.core.limits.client_keys import ClientKey
 from bkvy.models.errors import Unauthorized
 
@@ -43,9 +44,11 @@ async def _admitted(services: Services, token: str | None, how: str) -> ClientKe
         if key is None:
             raise Unauthorized(f"a client key is required: send {how}")
         await services.shared_keys.admit(key)
+        await admit_tenant(services, key)
         return key
     key = store.authenticate(token) if token is not None else None
     if key is None:
         raise Unauthorized(f"a client key is required: send {how}")
     store.admit(key)
+    await admit_tenant(services, key)
     return key

@@ -18,12 +18,14 @@ from bkvy.core.routing.classifier import Classification
 from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.models.errors import ClientDisconnected
 from bkvy.models.outcomes import AttemptOutcome, is_hedged
+from bkvy.models.policy import PolicySubject
 from bkvy.utils.daily_stats import DailyStats
 from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import CircuitSample, GatewayMetrics
 from bkvy.utils.recorder import Records
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 from bkvy.utils.scrubber import Scrubber
+from bkvy.utils.tenant_records import TenantRecords
 from bkvy.utils.transaction_log import DEFAULT_STEM, TransactionLog
 
 _MAX_ERROR_MESSAGE_CHARS = 300
@@ -85,12 +87,21 @@ def records_from_settings(
     if settings.summary_stats:
         daily_stats = DailyStats(log_dir / f"daily_stats{suffix}.json", clock, max_keys_per_dimension=max_keys)
     live = LiveStats(max_keys_per_dimension=max_keys) if settings.dashboard_enabled else None
+    tenant_records = None
+    if settings.summary_stats or settings.dashboard_enabled:
+        tenant_records = TenantRecords(
+            log_dir / f"tenant_stats{suffix}" if settings.summary_stats else None,
+            clock,
+            has_live=settings.dashboard_enabled,
+            max_keys_per_dimension=max_keys,
+        )
     return Records(
         clock=clock,
         metrics=metrics,
         transaction_log=transaction_log,
         daily_stats=daily_stats,
         live=live,
+        tenant_records=tenant_records,
         scrubber=scrubber,
     )
 
@@ -180,7 +191,12 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         alternatives,
         is_hedged(outcome.hedges),
         *_classification_cells(outcome.request.classification),
+        _tenant_of(outcome.request.subject),
     )
+
+
+def _tenant_of(subject: PolicySubject | None) -> str:
+    return "" if subject is None or subject.tenant is None else subject.tenant.tenant_id
 
 
 def _classification_cells(classification: Classification | None) -> tuple[str, float | None, str]:

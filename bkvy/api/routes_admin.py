@@ -12,9 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
 from bkvy.core.config.gateway import ConfigError
+from bkvy.core.config.tenants import REGION_PATTERN, TENANT_ID_PATTERN
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.limits.key_scope import KeyScope
 from bkvy.core.shared.client_keys import SharedClientKeys
-from bkvy.models.errors import AdminDisabled, InvalidConfig
+from bkvy.models.errors import AdminDisabled, InvalidConfig, UnknownTenant
+from bkvy.models.policy import DataClass
 from bkvy.utils.records import utc_timestamp
 
 
@@ -24,6 +27,15 @@ class ClientKeyCreateIn(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")
     rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     monthly_budget_usd: float | None = Field(default=None, ge=0.0, le=1e9)
+    tenant: str | None = Field(default=None, pattern=TENANT_ID_PATTERN)  # 404 unknown_tenant when not one
+    data_class: DataClass | None = None  # the key's requests' data class, unless a request sends its own
+    allowed_regions: tuple[Annotated[str, Field(pattern=REGION_PATTERN)], ...] | None = Field(
+        default=None, max_length=100
+    )  # model regions; None: any
+    allow_source_region: bool = False  # may send x-bkvy-source-region
+
+    def scope(self) -> KeyScope:
+        return KeyScope(self.tenant, self.data_class, self.allowed_regions, self.allow_source_region)
 
 
 def _store(request: Request) -> ClientKeyStore | SharedClientKeys:
@@ -44,7 +56,13 @@ async def create_key(request: Request) -> JSONResponse:
         content_type=request.headers.get("content-type"),
     )
     body = parse_body(raw, ClientKeyCreateIn)
-    key, plaintext = await store.create(body.name, rpm=body.rpm, monthly_budget_usd=body.monthly_budget_usd)
+    tenants = services_of(request).tenants
+    if body.tenant is not None and (tenants is None or tenants.get(body.tenant) is None):
+        raise UnknownTenant(f"no tenant {body.tenant!r}: create it first (POST /admin/tenants or tenants.json)")
+    scope = body.scope()
+    key, plaintext = await store.create(
+        body.name, rpm=body.rpm, monthly_budget_usd=body.monthly_budget_usd, scope=scope
+    )
     return JSONResponse(
         {
             "id": key.key_id,
@@ -53,6 +71,7 @@ async def create_key(request: Request) -> JSONResponse:
             "created": key.created_wall,
             "rpm": key.rpm,
             "monthly_budget_usd": key.monthly_budget_usd,
+            **scope.as_dict(),
             "note": "store this key now: it is shown only once",
         },
         status_code=201,

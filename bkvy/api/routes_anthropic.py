@@ -27,6 +27,7 @@ from bkvy.api.client_auth import authenticate_anthropic_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
 from bkvy.api.stream_relay import SseReply
+from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.limits.client_keys import ClientKey
@@ -73,6 +74,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
         classification=classification,
+        subject=subject_of(services, client_key),
     )
     if body.stream:
         stream = await services.executor.open_stream(execution)

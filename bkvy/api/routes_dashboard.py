@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from bkvy.api.deps import services_of
 from bkvy.api.observability import circuit_samples
+from bkvy.api.tenant_views import tenant_budget_rows, tenant_dashboard
+from bkvy.core.config.tenants import TENANT_ID_PATTERN
 from bkvy.models.record_errors import DashboardDisabled
 from bkvy.utils.dashboard_data import RANGES, dashboard_data, uses_daily_stats
 from bkvy.utils.live_stats import LiveStats
@@ -68,9 +70,15 @@ async def dashboard(request: Request) -> HTMLResponse:
     return HTMLResponse(page, headers=SECURITY_HEADERS)
 
 
-async def dashboard_json(request: Request, range_name: RangeName = Query(default="24h", alias="range")) -> JSONResponse:
+async def dashboard_json(
+    request: Request,
+    range_name: RangeName = Query(default="24h", alias="range"),
+    tenant: str | None = Query(default=None, max_length=64, pattern=TENANT_ID_PATTERN),
+) -> JSONResponse:
     live = _live(request)
     services = services_of(request)
+    if tenant is not None:  # one tenant's requests (issue 19 §3)
+        return JSONResponse(tenant_dashboard(services, range_name, tenant), headers=SECURITY_HEADERS)
     records = services.records
     assert records is not None  # _live refused the request otherwise
     circuits = getattr(services, "circuits", None)
@@ -93,4 +101,6 @@ async def dashboard_json(request: Request, range_name: RangeName = Query(default
     )
     if fleet is not None:
         body |= fleet.fields()
+    if services.tenants is not None and services.tenants.tenants():
+        body["tenants"] = tenant_budget_rows(services)
     return JSONResponse(body, headers=SECURITY_HEADERS)

@@ -16,6 +16,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.embeddings import EmbeddingResult
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.models.embeddings import EmbeddingsIn
@@ -49,6 +50,7 @@ async def embeddings(exchange: Exchange) -> JsonReply:
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
         embedding=wanted,
+        subject=subject_of(services, client_key),
     )
     reply, report = await services.executor.embed_then_report(execution)
     candidate = reply.result.candidate

@@ -7,6 +7,7 @@ from bkvy.api.classification import AUTO, classification_headers, classified_rou
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.score_view import score_fields
+from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest, ExecutionResult
 from bkvy.core.routing.classifier import Classification
@@ -127,6 +128,7 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
         hedge=body.options.hedge,
         client_gone=exchange.client_gone,
         classification=classification,
+        subject=subject_of(services, client_key),
     )
     result, report = await services.executor.execute_then_report(execution)
     headers = _HEDGED if result.hedged else None

@@ -29,6 +29,7 @@ from bkvy.api.openai_format import (
     route_for_model,
 )
 from bkvy.api.stream_relay import SseReply
+from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.core.execution.streaming import LiveStream
@@ -84,6 +85,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         hedge=body.bkvy.hedge,
         client_gone=exchange.client_gone,
         classification=classification,
+        subject=subject_of(services, client_key),
     )
     created = int(services.clock.wall())
     if body.stream:

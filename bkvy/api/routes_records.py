@@ -8,6 +8,8 @@ from datetime import date
 from fastapi import Query, Request, Response
 
 from bkvy.api.deps import services_of
+from bkvy.api.tenant_views import tenant_summary
+from bkvy.core.config.tenants import TENANT_ID_PATTERN
 from bkvy.models.errors import ValidationFailed
 from bkvy.models.record_errors import NoData, StatisticsDisabled
 from bkvy.utils.daily_stats import DailyStats
@@ -68,7 +70,12 @@ async def statistics_status(request: Request) -> dict:
     }
 
 
-async def statistics_summary(request: Request) -> dict:
+async def statistics_summary(
+    request: Request, tenant: str | None = Query(default=None, max_length=64, pattern=TENANT_ID_PATTERN)
+) -> dict:
+    """``?tenant=ID``: that tenant's requests only (issue 19 §3; 404 unknown_tenant)."""
+    if tenant is not None:
+        return tenant_summary(services_of(request), tenant)
     stats, fleet = await _fleet_daily_stats(request)
     return stats.summary() | fleet
 

@@ -21,6 +21,7 @@ from bkvy.api.adaptive_state import adaptive_routing
 from bkvy.api.observability import spend_observer, start_records
 from bkvy.api.sharing import Sharing, start_sharing
 from bkvy.api.stream_relay import StreamRelays
+from bkvy.api.tenancy import start_tenants
 from bkvy.clock import Clock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
@@ -37,6 +38,7 @@ from bkvy.core.execution.hedging import HedgePolicy
 from bkvy.core.execution.replica_metrics import ReplicaMetricsPoller, replica_targets
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKeyStore
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
+from bkvy.core.limits.tenants import TenantStore
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
 from bkvy.core.shared.bandit import SharedBandit
@@ -44,6 +46,7 @@ from bkvy.core.shared.budgets import FleetBudgets
 from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.core.shared.state import SharedState
 from bkvy.core.shared.stats import FleetStats
+from bkvy.core.shared.tenants import SharedTenants
 from bkvy.core.shared.windows import RedisWindows
 from bkvy.core.upstream.transport import AiohttpTransport, Transport
 from bkvy.utils.private_files import ensure_private_dir
@@ -93,6 +96,8 @@ class Services:
     _log_filter: SecretLogFilter | None = None
     classifier_cache: LevelCache = field(default_factory=LevelCache)  # routing.json "classifier": its answers
     replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
+    tenants: TenantStore | None = None  # config/tenants.json and /admin/tenants (issue 19 §3)
+    shared_tenants: SharedTenants | None = None  # REDIS_URL: API tenants, tenant rpm and spend in Redis
 
     @classmethod
     async def start(
@@ -174,6 +179,7 @@ class Services:
             await shared_keys.start()
             self.shared_keys = shared_keys
         self.executor.add_observer(spend_observer(self.shared_keys or client_keys))
+        await start_tenants(self)
 
     async def _start_shared(self) -> None:
         """REDIS_URL: connect (a Redis down at start-up only makes the state degraded) and share the lanes."""
@@ -272,6 +278,8 @@ class Services:
             if config.routing.classifier != self.config.routing.classifier:  # another model's answers go
                 self.classifier_cache = LevelCache()
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
+            if self.tenants is not None:
+                self.tenants.configure(config.tenants)
             self.scrubber.replace_secrets(configured_secrets(self.settings, config))
             if self.prober is not None:  # the prober reads the config too: start it again over the new one
                 prober, self.prober = self.prober, None
@@ -327,6 +335,8 @@ class Services:
             stops.append(("fleet_stats", self.fleet_stats.stop))
         if self.fleet_budgets is not None:
             stops.append(("fleet_budgets", self.fleet_budgets.stop))
+        if self.shared_tenants is not None:
+            stops.append(("shared_tenants", self.shared_tenants.stop))
         if self.shared_keys is not None:
             stops.append(("shared_client_keys", self.shared_keys.stop))
         if self.client_keys is not None:

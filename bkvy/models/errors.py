@@ -199,6 +199,34 @@ class UnknownClientKey(BkvyError):
     status = 404
 
 
+class TenantRateLimited(ClientRateLimited):
+    """A tenant's rpm or tpm, counted across all its keys (issue 19 §3)."""
+
+    code = "tenant_rate_limited"
+
+
+class TenantDisabled(BkvyError):
+    code = "tenant_disabled"
+    status = 403
+
+
+class UnknownTenant(BkvyError):
+    code = "unknown_tenant"
+    status = 404
+
+
+class TenantReadOnly(BkvyError):
+    """A tenant from config/tenants.json: changed by editing the file and reloading, not through the API."""
+
+    code = "tenant_read_only"
+    status = 409
+
+
+class TenantExists(BkvyError):
+    code = "tenant_exists"
+    status = 409
+
+
 class CircuitsOpen(BkvyError):
     code = "circuits_open"
     status = 503  # api adds Retry-After: the soonest recovery among the candidates' circuits, when one is known

@@ -20,6 +20,7 @@ from bkvy.utils.live_stats import LiveStats
 from bkvy.utils.metrics import GatewayMetrics
 from bkvy.utils.records import COLUMN_TYPES, TransactionRecord, parse_timestamp
 from bkvy.utils.scrubber import Scrubber
+from bkvy.utils.tenant_records import TenantRecords
 from bkvy.utils.transaction_log import TransactionLog, restore_cell
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Records:
         daily_stats: DailyStats | None = None,
         live: LiveStats | None = None,
         scrubber: Scrubber | None = None,
+        tenant_records: TenantRecords | None = None,
     ) -> None:
         self._clock = clock
         self._scrubber = scrubber or Scrubber()
@@ -71,6 +73,7 @@ class Records:
         self.transaction_log = transaction_log
         self.daily_stats = daily_stats
         self.live = live
+        self.tenant_records = tenant_records  # statistics per tenant (issue 19 §3)
 
     @property
     def has_sink(self) -> bool:
@@ -85,6 +88,8 @@ class Records:
             self.daily_stats.observe(rec)
         if self.live is not None:
             self.live.observe(rec)
+        if self.tenant_records is not None:
+            self.tenant_records.observe(rec)
 
     def _without_secrets(self, rec: TransactionRecord) -> TransactionRecord:
         """``rec`` with every configured secret masked in its text cells, before any sink sees it (one search
@@ -104,6 +109,8 @@ class Records:
         if self.daily_stats is not None:
             await self.daily_stats.load()
             await self.daily_stats.start()
+        if self.tenant_records is not None:
+            await self.tenant_records.start()
         if self.live is not None and self.transaction_log is not None:
             await self._warm_live(self.live, self.transaction_log)
 
@@ -113,6 +120,8 @@ class Records:
             await self.transaction_log.stop()
         if self.daily_stats is not None:
             await self.daily_stats.stop()
+        if self.tenant_records is not None:
+            await self.tenant_records.stop()
 
     async def _warm_live(self, live: LiveStats, transaction_log: TransactionLog) -> None:
         # The last day of rows, read once at start in a thread, so a restart does not blank the dashboard.
@@ -123,4 +132,6 @@ class Records:
             stamp = parse_timestamp(rec.timestamp)
             if stamp is not None and stamp >= since_wall:
                 live.observe(rec)
+                if self.tenant_records is not None:
+                    self.tenant_records.warm_live(rec)
         log.info("dashboard_warmed", extra={"rows": len(records)})

@@ -47,6 +47,7 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     domain: str = ""
     classification_confidence: float | None = None
     classification_features: str = ""
+    tenant: str = ""  # the client key's tenant (issue 19 §3), an id from the operator's config
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

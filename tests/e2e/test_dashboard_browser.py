@@ -15,8 +15,9 @@ import pytest
 import uvicorn
 
 from bkvy.api.app import create_app
+from bkvy.core.config.gateway import build_config
 from bkvy.core.config.settings import load_settings
-from bkvy.demo import demo_config
+from bkvy.demo import demo_providers, demo_routing
 from bkvy.sim import SimFleet
 from bkvy.utils.records import TransactionRecord, utc_timestamp
 
@@ -77,7 +78,8 @@ async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFle
         pytest.fail("chromium is missing: .ci/run installs it (apt-get install -y chromium)")
 
     settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True, dashboard_enabled=True)
-    app = create_app(settings, demo_config(fleet))
+    tenants = {"acme": {"name": "Acme", "monthly_budget_usd": 10}}  # issue 19: the tenant panel and filter
+    app = create_app(settings, build_config(demo_providers(fleet), demo_routing(), {}, tenants_raw=tenants))
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
     server, task = await _serve(app, port)
@@ -160,6 +162,10 @@ async def _check_in_browser(origin: str, tmp_path: Path) -> None:
             screenshot = DOCS_SCREENSHOT if os.environ.get("BKVY_UPDATE_SCREENSHOT") == "1" else tmp_path / "dash.png"
             await page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.stat().st_size > 10_000
+            assert "acme" in await page.text_content("#table-tenants tbody")
+            await page.select_option("#tenant", "acme")
+            await page.wait_for_function("() => document.getElementById('status').textContent.includes('acme')")
+            assert (await page.text_content("#kpi-total")).strip() == "0"  # acme sent nothing
         finally:
             await browser.close()
     assert foreign == []

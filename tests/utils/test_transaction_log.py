@@ -99,6 +99,7 @@ def test_columns_are_only_ever_appended() -> None:
         "domain",  # issue 18, ``auto``
         "classification_confidence",
         "classification_features",
+        "tenant",  # issue 19, the client key's tenant
     )
 
 

@@ -8,6 +8,7 @@
   const rangeSelect = document.getElementById("range");
   const refreshSelect = document.getElementById("refresh");
   const statusLine = document.getElementById("status");
+  const tenantSelect = document.getElementById("tenant");
   const charts = {};
   let timer = null;
 
@@ -139,12 +140,34 @@
         r.success ? "yes" : "no", r.hedged ? "yes" : "", fmtNumber(r.total_time_ms, 0), r.cost_estimate === null ? "" : fmtNumber(r.cost_estimate, 6),
         r.error_type, r.error_message];
     }), [null, null, null, null, null, null, function (ok) { return ok === "yes" ? "good" : "bad"; }]);
-    statusLine.textContent = "updated " + data.generated_at + " (" + data.source + ")";
+    renderTenants(data.tenants || []);
+    statusLine.textContent = "updated " + data.generated_at + " (" + data.source + ")" +
+      (data.tenant ? " — tenant " + data.tenant : "");
+  }
+
+  // Tenants (issue 19): a budget row each, and a filter that asks /dashboard/data?tenant=ID.
+  function renderTenants(tenants) {
+    document.getElementById("tenants-panel").hidden = tenants.length === 0;
+    document.getElementById("tenant-filter").hidden = tenants.length === 0;
+    fillTable("table-tenants", tenants.map(function (t) {
+      return [t.id, fmtNumber(t.spend_usd_this_month, 6),
+        t.monthly_budget_usd === null ? "" : "$" + fmtNumber(t.monthly_budget_usd, 2), fmtRate(t.budget_used_ratio)];
+    }), [null, null, null, function (used) { return used !== "–" && parseFloat(used) >= 100 ? "bad" : ""; }]);
+    const known = Array.from(tenantSelect.options).map(function (o) { return o.value; });
+    tenants.forEach(function (t) {
+      if (known.indexOf(t.id) < 0) {
+        const option = document.createElement("option");
+        option.value = t.id;
+        option.textContent = t.id;
+        tenantSelect.appendChild(option);
+      }
+    });
   }
 
   async function refresh() {
     try {
-      const response = await fetch(dataUrl + "?range=" + encodeURIComponent(rangeSelect.value),
+      const tenant = tenantSelect.value ? "&tenant=" + encodeURIComponent(tenantSelect.value) : "";
+      const response = await fetch(dataUrl + "?range=" + encodeURIComponent(rangeSelect.value) + tenant,
         { credentials: "same-origin", cache: "no-store" });
       if (!response.ok) throw new Error("HTTP " + response.status);
       render(await response.json());
@@ -160,6 +183,7 @@
   }
 
   rangeSelect.addEventListener("change", refresh);
+  tenantSelect.addEventListener("change", refresh);
   refreshSelect.addEventListener("change", schedule);
   refresh();
   schedule();

@@ -33,7 +33,9 @@ def key_fingerprints(config: GatewayConfig) -> dict[KeyPair, str]:
 
 def config_hash(config: GatewayConfig) -> str:
     """``sha256:<16 hex>`` of the validated config (key values included, so a key change changes it)."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # no tenants.json: the hash of before tenants existed (replicas of two versions agree on it)
+    dumped = config.model_dump(mode="json", exclude={"tenants"} if not config.tenants else None)
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return "sha256:" + _digest(_CONFIG_DOMAIN, canonical.encode("utf-8"))
 
 

@@ -24,6 +24,7 @@ from bkvy.core.config.replicas import (
 )
 from bkvy.core.config.scoring_config import check_scoring_config
 from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
+from bkvy.core.config.tenants import TenantConfig, check_tenants
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.core.upstream.thinking import resolve_spec
 from bkvy.models.optimize import Optimize, Quality
@@ -254,6 +255,7 @@ class RoutingConfig(_Strict):
 class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     routing: RoutingConfig
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)  # config/tenants.json (issue 19 §3)
 
     def scenario(self, name: str) -> list[ScenarioEntry] | None:
         entries = self.routing.scenarios.get(name)
@@ -344,6 +346,8 @@ def build_config(
     *,
     providers_file: str = "providers.json",
     routing_file: str = "routing.json",
+    tenants_raw: Any = None,
+    tenants_file: str = "tenants.json",
 ) -> GatewayConfig:
     """Validate raw JSON values into a GatewayConfig. Raises ConfigError."""
     if not isinstance(providers_raw, dict) or not providers_raw:
@@ -361,11 +365,21 @@ def build_config(
     except ValidationError as exc:
         raise ConfigError(_format_validation(routing_file, exc)) from None
     _check_cross_references(providers, routing, providers_file, routing_file)
-    config = GatewayConfig(providers=providers, routing=routing)
+    config = GatewayConfig(providers=providers, routing=routing, tenants=_tenants(tenants_raw, providers, tenants_file))
     problem = strategy_problems(config)
     if problem is not None:
         raise ConfigError(f"{routing_file}: {problem}")
     return config
+
+
+def _tenants(raw: Any, providers: dict[str, ProviderConfig], file: str) -> dict[str, TenantConfig]:
+    if raw is None:
+        return {}
+    models = {f"{name}/{model}" for name, provider in providers.items() for model in provider.models}
+    try:
+        return check_tenants(raw, models, file)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_cross_references(
@@ -444,10 +458,13 @@ def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> G
     providers_path = config_dir / "providers.json"
     routing_path = config_dir / "routing.json"
     routing_raw = _read_json(routing_path) if routing_path.exists() else {}
+    tenants_path = config_dir / "tenants.json"
     return build_config(
         _read_json(providers_path),
         routing_raw,
         environ,
         providers_file=str(providers_path),
         routing_file=str(routing_path),
+        tenants_raw=_read_json(tenants_path) if tenants_path.exists() else None,
+        tenants_file=str(tenants_path),
     )

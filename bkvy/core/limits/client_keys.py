@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bkvy.clock import Clock
+from bkvy.core.limits.key_scope import NO_SCOPE, KeyScope, add_scope_column, scope_json, scope_of
 from bkvy.models.errors import BudgetExceeded, ClientRateLimited, UnknownClientKey
 from bkvy.utils.private_files import ensure_private_dir, make_private_file, tighten_if_present
 
@@ -55,14 +56,21 @@ class ClientKey:
     created_wall: float
     rpm: int | None = None
     monthly_budget_usd: float | None = None
+    scope: KeyScope = NO_SCOPE  # tenant and policy defaults (issue 19)
 
 
 def new_key(
-    name: str, *, created_wall: float, rpm: int | None = None, monthly_budget_usd: float | None = None
+    name: str,
+    *,
+    created_wall: float,
+    rpm: int | None = None,
+    monthly_budget_usd: float | None = None,
+    scope: KeyScope = NO_SCOPE,
 ) -> tuple[ClientKey, str]:
     """A new key and its plaintext, which is shown once and never stored."""
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ClientKey(f"ck_{secrets.token_hex(8)}", name, hash_key(plaintext), created_wall, rpm, monthly_budget_usd)
+    key_id = f"ck_{secrets.token_hex(8)}"
+    key = ClientKey(key_id, name, hash_key(plaintext), created_wall, rpm, monthly_budget_usd, scope)
     return key, plaintext
 
 
@@ -87,10 +95,11 @@ class ClientKeyStore:
         self._unsaved_keys: list[ClientKey] = []  # adopted from Redis, written by the next flush
         self._unsaved_revocations: list[tuple[str, float]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._revoked_tenants: dict[str, str] = {}  # key id -> tenant, of the revoked keys with a tenant
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        keys, usage = await asyncio.to_thread(self._load)
+        keys, usage, self._revoked_tenants = await asyncio.to_thread(self._load)
         self._by_hash = {key.key_hash: key for key in keys}
         self._usage = usage
         self._has_any_key = bool(usage)
@@ -146,10 +155,11 @@ class ClientKeyStore:
 
     # -- admin ----------------------------------------------------------------------------------------
     async def create(
-        self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None
+        self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None, scope: KeyScope = NO_SCOPE
     ) -> tuple[ClientKey, str]:
         """A new key and its plaintext, which is shown once and never stored."""
-        key, plaintext = new_key(name, created_wall=self._clock.wall(), rpm=rpm, monthly_budget_usd=monthly_budget_usd)
+        wall = self._clock.wall()
+        key, plaintext = new_key(name, created_wall=wall, rpm=rpm, monthly_budget_usd=monthly_budget_usd, scope=scope)
         await asyncio.to_thread(self._insert, key)
         self._by_hash[key.key_hash] = key
         self._has_any_key = True
@@ -205,6 +215,7 @@ class ClientKeyStore:
                     "monthly_budget_usd": row["monthly_budget_usd"],
                     "revoked": row["revoked"] is not None,
                     "revoked_at": row["revoked"],
+                    **scope_of(row["scope"]).as_dict(),
                 }
             )
         return listed
@@ -256,9 +267,10 @@ class ClientKeyStore:
         connection.row_factory = sqlite3.Row
         for statement in _SCHEMA:
             connection.execute(statement)
+        add_scope_column(connection)
         return connection
 
-    def _load(self) -> tuple[list[ClientKey], dict[str, _Usage]]:
+    def _load(self) -> tuple[list[ClientKey], dict[str, _Usage], dict[str, str]]:
         ensure_private_dir(self._path.parent)
         make_private_file(self._path)  # SQLite gives its -journal, -wal and -shm files the database's mode
         for suffix in _SQLITE_COMPANIONS:
@@ -267,29 +279,32 @@ class ClientKeyStore:
             rows = connection.execute("SELECT * FROM client_keys").fetchall()
             spends = connection.execute("SELECT key_id, month, spend_usd FROM client_key_spend").fetchall()
         keys = [
-            ClientKey(r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"])
+            ClientKey(
+                r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"], scope_of(r["scope"])
+            )
             for r in rows
             if r["revoked"] is None
         ]
         usage = {r["id"]: _Usage(r["request_count"], r["last_used"], r["spend_usd_total"]) for r in rows}
         for spend in spends:
             usage.setdefault(spend["key_id"], _Usage()).spend_by_month[spend["month"]] = spend["spend_usd"]
-        return keys, usage
+        revoked = ((r["id"], scope_of(r["scope"]).tenant) for r in rows if r["revoked"] is not None)
+        return keys, usage, {key_id: tenant for key_id, tenant in revoked if tenant is not None}
 
     def _insert(self, key: ClientKey) -> None:
         with closing(self._connect()) as connection, connection:
             connection.execute(
-                "INSERT INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key.key_id, key.name, key.key_hash, key.created_wall, key.rpm, key.monthly_budget_usd),
+                "INSERT INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd, scope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _row_of(key),
             )
 
     def _write_cache(self, keys: list[ClientKey], revocations: list[tuple[str, float]]) -> None:
         with closing(self._connect()) as connection, connection:
             connection.executemany(
-                "INSERT OR IGNORE INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(k.key_id, k.name, k.key_hash, k.created_wall, k.rpm, k.monthly_budget_usd) for k in keys],
+                "INSERT OR IGNORE INTO client_keys (id, name, key_hash, created, rpm, monthly_budget_usd, scope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [_row_of(k) for k in keys],
             )
             connection.executemany(
                 "UPDATE client_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
@@ -319,3 +334,26 @@ class ClientKeyStore:
 
     def _month(self) -> str:
         return month_of(self._clock.wall())
+
+    def spend_by_tenant(self, month: str) -> dict[str, float]:
+        """Each tenant's spend in ``month``: the sum over its keys (active and revoked alike) known here."""
+        tenant_of = {key.key_id: key.scope.tenant for key in self._by_hash.values() if key.scope.tenant}
+        tenant_of.update(self._revoked_tenants)  # a revoked key's spend this month still counts
+        spend: dict[str, float] = {}
+        for key_id, tenant in tenant_of.items():
+            usage = self._usage.get(key_id)
+            if usage is not None and month in usage.spend_by_month:
+                spend[tenant] = spend.get(tenant, 0.0) + usage.spend_by_month[month]
+        return spend
+
+
+def _row_of(key: ClientKey) -> tuple[Any, ...]:
+    return (
+        key.key_id,
+        key.name,
+        key.key_hash,
+        key.created_wall,
+        key.rpm,
+        key.monthly_budget_usd,
+        scope_json(key.scope),
+    )

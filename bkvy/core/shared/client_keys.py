@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from bkvy.clock import Clock
 from bkvy.core.limits.client_keys import KEY_PREFIX, ClientKey, ClientKeyStore, hash_key, month_of, new_key
+from bkvy.core.limits.key_scope import NO_SCOPE, KeyScope
 from bkvy.core.shared.bus import SharedBus
 from bkvy.core.shared.key_layout import ADMIT_SCRIPT, KeyLayout, record_json, record_of
 from bkvy.core.shared.state import SharedState, SharedStateDown
@@ -223,11 +224,12 @@ class SharedClientKeys:
 
     # -- keys: admin, events, resync --------------------------------------------------------------------
     async def create(
-        self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None
+        self, name: str, *, rpm: int | None = None, monthly_budget_usd: float | None = None, scope: KeyScope = NO_SCOPE
     ) -> tuple[ClientKey, str]:
         """A new key, in Redis and published, and its plaintext (shown once, never stored).
         Raises SharedStateUnavailable (503) when Redis is down."""
-        key, plaintext = new_key(name, created_wall=self._clock.wall(), rpm=rpm, monthly_budget_usd=monthly_budget_usd)
+        wall = self._clock.wall()
+        key, plaintext = new_key(name, created_wall=wall, rpm=rpm, monthly_budget_usd=monthly_budget_usd, scope=scope)
         record = record_json(key)
         await self._write(lambda pipe: _store_record(pipe, self._layout, self._bus, key, record))
         self._local.adopt(key)
@@ -354,4 +356,5 @@ def _described(
         "monthly_budget_usd": key.monthly_budget_usd,
         "revoked": revoked_wall is not None,
         "revoked_at": revoked_wall,
+        **key.scope.as_dict(),
     }

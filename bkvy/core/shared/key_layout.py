@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from bkvy.core.limits.client_keys import ClientKey
+from bkvy.core.limits.key_scope import NO_SCOPE, scope_of
 
 __all__ = ["ADMIT_SCRIPT", "KeyLayout", "record_json", "record_of"]
 
@@ -82,6 +83,7 @@ def record_json(key: ClientKey, *, revoked_wall: float | None = None) -> str:
             "rpm": key.rpm,
             "monthly_budget_usd": key.monthly_budget_usd,
             "revoked": revoked_wall,
+            **({} if key.scope == NO_SCOPE else {"scope": key.scope.as_dict()}),
         },
         separators=(",", ":"),
     )
@@ -98,6 +100,7 @@ def record_of(raw: str | bytes) -> tuple[ClientKey, float | None]:
             float(fields["created"]),
             None if fields["rpm"] is None else int(fields["rpm"]),
             None if fields["monthly_budget_usd"] is None else float(fields["monthly_budget_usd"]),
+            scope_of(fields.get("scope")),
         )
         revoked = fields.get("revoked")
         return key, None if revoked is None else float(revoked)

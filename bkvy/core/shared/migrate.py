@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bkvy.core.circuits.store import CircuitStore
 from bkvy.core.circuits.types import CircuitKey
 from bkvy.core.limits.client_keys import CLIENT_KEYS_FILE, ClientKey, month_of
+from bkvy.core.limits.key_scope import NO_SCOPE, KeyScope, scope_of
 from bkvy.core.shared.circuits import circuit_hash_name
 from bkvy.core.shared.key_layout import KeyLayout, record_json
 
@@ -51,6 +52,11 @@ class _Row:
     spend_this_month_usd: float
 
 
+def _scope_of_row(row: sqlite3.Row) -> KeyScope:
+    """A key's tenant and policy scope; a database of an older version has no ``scope`` column."""
+    return scope_of(row["scope"]) if "scope" in row.keys() else NO_SCOPE  # noqa: SIM118 - a Row holds values
+
+
 def _rows(path: Path, month: str) -> list[_Row]:
     if not path.exists():
         return []
@@ -63,7 +69,9 @@ def _rows(path: Path, month: str) -> list[_Row]:
         }
     return [
         _Row(
-            ClientKey(r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"]),
+            ClientKey(
+                r["id"], r["name"], r["key_hash"], r["created"], r["rpm"], r["monthly_budget_usd"], _scope_of_row(r)
+            ),
             r["revoked"],
             r["request_count"],
             r["spend_usd_total"],
