@@ -16,6 +16,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.api.policy_gate import police, policy_headers
 from bkvy.core.execution.embeddings import EmbeddingResult
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.models.embeddings import EmbeddingsIn
@@ -50,11 +51,12 @@ async def embeddings(exchange: Exchange) -> JsonReply:
         client_gone=exchange.client_gone,
         embedding=wanted,
     )
+    execution = police(exchange, execution)
     reply, report = await services.executor.embed_then_report(execution)
     candidate = reply.result.candidate
     headers = decision_headers(
         exchange.request_id, candidate.provider, candidate.model, candidate.reason, reply.result.hedged
-    )
+    ) | policy_headers(execution)
     return JsonReply(embeddings_json(reply, body.encoding_format), headers, after_sending=report)
 
 

@@ -47,6 +47,11 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     domain: str = ""
     classification_confidence: float | None = None
     classification_features: str = ""
+    # Policy (issue 19): the action and the rule that decided it, and the kinds of data found ("email;phone");
+    # never a value or the text.
+    policy_action: str = ""
+    policy_rule: str = ""
+    pii_kinds: str = ""
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

@@ -99,6 +99,9 @@ def test_columns_are_only_ever_appended() -> None:
         "domain",  # issue 18, ``auto``
         "classification_confidence",
         "classification_features",
+        "policy_action",  # issue 19
+        "policy_rule",
+        "pii_kinds",
     )
 
 
