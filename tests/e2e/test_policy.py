@@ -235,3 +235,19 @@ async def test_explain_marks_what_policy_leaves_out(fleet: SimFleet) -> None:
         assert "[pii-to-private] PASS: found email (1): require_private" in reply.json()["policy"]
         assert EMAIL not in reply.text
     assert sum(sum(s.stats.calls_by_model.values()) for s in fleet.servers.values()) == 0
+
+
+async def test_embeddings_and_messages_follow_policy(fleet: SimFleet) -> None:
+    async with gateway(demo_config(fleet), clock=FakeClock()) as client:
+        embed = await client.post("/v1/embeddings", json={"model": "scenario:search_index", "input": f"to {EMAIL}"})
+        private_embed = await client.post("/v1/embeddings", json={"model": "ollama/nomic-embed-text", "input": EMAIL})
+        messages = await client.post(
+            "/v1/messages", json={"model": "low", "max_tokens": 50, "messages": PROMPT}, headers={"x-api-key": "x"}
+        )
+    assert embed.status_code == 403 and embed.json()["error"]["code"] == "policy_no_candidate"
+    assert "pii-to-private" in embed.json()["error"]["message"] and EMAIL not in embed.text
+    assert private_embed.status_code == 200
+    assert private_embed.headers["x-bkvy-policy"] == "require_private:pii-to-private"
+    assert messages.status_code == 200, messages.text
+    assert messages.headers["x-bkvy-provider"] in PRIVATE
+    assert messages.headers["x-bkvy-policy"] == "require_private:pii-to-private"
