@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bkvy.core.config.gateway import GatewayConfig, build_config
+from bkvy.core.config.policy_config import build_policy
 from bkvy.sim import SimFleet
 
 
@@ -130,6 +131,56 @@ def demo_providers(fleet: SimFleet) -> dict[str, Any]:
     }
 
 
+# Data residency (docs/POLICY.md): each provider's models run in one region; ollama and vllm are self-hosted.
+_REGIONS = {"openai": "us", "anthropic": "us", "gemini": "eu-west-1", "ollama": "on-prem", "vllm": "on-prem"}
+
+
+def _placed(providers: dict[str, Any]) -> dict[str, Any]:
+    """Every model with its provider's region; vllm's marked private (ollama's are by default)."""
+    for name, provider in providers.items():
+        for model in provider["models"].values():
+            model["region"] = _REGIONS[name]
+            if name == "vllm":
+                model["private"] = True
+    return providers
+
+
+def demo_policy() -> dict[str, Any]:
+    """config/policy.example.json's rules (docs/POLICY.md walks through each against --demo)."""
+    return {
+        "rules": [
+            {
+                "name": "redact-support",
+                "scope": {"scenarios": ["customer_support"]},
+                "match": {"pii_kinds": ["email", "phone"]},
+                "action": "redact",
+            },
+            {
+                "name": "no-pii-in-research",
+                "scope": {"scenarios": ["research"]},
+                "match": {"pii": True},
+                "action": "block",
+            },
+            {"name": "block-secrets", "match": {"pii_kinds": ["secret"]}, "action": "block"},
+            {"name": "pii-to-private", "match": {"pii": True}, "action": "require_private"},
+            {"name": "restricted-on-prem", "match": {"data_class": "restricted"}, "action": "require_private"},
+            {
+                "name": "confidential-in-eu",
+                "match": {"data_class": "confidential"},
+                "action": "allow",
+                "allowed_regions": ["eu-west-1", "on-prem"],
+            },
+        ],
+        "residency": [
+            {
+                "name": "eu-data-stays-in-eu",
+                "source_regions": ["eu-west-1", "eu-central-1"],
+                "allowed_model_regions": ["eu-west-1", "on-prem"],
+            }
+        ],
+    }
+
+
 def demo_routing() -> dict[str, Any]:
     return {
         "scenarios": {
@@ -156,6 +207,11 @@ def demo_routing() -> dict[str, Any]:
 
 
 def demo_config(fleet: SimFleet) -> GatewayConfig:
-    return build_config(
-        demo_providers(fleet), demo_routing(), {}, providers_file="<demo providers>", routing_file="<demo routing>"
+    config = build_config(
+        _placed(demo_providers(fleet)),
+        demo_routing(),
+        {},
+        providers_file="<demo providers>",
+        routing_file="<demo routing>",
     )
+    return config.model_copy(update={"policy": build_policy(demo_policy(), config, policy_file="<demo policy>")})

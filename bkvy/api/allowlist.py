@@ -58,6 +58,12 @@ def client_address(peer: str | None, forwarded_for: Sequence[str], proxies: Sequ
     return address
 
 
+def is_trusted_peer(peer: str | None, proxies: Sequence[Network]) -> bool:
+    """The socket peer is one of ``proxies`` (TRUSTED_PROXIES): what it forwards may be believed."""
+    address = _parse(peer)
+    return address is not None and _is_in(address, proxies)
+
+
 def _parse(text: str | None) -> Address | None:
     if not text:
         return None

@@ -48,12 +48,14 @@ class JsonReply:
 class Exchange:
     """One HTTP request on a hot path: its headers, its body (read with a size cap) and its request id."""
 
-    __slots__ = ("services", "path", "request_id", "_headers", "_receive")
+    __slots__ = ("services", "path", "request_id", "peer", "_headers", "_receive")
 
     def __init__(self, services: Services, scope: Scope, receive: Receive) -> None:
         self.services = services
         self.path: str = scope["path"]
         self.request_id = new_request_id()
+        client = scope.get("client")
+        self.peer: str | None = client[0] if client else None  # the socket peer (policy: trusted proxies)
         self._headers: list[tuple[bytes, bytes]] = scope["headers"]
         self._receive = receive
 

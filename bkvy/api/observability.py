@@ -14,6 +14,7 @@ from bkvy.clock import Clock
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.records import RequestOutcome
 from bkvy.core.limits.client_keys import ClientKeyStore
+from bkvy.core.policy.rules import PolicyDecision
 from bkvy.core.routing.classifier import Classification
 from bkvy.core.shared.client_keys import SharedClientKeys
 from bkvy.models.errors import ClientDisconnected
@@ -113,6 +114,8 @@ def observe_outcome(records: Records, outcome: RequestOutcome) -> None:
     method = outcome.request.route.method.value
     result = outcome.result
     records.metrics.observe_hedges(outcome.hedges)
+    if outcome.request.policy is not None:
+        records.metrics.observe_policy(*policy_cells(outcome.request.policy)[:2])
     if result is not None:
         usage = result.completion.usage
         records.metrics.observe_served(
@@ -192,6 +195,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         is_hedged(outcome.hedges),
         *_classification_cells(outcome.request.classification),
         _tenant_of(outcome.request.subject),
+        *policy_cells(outcome.request.policy),
     )
 
 
@@ -203,6 +207,13 @@ def _classification_cells(classification: Classification | None) -> tuple[str, f
     if classification is None:
         return "", None, ""
     return classification.domain, classification.confidence, " ".join(classification.features)
+
+
+def policy_cells(decision: PolicyDecision | None) -> tuple[str, str, str]:
+    """The policy columns of a record: action, rule, kinds found (never values)."""
+    if decision is None:
+        return "", "", ""
+    return decision.action.value, decision.rule or "", ";".join(sorted(kind.value for kind in decision.kinds))
 
 
 def circuit_samples(circuits: Any) -> list[CircuitSample]:

@@ -26,6 +26,7 @@ from bkvy.api.classification import AUTO, classification_headers, classified_rou
 from bkvy.api.client_auth import authenticate_anthropic_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.api.policy_gate import police, policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
@@ -76,11 +77,13 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         classification=classification,
         subject=subject_of(services, client_key),
     )
+    execution = police(exchange, execution)
     if body.stream:
         stream = await services.executor.open_stream(execution)
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
         headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, stream.is_hedged)
+        headers |= policy_headers(execution)
         if classification is not None:
             headers |= classification_headers(classification)
         return SseReply(
@@ -92,6 +95,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    headers |= policy_headers(execution)
     if classification is not None:
         headers |= classification_headers(classification)
     return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)

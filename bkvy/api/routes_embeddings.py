@@ -16,6 +16,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
+from bkvy.api.policy_gate import police, policy_headers
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.embeddings import EmbeddingResult
 from bkvy.core.execution.executor import ExecutionRequest
@@ -52,11 +53,12 @@ async def embeddings(exchange: Exchange) -> JsonReply:
         embedding=wanted,
         subject=subject_of(services, client_key),
     )
+    execution = police(exchange, execution)
     reply, report = await services.executor.embed_then_report(execution)
     candidate = reply.result.candidate
     headers = decision_headers(
         exchange.request_id, candidate.provider, candidate.model, candidate.reason, reply.result.hedged
-    )
+    ) | policy_headers(execution)
     return JsonReply(embeddings_json(reply, body.encoding_format), headers, after_sending=report)
 
 

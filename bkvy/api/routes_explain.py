@@ -4,26 +4,45 @@ candidate and why, without calling a provider or taking a provider's rate-limit 
 
 from __future__ import annotations
 
+from typing import Any
+
+from bkvy.api.body import parse_body
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.explain import explanation_json, llm_explain_request, openai_explain_request
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import request_id_headers
+from bkvy.api.policy_gate import police
+from bkvy.api.tenancy import subject_of
+from bkvy.core.execution.executor import ExecutionRequest
+from bkvy.models.explain_schemas import LlmExplainIn
 
 
 async def llm_explain(exchange: Exchange) -> JsonReply:
     """The plan for a body of /llm/intelligence, /llm/scenario or /llm/direct (told apart by its fields)."""
     services = exchange.services
-    await authenticate_client(services, exchange.header(b"authorization"))
-    request, classification = llm_explain_request(await exchange.body(), exchange.request_id, services.config)
-    explanation = services.executor.explain(request)
-    return JsonReply(explanation_json(explanation, classification), {"x-bkvy-request-id": exchange.request_id})
+    client_key = await authenticate_client(services, exchange.header(b"authorization"))
+    raw = await exchange.body()
+    request, classification = llm_explain_request(raw, exchange.request_id, services.config)
+    request = request._replace(subject=subject_of(services, client_key))  # its tenant's and key's rules apply
+    request = police(exchange, request, parse_body(raw, LlmExplainIn).data_class)
+    reply = explanation_json(services.executor.explain(request), classification)
+    return JsonReply(_with_policy(reply, request), {"x-bkvy-request-id": exchange.request_id})
 
 
 async def route_explain(exchange: Exchange) -> JsonReply:
     """The plan for a body of /v1/chat/completions (``model`` as there: auto, a level, scenario:NAME, a model)."""
     services = exchange.services
-    await authenticate_client(services, exchange.header(b"authorization"))
+    client_key = await authenticate_client(services, exchange.header(b"authorization"))
     raw = await exchange.body()
     request, classification = openai_explain_request(raw, exchange.request_id, services.config)
-    explanation = services.executor.explain(request)
-    return JsonReply(explanation_json(explanation, classification), request_id_headers(exchange.request_id))
+    request = request._replace(subject=subject_of(services, client_key))
+    request = police(exchange, request)
+    reply = explanation_json(services.executor.explain(request), classification)
+    return JsonReply(_with_policy(reply, request), request_id_headers(exchange.request_id))
+
+
+def _with_policy(reply: dict[str, Any], request: ExecutionRequest) -> dict[str, Any]:
+    """The policy lines (``[rule] PASS/BLOCK: reason``) when policy decided on the request (issue 19 §4)."""
+    if request.policy is not None:
+        reply["policy"] = list(request.policy.lines)
+    return reply

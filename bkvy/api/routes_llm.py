@@ -6,6 +6,7 @@ from bkvy.api.body import parse_body
 from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
+from bkvy.api.policy_gate import police, policy_headers
 from bkvy.api.score_view import score_fields
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
@@ -130,11 +131,16 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
         classification=classification,
         subject=subject_of(services, client_key),
     )
+    execution = police(exchange, execution, body.data_class)
     result, report = await services.executor.execute_then_report(execution)
     headers = _HEDGED if result.hedged else None
     if classification is not None:
         headers = (headers or {}) | classification_headers(classification)
+    if execution.policy is not None:
+        headers = (headers or {}) | policy_headers(execution)
     reply = _reply(exchange.request_id, body, route, result, classification)
+    if body.debug and execution.policy is not None:
+        reply["policy"] = list(execution.policy.lines)
     return JsonReply(reply, headers, after_sending=report)
 
 

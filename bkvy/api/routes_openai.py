@@ -28,6 +28,7 @@ from bkvy.api.openai_format import (
     request_id_headers,
     route_for_model,
 )
+from bkvy.api.policy_gate import police, policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
@@ -87,19 +88,25 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         classification=classification,
         subject=subject_of(services, client_key),
     )
+    execution = police(exchange, execution)
     created = int(services.clock.wall())
     if body.stream:
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
-        headers = decision_headers(
-            request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
-        ) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        headers = (
+            decision_headers(
+                request_id, stream.candidate.provider, stream.candidate.model, stream.candidate.reason, stream.is_hedged
+            )
+            | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+            | policy_headers(execution)
+        )
         if classification is not None:
             headers |= classification_headers(classification)
         return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
     result, report = await services.executor.execute_then_report(execution)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
+    headers |= policy_headers(execution)
     if classification is not None:
         headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)

@@ -286,6 +286,21 @@ class MethodNotAllowed(BkvyError):
         self.allow = allow  # the Allow header: the methods the path takes
 
 
+class SensitiveDataBlocked(InvalidRequest):
+    code = "sensitive_data_blocked"  # issue 19: the message names the kinds found and the rule, never a value
+    status = 400
+
+
+class InvalidPolicyInput(InvalidRequest):
+    code = "invalid_policy_input"  # a bad data_class, x-bkvy-data-class or x-bkvy-source-region
+    status = 400
+
+
+class PolicyNoCandidate(BkvyError):
+    code = "policy_no_candidate"  # issue 19: policy leaves no candidate at all; the message names the rule
+    status = 403
+
+
 class TimeoutTooLong(BkvyError):
     code = "invalid_timeout"
     status = 400

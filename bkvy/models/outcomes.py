@@ -81,6 +81,7 @@ class DecisionReason(str, Enum):
     HIGHEST_SCORE_WITHIN_ESTIMATE = "highest_score_within_estimate"  # ``optimize``: ranked by score
     HIGHEST_SCORE_WITHIN_ESTIMATE_HIGHER_TIER = "highest_score_within_estimate_higher_tier"
     DOMAIN_PREFERRED = "domain_preferred"  # routing.json domain_models: listed for the request's domain
+    TENANT_PREFERRED = "tenant_preferred"  # the tenant's preferred_models (issue 19): tried first among the fits
     SCENARIO_PRIORITY = "scenario_priority"
     DIRECT = "direct"
     ADAPTIVE = "adaptive"  # ordered by the bandit's draw (routing.json "strategies": adaptive)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bkvy.models.optimize import Optimize
+from bkvy.models.policy import DataClass
 from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel
 
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]
@@ -96,6 +97,7 @@ class _RoutedRequest(_Body):
     max_wait_seconds: float | None = Field(default=None, ge=0.0, le=3600.0, strict=True)
     # The client's own deadline; above the gateway's hard timeout it is refused (400), never clamped.
     timeout_seconds: float | None = Field(default=None, gt=0.0, strict=True)
+    data_class: DataClass | None = None  # policy (issue 19, docs/POLICY.md); else the client key's
 
     @field_validator("messages")
     @classmethod

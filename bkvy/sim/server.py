@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from typing import Protocol
 
 from aiohttp import web
@@ -101,6 +102,12 @@ class SimServer:
         self._call_counter = 0  # not reset by reset_stats: replies stay a pure function of (seed, call order)
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.received: deque[str] | None = None  # test-only (``record_bodies``): the last chat bodies received
+
+    def record_bodies(self, limit: int = 32) -> deque[str]:
+        """Test-only: keep the JSON text of the last ``limit`` chat request bodies (what the gateway sent)."""
+        self.received = deque(maxlen=limit)
+        return self.received
 
     # -- public API ---------------------------------------------------------------------------------
     def knobs(self, model: str) -> ModelKnobs:
@@ -155,7 +162,10 @@ class SimServer:
             return await self._handle_embed(request)
         self.stats.calls_by_path[request.path] += 1
         try:
-            call = self._wire.parse_call(request, await _json_object(request))
+            body = await _json_object(request)
+            if self.received is not None:
+                self.received.append(json.dumps(body))
+            call = self._wire.parse_call(request, body)
         except Rejection as rejection:
             self.stats.failures_by_kind[rejection.failure.kind] += 1
             return self._failure_response(rejection.failure, ())

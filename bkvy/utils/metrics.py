@@ -183,6 +183,8 @@ class GatewayMetrics:
         self._tokens = _CounterTally("bkvy_tokens", "Tokens used", ["provider", "model", "direction"])
         self._cost = _CounterTally("bkvy_cost_usd", "Estimated cost in USD", ["provider", "model"])
         self._hedges = _CounterTally("bkvy_hedges", "Chances to hedge a request, by what became of each", ["outcome"])
+        # Policy (issue 19): rule names come from policy.json (bounded); "" when no rule matched.
+        self._policy = _CounterTally("bkvy_policy_decisions", "Policy decisions by rule and action", ["rule", "action"])
         for hedge in HedgeOutcome:  # every outcome is exported from the start, at 0
             self._hedges.add((hedge.value,), 0.0)
         self.registry.register(
@@ -197,6 +199,7 @@ class GatewayMetrics:
                     self._tokens,
                     self._cost,
                     self._hedges,
+                    self._policy,
                 ]
             )
         )
@@ -231,6 +234,10 @@ class GatewayMetrics:
         """What became of each chance to hedge one request (any request, served or failed)."""
         for hedge in hedges:
             self._hedges.add((hedge.value,))
+
+    def observe_policy(self, action: str, rule: str) -> None:
+        """One request that policy decided on: its action and the rule that decided ("none": no rule matched)."""
+        self._policy.add((rule or "none", action))
 
     def observe_failed(
         self,

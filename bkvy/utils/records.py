@@ -48,6 +48,11 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     classification_confidence: float | None = None
     classification_features: str = ""
     tenant: str = ""  # the client key's tenant (issue 19 §3), an id from the operator's config
+    # Policy (issue 19): the action and the rule that decided it, and the kinds of data found ("email;phone");
+    # never a value or the text.
+    policy_action: str = ""
+    policy_rule: str = ""
+    pii_kinds: str = ""
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

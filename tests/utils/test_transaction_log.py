@@ -100,6 +100,9 @@ def test_columns_are_only_ever_appended() -> None:
         "classification_confidence",
         "classification_features",
         "tenant",  # issue 19, the client key's tenant
+        "policy_action",  # issue 19
+        "policy_rule",
+        "pii_kinds",
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.policy_config import PolicyConfig, PolicyConfigError, load_policy
 from bkvy.core.config.replicas import (
     REPLICATED_PROVIDER_TYPES,
     ReplicaMetricsConfig,
@@ -97,6 +98,8 @@ class ModelConfig(_Strict):
     balancing: Literal["affinity", "round_robin"] = "affinity"
     affinity_epsilon: float = Field(default=0.25, gt=0.0, le=10.0)  # no replica above ceil((1+ε) × mean load)
     replica_metrics: ReplicaMetricsConfig = Field(default_factory=ReplicaMetricsConfig)
+    private: bool | None = None  # self-hosted (policy's require_private); None: true for ollama, else false
+    region: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")  # data residency
 
     @model_validator(mode="before")
     @classmethod
@@ -256,6 +259,7 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     routing: RoutingConfig
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)  # config/tenants.json (issue 19 §3)
+    policy: PolicyConfig | None = None  # config/policy.json (issue 19); None: no policy
 
     def scenario(self, name: str) -> list[ScenarioEntry] | None:
         entries = self.routing.scenarios.get(name)
@@ -453,13 +457,14 @@ def _check_classifier_model(
 
 
 def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read and validate ``providers.json`` and ``routing.json`` from ``config_dir``. Raises ConfigError."""
+    """Read and validate ``providers.json``, ``routing.json`` and ``policy.json`` (optional) from ``config_dir``.
+    Raises ConfigError."""
     environ = os.environ if environ is None else environ
     providers_path = config_dir / "providers.json"
     routing_path = config_dir / "routing.json"
     routing_raw = _read_json(routing_path) if routing_path.exists() else {}
     tenants_path = config_dir / "tenants.json"
-    return build_config(
+    config = build_config(
         _read_json(providers_path),
         routing_raw,
         environ,
@@ -468,3 +473,8 @@ def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> G
         tenants_raw=_read_json(tenants_path) if tenants_path.exists() else None,
         tenants_file=str(tenants_path),
     )
+    try:
+        policy = load_policy(config_dir / "policy.json", config)
+    except PolicyConfigError as error:
+        raise ConfigError(str(error)) from None
+    return config if policy is None else config.model_copy(update={"policy": policy})

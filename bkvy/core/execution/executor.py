@@ -34,6 +34,7 @@ from bkvy.core.execution.records import (
 )
 from bkvy.core.execution.streaming import LiveStream, StreamReply
 from bkvy.core.limits.rate_limits import LaneKey, RateLimiter, RateLimitExceeded, TokenReservation
+from bkvy.core.policy.engine import PolicyEngine, enforce, narrowed_words
 from bkvy.core.routing.candidate_states import CandidateStates
 from bkvy.core.routing.explain import Explanation, explain_route
 from bkvy.core.routing.latency import LatencyTracker
@@ -157,6 +158,7 @@ class Executor:
         self._stream = StreamReply(transport, clock, idle_timeout_seconds=stream_idle_timeout_seconds)
         self._embeddings = EmbeddingReply(transport, config)
         self._route_table = RouteTable.compile(config)
+        self.policy = PolicyEngine.compile(config)  # issue 19: rules, each model's privacy and region
         self._states = CandidateStates(
             route_table=self._route_table, clock=clock, limiter=limiter, latency=latency, breaker=breaker
         )
@@ -254,6 +256,8 @@ class Executor:
         """Plan, then race the attempts within the request's deadline (504 at it, cutting what is in flight);
         failures are reported."""
         try:
+            if request.policy is not None:
+                self._enforce_policy(request)
             run.plan = self.plan(request.route, request.messages)
             run.deadline_seconds, run.is_client_deadline = self._deadline(request, run.plan)
             async with self.clock.timeout(run.start + run.deadline_seconds - self.clock.now()):
@@ -265,8 +269,18 @@ class Executor:
             raise error from None
         except BkvyError as error:
             error.attempts = error.attempts if error.attempts is not None else run.attempt_dicts()
+            if isinstance(error, CircuitsOpen) and request.policy is not None and request.policy.is_narrowed:
+                error.message = f"{error.message} (candidates narrowed by policy {narrowed_words(request.policy)})"
+                error.args = (error.message,)
             self._books.report(request, None, error, run)
             raise
+
+    def _enforce_policy(self, request: ExecutionRequest) -> None:
+        """400 for ``block``, 403 when policy allows none of the route's models (issue 19)."""
+        assert request.policy is not None
+        listed = request.route._replace(allowed=None)
+        pairs = {(e.key.provider, e.key.model) for group in self._route_table.listed_groups_for(listed) for e in group}
+        enforce(request.policy, pairs)
 
     def _deadline(self, request: ExecutionRequest, plan: RoutePlan) -> tuple[float, bool]:
         """Seconds from the start the request may take, and whether the client's own ``timeout_seconds`` set
@@ -424,6 +438,7 @@ class Executor:
             now=self.clock.now(),
             accepts_input=accepts_input,
             reorder=lambda plan: self._in_replica_order(plan, route, request.messages),
+            policy_words="policy" if request.policy is None else f"policy {narrowed_words(request.policy)}",
         )
 
     def is_slot_shared(self, candidate: Candidate) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from bkvy.core.limits.rate_limits import NO_TOKENS, LaneKey, TokenReservation
+from bkvy.core.policy.rules import PolicyDecision
 from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import Candidate, RoutePlan, RouteRequest
 from bkvy.core.upstream.adapters import ProviderAdapter
@@ -33,6 +34,7 @@ class ExecutionRequest(NamedTuple):
     embedding: EmbeddingInput | None = None  # set: an embeddings request (``messages`` is empty)
     classification: Classification | None = None  # ``auto``: what the classifier decided (records, debug)
     subject: PolicySubject | None = None  # who sent it, as policy sees it (client key, tenant): issue 19
+    policy: PolicyDecision | None = None  # what policy decided (api.policy_gate); None: no policy applied
 
 
 class ExecutionResult(NamedTuple):

@@ -36,7 +36,7 @@ class ExcludedBy(str, Enum):
     LIMIT = "limit"  # its rate-limit wait is past the request's max wait
     DEADLINE = "deadline"  # its estimate is past max_wait_seconds: still tried, after every one that fits
     CAPABILITY = "capability"  # it cannot serve this request (json_schema, chat/embeddings, its input)
-    POLICY = "policy"  # reserved for the policy issue; nothing sets it yet
+    POLICY = "policy"  # policy (issue 19) does not allow its model for this request
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +81,25 @@ def explain_route(
     now: float,
     accepts_input: Callable[[CandidateKey], bool] | None = None,
     reorder: Callable[[RoutePlan], RoutePlan] | None = None,
+    policy_words: str = "policy",
 ) -> Explanation:
     """The plan ``plan_route`` makes for ``request`` over ``snapshot`` (states read at monotonic ``now``), with
         every candidate of the route and why. ``accepts_input``: whether a candidate's wire format can carry the
         request's input (the executor's check before sending); None: all can. ``reorder``: what the executor does to
-    a plan after ranking (a replicated model's replica order). Raises Unknown*/NoCandidates (404)."""
+    a plan after ranking (a replicated model's replica order). ``policy_words``: what narrowed
+    ``request.allowed`` (e.g. "rule 'pii-to-private'"). Raises Unknown*/NoCandidates (404)."""
     groups = table.listed_groups_for(request)
     entries = {entry.key: entry for group in groups for entry in group}
     unfit = {key: why for key, entry in entries.items() if (why := _capability_gap(request, table, entry))}
     unfit_rows = [
         _excluded(request, entries[key], snapshot, ExcludedBy.CAPABILITY, (why,)) for key, why in unfit.items()
     ]
+    allowed = request.allowed
+    if allowed is not None:
+        why = f"{policy_words} does not allow this model for this request"
+        banned = [key for key in entries if key not in unfit and (key.provider, key.model) not in allowed]
+        unfit_rows += [_excluded(request, entries[key], snapshot, ExcludedBy.POLICY, (why,)) for key in banned]
+        unfit.update(dict.fromkeys(banned, why))
     if len(unfit) == len(entries):
         return Explanation(request, DecisionReason.NO_CANDIDATE_AVAILABLE, tuple(unfit_rows))
     plan = plan_route(request, table, snapshot)
@@ -234,4 +242,5 @@ _DECISION_WORDS = {
     DecisionReason.SCENARIO_PRIORITY: "scenario priority order",
     DecisionReason.DIRECT: "direct: the named model, shortest wait first",
     DecisionReason.PANIC_MODE: "panic mode: every circuit open, the one whose backoff ends soonest",
+    DecisionReason.TENANT_PREFERRED: "the tenant's preferred model",
 }

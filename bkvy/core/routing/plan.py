@@ -71,6 +71,8 @@ class RouteRequest(NamedTuple):
     weights: Weights | None = None  # ``optimize``: rank what fits by score; None: cheapest first (cost)
     samples: Mapping[tuple[str, str], float] | None = None  # adaptive: a bandit draw per (provider, model)
     affinity_key: str | None = None  # replicated models: which replica serves this prefix or session
+    allowed: frozenset[tuple[str, str]] | None = None  # policy (issue 19): only these (provider, model); None: all
+    preferred: tuple[tuple[str, str], ...] = ()  # the tenant's preferred (provider, model), first among the fits
 
 
 class LiveFields(NamedTuple):
@@ -269,7 +271,8 @@ def rank_candidates(
     ranked: list[_Row] = []
     skipped: list[Skipped] = []
     decision_reason: DecisionReason | None = None
-    scorer = None if request.weights is None and request.domain is None else table.scoring.scorer(request, known, fill)
+    is_plain = request.weights is None and request.domain is None and not request.preferred
+    scorer = None if is_plain else table.scoring.scorer(request, known, fill)
     for index, group in enumerate(groups):
         ordered, reason = _ranked_group(request, group, known, fill, skipped, is_fallback=index > 0, scorer=scorer)
         ranked.extend(ordered)

@@ -17,6 +17,7 @@ from bkvy.models.errors import (
     NoCandidates,
     NotAChatModel,
     NotAnEmbeddingModel,
+    PolicyNoCandidate,
     UnknownKey,
     UnknownModel,
     UnknownProvider,
@@ -110,6 +111,8 @@ class RouteTable:
         ``needs_json`` only those whose model has the "json" capability. Raises Unknown*/NoCandidates (404),
         UnsupportedResponseFormat (400) when ``needs_json`` leaves none."""
         groups = self._all_groups_for(request)
+        if request.allowed is not None:
+            groups = _allowed_groups(groups, request.allowed)
         if not request.needs_json:
             return groups
         json_groups = [group for group in (tuple(e for e in g if e.has_json) for g in groups) if group]
@@ -172,3 +175,14 @@ class RouteTable:
             raise NotAnEmbeddingModel(f"{name} is not an embedding model; see GET /v1/models")
         if is_embedding and not request.wants_embeddings:
             raise NotAChatModel(f"{name} is an embedding model: use it on POST /v1/embeddings")
+
+
+def _allowed_groups(
+    groups: list[tuple[RouteEntry, ...]], allowed: frozenset[tuple[str, str]]
+) -> list[tuple[RouteEntry, ...]]:
+    """Policy's candidates only (issue 19): failover, hedges and fast mode plan from these groups, so no attempt
+    leaves them. Raises PolicyNoCandidate (403) when none is left (the executor names the rule before this)."""
+    kept = [g for g in (tuple(e for e in group if (e.key.provider, e.key.model) in allowed) for group in groups) if g]
+    if not kept:
+        raise PolicyNoCandidate("policy leaves no candidate for this request")
+    return kept

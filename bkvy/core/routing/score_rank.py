@@ -97,6 +97,8 @@ class ScoringTable:
     ) -> Scorer | None:
         """A ``Scorer`` for a request with weights, or with a domain that has domain models; else None."""
         preferred = self.domain_models.get(request.domain) if request.domain is not None else None
+        if request.preferred:  # a tenant's preferred models come before its domain's (issue 19)
+            preferred = request.preferred + tuple(p for p in preferred or () if p not in request.preferred)
         if request.weights is None and not preferred:
             return None
         return Scorer(self, request, known, fill, preferred or ())
@@ -183,7 +185,14 @@ class Scorer:
             return fits
         chosen.sort(key=lambda row: position[_MODEL_OF(row)])  # stable: a model's keys keep their order
         others = [row for row in fits if _MODEL_OF(row) not in position]
-        return [_with_reason(row, DecisionReason.DOMAIN_PREFERRED) for row in chosen] + others
+        tenants = self._request.preferred
+        return [
+            _with_reason(row, _TENANT if _MODEL_OF(row) in tenants else DecisionReason.DOMAIN_PREFERRED)
+            for row in chosen
+        ] + others
+
+
+_TENANT = DecisionReason.TENANT_PREFERRED
 
 
 def _with_reason(row: _Row, reason: DecisionReason) -> _Row:
