@@ -12,9 +12,10 @@ from pydantic import Field
 
 from bkvy.api.body import parse_body, read_body
 from bkvy.api.deps import services_of
-from bkvy.core.config.tenants import TENANT_ID_PATTERN, TenantConfig
+from bkvy.core.config.policy_config import policy_rule_names
+from bkvy.core.config.tenants import TENANT_ID_PATTERN, TenantConfig, unknown_policy_rule
 from bkvy.core.limits.tenants import TenantStore, validated_tenant
-from bkvy.models.errors import AdminDisabled, UnknownTenant
+from bkvy.models.errors import AdminDisabled, InvalidRequest, UnknownTenant
 
 TenantId = Annotated[str, Path(min_length=1, max_length=64, pattern=TENANT_ID_PATTERN)]
 
@@ -33,6 +34,15 @@ def _tenants(request: Request) -> TenantStore:
 def _known_models(request: Request) -> set[str]:
     providers = services_of(request).config.providers
     return {f"{name}/{model}" for name, provider in providers.items() for model in provider.models}
+
+
+def _check_rules(request: Request, config: TenantConfig) -> None:
+    """Each rule the tenant names in ``policy`` is a rule of policy.json. Raises InvalidRequest (400)."""
+    names = policy_rule_names(services_of(request).config.policy)
+    unknown = unknown_policy_rule(config, names)
+    if unknown is not None:
+        known = f"one of {sorted(names)}" if names else "a rule of config/policy.json (there is none)"
+        raise InvalidRequest(f"policy: unknown rule {unknown!r}; use {known}", param="policy")
 
 
 async def _body(request: Request) -> bytes:
@@ -58,6 +68,7 @@ async def create_tenant(request: Request) -> JSONResponse:
     body = parse_body(await _body(request), TenantCreateIn)
     store.check_new(body.id)
     config = validated_tenant(body.model_dump(exclude={"id"}, exclude_defaults=True), _known_models(request))
+    _check_rules(request, config)
     return JSONResponse(await _save(request, body.id, config), status_code=201)
 
 
@@ -81,6 +92,7 @@ async def update_tenant(request: Request, tenant_id: TenantId) -> JSONResponse:
     body = parse_body(await _body(request), TenantConfig)
     fields = body.model_dump(mode="json", include=body.model_fields_set)
     config = store.changed(tenant_id, fields, _known_models(request))
+    _check_rules(request, config)
     return JSONResponse(await _save(request, tenant_id, config))
 
 

@@ -51,7 +51,7 @@ def subject_of(services: Any, key: ClientKey | None) -> PolicySubject | None:
     return PolicySubject(
         client_key=key.name,
         tenant=None if tenant is None else tenant.rules,
-        data_class=scope.data_class,
+        data_class=scope.data_class or (None if tenant is None else tenant.rules.data_class),
         allowed_regions=None if scope.allowed_regions is None else frozenset(scope.allowed_regions),
         may_set_source_region=scope.allow_source_region,
     )

@@ -45,6 +45,7 @@ class TenantRules:
     allowed_regions: frozenset[str] | None = None  # model regions; None: any
     allowed_data_classes: frozenset[DataClass] | None = None  # None: any
     policy: tuple[str, ...] = ()  # names of policy.json rules that apply to this tenant's requests
+    data_class: DataClass | None = None  # its keys' requests' data class unless the key or request says one
 
 
 @dataclass(frozen=True, slots=True)

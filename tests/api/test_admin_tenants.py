@@ -163,21 +163,28 @@ async def test_a_disabled_tenant_gets_403_and_enabling_restores_it(fleet: SimFle
 
 
 async def test_each_request_carries_its_policy_subject(fleet: SimFleet) -> None:
-    config = _config(fleet, {"acme": {"allowed_regions": ["eu"], "allowed_data_classes": ["internal"]}})
+    # Rules that let the request through (every model in region us): policy enforces them (tests/e2e/test_policy.py)
+    providers = demo_providers(fleet)
+    for provider in providers.values():
+        for model in provider["models"].values():
+            model["region"] = "us"
+    tenants = {"acme": {"allowed_regions": ["us"], "allowed_data_classes": ["internal", "confidential"]}}
+    config = build_config(providers, demo_routing(), {}, tenants_raw=tenants)
     async with gateway(config, clock=FakeClock(), settings=_settings()) as client:
         outcomes: list[RequestOutcome] = []
         client.app.state.services.executor.add_observer(outcomes.append)  # type: ignore[attr-defined]
         scoped = await _key(
-            client, "a1", tenant="acme", data_class="confidential", allowed_regions=["eu"], allow_source_region=True
+            client, "a1", tenant="acme", data_class="confidential", allowed_regions=["us"], allow_source_region=True
         )
         plain = await _key(client, "b1")
-        assert (await client.post("/v1/chat/completions", json=CHAT, headers=scoped)).status_code == 200
+        served = await client.post("/v1/chat/completions", json=CHAT, headers=scoped)
+        assert served.status_code == 200, served.text
         assert (await client.post("/llm/intelligence", json=LLM, headers=plain)).status_code == 200
         subject, plain_subject = outcomes[0].request.subject, outcomes[1].request.subject
         assert subject is not None and subject.tenant is not None
         assert subject.client_key == "a1" and subject.tenant.tenant_id == "acme"
-        assert subject.tenant.allowed_regions == frozenset({"eu"})
-        assert subject.tenant.allowed_data_classes == frozenset({DataClass.INTERNAL})
+        assert subject.tenant.allowed_regions == frozenset({"us"})
+        assert subject.tenant.allowed_data_classes == frozenset({DataClass.INTERNAL, DataClass.CONFIDENTIAL})
         assert subject.data_class is DataClass.CONFIDENTIAL and subject.may_set_source_region
         assert plain_subject is not None and plain_subject.tenant is None and plain_subject.client_key == "b1"
         [listed, _] = (await client.get("/admin/keys", headers=ADMIN)).json()["keys"]
@@ -250,3 +257,29 @@ async def test_key_scope_fields_are_validated(fleet: SimFleet) -> None:
         for body in ({"data_class": "secret"}, {"allowed_regions": ["eu west"]}, {"allow_source_region": "maybe"}):
             response = await client.post("/admin/keys", json={"name": "k", **body}, headers=ADMIN)
             assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error", body
+
+
+async def test_a_key_without_a_data_class_takes_its_tenants(fleet: SimFleet) -> None:
+    config = _config(fleet, {"acme": {"data_class": "internal"}})
+    async with gateway(config, clock=FakeClock(), settings=_settings()) as client:
+        outcomes: list[RequestOutcome] = []
+        client.app.state.services.executor.add_observer(outcomes.append)  # type: ignore[attr-defined]
+        inherits = await _key(client, "a1", tenant="acme")
+        own = await _key(client, "a2", tenant="acme", data_class="confidential")
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=inherits)).status_code == 200
+        assert (await client.post("/v1/chat/completions", json=CHAT, headers=own)).status_code == 200
+        inherited, kept = (outcome.request.subject for outcome in outcomes)
+        assert inherited is not None and inherited.data_class is DataClass.INTERNAL
+        assert kept is not None and kept.data_class is DataClass.CONFIDENTIAL
+
+
+async def test_an_api_tenant_names_only_rules_of_policy_json(fleet: SimFleet) -> None:
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=_settings()) as client:
+        rules = [rule.name for rule in client.app.state.services.config.policy.rules]  # type: ignore[attr-defined]
+        assert (await _tenant(client, "acme", policy=rules[:1]))["id"] == "acme"
+        refused = await client.post("/admin/tenants", json={"id": "beta", "policy": ["nope"]}, headers=ADMIN)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request", refused.text
+        assert "unknown rule 'nope'" in refused.json()["error"]["message"]
+        changed = await client.patch("/admin/tenants/acme", json={"policy": ["nope"]}, headers=ADMIN)
+        assert changed.status_code == 400
+        assert (await client.get("/admin/tenants/acme", headers=ADMIN)).json()["policy"] == rules[:1]

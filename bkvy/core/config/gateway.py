@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from bkvy.core.config.policy_config import PolicyConfig, PolicyConfigError, load_policy
+from bkvy.core.config.policy_config import PolicyConfig, PolicyConfigError, load_policy, policy_rule_names
 from bkvy.core.config.replicas import (
     REPLICATED_PROVIDER_TYPES,
     ReplicaMetricsConfig,
@@ -25,7 +25,7 @@ from bkvy.core.config.replicas import (
 )
 from bkvy.core.config.scoring_config import check_scoring_config
 from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
-from bkvy.core.config.tenants import TenantConfig, check_tenants
+from bkvy.core.config.tenants import TenantConfig, check_tenants, unknown_policy_rule
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
 from bkvy.core.upstream.thinking import resolve_spec
 from bkvy.models.optimize import Optimize, Quality
@@ -477,4 +477,15 @@ def load_config(config_dir: Path, environ: Mapping[str, str] | None = None) -> G
         policy = load_policy(config_dir / "policy.json", config)
     except PolicyConfigError as error:
         raise ConfigError(str(error)) from None
+    _check_tenant_rules(config, policy, str(tenants_path))
     return config if policy is None else config.model_copy(update={"policy": policy})
+
+
+def _check_tenant_rules(config: GatewayConfig, policy: PolicyConfig | None, tenants_file: str) -> None:
+    """Each rule a tenant names in ``policy`` is a rule of policy.json. Raises ConfigError."""
+    names = policy_rule_names(policy)
+    for tenant_id, tenant in config.tenants.items():
+        unknown = unknown_policy_rule(tenant, names)
+        if unknown is not None:
+            known = f"one of {sorted(names)}" if names else "a rule of config/policy.json (there is none)"
+            raise ConfigError(f"{tenants_file}: {tenant_id}.policy: unknown rule {unknown!r}. Fix: use {known}")

@@ -125,3 +125,8 @@ def load_policy(path: Path, config: GatewayConfig) -> PolicyConfig | None:
     except json.JSONDecodeError as exc:
         raise PolicyConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     return build_policy(raw, config, policy_file=str(path))
+
+
+def policy_rule_names(policy: PolicyConfig | None) -> frozenset[str]:
+    """The names of policy.json's rules (what a tenant's or a scope's ``policy`` may name)."""
+    return frozenset() if policy is None else frozenset(rule.name for rule in policy.rules)

@@ -41,6 +41,7 @@ class TenantConfig(BaseModel):
     preferred_models: tuple[str, ...] = Field(default=(), max_length=1000)
     allowed_regions: tuple[str, ...] | None = Field(default=None, max_length=100)
     allowed_data_classes: tuple[DataClass, ...] | None = None
+    data_class: DataClass | None = None  # the default data class of its keys' requests (key's, request's win)
     policy: tuple[str, ...] = Field(default=(), max_length=100)  # names of policy.json rules
     rpm: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
     tpm: int | None = Field(default=None, ge=1, le=1_000_000_000, strict=True)
@@ -58,6 +59,13 @@ class TenantConfig(BaseModel):
         for rule in self.policy:
             if not _matches(_RULE_NAME, rule):
                 raise ValueError(f"policy: {rule!r} is not a rule name")
+        return self
+
+    @model_validator(mode="after")
+    def _default_class_is_allowed(self) -> TenantConfig:
+        allowed = self.allowed_data_classes
+        if self.data_class is not None and allowed is not None and self.data_class not in allowed:
+            raise ValueError(f"data_class: {self.data_class.value!r} is not in allowed_data_classes")
         return self
 
 
@@ -113,4 +121,10 @@ def tenant_rules(tenant_id: str, tenant: TenantConfig) -> TenantRules:
         allowed_regions=None if tenant.allowed_regions is None else frozenset(tenant.allowed_regions),
         allowed_data_classes=None if tenant.allowed_data_classes is None else frozenset(tenant.allowed_data_classes),
         policy=tenant.policy,
+        data_class=tenant.data_class,
     )
+
+
+def unknown_policy_rule(tenant: TenantConfig, rule_names: Collection[str]) -> str | None:
+    """The first of the tenant's ``policy`` names that policy.json does not define, or None."""
+    return next((name for name in tenant.policy if name not in rule_names), None)

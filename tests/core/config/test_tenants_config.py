@@ -78,3 +78,33 @@ def test_build_config_raises_config_error_and_defaults_to_no_tenants() -> None:
         build_config(
             PROVIDERS, {}, {}, tenants_raw={"acme": {"allowed_models": ["x/y"]}}, tenants_file="/etc/bkvy/tenants.json"
         )
+
+
+def _write_config(tmp_path, tenants: dict, policy: dict | None) -> None:
+    import json
+
+    (tmp_path / "providers.json").write_text(json.dumps(PROVIDERS))
+    (tmp_path / "tenants.json").write_text(json.dumps(tenants))
+    if policy is not None:
+        (tmp_path / "policy.json").write_text(json.dumps(policy))
+
+
+def test_a_tenants_policy_names_rules_of_policy_json(tmp_path) -> None:
+    from bkvy.core.config.gateway import load_config
+
+    rule = {"name": "pii-to-private", "match": {"pii": True}, "action": "block"}
+    _write_config(tmp_path, {"acme": {"policy": ["pii-to-private"]}}, {"rules": [rule]})
+    assert load_config(tmp_path, {}).tenants["acme"].policy == ("pii-to-private",)
+    _write_config(tmp_path, {"acme": {"policy": ["no-such-rule"]}}, {"rules": [rule]})
+    with pytest.raises(ConfigError, match=r"tenants.json: acme.policy: unknown rule 'no-such-rule'. Fix: use one of"):
+        load_config(tmp_path, {})
+    (tmp_path / "policy.json").unlink()
+    with pytest.raises(ConfigError, match=r"acme.policy: unknown rule 'no-such-rule'.*there is none"):
+        load_config(tmp_path, {})
+
+
+def test_a_tenants_default_data_class_is_one_it_allows() -> None:
+    tenants = check_tenants({"acme": {"data_class": "confidential"}}, MODELS, "tenants.json")
+    assert tenant_rules("acme", tenants["acme"]).data_class is DataClass.CONFIDENTIAL
+    with pytest.raises(ValueError, match="not in allowed_data_classes"):
+        check_tenants({"acme": {"data_class": "restricted", "allowed_data_classes": ["public"]}}, MODELS, "t.json")
