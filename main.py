@@ -85,7 +85,24 @@ def config_summary(config: GatewayConfig) -> str:
     for name in config.routing.scenarios:
         chain = " -> ".join(f"{e.provider}/{e.model}" for e in config.scenario(name) or [])
         lines.append(f"  scenario {name}: {chain}")
-    return "\n".join(lines)
+    return "\n".join(lines + _routing_extras(config))
+
+
+def _routing_extras(config: GatewayConfig) -> list[str]:
+    """What routing.json, policy.json and tenants.json add beyond tiers and scenarios (issues 18, 19)."""
+    routing = config.routing
+    lines = [f"  strategy {route}: {strategy}" for route, strategy in routing.strategies.items()]
+    lines += [f"  optimize {route}: {optimize}" for route, optimize in routing.optimize.items()]
+    lines += [f"  domain {domain}: {', '.join(models)}" for domain, models in routing.domain_models.items()]
+    if routing.classifier is not None:
+        lines.append(f"  classifier model: {routing.classifier.model}")
+    if config.policy is not None:
+        rules = ", ".join(f"{rule.name} ({rule.action.value})" for rule in config.policy.rules) or "(none)"
+        residency = ", ".join(rule.name for rule in config.policy.residency) or "(none)"
+        lines.append(f"  policy rules: {rules}; residency: {residency}")
+    if config.tenants:
+        lines.append(f"  tenants: {', '.join(config.tenants)}")
+    return lines
 
 
 def _graceful_server_class():

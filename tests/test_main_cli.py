@@ -49,3 +49,21 @@ def test_missing_config_is_one_clear_line(tmp_path):
     completed = _check(tmp_path / "missing")
     assert completed.returncode == 1
     assert "not found" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_check_config_names_strategies_policy_and_tenants(tmp_path):
+    for name in ("providers", "routing", "policy"):
+        shutil.copy(ROOT / "config" / f"{name}.example.json", tmp_path / f"{name}.json")
+    routing = json.loads((tmp_path / "routing.json").read_text())
+    routing |= {"strategies": {"scenario:research": "adaptive"}, "optimize": {"high": "quality"}}
+    (tmp_path / "routing.json").write_text(json.dumps(routing))
+    (tmp_path / "tenants.json").write_text(json.dumps({"acme": {"policy": ["pii-to-private"]}}))
+    keys = {"OPENAI_API_KEY": "o", "ANTHROPIC_API_KEY": "a", "GEMINI_API_KEY": "g", "GROQ_API_KEY": "q"}
+    completed = _check(tmp_path, **keys)
+    assert completed.returncode == 0, completed.stderr
+    assert "strategy scenario:research: adaptive" in completed.stdout
+    assert "optimize high: quality" in completed.stdout
+    assert (
+        "pii-to-private (require_private)" in completed.stdout and "residency: eu-data-stays-in-eu" in completed.stdout
+    )
+    assert "tenants: acme" in completed.stdout
