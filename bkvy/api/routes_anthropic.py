@@ -22,11 +22,17 @@ from bkvy.api.anthropic_format import (
     to_tools,
 )
 from bkvy.api.body import parse_body
-from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
+from bkvy.api.classification import (
+    AUTO,
+    classification_headers,
+    classified_route,
+    classify_heuristic,
+    police_classified,
+)
 from bkvy.api.client_auth import authenticate_anthropic_client
 from bkvy.api.hot_path import Exchange, JsonReply
 from bkvy.api.openai_format import decision_headers, route_for_model
-from bkvy.api.policy_gate import police, policy_headers
+from bkvy.api.policy_gate import policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
@@ -61,7 +67,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     )
     classification = None
     if body.model == AUTO:
-        classification = await classify_request(services, request_id, chat_messages, options)
+        classification = classify_heuristic(chat_messages, options)
         route = classified_route(route, classification)
     route = with_weights(route, body.bkvy.optimize, services.config.routing.optimize)
     execution = ExecutionRequest(
@@ -77,7 +83,8 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         classification=classification,
         subject=subject_of(services, client_key),
     )
-    execution = police(exchange, execution)
+    execution = await police_classified(exchange, execution, body.bkvy.optimize)
+    classification = execution.classification
     if body.stream:
         stream = await services.executor.open_stream(execution)
         candidate = stream.candidate

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from bkvy.api.body import parse_body
-from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
+from bkvy.api.classification import (
+    AUTO,
+    classification_headers,
+    classified_route,
+    classify_heuristic,
+    police_classified,
+)
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
-from bkvy.api.policy_gate import police, policy_headers
+from bkvy.api.policy_gate import policy_headers
 from bkvy.api.score_view import score_fields
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
@@ -116,7 +122,7 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     options = body.options.to_options()
     classification = None
     if isinstance(body, IntelligenceRequest) and body.intelligence_level == AUTO:
-        classification = await classify_request(services, exchange.request_id, messages, options)
+        classification = classify_heuristic(messages, options)
     route = llm_route(body, messages, services.config, classification)
     execution = ExecutionRequest(
         exchange.request_id,
@@ -131,7 +137,8 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
         classification=classification,
         subject=subject_of(services, client_key),
     )
-    execution = police(exchange, execution, body.data_class)
+    execution = await police_classified(exchange, execution, body.options.optimize, body.data_class)
+    classification, route = execution.classification, execution.route
     result, report = await services.executor.execute_then_report(execution)
     headers = _HEDGED if result.hedged else None
     if classification is not None:

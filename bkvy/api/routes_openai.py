@@ -13,7 +13,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
-from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
+from bkvy.api.classification import (
+    AUTO,
+    classification_headers,
+    classified_route,
+    classify_heuristic,
+    police_classified,
+)
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
 from bkvy.api.errors import request_id_of
@@ -28,7 +34,7 @@ from bkvy.api.openai_format import (
     request_id_headers,
     route_for_model,
 )
-from bkvy.api.policy_gate import police, policy_headers
+from bkvy.api.policy_gate import policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
@@ -72,7 +78,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     options = body.to_options()
     classification = None
     if body.model == AUTO:
-        classification = await classify_request(services, request_id, messages, options)
+        classification = classify_heuristic(messages, options)
     route = chat_route(body, messages, options, services.config, classification)
     client_id = client_key.name if client_key else (body.bkvy.client_id or _ANONYMOUS_CLIENT)
     execution = ExecutionRequest(
@@ -88,7 +94,8 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         classification=classification,
         subject=subject_of(services, client_key),
     )
-    execution = police(exchange, execution)
+    execution = await police_classified(exchange, execution, body.bkvy.optimize)
+    classification = execution.classification
     created = int(services.clock.wall())
     if body.stream:
         stream = await services.executor.open_stream(execution)

@@ -184,3 +184,35 @@ async def test_a_reload_that_changes_the_classifier_empties_its_cache(fleet: Sim
         services.config_source = lambda: _classifier_config(fleet, timeout_ms=900)
         await services.reload(announce=False)
         assert len(services.classifier_cache) == 0
+
+
+def _policed_classifier_config(fleet: SimFleet, action: str) -> Any:
+    from bkvy.core.config.policy_config import build_policy
+
+    config = _classifier_config(fleet)
+    rules = {"rules": [{"name": "pii-rule", "match": {"pii": True}, "action": action}]}
+    return config.model_copy(update={"policy": build_policy(rules, config)})
+
+
+EMAIL_PROMPT = [{"role": "user", "content": "Review this module for race conditions, then write to ana@example.org"}]
+
+
+async def test_the_classifier_model_is_not_asked_where_policy_forbids_it(fleet: SimFleet) -> None:
+    # require_private: the classifier model (openai, not private) may not see this request; the heuristic decides.
+    async with gateway(_policed_classifier_config(fleet, "require_private"), clock=FakeClock()) as client:
+        body = {"client_id": "t", "intelligence_level": "auto", "messages": EMAIL_PROMPT, "debug": True}
+        reply = await client.post("/llm/intelligence", json=body)
+    assert reply.status_code == 200, reply.text
+    assert "classifier=skipped_policy" in reply.json()["classification"]["features"]
+    assert _classifier_calls(fleet) == 0
+
+
+async def test_the_classifier_model_sees_the_request_as_policy_lets_it_leave(fleet: SimFleet) -> None:
+    received = fleet.servers[CLASSIFIER_MODEL[0]].record_bodies()
+    async with gateway(_policed_classifier_config(fleet, "redact"), clock=FakeClock()) as client:
+        body = {"client_id": "t", "intelligence_level": "auto", "messages": EMAIL_PROMPT, "debug": True}
+        reply = await client.post("/llm/intelligence", json=body)
+    assert reply.status_code == 200, reply.text
+    assert "classifier=model" in reply.json()["classification"]["features"]
+    assert received and all("ana@example.org" not in sent for sent in received)
+    assert any("[REDACTED:email]" in sent for sent in received)

@@ -101,12 +101,12 @@ async def ask_classifier_model(
     try:
         result = await executor.execute(_classifier_request(config, request_id, messages))
     except HardTimeout:
-        return _with_feature(heuristic, "classifier=fallback_timeout")
+        return with_feature(heuristic, "classifier=fallback_timeout")
     except BkvyError as error:
-        return _with_feature(heuristic, f"classifier=fallback_error:{error.code}")
+        return with_feature(heuristic, f"classifier=fallback_error:{error.code}")
     level = parse_level(result.completion.content)
     if level is None:
-        return _with_feature(heuristic, "classifier=fallback_unparseable")
+        return with_feature(heuristic, "classifier=fallback_unparseable")
     if config.cache_entries:
         cache.put(fingerprint, level, max_entries=config.cache_entries)
     return _with_level(heuristic, level, "classifier=model")
@@ -153,5 +153,6 @@ def _with_level(heuristic: Classification, level: IntelligenceLevel, source: str
     return replace(heuristic, level=level, confidence=confidence, features=(*heuristic.features, source))
 
 
-def _with_feature(heuristic: Classification, feature: str) -> Classification:
+def with_feature(heuristic: Classification, feature: str) -> Classification:
+    """``heuristic`` with one more feature (what became of the classifier model's answer)."""
     return replace(heuristic, features=(*heuristic.features, feature))
