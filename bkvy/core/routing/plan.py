@@ -321,17 +321,19 @@ def _ranked_group(
     fits, late, has_flapping = _usable(
         request, group, known, fill, skipped, cheapest, deadline=request.max_wait_seconds
     )
-    # Those outside the max wait come after the others; when nothing answers within it, the soonest first.
-    after: list[_Row] = []
-    if late:
-        late_reason = DecisionReason.OUTSIDE_ESTIMATE if fits else fastest
-        after = sorted((_row(live, rank, cost, late_reason) for live, rank, cost in late), key=_by_speed)
+    after = _late_rows(late, has_fits=bool(fits), fastest=fastest) if late else []
     if not fits:
         return after, fastest
     fits.sort(key=_BY_COST[has_flapping])
     if scorer is not None:
         fits, cheapest = scorer.order(fits, group, cheapest, is_fallback=is_fallback)
     return fits + after, cheapest
+
+
+def _late_rows(late: list[tuple[LiveFields, int, float]], *, has_fits: bool, fastest: DecisionReason) -> list[_Row]:
+    """Those outside the max wait, soonest first: after the others, or (none fits) the soonest is the choice."""
+    late_reason = DecisionReason.OUTSIDE_ESTIMATE if has_fits else fastest
+    return sorted((_row(live, rank, cost, late_reason) for live, rank, cost in late), key=_by_speed)
 
 
 def _sampled_group(
@@ -350,8 +352,7 @@ def _sampled_group(
     fits, late, _ = _usable(request, group, known, fill, skipped, reason, deadline=deadline)
     samples = request.samples or {}
     fits.sort(key=lambda row: (row[_FLAPPING], -samples.get(row[:2], 0.0), _BY_WAIT[False](row)))
-    late_reason = DecisionReason.OUTSIDE_ESTIMATE if fits else _FASTEST[is_fallback]
-    after = sorted((_row(live, rank, cost, late_reason) for live, rank, cost in late), key=_by_speed)
+    after = _late_rows(late, has_fits=bool(fits), fastest=_FASTEST[is_fallback])
     return fits + after, reason if fits else _FASTEST[is_fallback]
 
 

@@ -30,6 +30,7 @@ from bkvy.core.limits.client_keys import KEY_PREFIX, ClientKey, ClientKeyStore, 
 from bkvy.core.limits.key_scope import NO_SCOPE, KeyScope
 from bkvy.core.shared.bus import SharedBus
 from bkvy.core.shared.key_layout import ADMIT_SCRIPT, KeyLayout, record_json, record_of
+from bkvy.core.shared.spend_queue import SpendQueue
 from bkvy.core.shared.state import SharedState, SharedStateDown
 from bkvy.models.errors import (
     BudgetExceeded,
@@ -67,10 +68,7 @@ class SharedClientKeys:
         self._revoked_hashes: set[str] = set()
         self._recent: dict[str, deque[float]] = {}  # key id -> local admit times (Redis down only)
         self._spent_seen: dict[tuple[str, str], float] = {}  # (key id, month) -> shared spend + local since
-        self._pending: dict[tuple[str, str], float] = {}  # spend not yet in Redis
-        self._wake = asyncio.Event()
-        self._is_stopping = False
-        self._flusher: asyncio.Task[None] | None = None
+        self._spend = SpendQueue(state, self._write_spend, task_name="bkvy-shared-spend")
         self._revoked_ids: set[str] = set()
         self._revocation_seen = asyncio.Event()  # set and replaced at each revocation applied here
         self._bus = bus
@@ -82,22 +80,15 @@ class SharedClientKeys:
             await self.resync()
         except SharedStateDown:
             pass
-        self._state.on_change(self._on_state_change)
         if self._bus is not None:  # creations and revocations from the other processes; all read again on resync
             self._bus.subscribe(KEYS_CHANNEL, self._on_event)
             self._bus.on_resync(self.resync)
-        self._flusher = asyncio.create_task(self._flush_forever(), name="bkvy-shared-spend")
+        self._spend.start()
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            # not cancelled mid-flush (a pipeline cut by a cancellation can hang redis' client): told to finish
-            self._is_stopping = True
-            self._wake.set()
-            await self._flusher
-            self._flusher = None
-        await self.flush()
-        if self._pending:
-            log.warning("client_key_spend_not_shared", extra={"keys": len(self._pending)})
+        await self._spend.stop()
+        if len(self._spend):
+            log.warning("client_key_spend_not_shared", extra={"keys": len(self._spend)})
 
     # -- hot path ---------------------------------------------------------------------------------------
     async def authenticate(self, plaintext: str) -> ClientKey | None:
@@ -142,9 +133,8 @@ class SharedClientKeys:
         if key_id is None or cost_usd <= 0:
             return
         slot = (key_id, month_of(self._clock.wall()))
-        self._pending[slot] = self._pending.get(slot, 0.0) + cost_usd
+        self._spend.add(slot, cost_usd)
         self._spent_seen[slot] = self._spent_seen.get(slot, 0.0) + cost_usd
-        self._wake.set()
 
     def _apply_verdict(self, key: ClientKey, month: str, verdict: str, detail: str) -> None:
         if verdict == "revoked":
@@ -156,7 +146,7 @@ class SharedClientKeys:
                 f"client key {key.name!r} is over its {key.rpm} requests per minute",
                 retry_after_seconds=float(detail),
             )
-        self._spent_seen[(key.key_id, month)] = float(detail) + self._pending.get((key.key_id, month), 0.0)
+        self._spent_seen[(key.key_id, month)] = float(detail) + self._spend.pending((key.key_id, month))
         if verdict == "budget":
             raise _over_budget(key)
 
@@ -195,32 +185,12 @@ class SharedClientKeys:
 
     # -- spend ------------------------------------------------------------------------------------------
     async def flush(self) -> None:
-        """Add the queued spend to Redis in one round trip; kept for later when Redis is down."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, {}
-        try:
-            await self._state.call(lambda client: self._add_spend(client, batch))
-        except SharedStateDown:
-            for slot, usd in batch.items():
-                self._pending[slot] = self._pending.get(slot, 0.0) + usd
+        """Add the queued spend to Redis now (``SpendQueue.flush``)."""
+        await self._spend.flush()
 
-    async def _add_spend(self, client: Redis, batch: dict[tuple[str, str], float]) -> None:
-        async with client.pipeline(transaction=False) as pipe:
-            for (key_id, month), usd in batch.items():
-                pipe.hincrbyfloat(self._layout.spend(key_id), month, usd)
-                pipe.hincrbyfloat(self._layout.spend(key_id), "total", usd)
-            await pipe.execute()
-
-    async def _flush_forever(self) -> None:
-        while not self._is_stopping:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush()  # bounded by REDIS_TIMEOUT_MS
-
-    def _on_state_change(self, is_up: bool) -> None:
-        if is_up and self._pending:
-            self._wake.set()
+    def _write_spend(self, pipe: Any, key_id: str, month: str, usd: float) -> None:
+        pipe.hincrbyfloat(self._layout.spend(key_id), month, usd)
+        pipe.hincrbyfloat(self._layout.spend(key_id), "total", usd)
 
     # -- keys: admin, events, resync --------------------------------------------------------------------
     async def create(

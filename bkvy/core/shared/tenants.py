@@ -12,7 +12,6 @@ own (``TenantMeter``) and adds the spend when Redis returns. tpm is counted by e
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from bkvy.core.limits.tenant_meter import over_budget
 from bkvy.core.limits.tenants import TenantStore
 from bkvy.core.shared.bus import SharedBus
 from bkvy.core.shared.key_layout import ADMIT_SCRIPT
+from bkvy.core.shared.spend_queue import SpendQueue
 from bkvy.core.shared.state import SharedState, SharedStateDown
 from bkvy.models.errors import SharedStateUnavailable, TenantRateLimited
 
@@ -46,10 +46,7 @@ class SharedTenants:
         self._all = f"{state.prefix}tn:all"
         self._admit = state.client.register_script(ADMIT_SCRIPT)
         self._members = itertools.count()
-        self._pending: dict[tuple[str, str], float] = {}  # (tenant, month) -> spend not yet in Redis
-        self._wake = asyncio.Event()
-        self._is_stopping = False
-        self._flusher: asyncio.Task[None] | None = None
+        self._spend = SpendQueue(state, self._write_spend, task_name="bkvy-shared-tenant-spend")
 
     def _tag(self, tenant_id: str) -> str:
         return "{" + f"{self._state.prefix}tn:{tenant_id}" + "}"
@@ -63,15 +60,10 @@ class SharedTenants:
         if self._bus is not None:
             self._bus.subscribe(TENANTS_CHANNEL, self._on_event)
             self._bus.on_resync(self.resync)
-        self._flusher = asyncio.create_task(self._flush_forever(), name="bkvy-shared-tenant-spend")
+        self._spend.start()
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._is_stopping = True
-            self._wake.set()
-            await self._flusher
-            self._flusher = None
-        await self.flush()
+        await self._spend.stop()
 
     # -- hot path ---------------------------------------------------------------------------------------
     async def admit(self, tenant_id: str, tenant: TenantConfig) -> None:
@@ -95,7 +87,7 @@ class SharedTenants:
                 f"tenant {tenant_id!r} is over its {tenant.rpm} requests per minute",
                 retry_after_seconds=float(detail_text),
             )
-        self._store.meter.set_spend(tenant_id, float(detail_text) + self._pending.get((tenant_id, month), 0.0))
+        self._store.meter.set_spend(tenant_id, float(detail_text) + self._spend.pending((tenant_id, month)))
         self._store.meter.check_alert(tenant_id, tenant)
         if verdict_text == "budget":
             raise over_budget(tenant_id, tenant)
@@ -104,31 +96,14 @@ class SharedTenants:
         """Queue a request's cost (US dollars) for Redis; the flusher adds it at once."""
         if cost_usd <= 0:
             return
-        slot = (tenant_id, month_of(self._clock.wall()))
-        self._pending[slot] = self._pending.get(slot, 0.0) + cost_usd
-        self._wake.set()
+        self._spend.add((tenant_id, month_of(self._clock.wall())), cost_usd)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, {}
-        try:
-            await self._state.call(lambda client: self._add_spend(client, batch))
-        except SharedStateDown:
-            for slot, usd in batch.items():
-                self._pending[slot] = self._pending.get(slot, 0.0) + usd
+        """Add the queued spend to Redis now (``SpendQueue.flush``)."""
+        await self._spend.flush()
 
-    async def _add_spend(self, client: Redis, batch: dict[tuple[str, str], float]) -> None:
-        async with client.pipeline(transaction=False) as pipe:
-            for (tenant_id, month), usd in batch.items():
-                pipe.hincrbyfloat(f"{self._tag(tenant_id)}:spend", month, usd)
-            await pipe.execute()
-
-    async def _flush_forever(self) -> None:
-        while not self._is_stopping:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush()  # bounded by REDIS_TIMEOUT_MS
+    def _write_spend(self, pipe: Any, tenant_id: str, month: str, usd: float) -> None:
+        pipe.hincrbyfloat(f"{self._tag(tenant_id)}:spend", month, usd)
 
     # -- admin, events, resync ----------------------------------------------------------------------------
     async def save(self, tenant_id: str, tenant: TenantConfig) -> None:
