@@ -205,3 +205,35 @@ async def test_a_stream_is_shadowed_after_it_ends(fleet: SimFleet, tmp_path: Pat
         low = (await client.get("/statistics/shadow")).json()["routes"]["low"]
     for name in SHADOWS:  # a stream's text is relayed, not kept: nothing to compare it with
         assert low[name]["calls"] == 1 and low[name]["mean_similarity"] is None
+
+
+async def test_a_request_policy_blocked_is_never_shadowed(fleet: SimFleet, tmp_path: Path) -> None:
+    # the demo shadows scenario:research to vllm/qwen2.5-7b-instruct; "no-pii-in-research" blocks PII there
+    events: list[str] = []
+    async with _gateway(demo_config(fleet), _settings(tmp_path), _GatedTransport(events)) as client:
+        body = {"client_id": "t", "scenario": "research", "messages": [{"role": "user", "content": "mail a@b.example"}]}
+        assert (await client.post("/llm/scenario", json=body)).status_code == 400
+        body["messages"] = [{"role": "user", "content": PROMPT}]
+        assert (await client.post("/llm/scenario", json=body)).status_code == 200
+        await _drain(client)
+        research = (await client.get("/statistics/shadow")).json()["routes"]["scenario:research"]
+    assert research["primary"]["calls"] == 2 and research["primary"]["success_rate"] == 0.5
+    assert research["vllm/qwen2.5-7b-instruct"]["calls"] == 1
+
+
+async def test_failing_shadows_never_touch_circuits_latency_or_records(fleet: SimFleet, tmp_path: Path) -> None:
+    fleet.servers["openai"].knobs("gpt-4o").down = True  # every shadow call to it fails
+    settings = _settings(tmp_path, health_probe_enabled=False)  # a probe of the downed model would count
+    async with _gateway(_shadowed(fleet, ("openai/gpt-4o",)), settings) as client:
+        for _ in range(6):  # past CIRCUIT_FAILURE_THRESHOLD (3) if shadows fed the breaker
+            await _ask(client)
+        await _drain(client)
+        services = client.app.state.services  # type: ignore[attr-defined]
+        row = (await client.get("/statistics/shadow")).json()["routes"]["low"]["openai/gpt-4o"]
+        learned = {(m["provider"], m["model"]) for m in services.latency.to_dict()["models"]}
+        touched = [s for s in services.circuits.snapshots() if s.calls_in_window or s.consecutive_failures]
+        day = (await client.get("/statistics/summary")).json()["today"]
+    assert row["calls"] == 6 and row["success_rate"] == 0.0
+    assert ("openai", "gpt-4o") not in learned
+    assert all(s.key.model != "gpt-4o" and s.state.value == "closed" for s in touched), touched
+    assert day["total"] == 6  # the primary requests only: shadow calls are not records

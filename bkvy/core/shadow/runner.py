@@ -47,7 +47,7 @@ class _Job(NamedTuple):
     provider: str
     model: str
     request: ExecutionRequest
-    primary_text: str  # "" when there is nothing to compare (a failed or streamed primary)
+    primary_text: str  # "" when there is nothing to compare (a streamed primary: its text is relayed, not kept)
     estimate_usd: float
 
 
@@ -101,7 +101,10 @@ class ShadowRunner:
             output_tokens=result.completion.usage.output_tokens if result is not None else 0,
             finish_reason=result.completion.finish_reason.value if result is not None else None,
         )
-        primary_text = result.completion.content if result is not None else ""
+        if result is None:  # a failed primary is tallied, never shadowed: policy may have blocked it (400)
+            self.on_change()
+            return
+        primary_text = result.completion.content
         for name in shadow.models:
             provider, _, model = name.partition("/")
             self._start(config, _Job(key, provider, model, outcome.request, primary_text, 0.0))
