@@ -1,5 +1,5 @@
-"""Shadow traffic (issue 20 §2): the client's reply time with shadows on (100 % sampled, two shadow models) and
-off, on the same gateway and fleet. Shadow calls start after the reply is sent, so the difference should be noise;
+"""Shadow traffic (issue 20 §2): the client's reply time with shadows on (two shadow models) and off, on the same
+gateway and fleet. Shadow calls start after the reply is sent, so the difference should be noise;
 what they can still cost a client is event-loop time shared with the next requests, which this measures.
 
 Run by hand, never in the test suite:
@@ -11,10 +11,10 @@ Run by hand, never in the test suite:
 
 The simulated fleet with its default latencies runs in a process of its own on 127.0.0.1 (so the extra upstream
 replies do not share the gateway's CPU); the real app under uvicorn on a loopback port and the httpx clients share
-another. Requests: ``/llm/intelligence`` level ``low`` (the demo's
-providers, rate limits removed so no shadow is skipped for a busy lane). "on": routing.json ``"shadow": {"low":
-{"models": ["gemini/gemini-2.5-flash", "openai/gpt-4o"], "sample_percent": 100}}`` with SHADOW_MAX_CONCURRENCY 64
-and a budget that never runs out; "off": no ``shadow``. Modes alternate per round (off, on, off, on...) so a busy
+another. Requests: ``/llm/intelligence`` level ``low`` (the demo's providers, rate limits removed so no shadow is
+skipped for a busy lane). "on": routing.json ``"shadow": {"low": {"models": ["gemini/gemini-2.5-flash",
+"openai/gpt-4o"], "sample_percent": P}}`` (``--percent``, default 100) with SHADOW_MAX_CONCURRENCY 64 and a budget
+that never runs out; "off": no ``shadow``. Modes alternate per round (off, on, off, on...) so a busy
 moment of the shared machine hits both.
 """
 
@@ -42,7 +42,7 @@ from bkvy.core.config.settings import load_settings
 from bkvy.demo import demo_providers, demo_routing
 from bkvy.sim import SimFleet
 
-SHADOW = {"low": {"models": ["gemini/gemini-2.5-flash", "openai/gpt-4o"], "sample_percent": 100}}
+SHADOW_MODELS = ["gemini/gemini-2.5-flash", "openai/gpt-4o"]
 BODY = {"client_id": "bench", "intelligence_level": "low", "messages": [{"role": "user", "content": "hello there"}]}
 
 
@@ -82,9 +82,10 @@ def _free_port() -> int:
 
 
 async def _one_round(
-    fleet: Any, *, shadow_on: bool, requests: int, concurrency: int, think_seconds: float = 0.0
+    fleet: Any, *, shadow_on: bool, requests: int, concurrency: int, think_seconds: float = 0.0, percent: float = 100.0
 ) -> dict[str, float]:
-    routing = demo_routing() | ({"shadow": SHADOW} if shadow_on else {})
+    shadow = {"low": {"models": SHADOW_MODELS, "sample_percent": percent}}
+    routing = demo_routing() | ({"shadow": shadow} if shadow_on else {})
     settings = load_settings(
         {}, log_dir=tempfile.mkdtemp(prefix="bkvy-bench-"), shadow_max_concurrency=64, shadow_daily_budget_usd=1e6
     )
@@ -157,6 +158,7 @@ async def _main(args: argparse.Namespace) -> str:
                         requests=args.requests,
                         concurrency=args.concurrency,
                         think_seconds=args.think_ms / 1000.0,
+                        percent=args.percent,
                     )
                 )
     finally:
@@ -174,9 +176,8 @@ async def _main(args: argparse.Namespace) -> str:
         p50 = statistics.median(r["p50"] for r in rounds)
         p95 = statistics.median(r["p95"] for r in rounds)
         calls = int(sum(r["shadow_calls"] for r in rounds))
-        lines.append(
-            f"| {'on (100 %, 2 models)' if shadow_on else 'off'} | {mean:.2f} | {p50:.2f} | {p95:.2f} | {calls} |"
-        )
+        mode = f"on ({args.percent:g} %, 2 models)" if shadow_on else "off"
+        lines.append(f"| {mode} | {mean:.2f} | {p50:.2f} | {p95:.2f} | {calls} |")
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--percent", type=float, default=100.0, help="sample_percent of the shadow route")
     parser.add_argument("--think-ms", type=float, default=0.0, help="each client's pause between requests")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
