@@ -203,6 +203,9 @@ def demo_routing() -> dict[str, Any]:
             ],
         },
         "strategies": {"scenario:adaptive_support": "adaptive"},
+        # Shadow traffic (docs/EVALUATION.md): every research answer is also asked of the self-hosted qwen, after
+        # the reply went out, to compare success, latency, cost and similarity (GET /statistics/shadow).
+        "shadow": {"scenario:research": {"models": ["vllm/qwen2.5-7b-instruct"], "sample_percent": 100}},
     }
 
 

@@ -33,6 +33,7 @@ from bkvy.api import (
     routes_monitor,
     routes_openai,
     routes_records,
+    routes_shadow,
     routes_tenants,
 )
 from bkvy.api.admin import require_admin
@@ -342,6 +343,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         "totals over a range of days",
         routes_records.statistics_aggregate,
+        ("statistics",),
+        is_monitoring=True,
+    ),
+    Endpoint(
+        "GET",
+        "/statistics/shadow",
+        None,
+        "shadow traffic: the primary vs each shadow model per route (success, p50/p95, cost, similarity)",
+        routes_shadow.statistics_shadow,
         ("statistics",),
         is_monitoring=True,
     ),

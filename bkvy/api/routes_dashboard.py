@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from bkvy.api.deps import services_of
 from bkvy.api.observability import circuit_samples
+from bkvy.api.shadow_state import shadow_dashboard_rows
 from bkvy.api.tenant_views import tenant_budget_rows, tenant_dashboard
 from bkvy.core.config.tenants import TENANT_ID_PATTERN
 from bkvy.models.record_errors import DashboardDisabled
@@ -103,4 +104,5 @@ async def dashboard_json(
         body |= fleet.fields()
     if services.tenants is not None and services.tenants.tenants():
         body["tenants"] = tenant_budget_rows(services)
+    body["shadow"] = shadow_dashboard_rows(services.shadow)  # issue 20 §2: primary vs each shadow model
     return JSONResponse(body, headers=SECURITY_HEADERS)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from bkvy.api.adaptive_state import adaptive_routing
 from bkvy.api.observability import spend_observer, start_records
+from bkvy.api.shadow_state import start_shadow, stop_shadow
 from bkvy.api.sharing import Sharing, start_sharing
 from bkvy.api.stream_relay import StreamRelays
 from bkvy.api.tenancy import start_tenants
@@ -41,6 +42,7 @@ from bkvy.core.limits.rate_limits import LaneKey, RateLimiter
 from bkvy.core.limits.tenants import TenantStore
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.latency_store import LatencyStore
+from bkvy.core.shadow.runner import ShadowRunner
 from bkvy.core.shared.bandit import SharedBandit
 from bkvy.core.shared.budgets import FleetBudgets
 from bkvy.core.shared.client_keys import SharedClientKeys
@@ -98,6 +100,8 @@ class Services:
     replica_poller: ReplicaMetricsPoller | None = None  # replicated models: their /metrics, in the background
     tenants: TenantStore | None = None  # config/tenants.json and /admin/tenants (issue 19 §3)
     shared_tenants: SharedTenants | None = None  # REDIS_URL: API tenants, tenant rpm and spend in Redis
+    shadow: ShadowRunner | None = None  # routing.json "shadow" (issue 20 §2): sampled calls after the reply
+    shadow_saver: DebouncedSaver | None = None  # LOG_DIR/shadow_stats.json
 
     @classmethod
     async def start(
@@ -138,6 +142,7 @@ class Services:
         )
         services.latency_saver = latency_saver
         services.adaptive, services.bandit_saver = adaptive, bandit_saver
+        services.shadow, services.shadow_saver = start_shadow(services, rng)
         services.relays = StreamRelays(
             clock, write_timeout_seconds=settings.stream_write_timeout_seconds, scrubber=services.scrubber
         )
@@ -331,6 +336,8 @@ class Services:
         stops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.records is not None:
             stops.append(("records", self.records.stop))
+        if self.shadow is not None and self.shadow_saver is not None:
+            stops.append(("shadow", self._stop_shadow))
         if self.fleet_stats is not None:
             stops.append(("fleet_stats", self.fleet_stats.stop))
         if self.fleet_budgets is not None:
@@ -377,6 +384,10 @@ class Services:
         if self.adaptive.arms:  # no adaptive route: no file
             self.bandit_saver.schedule(self.adaptive.book.to_dict)
         await self.bandit_saver.flush()
+
+    async def _stop_shadow(self) -> None:
+        assert self.shadow is not None and self.shadow_saver is not None
+        await stop_shadow(self.shadow, self.shadow_saver)
 
     async def _save_latency(self) -> None:
         assert self.latency_saver is not None

@@ -51,6 +51,7 @@ def test_the_table_marks_every_monitoring_read() -> None:
         "/statistics/aggregate",
         "/statistics/daily",
         "/statistics/daily/{day}",
+        "/statistics/shadow",
         "/metrics",
     }
     for endpoint in ENDPOINTS:

@@ -79,13 +79,16 @@ async def test_dashboard_renders_offline_and_escapes_recorded_text(fleet: SimFle
 
     settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True, dashboard_enabled=True)
     tenants = {"acme": {"name": "Acme", "monthly_budget_usd": 10}}  # issue 19: the tenant panel and filter
-    app = create_app(settings, build_config(demo_providers(fleet), demo_routing(), {}, tenants_raw=tenants))
+    shadow = {"low": {"models": ["gemini/gemini-2.5-flash"], "sample_percent": 100}}  # issue 20: the shadow panel
+    routing = demo_routing() | {"shadow": shadow}
+    app = create_app(settings, build_config(demo_providers(fleet), routing, {}, tenants_raw=tenants))
     port = _free_port()
     origin = f"http://127.0.0.1:{port}"
     server, task = await _serve(app, port)
     try:
         await _traffic(origin)
         services = app.state.services
+        await services.shadow.drain(10.0)
         services.records.observe_record(
             TransactionRecord(
                 timestamp=utc_timestamp(services.clock.wall()),
@@ -162,6 +165,9 @@ async def _check_in_browser(origin: str, tmp_path: Path) -> None:
             screenshot = DOCS_SCREENSHOT if os.environ.get("BKVY_UPDATE_SCREENSHOT") == "1" else tmp_path / "dash.png"
             await page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.stat().st_size > 10_000
+            shadow_text = await page.text_content("#table-shadow tbody")
+            assert await page.is_visible("#shadow-panel")
+            assert "primary" in shadow_text and "gemini/gemini-2.5-flash" in shadow_text and "100 %" in shadow_text
             assert "acme" in await page.text_content("#table-tenants tbody")
             await page.select_option("#tenant", "acme")
             await page.wait_for_function("() => document.getElementById('status').textContent.includes('acme')")

@@ -141,6 +141,7 @@
         r.error_type, r.error_message];
     }), [null, null, null, null, null, null, function (ok) { return ok === "yes" ? "good" : "bad"; }]);
     renderTenants(data.tenants || []);
+    renderShadow(data.shadow || []);
     statusLine.textContent = "updated " + data.generated_at + " (" + data.source + ")" +
       (data.tenant ? " — tenant " + data.tenant : "");
   }
@@ -162,6 +163,17 @@
         tenantSelect.appendChild(option);
       }
     });
+  }
+
+  // Shadow traffic (issue 20): per route, the primary's row and each shadow model's, numbers only.
+  function renderShadow(rows) {
+    document.getElementById("shadow-panel").hidden = rows.length === 0;
+    fillTable("table-shadow", rows.map(function (r) {
+      return [r.route, r.model, fmtNumber(r.calls, 0), fmtRate(r.success_rate),
+        fmtNumber(r.p50_ms, 0) + " / " + fmtNumber(r.p95_ms, 0),
+        r.cost_per_request_usd === null ? "" : "$" + fmtNumber(r.cost_per_request_usd, 6),
+        r.mean_similarity === null ? "" : fmtNumber(r.mean_similarity, 2)];
+    }));
   }
 
   async function refresh() {

@@ -24,6 +24,7 @@ from bkvy.core.config.replicas import (
     split_replica_key_id,
 )
 from bkvy.core.config.scoring_config import check_scoring_config
+from bkvy.core.config.shadow_config import ShadowRoute, check_shadow_config
 from bkvy.core.config.strategies import AdaptiveKnobs, strategy_problems
 from bkvy.core.config.tenants import TenantConfig, check_tenants, unknown_policy_rule
 from bkvy.core.upstream.embeddings import EMBEDDING_PROVIDER_TYPES
@@ -253,6 +254,7 @@ class RoutingConfig(_Strict):
     optimize: dict[str, Optimize] = Field(default_factory=dict)  # "low"... or "scenario:NAME" -> the default
     domain_models: dict[str, list[str]] = Field(default_factory=dict)  # domain -> ["provider/model", ...]
     classifier: ClassifierConfig | None = None
+    shadow: dict[str, ShadowRoute] = Field(default_factory=dict)  # issue 20 §2: "low"... or "scenario:NAME"
 
 
 class GatewayConfig(_Strict):
@@ -411,6 +413,7 @@ def _check_cross_references(
         _check_scenario_entries(providers, scenario, entries, routing_file)
     try:
         check_scoring_config(providers, routing)
+        check_shadow_config(providers, routing)
     except ValueError as error:
         raise ConfigError(f"{routing_file}: {error}") from None
 

@@ -62,6 +62,8 @@ class Settings(BaseModel):
     redis_url: str | None = None  # shared state for workers and replicas (docs/SCALING.md); None: in-process
     redis_prefix: str = Field(default="bkvy:", min_length=1, max_length=64)
     redis_timeout_ms: float = Field(default=50.0, gt=0, le=60_000)
+    shadow_max_concurrency: int = Field(default=4, ge=1, le=1024)  # shadow calls in flight; more are dropped
+    shadow_daily_budget_usd: float = Field(default=1.0, ge=0)  # shadow spend per UTC day; 0: no shadow calls
 
     @property
     def monitor_allowlist(self) -> tuple[str, ...]:
@@ -146,6 +148,8 @@ _ENV_NAMES = {
     "REDIS_URL": "redis_url",
     "BKVY_REDIS_PREFIX": "redis_prefix",
     "REDIS_TIMEOUT_MS": "redis_timeout_ms",
+    "SHADOW_MAX_CONCURRENCY": "shadow_max_concurrency",
+    "SHADOW_DAILY_BUDGET_USD": "shadow_daily_budget_usd",
 }
 _BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}
 
