@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bkvy.api.body import parse_body
+from bkvy.api.cache_gate import execute_cached
 from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.hot_path import Exchange, JsonReply
@@ -132,8 +133,8 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
         subject=subject_of(services, client_key),
     )
     execution = police(exchange, execution, body.data_class)
-    result, report = await services.executor.execute_then_report(execution)
-    headers = _HEDGED if result.hedged else None
+    result, report, cache_headers = await execute_cached(exchange, execution, body.options.cache)
+    headers = _HEDGED | cache_headers if result.hedged else cache_headers or None
     if classification is not None:
         headers = (headers or {}) | classification_headers(classification)
     if execution.policy is not None:

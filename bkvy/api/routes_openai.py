@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
+from bkvy.api.cache_gate import MISS_HEADERS, CachedStream, CacheHit, cached_hit, execute_cached, probe_of, reply_delta
 from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
@@ -91,6 +92,10 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     execution = police(exchange, execution)
     created = int(services.clock.wall())
     if body.stream:
+        probe = probe_of(exchange, execution, body.bkvy.cache)
+        hit = await cached_hit(exchange, probe, execution) if probe is not None else None
+        if hit is not None:
+            return _cached_sse(request_id, created, hit, body.include_usage)
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = (
@@ -102,11 +107,13 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         )
         if classification is not None:
             headers |= classification_headers(classification)
+        if probe is not None:
+            headers |= MISS_HEADERS  # a streamed reply is relayed, never kept whole (issue 16): not stored
         return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
-    result, report = await services.executor.execute_then_report(execution)
+    result, report, cache_headers = await execute_cached(exchange, execution, body.bkvy.cache)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
-    headers |= policy_headers(execution)
+    headers |= policy_headers(execution) | cache_headers
     if classification is not None:
         headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
@@ -146,6 +153,17 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator
         yield error_event(error.status, error.code, error.message)
         return
     yield writer.closing_events()
+
+
+def _cached_sse(request_id: str, created: int, hit: CacheHit, include_usage: bool) -> SseReply:
+    """A hit told as OpenAI's chunks: the whole reply in one delta, then the finish, usage and ``[DONE]``."""
+    candidate = hit.result.candidate
+    writer = ChunkWriter(request_id, created, candidate.model, include_usage=include_usage)
+    stream = CachedStream(hit.report)
+    headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, False)
+    headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"} | hit.headers
+    events = writer.delta_events(reply_delta(hit.result)) + writer.closing_events()
+    return SseReply(stream.told(events), headers, stream, _error_event)
 
 
 def _error_event(error: BkvyError) -> bytes:

@@ -62,6 +62,7 @@ class Settings(BaseModel):
     redis_url: str | None = None  # shared state for workers and replicas (docs/SCALING.md); None: in-process
     redis_prefix: str = Field(default="bkvy:", min_length=1, max_length=64)
     redis_timeout_ms: float = Field(default=50.0, gt=0, le=60_000)
+    cache_redis_url: str | None = None  # the response cache's own Redis (issue 20 §1); None: in memory
 
     @property
     def monitor_allowlist(self) -> tuple[str, ...]:
@@ -77,7 +78,7 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "cache_redis_url")
     @classmethod
     def _redis_url_scheme(cls, value: str | None) -> str | None:
         if value is None:
@@ -146,6 +147,7 @@ _ENV_NAMES = {
     "REDIS_URL": "redis_url",
     "BKVY_REDIS_PREFIX": "redis_prefix",
     "REDIS_TIMEOUT_MS": "redis_timeout_ms",
+    "CACHE_REDIS_URL": "cache_redis_url",
 }
 _BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}
 
