@@ -7,7 +7,7 @@ first byte, records, metrics, budgets, hedging). Errors on these paths use Anthr
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from functools import partial
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from bkvy.api.anthropic_format import (
 )
 from bkvy.api.body import parse_body
 from bkvy.api.cache_gate import MISS_HEADERS, CachedStream, CacheHit, cached_hit, execute_cached, probe_of, reply_delta
+from bkvy.api.cache_stream import relayed_batches
 from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_anthropic_client
 from bkvy.api.hot_path import Exchange, JsonReply
@@ -32,9 +33,9 @@ from bkvy.api.policy_gate import police, policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
-from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.limits.client_keys import ClientKey
 from bkvy.core.routing.scoring import with_weights
+from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
 from bkvy.models.errors import BkvyError, InvalidRequest, StreamInterrupted
 
@@ -93,9 +94,9 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         if classification is not None:
             headers |= classification_headers(classification)
         if probe is not None:
-            headers |= MISS_HEADERS  # a streamed reply is relayed, never kept whole (issue 16): not stored
+            headers |= MISS_HEADERS
         return SseReply(
-            _sse_events(stream, writer, request_id),
+            _sse_events(relayed_batches(services, probe, stream), writer, request_id),
             headers | {"request-id": request_id} | _STREAM_HEADERS,
             stream,
             lambda error: error_event(error.status, error.code, error.message, request_id),
@@ -154,11 +155,13 @@ def _parsed(raw: bytes, schema: type[Body]) -> Body:
     return parse_body(raw, schema)  # raises the body's first error, worded as on every other route
 
 
-async def _sse_events(stream: LiveStream, writer: EventWriter, request_id: str) -> AsyncGenerator[bytes, None]:
+async def _sse_events(
+    batches: AsyncIterator[list[StreamDelta]], writer: EventWriter, request_id: str
+) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an ``error`` event, never a fake ``end_turn``."""
     opening = writer.opening_events()  # sent with the first batch: the stream is never left unread
     try:
-        async for batch in stream.batches():
+        async for batch in batches:
             events = opening + b"".join([writer.delta_events(delta) for delta in batch])
             opening = b""
             if events:

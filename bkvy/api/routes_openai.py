@@ -7,13 +7,14 @@ Errors on these paths use OpenAI's envelope (see ``api.errors``) so the official
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
 from bkvy.api.cache_gate import MISS_HEADERS, CachedStream, CacheHit, cached_hit, execute_cached, probe_of, reply_delta
+from bkvy.api.cache_stream import relayed_batches
 from bkvy.api.classification import AUTO, classification_headers, classified_route, classify_request
 from bkvy.api.client_auth import authenticate_client
 from bkvy.api.deps import services_of
@@ -34,10 +35,10 @@ from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
-from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
+from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.errors import BkvyError, StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.types import ChatMessage, GenerationOptions
@@ -108,8 +109,8 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         if classification is not None:
             headers |= classification_headers(classification)
         if probe is not None:
-            headers |= MISS_HEADERS  # a streamed reply is relayed, never kept whole (issue 16): not stored
-        return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
+            headers |= MISS_HEADERS
+        return SseReply(_sse_events(relayed_batches(services, probe, stream), writer), headers, stream, _error_event)
     result, report, cache_headers = await execute_cached(exchange, execution, body.bkvy.cache)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
@@ -142,10 +143,10 @@ def chat_route(
     return with_weights(route, body.bkvy.optimize, config.routing.optimize)
 
 
-async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator[bytes, None]:
+async def _sse_events(batches: AsyncIterator[list[StreamDelta]], writer: ChunkWriter) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an error event, never a ``stop``."""
     try:
-        async for batch in stream.batches():
+        async for batch in batches:
             events = b"".join([writer.delta_events(delta) for delta in batch])
             if events:
                 yield events

@@ -8,6 +8,8 @@ import json
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from bkvy.clock import FakeClock
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import load_settings
@@ -138,10 +140,41 @@ async def test_v1_messages_plain_and_stream_hits(fleet: SimFleet) -> None:
         assert upstream_calls(fleet) == calls
 
 
-async def test_streamed_miss_says_miss(fleet: SimFleet) -> None:
+async def test_streamed_miss_is_kept_once_complete(fleet: SimFleet) -> None:
     async with gateway(demo_config(fleet), clock=FakeClock()) as client:
         streamed = await client.post("/v1/chat/completions", json=chat(stream=True), headers=ON)
         assert streamed.headers["x-bkvy-cache"] == "miss" and sse_data(streamed.text)[-1] == "[DONE]"
+        chunks = [json.loads(event) for event in sse_data(streamed.text)[:-1]]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        calls = upstream_calls(fleet)
+        plain = await client.post("/v1/chat/completions", json=chat(), headers=ON)
+        assert plain.headers["x-bkvy-cache"] == "hit" and upstream_calls(fleet) == calls
+        assert plain.json()["choices"][0]["message"]["content"] == text
+        assert plain.json()["usage"]["completion_tokens"] > 0
+
+
+async def test_interrupted_stream_is_not_kept(fleet: SimFleet) -> None:
+    fleet.servers["openai"].knobs("gpt-4o-mini").stream_cut_after_chunks = 2
+    async with gateway(demo_config(fleet), clock=FakeClock()) as client:
+        cut = await client.post("/v1/chat/completions", json=chat(stream=True), headers=ON)
+        assert cut.headers["x-bkvy-cache"] == "miss" and '"stream_interrupted"' in cut.text
+        fleet.servers["openai"].knobs("gpt-4o-mini").stream_cut_after_chunks = None
+        again = await client.post("/v1/chat/completions", json=chat(), headers=ON)
+        assert again.headers["x-bkvy-cache"] == "miss"
+
+
+async def test_anthropic_streamed_miss_is_kept(fleet: SimFleet) -> None:
+    body = {"model": "anthropic/claude-3-5-haiku-latest", "max_tokens": 100, "messages": MESSAGES, "stream": True}
+    async with gateway(demo_config(fleet), clock=FakeClock()) as client:
+        first = await client.post("/v1/messages", json=body, headers=ON)
+        second = await client.post("/v1/messages", json=body, headers=ON)
+        assert first.headers["x-bkvy-cache"] == "miss" and second.headers["x-bkvy-cache"] == "hit"
+
+        def text_of(response: httpx.Response) -> str:
+            events = [json.loads(event) for event in sse_data(response.text)]
+            return "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+
+        assert text_of(second) == text_of(first) and text_of(first)
 
 
 async def test_purge_whole_and_by_scope(fleet: SimFleet) -> None:
@@ -192,3 +225,18 @@ async def test_hit_is_recorded_with_cost_zero_and_money_saved(fleet: SimFleet) -
     assert dict(zip(header, first, strict=True))["cache_hit"] == "false"
     assert hit["cache_hit"] == "true" and hit["decision_reason"] == "cache_hit"
     assert float(hit["cost_estimate"] or 0) == 0.0 and float(hit["cache_saved_usd"]) > 0
+
+
+async def test_hits_count_against_the_client_keys_rpm(fleet: SimFleet) -> None:
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), admin_api_key="admin-secret")
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as client:
+        created = await client.post("/admin/keys", json={"name": "team-a", "rpm": 2}, headers=ADMIN)
+        auth = {"Authorization": f"Bearer {created.json()['key']}", **ON}
+        miss = await client.post("/llm/direct", json=direct(debug=True), headers=auth)
+        hit = await client.post("/llm/direct", json=direct(), headers=auth)
+        assert (miss.headers["x-bkvy-cache"], hit.headers["x-bkvy-cache"]) == ("miss", "hit")
+        limited = await client.post("/llm/direct", json=direct(), headers=auth)
+        assert limited.status_code == 429 and limited.json()["error"]["code"] == "client_rate_limited"
+        listed = (await client.get("/admin/keys", headers=ADMIN)).json()["keys"][0]
+        assert listed["requests"] == 2  # the miss and the hit (the refused one is not a request served)
+        assert abs(listed["spend_usd_this_month"] - miss.json()["cost_estimate_usd"]) < 1e-9  # a hit costs 0
