@@ -85,7 +85,7 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         probe = probe_of(exchange, execution, body.bkvy.cache)
         hit = await cached_hit(exchange, probe, execution) if probe is not None else None
         if hit is not None:
-            return _cached_sse(request_id, hit, input_tokens_estimate)
+            return _cached_sse(request_id, hit, input_tokens_estimate, policy_headers(execution))
         stream = await services.executor.open_stream(execution)
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
@@ -110,13 +110,13 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)
 
 
-def _cached_sse(request_id: str, hit: CacheHit, input_tokens_estimate: int) -> SseReply:
+def _cached_sse(request_id: str, hit: CacheHit, input_tokens_estimate: int, policy: dict[str, str]) -> SseReply:
     """A hit told as Anthropic's events: the opening, the whole reply as one delta, then the closing."""
     candidate = hit.result.candidate
     writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
     stream = CachedStream(hit.report)
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, False)
-    headers |= hit.headers | {"request-id": request_id} | _STREAM_HEADERS
+    headers |= hit.headers | policy | {"request-id": request_id} | _STREAM_HEADERS
     events = writer.opening_events() + writer.delta_events(reply_delta(hit.result)) + writer.closing_events()
     return SseReply(stream.told(events), headers, stream, partial(_stream_error, request_id=request_id))
 

@@ -96,7 +96,7 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         probe = probe_of(exchange, execution, body.bkvy.cache)
         hit = await cached_hit(exchange, probe, execution) if probe is not None else None
         if hit is not None:
-            return _cached_sse(request_id, created, hit, body.include_usage)
+            return _cached_sse(request_id, created, hit, body.include_usage, policy_headers(execution))
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = (
@@ -156,13 +156,13 @@ async def _sse_events(batches: AsyncIterator[list[StreamDelta]], writer: ChunkWr
     yield writer.closing_events()
 
 
-def _cached_sse(request_id: str, created: int, hit: CacheHit, include_usage: bool) -> SseReply:
+def _cached_sse(request_id: str, created: int, hit: CacheHit, include_usage: bool, policy: dict[str, str]) -> SseReply:
     """A hit told as OpenAI's chunks: the whole reply in one delta, then the finish, usage and ``[DONE]``."""
     candidate = hit.result.candidate
     writer = ChunkWriter(request_id, created, candidate.model, include_usage=include_usage)
     stream = CachedStream(hit.report)
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, False)
-    headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"} | hit.headers
+    headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"} | hit.headers | policy
     events = writer.delta_events(reply_delta(hit.result)) + writer.closing_events()
     return SseReply(stream.told(events), headers, stream, _error_event)
 
