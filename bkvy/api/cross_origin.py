@@ -35,7 +35,9 @@ _ALLOWED_HEADERS = ("authorization", "content-type", "x-api-key", "anthropic-ver
 # What the browser builds of the openai and anthropic SDKs add (x-stainless-*, openai-organization,
 # anthropic-dangerous-direct-browser-access), and bkvy's own headers.
 _ALLOWED_HEADER_PREFIXES = ("x-bkvy-", "x-stainless-", "openai-", "anthropic-")
-_EXPOSED_HEADERS = "x-bkvy-request-id, x-request-id, request-id, retry-after, x-bkvy-hedged"
+_EXPOSED_HEADERS = (
+    "x-bkvy-request-id, x-request-id, request-id, retry-after, x-bkvy-hedged, x-bkvy-cache, x-bkvy-cache-age"
+)
 _PREFLIGHT_MAX_AGE_SECONDS = "600"
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -25,6 +25,7 @@ from starlette.routing import compile_path
 from bkvy.api import (
     routes_admin,
     routes_anthropic,
+    routes_cache,
     routes_circuits,
     routes_dashboard,
     routes_embeddings,
@@ -307,6 +308,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         "the disabled tenant (its keys get 403 tenant_disabled)",
         routes_tenants.disable_tenant,
+        ("admin",),
+        is_admin=True,
+    ),
+    Endpoint(
+        "DELETE",
+        "/admin/cache",
+        None,
+        "how many cached replies were purged: all, or ?scope=tenant:ID | key:ID | client:NAME | shared",
+        routes_cache.purge_cache,
         ("admin",),
         is_admin=True,
     ),

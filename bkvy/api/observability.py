@@ -196,6 +196,8 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         *_classification_cells(outcome.request.classification),
         _tenant_of(outcome.request.subject),
         *policy_cells(outcome.request.policy),
+        outcome.cache_saved_usd is not None,
+        outcome.cache_saved_usd,
     )
 
 

@@ -7,7 +7,8 @@ first byte, records, metrics, budgets, hedging). Errors on these paths use Anthr
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +23,8 @@ from bkvy.api.anthropic_format import (
     to_tools,
 )
 from bkvy.api.body import parse_body
+from bkvy.api.cache_gate import MISS_HEADERS, CachedStream, CacheHit, cached_hit, execute_cached, probe_of, reply_delta
+from bkvy.api.cache_stream import relayed_batches
 from bkvy.api.classification import (
     AUTO,
     classification_headers,
@@ -36,11 +39,11 @@ from bkvy.api.policy_gate import policy_headers
 from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
-from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.limits.client_keys import ClientKey
 from bkvy.core.routing.scoring import with_weights
+from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.anthropic_schemas import MessagesCountTokensIn, MessagesCreateIn
-from bkvy.models.errors import InvalidRequest, StreamInterrupted
+from bkvy.models.errors import BkvyError, InvalidRequest, StreamInterrupted
 
 _ANONYMOUS_CLIENT = "anthropic-client"
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -86,6 +89,10 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
     execution = await police_classified(exchange, execution, body.bkvy.optimize)
     classification = execution.classification
     if body.stream:
+        probe = probe_of(exchange, execution, body.bkvy.cache)
+        hit = await cached_hit(exchange, probe, execution) if probe is not None else None
+        if hit is not None:
+            return _cached_sse(request_id, hit, input_tokens_estimate, policy_headers(execution))
         stream = await services.executor.open_stream(execution)
         candidate = stream.candidate
         writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
@@ -93,19 +100,36 @@ async def messages(exchange: Exchange) -> JsonReply | SseReply:
         headers |= policy_headers(execution)
         if classification is not None:
             headers |= classification_headers(classification)
+        if probe is not None:
+            headers |= MISS_HEADERS
         return SseReply(
-            _sse_events(stream, writer, request_id),
+            _sse_events(relayed_batches(services, probe, stream), writer, request_id),
             headers | {"request-id": request_id} | _STREAM_HEADERS,
             stream,
             lambda error: error_event(error.status, error.code, error.message, request_id),
         )
-    result, report = await services.executor.execute_then_report(execution)
+    result, report, cache_headers = await execute_cached(exchange, execution, body.bkvy.cache)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
-    headers |= policy_headers(execution)
+    headers |= policy_headers(execution) | cache_headers
     if classification is not None:
         headers |= classification_headers(classification)
     return JsonReply(message_json(request_id, result), headers | {"request-id": request_id}, after_sending=report)
+
+
+def _cached_sse(request_id: str, hit: CacheHit, input_tokens_estimate: int, policy: dict[str, str]) -> SseReply:
+    """A hit told as Anthropic's events: the opening, the whole reply as one delta, then the closing."""
+    candidate = hit.result.candidate
+    writer = EventWriter(request_id, candidate.model, input_tokens_estimate=input_tokens_estimate)
+    stream = CachedStream(hit.report)
+    headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, False)
+    headers |= hit.headers | policy | {"request-id": request_id} | _STREAM_HEADERS
+    events = writer.opening_events() + writer.delta_events(reply_delta(hit.result)) + writer.closing_events()
+    return SseReply(stream.told(events), headers, stream, partial(_stream_error, request_id=request_id))
+
+
+def _stream_error(error: BkvyError, *, request_id: str) -> bytes:
+    return error_event(error.status, error.code, error.message, request_id)
 
 
 async def count_tokens(exchange: Exchange) -> JsonReply:
@@ -138,11 +162,13 @@ def _parsed(raw: bytes, schema: type[Body]) -> Body:
     return parse_body(raw, schema)  # raises the body's first error, worded as on every other route
 
 
-async def _sse_events(stream: LiveStream, writer: EventWriter, request_id: str) -> AsyncGenerator[bytes, None]:
+async def _sse_events(
+    batches: AsyncIterator[list[StreamDelta]], writer: EventWriter, request_id: str
+) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an ``error`` event, never a fake ``end_turn``."""
     opening = writer.opening_events()  # sent with the first batch: the stream is never left unread
     try:
-        async for batch in stream.batches():
+        async for batch in batches:
             events = opening + b"".join([writer.delta_events(delta) for delta in batch])
             opening = b""
             if events:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bkvy.api.body import parse_body
+from bkvy.api.cache_gate import execute_cached
 from bkvy.api.classification import (
     AUTO,
     classification_headers,
@@ -139,8 +140,8 @@ async def _handle(exchange: Exchange, schema: type[_RoutedRequest]) -> JsonReply
     )
     execution = await police_classified(exchange, execution, body.options.optimize, body.data_class)
     classification, route = execution.classification, execution.route
-    result, report = await services.executor.execute_then_report(execution)
-    headers = _HEDGED if result.hedged else None
+    result, report, cache_headers = await execute_cached(exchange, execution, body.options.cache)
+    headers = _HEDGED | cache_headers if result.hedged else cache_headers or None
     if classification is not None:
         headers = (headers or {}) | classification_headers(classification)
     if execution.policy is not None:

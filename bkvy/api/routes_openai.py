@@ -7,12 +7,14 @@ Errors on these paths use OpenAI's envelope (see ``api.errors``) so the official
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from bkvy.api.body import parse_body
+from bkvy.api.cache_gate import MISS_HEADERS, CachedStream, CacheHit, cached_hit, execute_cached, probe_of, reply_delta
+from bkvy.api.cache_stream import relayed_batches
 from bkvy.api.classification import (
     AUTO,
     classification_headers,
@@ -39,10 +41,10 @@ from bkvy.api.stream_relay import SseReply
 from bkvy.api.tenancy import subject_of
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.execution.executor import ExecutionRequest
-from bkvy.core.execution.streaming import LiveStream
 from bkvy.core.routing.classifier import Classification
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
+from bkvy.core.upstream.adapters.base import StreamDelta
 from bkvy.models.errors import BkvyError, StreamInterrupted
 from bkvy.models.openai_schemas import ChatCompletionIn
 from bkvy.models.types import ChatMessage, GenerationOptions
@@ -98,6 +100,10 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
     classification = execution.classification
     created = int(services.clock.wall())
     if body.stream:
+        probe = probe_of(exchange, execution, body.bkvy.cache)
+        hit = await cached_hit(exchange, probe, execution) if probe is not None else None
+        if hit is not None:
+            return _cached_sse(request_id, created, hit, body.include_usage, policy_headers(execution))
         stream = await services.executor.open_stream(execution)
         writer = ChunkWriter(request_id, created, stream.candidate.model, include_usage=body.include_usage)
         headers = (
@@ -109,11 +115,13 @@ async def chat_completions(exchange: Exchange) -> JsonReply | SseReply:
         )
         if classification is not None:
             headers |= classification_headers(classification)
-        return SseReply(_sse_events(stream, writer), headers, stream, _error_event)
-    result, report = await services.executor.execute_then_report(execution)
+        if probe is not None:
+            headers |= MISS_HEADERS
+        return SseReply(_sse_events(relayed_batches(services, probe, stream), writer), headers, stream, _error_event)
+    result, report, cache_headers = await execute_cached(exchange, execution, body.bkvy.cache)
     candidate = result.candidate
     headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, result.hedged)
-    headers |= policy_headers(execution)
+    headers |= policy_headers(execution) | cache_headers
     if classification is not None:
         headers |= classification_headers(classification)
     return JsonReply(completion_json(request_id, created, result), headers, after_sending=report)
@@ -142,10 +150,10 @@ def chat_route(
     return with_weights(route, body.bkvy.optimize, config.routing.optimize)
 
 
-async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator[bytes, None]:
+async def _sse_events(batches: AsyncIterator[list[StreamDelta]], writer: ChunkWriter) -> AsyncGenerator[bytes, None]:
     """Relay the stream; a break after content ends it with an error event, never a ``stop``."""
     try:
-        async for batch in stream.batches():
+        async for batch in batches:
             events = b"".join([writer.delta_events(delta) for delta in batch])
             if events:
                 yield events
@@ -153,6 +161,17 @@ async def _sse_events(stream: LiveStream, writer: ChunkWriter) -> AsyncGenerator
         yield error_event(error.status, error.code, error.message)
         return
     yield writer.closing_events()
+
+
+def _cached_sse(request_id: str, created: int, hit: CacheHit, include_usage: bool, policy: dict[str, str]) -> SseReply:
+    """A hit told as OpenAI's chunks: the whole reply in one delta, then the finish, usage and ``[DONE]``."""
+    candidate = hit.result.candidate
+    writer = ChunkWriter(request_id, created, candidate.model, include_usage=include_usage)
+    stream = CachedStream(hit.report)
+    headers = decision_headers(request_id, candidate.provider, candidate.model, candidate.reason, False)
+    headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"} | hit.headers | policy
+    events = writer.delta_events(reply_delta(hit.result)) + writer.closing_events()
+    return SseReply(stream.told(events), headers, stream, _error_event)
 
 
 def _error_event(error: BkvyError) -> bytes:

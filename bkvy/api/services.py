@@ -24,6 +24,8 @@ from bkvy.api.sharing import Sharing, start_sharing
 from bkvy.api.stream_relay import StreamRelays
 from bkvy.api.tenancy import start_tenants
 from bkvy.clock import Clock
+from bkvy.core.cache.build import build_cache
+from bkvy.core.cache.service import ResponseCache
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.circuits.probes import HealthProber
@@ -83,6 +85,7 @@ class Services:
     config_hash: str = ""  # ``core.config.fingerprint.config_hash`` of ``config``
     config_loaded_wall: float = 0.0  # when ``config`` was read (unix seconds)
     connections_ended: Mapping[str, int] = field(default_factory=dict)  # ``api.server.ConnectionCounts``, if served
+    cache: ResponseCache | None = None  # the response cache (issue 20 §1): in memory, or CACHE_REDIS_URL
     relays: StreamRelays | None = None  # the streams being relayed: write watchdog, shutdown cut
     shared: SharedState | None = None  # REDIS_URL: state shared with other workers and replicas (docs/SCALING.md)
     slot: ProcessSlot | None = None  # REDIS_URL: this process's own files in LOG_DIR (utils/process_slot.py)
@@ -141,6 +144,7 @@ class Services:
             settings, config, clock, transport, limiter, latency, executor, circuits, None, saver, owns_transport
         )
         services.latency_saver = latency_saver
+        services.cache = build_cache(settings, config.routing, clock)
         services.adaptive, services.bandit_saver = adaptive, bandit_saver
         services.shadow, services.shadow_saver = start_shadow(services, rng)
         services.relays = StreamRelays(
@@ -364,6 +368,8 @@ class Services:
             stops.append(("sharing", self.sharing.stop))
         if self.shared is not None:
             stops.append(("shared_state", self.shared.stop))
+        if self.cache is not None:
+            stops.append(("cache", self.cache.close))
         if self._owns_transport and isinstance(self.transport, AiohttpTransport):
             stops.append(("transport", self.transport.close))
         if self.slot is not None:
@@ -402,6 +408,7 @@ def configured_secrets(settings: Settings, config: GatewayConfig) -> list[str]:
     found += [secret for provider in config.providers.values() for secret in url_secrets(provider.base_url)]
     found += [key for key in (settings.admin_api_key, settings.monitor_api_key) if key]
     found += url_secrets(settings.redis_url) if settings.redis_url else []
+    found += url_secrets(settings.cache_redis_url) if settings.cache_redis_url else []
     return found
 
 

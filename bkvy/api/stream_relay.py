@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import Receive, Send
 
@@ -40,6 +41,14 @@ def shutdown_cut_seconds(grace_seconds: float) -> float:
     return max(grace_seconds - _SHUTDOWN_MARGIN_SECONDS, grace_seconds / 2)
 
 
+class RelayedStream(Protocol):
+    """What a relay ends: a ``LiveStream``, or a cached reply told as a stream (``api.cache_gate``)."""
+
+    def cut_as(self, outcome: AttemptOutcome) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class SseReply:
     """A ``text/event-stream`` reply: ``events`` is relayed as it comes; a client that leaves cancels it.
@@ -47,7 +56,7 @@ class SseReply:
 
     events: AsyncGenerator[bytes, None]
     headers: dict[str, str]
-    stream: LiveStream
+    stream: LiveStream | RelayedStream
     error_event: Callable[[BkvyError], bytes]
 
 
@@ -56,7 +65,7 @@ class _Relay:
 
     __slots__ = ("task", "stream", "writes", "is_writing", "seen_writes", "stalled_ticks", "cut_outcome")
 
-    def __init__(self, task: asyncio.Task[object], stream: LiveStream) -> None:
+    def __init__(self, task: asyncio.Task[object], stream: LiveStream | RelayedStream) -> None:
         self.task = task
         self.stream = stream
         self.writes = 0  # counted as each write starts: the same count on two ticks is one write still waiting

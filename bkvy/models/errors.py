@@ -296,6 +296,16 @@ class InvalidPolicyInput(InvalidRequest):
     status = 400
 
 
+class InvalidCacheInput(InvalidRequest):
+    code = "invalid_cache_input"  # x-bkvy-cache other than on/off, or a bad purge scope (issue 20 §1)
+    status = 400
+
+
+class CacheUnavailable(BkvyError):
+    code = "cache_unavailable"  # the response cache's Redis did not answer a purge (issue 20 §1)
+    status = 503
+
+
 class PolicyNoCandidate(BkvyError):
     code = "policy_no_candidate"  # issue 19: policy leaves no candidate at all; the message names the rule
     status = 403

@@ -145,6 +145,7 @@ class BkvyExtensionsIn(_In):
     hedge: bool = Field(default=True, strict=True)  # false: never race a second attempt (SPEC §6)
     optimize: Optimize | None = None  # issue 18 §2: rank what fits by score; None: routing.json's, else cost
     session_id: str | None = Field(default=None, min_length=1, max_length=256, strict=True)  # replica affinity
+    cache: bool | None = Field(default=None, strict=True)  # issue 20 §1: the response cache; None: the route's
 
 
 class ChatCompletionIn(_In):

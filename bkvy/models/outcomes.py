@@ -88,6 +88,7 @@ class DecisionReason(str, Enum):
     ADAPTIVE_HIGHER_TIER = "adaptive_higher_tier"
     PANIC_MODE = "panic_mode"  # every circuit open: the one that recovers soonest
     NO_CANDIDATE_AVAILABLE = "no_candidate_available"
+    CACHE_HIT = "cache_hit"  # answered from the response cache (issue 20 §1): no candidate was called
 
 
 class HedgeOutcome(str, Enum):

@@ -82,6 +82,9 @@ def dashboard_data(
                 "success_rate",
                 "retry_rate",  # requests with an upstream call beyond the first (a fallback or a switch)
                 "hedge_rate",  # requests a hedge raced
+                "cache_hits",  # answered from the response cache (issue 20 §1)
+                "cache_hit_rate",
+                "cache_saved_usd",  # what the hits' original calls cost
                 "total_cost",
                 "input_tokens",
                 "output_tokens",

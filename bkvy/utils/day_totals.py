@@ -53,6 +53,8 @@ class DayTotals:
     failures: int = 0
     retried: int = 0  # requests with an upstream call beyond the first (not counting hedges)
     hedged: int = 0  # requests a hedge raced
+    cache_hits: int = 0  # requests answered from the response cache (issue 20 §1)
+    cache_saved_usd: float = 0.0  # what those requests' original calls cost
     counts: dict[str, TopCounter] = field(init=False)
     _observed: tuple[tuple[TopCounter, str, bool], ...] = field(init=False, repr=False)
     total_cost: float = 0.0
@@ -83,6 +85,9 @@ class DayTotals:
         self.failures += 0 if rec.success else 1
         self.retried += 1 if rec.fallback_attempts > 0 else 0
         self.hedged += 1 if rec.hedged else 0
+        if rec.cache_hit:
+            self.cache_hits += 1
+            self.cache_saved_usd += rec.cache_saved_usd or 0.0
         for counter, attribute, is_error in self._observed:
             value = getattr(rec, attribute)
             if value and (not is_error or not rec.success):
@@ -110,6 +115,8 @@ class DayTotals:
             "failures",
             "retried",
             "hedged",
+            "cache_hits",
+            "cache_saved_usd",
             "total_cost",
             "input_tokens",
             "output_tokens",
@@ -139,6 +146,9 @@ class DayTotals:
             "retry_rate": self.retried / self.total if self.total else None,
             "hedged": self.hedged,
             "hedge_rate": self.hedged / self.total if self.total else None,
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": self.cache_hits / self.total if self.total else None,
+            "cache_saved_usd": self.cache_saved_usd,
             **{name: counter.top() for name, counter in self.counts.items()},
             "total_cost": self.total_cost,
             "input_tokens": self.input_tokens,
@@ -184,6 +194,8 @@ _SCALARS: dict[str, type] = {
     "failures": int,
     "retried": int,
     "hedged": int,
+    "cache_hits": int,
+    "cache_saved_usd": float,
     "total_cost": float,
     "input_tokens": int,
     "output_tokens": int,
@@ -194,4 +206,5 @@ _SCALARS: dict[str, type] = {
     "total_rate_limit_wait_ms": float,
 }
 _OPTIONAL_SCALARS = frozenset({"min_latency_ms", "max_latency_ms"})
-_ADDED_SCALARS = frozenset({"retried", "hedged"})  # absent from files written before issue 13: read as 0
+# absent from files written before issue 13 (retried, hedged) or issue 20 (cache_*): read as 0
+_ADDED_SCALARS = frozenset({"retried", "hedged", "cache_hits", "cache_saved_usd"})

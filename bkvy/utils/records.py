@@ -53,6 +53,10 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     policy_action: str = ""
     policy_rule: str = ""
     pii_kinds: str = ""
+    # The response cache (issue 20 §1): answered from it (cost 0, no upstream call), and what the original
+    # call cost, the money the hit saved.
+    cache_hit: bool = False
+    cache_saved_usd: float | None = None
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

@@ -103,6 +103,8 @@ def test_columns_are_only_ever_appended() -> None:
         "policy_action",  # issue 19
         "policy_rule",
         "pii_kinds",
+        "cache_hit",  # issue 20, the response cache
+        "cache_saved_usd",
     )
 
 

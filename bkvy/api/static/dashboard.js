@@ -114,6 +114,7 @@
     setText("kpi-success", fmtRate(s.success_rate));
     setText("kpi-retry", fmtRate(s.retry_rate));
     setText("kpi-hedge", fmtRate(s.hedge_rate));
+    setText("kpi-cache", fmtRate(s.cache_hit_rate) + " / $" + fmtNumber(s.cache_saved_usd || 0, 4));
     setText("kpi-cost", "$" + fmtNumber(s.total_cost, 4));
     setText("kpi-latency", [s.p50_ms, s.p95_ms, s.p99_ms].map(function (v) { return fmtNumber(v, 0); }).join(" / ") + " ms");
     setText("kpi-wait", fmtMs(s.average_queue_wait_ms) + " / " + fmtMs(s.average_rate_limit_wait_ms));

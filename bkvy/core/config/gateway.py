@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from bkvy.core.config.cache_config import CacheSettings, cache_route_problem
 from bkvy.core.config.policy_config import PolicyConfig, PolicyConfigError, load_policy, policy_rule_names
 from bkvy.core.config.replicas import (
     REPLICATED_PROVIDER_TYPES,
@@ -255,6 +256,8 @@ class RoutingConfig(_Strict):
     domain_models: dict[str, list[str]] = Field(default_factory=dict)  # domain -> ["provider/model", ...]
     classifier: ClassifierConfig | None = None
     shadow: dict[str, ShadowRoute] = Field(default_factory=dict)  # issue 20 §2: "low"... or "scenario:NAME"
+    cache: CacheSettings = Field(default_factory=CacheSettings)  # issue 20 §1 (config/cache_config.py)
+    cache_routes: dict[str, bool] = Field(default_factory=dict)  # "low" | "scenario:NAME" | "provider/model"
 
 
 class GatewayConfig(_Strict):
@@ -411,11 +414,20 @@ def _check_cross_references(
         if not entries:
             raise ConfigError(f"{routing_file}: scenarios.{scenario}: must list at least one entry")
         _check_scenario_entries(providers, scenario, entries, routing_file)
+    _check_cache_routes(providers, routing, routing_file)
     try:
         check_scoring_config(providers, routing)
         check_shadow_config(providers, routing)
     except ValueError as error:
         raise ConfigError(f"{routing_file}: {error}") from None
+
+
+def _check_cache_routes(providers: dict[str, ProviderConfig], routing: RoutingConfig, routing_file: str) -> None:
+    models = {f"{name}/{model}" for name, provider in providers.items() for model in provider.models}
+    for key in routing.cache_routes:
+        problem = cache_route_problem(key, set(routing.scenarios), models)
+        if problem is not None:
+            raise ConfigError(f"{routing_file}: cache_routes.{key}: {problem}")
 
 
 def _check_scenario_entries(

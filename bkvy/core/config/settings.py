@@ -64,6 +64,7 @@ class Settings(BaseModel):
     redis_timeout_ms: float = Field(default=50.0, gt=0, le=60_000)
     shadow_max_concurrency: int = Field(default=4, ge=1, le=1024)  # shadow calls in flight; more are dropped
     shadow_daily_budget_usd: float = Field(default=1.0, ge=0)  # shadow spend per UTC day; 0: no shadow calls
+    cache_redis_url: str | None = None  # the response cache's own Redis (issue 20 §1); None: in memory
 
     @property
     def monitor_allowlist(self) -> tuple[str, ...]:
@@ -79,7 +80,7 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "cache_redis_url")
     @classmethod
     def _redis_url_scheme(cls, value: str | None) -> str | None:
         if value is None:
@@ -150,6 +151,7 @@ _ENV_NAMES = {
     "REDIS_TIMEOUT_MS": "redis_timeout_ms",
     "SHADOW_MAX_CONCURRENCY": "shadow_max_concurrency",
     "SHADOW_DAILY_BUDGET_USD": "shadow_daily_budget_usd",
+    "CACHE_REDIS_URL": "cache_redis_url",
 }
 _BOOL_FIELDS = {name for name, info in Settings.model_fields.items() if info.annotation is bool}
 

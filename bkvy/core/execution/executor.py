@@ -233,6 +233,17 @@ class Executor:
         result = await self._run_guarded(request, run, self._whole)
         return result, lambda: self._books.report(request, result, None, run)
 
+    def report_cache_hit(
+        self, request: ExecutionRequest, result: ExecutionResult, saved_usd: float
+    ) -> Callable[[], None]:
+        """A reply served from the response cache (issue 20 §1): its report for the observers, as
+        ``execute_then_report``'s, with no attempt, cost 0 and what the original call cost."""
+        now_wall = self.clock.wall()
+        outcome = RequestOutcome(
+            request, result, None, (), result.total_ms, 0.0, now_wall, plan=result.plan, cache_saved_usd=saved_usd
+        )
+        return lambda: self._books.notify(outcome)
+
     async def embed_then_report(self, request: ExecutionRequest) -> tuple[EmbeddingResult, Callable[[], None]]:
         """``execute_then_report`` for an embeddings request (``request.embedding`` set, its route
         ``wants_embeddings``): the same plan, limits, circuits, failover, hedging, deadline and records."""

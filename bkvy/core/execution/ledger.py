@@ -58,6 +58,10 @@ class Bookkeeping:
             run.plan,
             tuple(run.hedges),
         )
+        self.notify(outcome)
+
+    def notify(self, outcome: RequestOutcome) -> None:
+        """Hand an outcome to every observer; one that fails is logged, never raised."""
         for observer in self.observers:
             try:
                 observer(outcome)

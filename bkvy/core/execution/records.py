@@ -61,6 +61,7 @@ class RequestOutcome(NamedTuple):
     rate_limit_wait_ms: float = 0.0  # for the key's rpm/rpd window (or a provider's retry-after) to free
     plan: RoutePlan | None = None  # None when the request failed before it was planned (e.g. unknown name)
     hedges: tuple[HedgeOutcome, ...] = ()  # each chance to hedge, and what became of it
+    cache_saved_usd: float | None = None  # a response-cache hit (issue 20 §1): what the original call cost
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bkvy.clock import Clock
 from bkvy.core.execution.ledger import AttemptLedger
-from bkvy.core.execution.records import PreparedAttempt, Run
+from bkvy.core.execution.records import ExecutionResult, PreparedAttempt, Run
 from bkvy.core.routing.plan import Candidate, RoutePlan
 from bkvy.core.upstream.adapters import StreamDecoder, StreamDelta, ToolCallDelta
 from bkvy.core.upstream.adapters._errors import rate_limit_hint
@@ -184,6 +184,7 @@ class LiveStream:
         self._tally = _Tally()
         self._is_done = False
         self._cut_outcome = AttemptOutcome.CLIENT_DISCONNECTED
+        self.result: ExecutionResult | None = None  # once complete: its usage and cost (the response cache's)
 
     @property
     def candidate(self) -> Candidate:
@@ -274,7 +275,8 @@ class LiveStream:
             rate_limit_hint=self._hint,
         )
         self._is_done = True
-        self._ledger.report(self._ledger.succeeded(completion), None)
+        self.result = self._ledger.succeeded(completion)
+        self._ledger.report(self.result, None)
 
     def _finish_cut(self) -> None:
         if self._is_done:
