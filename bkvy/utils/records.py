@@ -53,6 +53,9 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     policy_action: str = ""
     policy_rule: str = ""
     pii_kinds: str = ""
+    # Each attempt of ``alternatives_tried``, in its order, ended how ("rate_limited;server"): what replay fits
+    # error episodes from (issue 20 §3).
+    alternatives_outcomes: str = ""
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

@@ -103,6 +103,7 @@ def test_columns_are_only_ever_appended() -> None:
         "policy_action",  # issue 19
         "policy_rule",
         "pii_kinds",
+        "alternatives_outcomes",  # issue 20 §3, replay's error episodes
     )
 
 
