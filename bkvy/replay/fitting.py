@@ -1,8 +1,10 @@
 """What replay's simulated fleet learns from the log: each model's latency and its error episodes.
 
 Latency: the empirical quantile function of each model's answer time (``total_time_ms`` less the gateway's own
-queue and rate-limit waits), from requests it answered at the first attempt without a hedge, so the time is
-that one call's. A model the log never saw answers like all the models pooled.
+queue and rate-limit waits), from requests it answered at the first attempt, so the time is that one call's. A
+hedged request stays in: its time is the race's, a lower bound of the slow call's; leaving it out cut the
+fitted tail (hedges fire on the slowest calls) and replayed p99 came out 10-48 % low. A model the log never
+saw answers like all the models pooled.
 
 Episodes: the log's failed attempts (``alternatives_tried`` with ``alternatives_outcomes``; an older log
 without that column counts them as ``server``) grouped per model and error class into time windows: failures
@@ -88,10 +90,10 @@ def fit_fleet(records: Iterable[TransactionRecord], *, gap_seconds: float = 30.0
 
 
 def fit_latency(records: Iterable[TransactionRecord]) -> dict[str, LatencyFit]:
-    """Per "provider/model": the answer times of its clean answers (first attempt, no hedge)."""
+    """Per "provider/model": the answer times of its first-attempt answers."""
     samples: dict[str, list[float]] = defaultdict(list)
     for record in records:
-        if not record.success or record.fallback_attempts or record.hedged or record.total_time_ms is None:
+        if not record.success or record.fallback_attempts or record.total_time_ms is None:
             continue
         waits = (record.queue_wait_ms or 0.0) + (record.rate_limit_wait_ms or 0.0)
         samples[f"{record.provider_used}/{record.model_used}"].append(max(0.0, record.total_time_ms - waits))

@@ -3,9 +3,11 @@ virtual time: a ``FakeClock`` that jumps, whenever every task is parked, to the 
 recorded request. Each request starts at its recorded time; its outcome becomes a record by the gateway's own
 ``record_of``, so what is compared is what the log would have held.
 
-What a record cannot say is not replayed: the request's content (policy's findings, ``auto``'s classifier:
-the recorded level and domain are used), streaming (whole replies), client keys' rpm and budgets, and the
-adaptive bandit (an adaptive route ranks as a plain one).
+Policy is applied again with the new config's rules, to the kinds of sensitive data the record names
+(``pii_kinds``): a rule on them, residency without a source region, and the models' privacy and regions. What a
+record cannot say is not replayed: the request's content (``auto``'s classifier: the recorded level and domain
+are used), its data class, source region and tenant (their rules), streaming (whole replies), client keys' rpm
+and budgets, and the adaptive bandit (an adaptive route ranks as a plain one).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from bkvy.core.circuits.guard import CircuitGuard
 from bkvy.core.config.gateway import GatewayConfig
 from bkvy.core.config.settings import Settings
 from bkvy.core.execution.executor import ExecutionRequest, Executor
+from bkvy.core.policy.detector import RequestScan
+from bkvy.core.policy.rules import PolicyInputs
 from bkvy.core.routing.latency import LatencyTracker
 from bkvy.core.routing.plan import RouteRequest
 from bkvy.core.routing.scoring import with_weights
 from bkvy.models.errors import BkvyError
+from bkvy.models.policy import PiiKind
 from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel, RoutingMethod
 from bkvy.replay.fitting import FleetFit
 from bkvy.replay.transport import CURRENT_DEMAND, Demand, FittedFleetTransport
@@ -37,6 +42,7 @@ _IDLE_PROBES = 100_000  # yields to wait for the ready queue to drain: a bound, 
 _PLACEHOLDER = (ChatMessage("user", "(replayed request: the log holds no content)"),)
 _METHODS = {method.value: method for method in RoutingMethod}
 _LEVELS = {level.value: level for level in IntelligenceLevel}
+_KINDS = {kind.value: kind for kind in PiiKind}
 
 
 class ReplayStalled(RuntimeError):
@@ -51,7 +57,7 @@ async def replay_records(
         return [], 0
     clock = FakeClock(start=1000.0, wall_start=parse_timestamp(records[0].timestamp) or 0.0)
     rng = random.Random(seed)
-    transport = FittedFleetTransport(config, fit, clock, rng)
+    transport = FittedFleetTransport(config, fit, clock, seed=seed)
     executor = _executor(config, settings, clock, transport, rng)
     replayed: list[TransactionRecord] = []
     executor.add_observer(lambda outcome: replayed.append(record_of(outcome)))
@@ -104,8 +110,8 @@ def _typical_demand(records: Sequence[TransactionRecord]) -> Demand:
 
 def demand_of(record: TransactionRecord, typical: Demand) -> Demand:
     if record.input_tokens is None or record.output_tokens is None:
-        return typical
-    return Demand(record.input_tokens, record.output_tokens, record.finish_reason == "length")
+        return typical._replace(request_id=record.request_id)
+    return Demand(record.input_tokens, record.output_tokens, record.finish_reason == "length", record.request_id)
 
 
 def route_of(record: TransactionRecord, config: GatewayConfig, demand: Demand) -> RouteRequest:
@@ -130,12 +136,16 @@ def _issuer(
     async def issue() -> None:
         demand = demand_of(record, typical)
         CURRENT_DEMAND.set(demand)  # this task's context, copied into its hedges' tasks
-        request = ExecutionRequest(
-            request_id=record.request_id,
-            client_id=record.client_id,
-            route=route_of(record, config, demand),
-            messages=_PLACEHOLDER,
-            options=GenerationOptions(),
+        request = _policed(
+            executor,
+            record,
+            ExecutionRequest(
+                request_id=record.request_id,
+                client_id=record.client_id,
+                route=route_of(record, config, demand),
+                messages=_PLACEHOLDER,
+                options=GenerationOptions(),
+            ),
         )
         try:
             await executor.execute(request)
@@ -143,6 +153,21 @@ def _issuer(
             pass  # reported to the observers (a record) before it was raised
 
     return issue
+
+
+def _policed(executor: Executor, record: TransactionRecord, request: ExecutionRequest) -> ExecutionRequest:
+    """The request as the config's policy lets it leave, decided on the recorded kinds (api/policy_gate.py does
+    this live on the text; a kind counts once, as the record holds no counts)."""
+    if executor.policy.is_idle_for(None):
+        return request
+    kinds = frozenset(_KINDS[name] for name in record.pii_kinds.split(";") if name in _KINDS)
+    route = request.route
+    decision = executor.policy.decide(
+        PolicyInputs(RequestScan(kinds, len(kinds)), level=route.level, scenario=route.scenario)
+    )
+    if decision.allowed is not None:
+        route = route._replace(allowed=decision.allowed)
+    return request._replace(route=route, policy=decision)
 
 
 async def _drive(clock: FakeClock, schedule: Sequence[tuple[float, Callable[[], Coroutine[Any, Any, None]]]]) -> None:

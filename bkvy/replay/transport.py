@@ -4,6 +4,10 @@ the recorded token counts, the fitted latency and the fitted error episodes, on 
 No socket is opened. Which provider a request is for comes from its URL (the config's base URLs and replica
 endpoints) and its model from the body (Gemini: the path). The tokens of the request being replayed travel in a
 context variable, set by the runner in the request's task and inherited by its hedges' tasks.
+
+The dice (a latency draw, whether an episode fails the call) are seeded by the seed, the request and the model:
+the same request on the same model meets the same dice whatever else a config changes, so two configs replayed
+with one seed differ by what the configs do, not by luck.
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ _FAILURE_KINDS = {"rate_limited": "rate_limited", "server": "server", "auth": "a
 
 
 class Demand(NamedTuple):
-    """What the replayed request used, as recorded: its tokens and how it finished."""
+    """What the replayed request used, as recorded: its tokens and how it finished, and its id (its dice)."""
 
     input_tokens: int
     output_tokens: int
     is_truncated: bool = False
+    request_id: str = ""
 
 
 CURRENT_DEMAND: ContextVar[Demand | None] = ContextVar("replay_demand", default=None)
@@ -55,10 +60,10 @@ class _Target(NamedTuple):
 class FittedFleetTransport:
     """``Transport`` for replay: answers from the fit, never from the network."""
 
-    def __init__(self, config: GatewayConfig, fit: FleetFit, clock: FakeClock, rng: random.Random) -> None:
+    def __init__(self, config: GatewayConfig, fit: FleetFit, clock: FakeClock, *, seed: int = 0) -> None:
         self._fit = fit
         self._clock = clock
-        self._rng = rng
+        self._seed = seed
         self._bases = sorted(_provider_bases(config), key=lambda pair: -len(pair[0]))
         self._models = {name: set(provider.models) for name, provider in config.providers.items()}
         self._wires = {name: _wire_for(provider.type.value) for name, provider in config.providers.items()}
@@ -67,22 +72,21 @@ class FittedFleetTransport:
     async def send(self, request: UpstreamRequest) -> UpstreamReply:
         target = self._target(request)
         self.calls += 1
-        name = f"{target.provider}/{target.model}"
+        name, demand, dice = self._dice(target)
         episode = self._fit.episode_at(name, self._clock.wall())
-        if episode is not None and self._rng.random() < episode.failure_rate:
+        if episode is not None and dice.random() < episode.failure_rate:
             return await self._fail(target, episode.error_class)
-        await self._clock.sleep(self._fit.latency_for(name).sample_seconds(self._rng))
-        reply = _sim_reply(target.model, CURRENT_DEMAND.get() or _NO_DEMAND)
-        return UpstreamReply(
-            200, {"content-type": "application/json"}, json.dumps(target.wire.reply_body(reply)).encode()
-        )
+        await self._clock.sleep(self._fit.latency_for(name).sample_seconds(dice))
+        body = json.dumps(target.wire.reply_body(_sim_reply(target.model, demand)))
+        return UpstreamReply(200, {"content-type": "application/json"}, body.encode())
 
     @asynccontextmanager
     async def stream(self, request: UpstreamRequest) -> AsyncIterator[StreamHead]:
         """A whole reply's frames in one piece (replay issues whole requests; this keeps the seam complete)."""
         target = self._target(request)
-        reply = _sim_reply(target.model, CURRENT_DEMAND.get() or _NO_DEMAND)
-        await self._clock.sleep(self._fit.latency_for(f"{target.provider}/{target.model}").sample_seconds(self._rng))
+        name, demand, dice = self._dice(target)
+        reply = _sim_reply(target.model, demand)
+        await self._clock.sleep(self._fit.latency_for(name).sample_seconds(dice))
         call = ChatCall(target.model, None, True, None, 0, False, include_usage=True)
         frames = [*target.wire.stream_head(reply, call), target.wire.stream_chunk(reply, call, reply.text)]
         frames += target.wire.stream_tail(reply, call)
@@ -91,6 +95,12 @@ class FittedFleetTransport:
             yield b"".join(frames)
 
         yield StreamHead(200, {"content-type": target.wire.stream_content_type}, chunks())
+
+    def _dice(self, target: _Target) -> tuple[str, Demand, random.Random]:
+        """The model's name, the request's demand, and the dice of this request on this model."""
+        name = f"{target.provider}/{target.model}"
+        demand = CURRENT_DEMAND.get() or _NO_DEMAND
+        return name, demand, random.Random(f"{self._seed}/{demand.request_id}/{name}")
 
     async def _fail(self, target: _Target, error_class: str) -> UpstreamReply:
         if error_class == "timeout":

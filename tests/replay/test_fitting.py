@@ -33,14 +33,14 @@ def test_percentile_interpolates_between_closest_ranks() -> None:
     assert percentile([], 50) == 0.0
 
 
-def test_latency_fit_is_the_empirical_quantile_function_of_clean_answers() -> None:
+def test_latency_fit_is_the_empirical_quantile_function_of_first_attempt_answers() -> None:
     records = [answered(i, ms=float(ms)) for i, ms in enumerate(range(10, 110, 10))]
     records.append(answered(20, ms=9999.0, fallback_attempts=1))  # a retry's time is two calls': left out
-    records.append(answered(21, ms=9999.0, hedged=True))  # a hedged one's is a race's: left out
+    records.append(answered(21, ms=100.0, hedged=True))  # a race's time: a lower bound of the slow call's, kept
     records.append(answered(22, ms=500.0, queue_wait_ms=300.0, rate_limit_wait_ms=100.0))  # the call: 100 ms
     fit = fit_latency(records)["openai/gpt-4o"]
-    assert fit.sorted_ms == (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 100.0)
-    assert fit.quantile(0.5) == 60.0
+    assert fit.sorted_ms == (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 100.0, 100.0)
+    assert fit.quantile(0.5) == 65.0
     assert fit.quantile(1.0) == 100.0
 
 

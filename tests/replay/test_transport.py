@@ -4,7 +4,6 @@ the injected clock; an episode's failures as the real adapters classify them."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
 
@@ -41,7 +40,7 @@ async def _send(transport: FittedFleetTransport, clock: FakeClock, request: Upst
 
 async def test_a_reply_carries_the_recorded_tokens_after_the_fitted_latency() -> None:
     clock = FakeClock(wall_start=_WALL)
-    transport = FittedFleetTransport(_config(), _fleet(), clock, random.Random(0))
+    transport = FittedFleetTransport(_config(), _fleet(), clock)
     CURRENT_DEMAND.set(Demand(1234, 56))
     request = UpstreamRequest("POST", "http://127.0.0.1:9/openai/v1/chat/completions", {}, {"model": "gpt-4o"})
     started = clock.now()
@@ -53,7 +52,7 @@ async def test_a_reply_carries_the_recorded_tokens_after_the_fitted_latency() ->
 
 async def test_gemini_is_found_by_its_path_and_answers_in_its_format() -> None:
     clock = FakeClock(wall_start=_WALL)
-    transport = FittedFleetTransport(_config(), _fleet(), clock, random.Random(0))
+    transport = FittedFleetTransport(_config(), _fleet(), clock)
     CURRENT_DEMAND.set(Demand(10, 20))
     url = "http://127.0.0.1:9/gemini/v1beta/models/gemini-2.5-pro:generateContent"
     reply = await _send(transport, clock, UpstreamRequest("POST", url, {}, {"contents": []}))
@@ -69,7 +68,7 @@ async def test_a_call_inside_an_episode_fails_as_the_adapter_classifies_it(
 ) -> None:
     clock = FakeClock(wall_start=_WALL)
     episode = Episode("anthropic/claude-3-5-haiku-latest", error_class, _WALL - 5, _WALL + 5, 3, 1.0)
-    transport = FittedFleetTransport(_config(), _fleet(episode), clock, random.Random(0))
+    transport = FittedFleetTransport(_config(), _fleet(episode), clock)
     body = {"model": "claude-3-5-haiku-latest"}
     reply = await _send(transport, clock, UpstreamRequest("POST", "http://127.0.0.1:9/anthropic/v1/messages", {}, body))
     with pytest.raises(UpstreamError) as failure:
@@ -84,7 +83,7 @@ async def test_a_call_inside_an_episode_fails_as_the_adapter_classifies_it(
 async def test_a_connection_episode_raises_and_an_unknown_url_is_a_connection_error() -> None:
     clock = FakeClock(wall_start=_WALL)
     episode = Episode("openai/gpt-4o", "connection", _WALL - 5, _WALL + 5, 1, 1.0)
-    transport = FittedFleetTransport(_config(), _fleet(episode), clock, random.Random(0))
+    transport = FittedFleetTransport(_config(), _fleet(episode), clock)
     with pytest.raises(UpstreamError) as failure:
         await transport.send(
             UpstreamRequest("POST", "http://127.0.0.1:9/openai/v1/chat/completions", {}, {"model": "gpt-4o"})
