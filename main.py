@@ -4,6 +4,7 @@ python main.py                 serve config/providers.json + config/routing.json
 python main.py --demo          serve a simulated fleet on loopback (no keys, no network)
 python main.py --check-config  validate the config, print a summary, exit 0 (valid) or 1
 python main.py explain --level auto "prompt"   the plan a request would get, nothing sent (docs/ROUTING.md)
+python main.py replay LOG.csv ... --config DIR  the log replayed against a config (docs/EVALUATION.md)
 
 Signals: SIGHUP reloads the config (as ``POST /admin/reload``; an invalid one is logged and the running one
 stays); SIGINT and SIGTERM stop gracefully: requests in flight finish and every record is flushed.
@@ -355,7 +356,11 @@ def _explain(args: argparse.Namespace, settings: Settings, config_source: Config
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    explain_args = None
+    explain_args = replay_args = None
+    if argv[:1] == ["replay"]:  # its own arguments (bkvy/replay/cli.py); exits 2 on bad ones
+        from bkvy.replay.cli import parse_replay_args
+
+        replay_args, argv = parse_replay_args(argv[1:]), []
     if argv[:1] == ["explain"]:  # its own arguments (bkvy/api/explain_cli.py); exits 2 on bad ones
         from bkvy.api.explain_cli import parse_explain_args
 
@@ -378,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         config_source = _file_config_source(settings, startup_environ)
         if explain_args is not None:
             return _explain(explain_args, settings, config_source)
+        if replay_args is not None:
+            from bkvy.replay.cli import run_replay
+
+            return run_replay(replay_args, settings)
         if args.check_config:
             config = config_source()
             print(f"config OK ({settings.config_dir})\n{config_summary(config)}")

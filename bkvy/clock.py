@@ -135,6 +135,11 @@ class FakeClock:
     def sleeper_count(self) -> int:
         return sum(1 for _, f in self._sleepers if not f.done())
 
+    def next_deadline(self) -> float | None:
+        """The earliest ``now()`` a sleeper, timeout or timer waits for; None when none waits. What a driver of
+        virtual time (``bkvy.replay``) advances to when every task is parked."""
+        return min((deadline for deadline, future in self._sleepers if not future.done()), default=None)
+
     def advance(self, seconds: float) -> None:
         self._now += seconds
         still_waiting = []

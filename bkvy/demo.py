@@ -209,6 +209,15 @@ def demo_routing() -> dict[str, Any]:
     }
 
 
+def demo_providers_offline() -> dict[str, Any]:
+    """The demo's providers.json without its fleet running: a placeholder loopback URL per provider (for tools
+    that send nothing over the network: ``replay --write-demo-config``)."""
+    fleet = SimFleet(seed=7)
+    for wire_format, server in fleet.servers.items():
+        server.base_url = f"http://127.0.0.1:9/{wire_format}"
+    return _placed(demo_providers(fleet))
+
+
 def demo_config(fleet: SimFleet) -> GatewayConfig:
     config = build_config(
         _placed(demo_providers(fleet)),

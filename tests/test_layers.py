@@ -4,6 +4,7 @@ imports must point down the layers:
     main.py  →  api  →  core  →  utils  →  models  →  clock        (a layer may import any layer to its right)
     tools, on the side:  sim  → models, clock
                          demo → core.config, sim, models, clock    (only main.py and tools import tools)
+                         replay → api, core, utils, demo, sim, models, clock   (issue 20 §3: the log replayed)
 
 FastAPI and Starlette are imported only in api/ (and main.py). Inside core, the rooms (config, routing,
 execution, circuits, limits, upstream, shared) import each other without a cycle.
@@ -35,9 +36,19 @@ _MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "api": ("bkvy.api", "bkvy.core", "bkvy.utils", "bkvy.models", "bkvy.clock"),
     "sim": ("bkvy.sim", "bkvy.models", "bkvy.clock"),
     "demo": ("bkvy.demo", "bkvy.core.config", "bkvy.sim", "bkvy.models", "bkvy.clock"),
+    "replay": (
+        "bkvy.replay",
+        "bkvy.api",
+        "bkvy.core",
+        "bkvy.utils",
+        "bkvy.demo",
+        "bkvy.sim",
+        "bkvy.models",
+        "bkvy.clock",
+    ),
     "main": ("bkvy",),
 }
-_LAYER_ORDER = ("main", "api", "core", "utils", "models", "clock", "demo", "sim", "root")
+_LAYER_ORDER = ("main", "api", "core", "utils", "models", "clock", "replay", "demo", "sim", "root")
 _WEB_FRAMEWORKS = frozenset({"fastapi", "starlette"})
 _MAY_IMPORT_WEB_FRAMEWORKS = frozenset({"api", "main"})
 
@@ -66,7 +77,7 @@ def layer_of(module: str) -> str:
     if module == "bkvy":
         return "root"
     top = module.split(".")[1]
-    if top in ("clock", "models", "utils", "core", "api", "sim", "demo"):
+    if top in ("clock", "models", "utils", "core", "api", "sim", "demo", "replay"):
         return top
     raise KeyError(f"{module}: not in the drawing; give it a layer in tests/test_layers.py")
 

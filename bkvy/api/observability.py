@@ -145,9 +145,8 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
     result, error = outcome.result, outcome.error
     sent = [a for a in outcome.attempts if a.outcome.was_sent]
     retries = sum(1 for a in sent if not a.is_hedge) - 1  # a hedge is no retry: it has its own column
-    alternatives = ";".join(
-        f"{a.provider}/{a.model}/{a.key_id}" for a in sent if a.outcome is not AttemptOutcome.SUCCESS
-    )
+    failed = [a for a in sent if a.outcome is not AttemptOutcome.SUCCESS]
+    alternatives = ";".join(f"{a.provider}/{a.model}/{a.key_id}" for a in failed)
     provider = model = key_id = finish_reason = error_type = error_message = ""
     input_tokens = output_tokens = cost = None
     if result is not None:
@@ -198,6 +197,7 @@ def record_of(outcome: RequestOutcome) -> TransactionRecord:
         *policy_cells(outcome.request.policy),
         outcome.cache_saved_usd is not None,
         outcome.cache_saved_usd,
+        ";".join(a.outcome.value for a in failed),
     )
 
 

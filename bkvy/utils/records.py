@@ -57,6 +57,9 @@ class TransactionRecord(NamedTuple):  # a tuple: built once per request, cheap t
     # call cost, the money the hit saved.
     cache_hit: bool = False
     cache_saved_usd: float | None = None
+    # Each attempt of ``alternatives_tried``, in its order, ended how ("rate_limited;server"): what replay fits
+    # error episodes from (issue 20 §3).
+    alternatives_outcomes: str = ""
 
 
 COLUMNS: tuple[str, ...] = TransactionRecord._fields

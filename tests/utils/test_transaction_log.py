@@ -105,6 +105,7 @@ def test_columns_are_only_ever_appended() -> None:
         "pii_kinds",
         "cache_hit",  # issue 20, the response cache
         "cache_saved_usd",
+        "alternatives_outcomes",  # issue 20 §3, replay's error episodes
     )
 
 
