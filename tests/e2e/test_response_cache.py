@@ -220,7 +220,7 @@ async def test_hit_is_recorded_with_cost_zero_and_money_saved(fleet: SimFleet) -
         assert abs(summary["cache_saved_usd"] - miss.json()["cost_estimate_usd"]) < 1e-9
     with open(Path(log_dir) / "transactions.csv", newline="", encoding="utf-8") as handle:
         header, first, hit_row = list(csv.reader(handle))
-    assert header[-2:] == ["cache_hit", "cache_saved_usd"]
+    assert "cache_hit" in header and "cache_saved_usd" in header  # appended (their order: test_transaction_log)
     hit = dict(zip(header, hit_row, strict=True))
     assert dict(zip(header, first, strict=True))["cache_hit"] == "false"
     assert hit["cache_hit"] == "true" and hit["decision_reason"] == "cache_hit"

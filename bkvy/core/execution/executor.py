@@ -214,10 +214,12 @@ class Executor:
         plan = rank_candidates(route, self._route_table, self._states.kept, self._states.refresh())
         return self._in_replica_order(plan, route, messages)
 
-    def _in_replica_order(self, plan: RoutePlan, route: RouteRequest, messages: Sequence[ChatMessage]) -> RoutePlan:
+    def _in_replica_order(
+        self, plan: RoutePlan, route: RouteRequest, messages: Sequence[ChatMessage], *, peek: bool = False
+    ) -> RoutePlan:
         if self.replicas is None:
             return plan
-        return self.replicas.order(plan, lambda: route.affinity_key or prefix_key(messages))
+        return self.replicas.order(plan, lambda: route.affinity_key or prefix_key(messages), peek=peek)
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Route and run one request. Raises a BkvyError (429/502/503/504...) when it cannot be served."""
@@ -448,7 +450,7 @@ class Executor:
             snapshot,
             now=self.clock.now(),
             accepts_input=accepts_input,
-            reorder=lambda plan: self._in_replica_order(plan, route, request.messages),
+            reorder=lambda plan: self._in_replica_order(plan, route, request.messages, peek=True),
             policy_words="policy" if request.policy is None else f"policy {narrowed_words(request.policy)}",
         )
 

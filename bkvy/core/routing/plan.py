@@ -234,7 +234,8 @@ _SPEED_FIELDS = _fields_of("is_flapping", "estimate_seconds", "used_in_minute", 
 _CHEAPEST = (DecisionReason.CHEAPEST_WITHIN_ESTIMATE, DecisionReason.CHEAPEST_WITHIN_ESTIMATE_HIGHER_TIER)
 _FASTEST = (DecisionReason.FASTEST_AVAILABLE, DecisionReason.FASTEST_AVAILABLE_HIGHER_TIER)
 _ADAPTIVE = (DecisionReason.ADAPTIVE, DecisionReason.ADAPTIVE_HIGHER_TIER)
-_FLAPPING = Candidate._fields.index("is_flapping")  # a row's first two fields are its (provider, model)
+_FLAPPING = Candidate._fields.index("is_flapping")
+_REASON_INDEX = Candidate._fields.index("reason")  # a row's first two fields are its (provider, model)
 
 
 def _by_speed(row: _Row) -> tuple[bool, float, int, float]:
@@ -302,13 +303,13 @@ def _ranked_group(
     (``optimize``, domain models: score_rank.py) reorders those that fit."""
     method = request.method
     if request.samples is not None and not request.fast_mode and method is not RoutingMethod.DIRECT:
-        return _sampled_group(request, group, known, fill, skipped, is_fallback=is_fallback)
+        return _sampled_group(request, group, known, fill, skipped, is_fallback=is_fallback, scorer=scorer)
     if method is RoutingMethod.SCENARIO:
         fits, _, has_flapping = _usable(request, group, known, fill, skipped, DecisionReason.SCENARIO_PRIORITY)
         fits.sort(key=_BY_PRIORITY[has_flapping])
         if scorer is not None:
-            fits = scorer.order_scenario(fits, group)
-        return fits, DecisionReason.SCENARIO_PRIORITY
+            fits = scorer.tenant_first(scorer.order_scenario(fits, group))
+        return fits, fits[0][_REASON_INDEX] if fits else DecisionReason.SCENARIO_PRIORITY
     if method is RoutingMethod.DIRECT:
         fits, _, has_flapping = _usable(request, group, known, fill, skipped, DecisionReason.DIRECT)
         fits.sort(key=_BY_WAIT[has_flapping])
@@ -344,6 +345,7 @@ def _sampled_group(
     skipped: list[Skipped],
     *,
     is_fallback: bool,
+    scorer: Scorer | None = None,
 ) -> tuple[list[_Row], DecisionReason]:
     """Adaptive (``request.samples``): the fits by the bandit's draw for their (provider, model), highest first,
     flapping last; those outside the max wait after them, soonest first, as with cost ranking."""
@@ -352,8 +354,10 @@ def _sampled_group(
     fits, late, _ = _usable(request, group, known, fill, skipped, reason, deadline=deadline)
     samples = request.samples or {}
     fits.sort(key=lambda row: (row[_FLAPPING], -samples.get(row[:2], 0.0), _BY_WAIT[False](row)))
+    if scorer is not None:
+        fits = scorer.tenant_first(fits)  # a tenant's preferred models first, whatever the draws
     after = _late_rows(late, has_fits=bool(fits), fastest=_FASTEST[is_fallback])
-    return fits + after, reason if fits else _FASTEST[is_fallback]
+    return fits + after, fits[0][_REASON_INDEX] if fits else _FASTEST[is_fallback]
 
 
 def _usable(

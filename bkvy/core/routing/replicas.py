@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bkvy.core.config.replicas import split_replica_key_id
 from bkvy.core.routing.affinity import HashRing, bounded_order, rotation_order
-from bkvy.core.routing.plan import RoutePlan
+from bkvy.core.routing.plan import Candidate, RoutePlan
 from bkvy.models.types import ChatMessage
 
 if TYPE_CHECKING:
@@ -57,6 +57,10 @@ class _Replicated:
     turn: int = 0  # round robin: who goes first next
 
 
+_REASON = Candidate._fields.index("reason")  # a plan row's fields, by name
+_FLAPPING = Candidate._fields.index("is_flapping")
+
+
 class ReplicaRouter:
     """Orders the replicas of a plan's replicated models, and counts each replica's attempts in flight."""
 
@@ -91,28 +95,37 @@ class ReplicaRouter:
         """Attempts in flight on each replica of a replicated model."""
         return tuple(self._models[(provider, model)].loads)
 
-    def order(self, plan: RoutePlan, key_of: Callable[[], str | None]) -> RoutePlan:
-        """``plan`` with each replicated model's candidates in its replica order, in the places they held;
-        ``key_of`` gives the affinity key (called only when the plan has a replicated model)."""
-        places: dict[tuple[str, str], list[int]] = {}
+    def order(self, plan: RoutePlan, key_of: Callable[[], str | None], *, peek: bool = False) -> RoutePlan:
+        """``plan`` with each replicated model's candidates in its replica order, within the places they held with
+        the same standing: only rows of one model with the same decision reason and flapping state trade places,
+        so a replica past the max wait, or flapping, never jumps ahead of one the plan put first. ``key_of`` gives
+        the affinity key (called only when the plan has a replicated model). ``peek`` (explain): the order the
+        next request would get, leaving a round robin's turn where it is."""
+        places: dict[tuple[str, str, object, bool], list[int]] = {}
         for position, row in enumerate(plan.rows):
             if (row[0], row[1]) in self._models:
-                places.setdefault((row[0], row[1]), []).append(position)
+                places.setdefault((row[0], row[1], row[_REASON], row[_FLAPPING]), []).append(position)
         if not places:
             return plan
         key = key_of()
+        orders: dict[tuple[str, str], dict[int, int]] = {}
         rows = list(plan.rows)
-        for pair, positions in places.items():
-            rank = {replica: r for r, replica in enumerate(self._replica_order(self._models[pair], key))}
+        for (provider, model, _, _), positions in places.items():
+            rank = orders.get((provider, model))
+            if rank is None:
+                replica_order = self._replica_order(self._models[(provider, model)], key, peek=peek)
+                rank = orders[(provider, model)] = {replica: r for r, replica in enumerate(replica_order)}
             moved = sorted(positions, key=lambda p: (rank[_replica_of(rows[p][2])], p))
             for place, source in zip(positions, moved, strict=True):
                 rows[place] = plan.rows[source]
         return plan.with_rows(tuple(rows))
 
-    def _replica_order(self, model: _Replicated, key: str | None) -> tuple[int, ...]:
+    def _replica_order(self, model: _Replicated, key: str | None, *, peek: bool = False) -> tuple[int, ...]:
         saturated = {i for i, url in enumerate(model.urls) if url in self._health.saturated_urls}
         if model.is_affinity and key is not None:
             return bounded_order(model.ring.walk(key), model.loads, model.epsilon, saturated)
+        if peek:
+            return rotation_order(len(model.urls), model.turn, saturated)
         model.turn += 1  # no key (an embeddings request), or round robin
         return rotation_order(len(model.urls), model.turn - 1, saturated)
 

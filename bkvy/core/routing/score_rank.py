@@ -178,8 +178,15 @@ class Scorer:
             inputs.append(_new_tuple(ScoreInputs, fields))
         return inputs
 
-    def _domain_first(self, fits: list[_Row]) -> list[_Row]:
-        position = {pair: n for n, pair in enumerate(self._preferred)}
+    def tenant_first(self, fits: list[_Row]) -> list[_Row]:
+        """A scenario's or an adaptive route's fits with the tenant's preferred models first (issue 19): a
+        tenant's preference holds whatever the ranking; a domain's applies to intelligence routing only."""
+        if not self._request.preferred or not fits:
+            return fits
+        return self._domain_first(fits, self._request.preferred)
+
+    def _domain_first(self, fits: list[_Row], preferred: tuple[tuple[str, str], ...] | None = None) -> list[_Row]:
+        position = {pair: n for n, pair in enumerate(self._preferred if preferred is None else preferred)}
         chosen = [row for row in fits if _MODEL_OF(row) in position]
         if not chosen:
             return fits

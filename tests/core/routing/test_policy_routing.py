@@ -43,3 +43,26 @@ def test_tenant_preferred_models_come_first_among_the_fits() -> None:
     assert plan.decision_reason is DecisionReason.TENANT_PREFERRED
     late = plan_route(_low(max_wait=2.5)._replace(preferred=(("acme", "smart"),)), TABLE, {})
     assert late.candidates[0].model == "cheap"  # smart's 4 s estimate does not fit: preference reorders the fits
+
+
+def test_tenant_preferred_models_come_first_on_adaptive_routes_and_scenarios() -> None:
+    from bkvy.core.config.gateway import build_config
+    from bkvy.core.routing.plan import RouteRequest
+    from bkvy.core.routing.route_table import RouteTable
+    from bkvy.models.types import IntelligenceLevel, RoutingMethod
+
+    model = {"intelligence_tier": "low", "cost_per_1k_tokens": 1.0}
+    providers = {"oai": {"type": "openai", "keys": {"k": {"api_key": "x"}}, "models": {"a": model, "b": model}}}
+    chain = [{"provider": "oai", "model": "a", "priority": 1}, {"provider": "oai", "model": "b", "priority": 2}]
+    table = RouteTable.compile(build_config(providers, {"scenarios": {"s": chain}}, {}))
+    prefer_b = (("oai", "b"),)
+    adaptive = RouteRequest(
+        RoutingMethod.INTELLIGENCE, level=IntelligenceLevel.LOW, preferred=prefer_b,
+        samples={("oai", "a"): 0.9, ("oai", "b"): 0.1},
+    )  # fmt: skip
+    scenario = RouteRequest(RoutingMethod.SCENARIO, scenario="s", preferred=prefer_b)
+    for request in (adaptive, scenario):
+        plan = plan_route(request, table, {})
+        assert [c.model for c in plan.candidates] == ["b", "a"]
+        assert plan.decision_reason is DecisionReason.TENANT_PREFERRED
+    assert [c.model for c in plan_route(adaptive._replace(preferred=()), table, {}).candidates] == ["a", "b"]

@@ -120,3 +120,32 @@ def test_prefix_key_is_the_conversations_opening() -> None:
     )
     assert prefix_key([]) is None
     assert "ACME" not in (prefix_key(first) or "")  # a hash, never the text
+
+
+def test_the_replica_order_never_moves_a_late_or_flapping_replica_ahead() -> None:
+    # The affinity replica is past the max wait (then flapping): it keeps its place behind those that fit, and only
+    # replicas of the same standing trade places.
+    from bkvy.core.routing.plan import CandidateKey, CandidateState, plan_route
+
+    router, table = _router()
+    first = router._models[("vllm", "llama")].ring.walk("sess")[0]
+    states = {CandidateKey("vllm", "llama", f"default@{i}"): CandidateState(1.0) for i in range(4)}
+    for slow in (CandidateState(100.0), CandidateState(1.0, is_flapping=True)):
+        states[CandidateKey("vllm", "llama", f"default@{first}")] = slow
+        plan = plan_route(LOW._replace(max_wait_seconds=5.0), table, states)
+        ordered = router.order(plan, lambda: "sess")
+        assert ordered.candidates[-1].key_id == f"default@{first}" == plan.candidates[-1].key_id
+        assert [c.reason for c in ordered.candidates] == [c.reason for c in plan.candidates]
+        assert [c.model for c in ordered.candidates] == [c.model for c in plan.candidates]
+
+
+def test_peeking_leaves_a_round_robins_turn_where_it_is() -> None:
+    from bkvy.core.routing.plan import plan_route
+
+    router, table = _router()
+    model = router._models[("vllm", "llama")]
+    model.is_affinity = False  # round robin
+    plan = plan_route(LOW, table, {})
+    peeked = [router.order(plan, lambda: None, peek=True).candidates[0].key_id for _ in range(3)]
+    served = router.order(plan, lambda: None).candidates[0].key_id
+    assert len(set(peeked)) == 1 and peeked[0] == served
