@@ -20,6 +20,9 @@ WEIGHT_NAMES = ("cost", "latency", "quality", "load", "health")
 _OPTIMIZE_HELP = f"optimize must be one of {list(OPTIMIZE_NAMES)} or an object of weights {list(WEIGHT_NAMES)}"
 
 
+_MAX_WEIGHT = 1e6  # weights are normalised to sum 1: a larger one adds nothing (and their sum could overflow)
+
+
 def _number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{what} must be a number")
@@ -39,8 +42,8 @@ def check_optimize(value: object) -> str | dict[str, float]:
     if unknown:
         raise ValueError(f"unknown weight {sorted(map(str, unknown))[0]!r}; weights are {list(WEIGHT_NAMES)}")
     weights = {name: _number(weight, f"weight {name!r}") for name, weight in value.items()}
-    if any(weight < 0 for weight in weights.values()):
-        raise ValueError("weights must not be negative")
+    if any(weight < 0 or weight > _MAX_WEIGHT for weight in weights.values()):
+        raise ValueError(f"weights must be between 0 and {_MAX_WEIGHT:g} (only their ratios count)")
     if sum(weights.values()) <= 0:
         raise ValueError("at least one weight must be above 0")
     return weights

@@ -79,6 +79,9 @@ class ThinkingConfig(_Strict):
     effort: str | None = None  # the level for a high request
 
 
+_REPLICA_KNOBS = ("balancing", "affinity_epsilon", "replica_metrics")
+
+
 class ModelConfig(_Strict):
     endpoint: str | None = None
     cost_per_1k_tokens: float | None = Field(default=None, ge=0)
@@ -123,6 +126,16 @@ class ModelConfig(_Strict):
     @classmethod
     def _endpoints_are_distinct_urls(cls, endpoints: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if endpoints is None else distinct_urls(endpoints)
+
+    @model_validator(mode="after")
+    def _replica_knobs_need_replicas(self) -> ModelConfig:
+        if self.endpoints is None:
+            knobs = [
+                name for name in ("balancing", "affinity_epsilon", "replica_metrics") if name in self.model_fields_set
+            ]
+            if knobs:
+                raise ValueError(f'{knobs[0]} spreads requests over replicas: list them in "endpoints", or drop it')
+        return self
 
     @model_validator(mode="after")
     def _has_a_price(self) -> ModelConfig:

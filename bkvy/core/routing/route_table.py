@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from bkvy.core.config.replicas import split_replica_key_id
 from bkvy.core.routing.plan import CandidateKey, CandidateState, LiveCandidate, RouteRequest, live_candidate
 from bkvy.core.routing.score_rank import ScoringTable
 from bkvy.models.errors import (
@@ -163,7 +164,8 @@ class RouteTable:
             self._check_kind(request, pair in self.embedding_models, f"{request.provider}/{request.model}")
         if request.key_id is None:
             return entries
-        chosen = tuple(e for e in entries if e.key.key_id == request.key_id)
+        # A replicated model's candidates are its key's replicas (``<key>@<n>``): the configured key id names them all.
+        chosen = tuple(e for e in entries if split_replica_key_id(e.key.key_id)[0] == request.key_id)
         if not chosen:
             raise UnknownKey(f"provider {request.provider!r} has no key id {request.key_id!r}")
         return chosen

@@ -96,3 +96,24 @@ def test_a_replicas_circuits_are_renewed_and_kept_with_its_key() -> None:
     fingerprints = key_fingerprints(_config(provider_extra={"keys": {"k1": {"api_key": "a"}}}))
     assert set(fingerprints) == {("vllm", "k1"), ("vllm", "k1@0"), ("vllm", "k1@1"), ("vllm", "k1@2")}
     assert len(set(fingerprints.values())) == 1  # the key's value, once per replica
+
+
+@pytest.mark.parametrize("knob", [{"balancing": "round_robin"}, {"affinity_epsilon": 0.5}, {"replica_metrics": {}}])
+def test_replica_knobs_without_replicas_are_refused(knob: dict) -> None:
+    model = {"intelligence_tier": "low", "cost_per_1k_tokens": 0.0, **knob}
+    with pytest.raises(ConfigError, match=r"vllm.models.llama: .* list them in \"endpoints\", or drop it"):
+        build_config(
+            {"vllm": {"type": "openai_compatible", "base_url": "http://h:1", "models": {"llama": model}}}, {}, {}
+        )
+
+
+def test_the_configured_key_id_pins_every_replica_of_its_key() -> None:
+    from bkvy.core.routing.plan import RouteRequest
+    from bkvy.models.errors import UnknownKey
+    from bkvy.models.types import RoutingMethod
+
+    table = RouteTable.compile(_config())
+    pinned = RouteRequest(RoutingMethod.DIRECT, provider="vllm", model="llama", key_id="default")
+    assert [e.key.key_id for e in table.groups_for(pinned)[0]] == ["default@0", "default@1", "default@2"]
+    with pytest.raises(UnknownKey):
+        table.groups_for(pinned._replace(key_id="other"))

@@ -26,7 +26,7 @@ def test_explicit_weights_are_normalised() -> None:
     [
         ("cheapest", "optimize must be one of"),
         ({"speed": 1}, "unknown weight"),
-        ({"cost": -1}, "negative"),
+        ({"cost": -1}, "between 0 and"),
         ({"cost": 0}, "above 0"),
     ],
 )
