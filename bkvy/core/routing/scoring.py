@@ -87,6 +87,10 @@ class ScoreInputs(NamedTuple):
     is_default_quality: bool = False  # the model declares no quality: its tier's default
 
 
+COST_FLOOR_USD = 1e-6  # a request's cost below this counts as this (a free model included)
+LATENCY_FLOOR_SECONDS = 0.001  # an estimate below 1 ms counts as 1 ms
+
+
 class ScoreBreakdown(NamedTuple):
     """A candidate's score (0–1, higher first) and its normalised components (each 0–1, 1 = best)."""
 
@@ -105,7 +109,9 @@ class ScoreBreakdown(NamedTuple):
 def score_candidates(weights: Weights, inputs: Sequence[ScoreInputs]) -> list[ScoreBreakdown]:
     """Each candidate's score, in the order given. A component is relative to the best candidate of
     ``inputs``: best / value for cost, latency and (1 + load); value / best for quality and health; so the
-    best gets 1, all-equal values all get 1, and a single candidate gets 1 everywhere."""
+    best gets 1, all-equal values all get 1, and a single candidate gets 1 everywhere. Cost and latency are
+    floored (``COST_FLOOR_USD``, ``LATENCY_FLOOR_SECONDS``) before the ratio, so a free or instant candidate
+    does not leave every other one 0: below the floor counts as the floor."""
     if not inputs:
         return []
     costs, latencies, qualities, loads, healths, _ = zip(*inputs, strict=True)
@@ -114,8 +120,8 @@ def score_candidates(weights: Weights, inputs: Sequence[ScoreInputs]) -> list[Sc
     w_cost, w_latency, w_quality, w_load, w_health = weights
     breakdowns = []
     for cost_usd, latency_seconds, quality_raw, load_raw, health_raw, is_default_quality in inputs:
-        cost = _lower_is_better(cheapest, cost_usd)
-        latency = _lower_is_better(soonest, latency_seconds)
+        cost = _lower_is_better(cheapest, cost_usd, COST_FLOOR_USD)
+        latency = _lower_is_better(soonest, latency_seconds, LATENCY_FLOOR_SECONDS)
         load = least_load / (1.0 + load_raw)
         quality = _higher_is_better(best_quality, quality_raw)
         health = _higher_is_better(best_health, health_raw)
@@ -125,8 +131,9 @@ def score_candidates(weights: Weights, inputs: Sequence[ScoreInputs]) -> list[Sc
     return breakdowns
 
 
-def _lower_is_better(best: float, value: float) -> float:
-    # A free candidate (cost 0) makes every paid one 0 on cost: nothing is cheaper than free.
+def _lower_is_better(best: float, value: float, floor: float) -> float:
+    # Floored, so a free (or instant) best does not make every other candidate 0: best / value would be 0 / x.
+    best, value = max(best, floor), max(value, floor)
     return 1.0 if value <= best else best / value
 
 

@@ -87,9 +87,25 @@ def test_no_candidates_no_scores() -> None:
     assert score_candidates(OPTIMIZE_PRESETS["quality"], []) == []
 
 
-def test_a_free_candidate_leaves_paid_ones_nothing_on_cost() -> None:
-    free, paid = score_candidates(ONLY["cost"], [CHEAP._replace(cost_usd=0.0), CHEAP])
-    assert (free.cost, paid.cost) == (1.0, 0.0)
+def test_a_free_candidate_does_not_zero_paid_ones_on_cost() -> None:
+    # cost is floored at 1e-6 USD: a free model is the best, a paid one scores floor / its cost, not 0
+    free, tiny, paid = score_candidates(
+        ONLY["cost"], [CHEAP._replace(cost_usd=0.0), CHEAP._replace(cost_usd=2e-6), CHEAP._replace(cost_usd=1e-5)]
+    )
+    assert (free.cost, tiny.cost, paid.cost) == pytest.approx((1.0, 0.5, 0.1))
+    assert 0.0 < paid.score <= tiny.score <= free.score <= 1.0
+
+
+def test_an_instant_candidate_does_not_zero_the_others_on_latency() -> None:
+    instant, quick = score_candidates(
+        ONLY["latency"], [FAST._replace(latency_seconds=0.0), FAST._replace(latency_seconds=0.004)]
+    )
+    assert (instant.latency, quick.latency) == pytest.approx((1.0, 0.25))
+
+
+def test_values_below_the_floor_tie() -> None:
+    free, dust = score_candidates(ONLY["cost"], [CHEAP._replace(cost_usd=0.0), CHEAP._replace(cost_usd=1e-7)])
+    assert free.cost == dust.cost == 1.0
 
 
 def test_ties_score_equal() -> None:
