@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bkvy.api.adaptive_state import BANDIT_STATE_FILE
+from bkvy.api.explain_cli import DRAW_SEED
 from bkvy.clock import MonotonicClock
 from bkvy.core.circuits.breaker import CircuitBreakerRegistry, CircuitSettings, RetryBudget
 from bkvy.core.circuits.guard import CircuitGuard
+from bkvy.core.config.strategies import route_key
+from bkvy.core.routing.bandit import STATE_VERSION
 from bkvy.models.types import ErrorClass
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +110,30 @@ def test_a_config_error_exits_1_naming_it(tmp_path: Path):
     result = _explain("--level", "low", "hi", log_dir=tmp_path, BKVY_CONFIG_DIR=str(tmp_path))
     assert result.returncode == 1
     assert "configuration error" in result.stderr and "providers.json" in result.stderr
+
+
+def _bandit_file(path: Path, route: str, favourite: tuple[str, str], others: list[tuple[str, str]]) -> None:
+    rows = [[*favourite, 1000.0, 0.0]] + [[provider, model, 0.0, 1000.0] for provider, model in others]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": STATE_VERSION, "routes": {route: rows}}))
+
+
+def test_an_adaptive_route_is_explained_by_the_persisted_bandit_seeded(tmp_path: Path):
+    # the demo's adaptive_support scenario: the CLI draws as the gateway would, from LOG_DIR/bandit_states.json
+    route = route_key(None, "adaptive_support")
+    assert route is not None
+    favourite = ("anthropic", "claude-3-5-haiku-latest")
+    others = [("openai", "gpt-4o-mini"), ("vllm", "qwen2.5-7b-instruct")]
+    _bandit_file(tmp_path / "demo" / BANDIT_STATE_FILE, route, favourite, others)
+    result = _explain("--demo", "--scenario", "adaptive_support", "--json", "hi", log_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert reply["decision_reason"] == "adaptive"
+    assert (reply["chosen"]["provider"], reply["chosen"]["model"]) == favourite
+    again = _explain("--demo", "--scenario", "adaptive_support", "--json", "hi", log_dir=tmp_path)
+    assert json.loads(again.stdout) == reply  # seeded draws: the same state explains the same plan
+    table = _explain("--demo", "--scenario", "adaptive_support", "hi", log_dir=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "decision: adaptive" in table.stdout
+    assert f"seeded ({DRAW_SEED})" in table.stdout
+    assert table.stdout.splitlines()[-1] == "chosen: anthropic/claude-3-5-haiku-latest (key anthropic_key_1)"

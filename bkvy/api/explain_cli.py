@@ -2,7 +2,9 @@
 
 The plan ``POST /llm/explain`` would answer, computed offline from the config the gateway would load
 (``BKVY_CONFIG_DIR``, or the demo's with ``--demo``) and the state it would start with: the circuits and learned
-latency persisted in LOG_DIR (``LOG_DIR/demo`` with ``--demo``), fresh rate-limit windows. Nothing is sent.
+latency persisted in LOG_DIR (``LOG_DIR/demo`` with ``--demo``), the bandit's posteriors of adaptive routes
+(LOG_DIR/bandit_states.json, drawn with a fixed seed so the same state explains the same plan), fresh rate-limit
+windows. Nothing is sent.
 Exit 0 with the chosen model printed; 2 for bad arguments or a bad request file; 1 for a config error (main).
 """
 
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
+from bkvy.api.adaptive_state import BANDIT_STATE_FILE, adaptive_routing
 from bkvy.api.explain import explanation_json, llm_explain_request
 from bkvy.api.services import _circuits, _configured_limiter, _latency
 from bkvy.clock import MonotonicClock
@@ -25,6 +29,7 @@ from bkvy.models.errors import BkvyError
 
 _CLIENT_ID = "explain-cli"
 _LEVELS = ("low", "medium", "high", "auto")
+DRAW_SEED = 0  # an adaptive route's draws: reproducible, run after run, for the same persisted posteriors
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +79,7 @@ def run_explain(args: argparse.Namespace, settings: Settings, config: GatewayCon
     state_settings = settings.model_copy(update={"redis_url": None})  # the embedded files, as a lone gateway
     _, guard, _ = _circuits(state_settings, clock, None)
     latency, _ = _latency(state_settings, clock)
+    adaptive, _ = adaptive_routing(state_settings, config, clock, random.Random(DRAW_SEED))  # no update: no save
     executor = Executor(  # never started: its transport opens no connection, and nothing is sent
         config=config,
         clock=clock,
@@ -81,6 +87,7 @@ def run_explain(args: argparse.Namespace, settings: Settings, config: GatewayCon
         limiter=_configured_limiter(config, clock),
         latency=latency,
         breaker=guard,
+        adaptive=adaptive,
     )
     try:
         request, classification = llm_explain_request(request_body(args), "explain-cli", config)
@@ -107,6 +114,11 @@ def render_table(reply: dict[str, Any]) -> str:
     if "classification" in reply:
         lines.append(f"classification: {json.dumps(reply['classification'])}")
     lines.append(f"decision: {reply['decision_reason']}")
+    if str(reply["decision_reason"]).startswith("adaptive"):
+        lines.append(
+            f"adaptive: one draw per arm from the posteriors in {BANDIT_STATE_FILE}, seeded ({DRAW_SEED}): "
+            "the same state gives the same plan here; the gateway's draws vary request to request"
+        )
     chosen = reply["chosen"]
     lines.append(
         "chosen: none (no candidate would be tried)"
