@@ -2,7 +2,8 @@
 
 Each process draws from its own copy (``BanditBook``): the request path never waits on Redis. Each update is
 applied locally at once and queued; every ``sync_interval_seconds`` a background task sends the queue and reads
-every adaptive route back, in one Lua call (one round trip)::
+every adaptive route back, in one Lua call (one round trip; a backlog in calls of at most ``MAX_BATCH``
+updates, the routes read back with the last)::
 
     <prefix>bandit:<route>   hash: JSON [provider, model] -> "successes failures"; expires after a week unused
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import deque
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _TTL_SECONDS = 7 * 24 * 3600
 MAX_QUEUED = 10_000  # updates kept while Redis is down; the oldest go first
+MAX_BATCH = 500  # updates per Lua call: each is an HGETALL + HSET per arm, and the script blocks Redis
 _SYNC = """
 local discount, count, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, count do
@@ -84,24 +87,42 @@ class SharedBandit:
             await self.sync()
 
     async def sync(self) -> bool:
-        """Send the queued updates, read every adaptive route back: one round trip. False when Redis is down
-        (the updates stay queued, the local copy learns alone)."""
+        """Send the queued updates, read every adaptive route back. False when Redis is down (the updates stay
+        queued, the local copy learns alone). At most ``MAX_BATCH`` updates per round trip (one Lua script
+        blocks Redis while it runs): a backlog goes in several, the routes are read back with the last; updates
+        queued meanwhile wait for the next sync."""
         routes = list(self._adaptive.arms)
-        sent = list(self._queued)
-        if not routes and not sent:
+        if not routes and not self._queued:
             return True
-        try:
-            replies = await self._shared.call(lambda client: self._exchange(client, sent, routes))
-        except SharedStateDown:
-            return False
-        for _ in range(min(len(sent), len(self._queued))):
-            self._queued.popleft()  # what was sent; updates queued during the call stay
+        remaining = len(self._queued)
+        while True:
+            # taken out of the queue before the await: updates appended meanwhile (which may push the oldest
+            # out of a full queue) never shift what this call sent
+            batch = [self._queued.popleft() for _ in range(min(remaining, MAX_BATCH, len(self._queued)))]
+            remaining -= len(batch)
+            last = remaining <= 0 or not self._queued
+            read = routes if last else []
+            try:
+                replies = await self._shared.call(functools.partial(self._exchange, sent=batch, routes=read))
+            except SharedStateDown:
+                self._put_back(batch)
+                return False
+            except BaseException:  # cancelled (shutdown): the batch is not known to be sent; keep it
+                self._put_back(batch)
+                raise
+            if last:
+                break
         book = self._adaptive.book
         for route, reply in zip(routes, replies, strict=False):
             book.replace_route(route, _parse_arms(reply))
         for route, pair, reward in self._queued:  # not in Redis yet: on top of the fleet's state
             book.update(route, pair, reward)
         return True
+
+    def _put_back(self, batch: list[tuple[str, Pair, float]]) -> None:
+        """``batch`` in front of what was queued since, in order; past the bound the oldest go."""
+        if batch:
+            self._queued = deque([*batch, *self._queued], maxlen=self._queued.maxlen)
 
     async def _exchange(self, client: Redis, sent: list[tuple[str, Pair, float]], routes: list[str]) -> list[object]:
         keys = [self._key(route) for route, _, _ in sent] + [self._key(route) for route in routes]
