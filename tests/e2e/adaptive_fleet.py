@@ -28,7 +28,9 @@ __all__ = ["FALLBACK_ARM", "FALLBACK_KEY_ID", "PRIMARY_ARM", "PRIMARY_KEY_ID", "
 def adaptive_config(fleet: SimFleet, **knobs: float) -> GatewayConfig:
     """fault_driver's two-provider scenario 'chat' (primary, then fallback), its strategy adaptive."""
     base = two_provider_config(fleet)
-    providers = {name: provider.model_dump(mode="json") for name, provider in base.providers.items()}
+    providers = {
+        name: provider.model_dump(mode="json", exclude_unset=True) for name, provider in base.providers.items()
+    }
     for provider in providers.values():
         provider["keys"] = {key_id: {"api_key": key["api_key"]} for key_id, key in provider["keys"].items()}
     routing: dict[str, Any] = base.routing.model_dump(mode="json", exclude={"strategies", "adaptive"})
