@@ -4,6 +4,7 @@ tenant (its keys get 403 ``tenant_disabled``) and keeps its record; ``PATCH {"di
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Path, Request
@@ -89,11 +90,28 @@ async def update_tenant(request: Request, tenant_id: TenantId) -> JSONResponse:
     """Change the fields sent (``null`` puts an optional one back to its default); the rest stay."""
     store = _tenants(request)
     store.api_tenant(tenant_id)  # 404 / 409 before the body is read
-    body = parse_body(await _body(request), TenantConfig)
-    fields = body.model_dump(mode="json", include=body.model_fields_set)
+    raw, resets = _without_nulls(await _body(request))
+    body = parse_body(raw, TenantConfig)
+    fields = body.model_dump(mode="json", include=body.model_fields_set) | dict.fromkeys(resets)
     config = store.changed(tenant_id, fields, _known_models(request))
     _check_rules(request, config)
     return JSONResponse(await _save(request, tenant_id, config))
+
+
+def _without_nulls(raw: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The body without its ``null`` TenantConfig fields, and their names: null resets a field to its default, so
+    it is not validated against the field's type (``"blocked_models": null`` was a 422 though documented)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw, ()  # parse_body names what is wrong
+    if not isinstance(document, dict):
+        return raw, ()
+    resets = tuple(key for key, value in document.items() if value is None and key in TenantConfig.model_fields)
+    if not resets:
+        return raw, ()
+    kept = {key: value for key, value in document.items() if key not in resets}
+    return json.dumps(kept).encode(), resets
 
 
 async def disable_tenant(request: Request, tenant_id: TenantId) -> JSONResponse:
