@@ -55,12 +55,16 @@ async def _body(request: Request) -> bytes:
     )
 
 
-async def _save(request: Request, tenant_id: str, config: TenantConfig) -> dict[str, Any]:
+async def _save(request: Request, tenant_id: str, config: TenantConfig, *, new: bool = False) -> dict[str, Any]:
+    """``new``: a create, refused 409 ``tenant_exists`` when another request (or replica) took the id first."""
     services, store = services_of(request), _tenants(request)
     if services.shared_tenants is not None:  # REDIS_URL: stored in Redis, announced to every replica
-        await services.shared_tenants.save(tenant_id, config)
+        if new:
+            await services.shared_tenants.create(tenant_id, config)
+        else:
+            await services.shared_tenants.save(tenant_id, config)
     else:
-        await store.save(tenant_id, config)
+        await store.save(tenant_id, config, new=new)
     return store.described(store.api_tenant(tenant_id))
 
 
@@ -70,7 +74,7 @@ async def create_tenant(request: Request) -> JSONResponse:
     store.check_new(body.id)
     config = validated_tenant(body.model_dump(exclude={"id"}, exclude_defaults=True), _known_models(request))
     _check_rules(request, config)
-    return JSONResponse(await _save(request, body.id, config), status_code=201)
+    return JSONResponse(await _save(request, body.id, config, new=True), status_code=201)
 
 
 async def list_tenants(request: Request) -> JSONResponse:
