@@ -4,6 +4,7 @@ tenant (its keys get 403 ``tenant_disabled``) and keeps its record; ``PATCH {"di
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Path, Request
@@ -54,12 +55,16 @@ async def _body(request: Request) -> bytes:
     )
 
 
-async def _save(request: Request, tenant_id: str, config: TenantConfig) -> dict[str, Any]:
+async def _save(request: Request, tenant_id: str, config: TenantConfig, *, new: bool = False) -> dict[str, Any]:
+    """``new``: a create, refused 409 ``tenant_exists`` when another request (or replica) took the id first."""
     services, store = services_of(request), _tenants(request)
     if services.shared_tenants is not None:  # REDIS_URL: stored in Redis, announced to every replica
-        await services.shared_tenants.save(tenant_id, config)
+        if new:
+            await services.shared_tenants.create(tenant_id, config)
+        else:
+            await services.shared_tenants.save(tenant_id, config)
     else:
-        await store.save(tenant_id, config)
+        await store.save(tenant_id, config, new=new)
     return store.described(store.api_tenant(tenant_id))
 
 
@@ -69,7 +74,7 @@ async def create_tenant(request: Request) -> JSONResponse:
     store.check_new(body.id)
     config = validated_tenant(body.model_dump(exclude={"id"}, exclude_defaults=True), _known_models(request))
     _check_rules(request, config)
-    return JSONResponse(await _save(request, body.id, config), status_code=201)
+    return JSONResponse(await _save(request, body.id, config, new=True), status_code=201)
 
 
 async def list_tenants(request: Request) -> JSONResponse:
@@ -89,11 +94,28 @@ async def update_tenant(request: Request, tenant_id: TenantId) -> JSONResponse:
     """Change the fields sent (``null`` puts an optional one back to its default); the rest stay."""
     store = _tenants(request)
     store.api_tenant(tenant_id)  # 404 / 409 before the body is read
-    body = parse_body(await _body(request), TenantConfig)
-    fields = body.model_dump(mode="json", include=body.model_fields_set)
+    raw, resets = _without_nulls(await _body(request))
+    body = parse_body(raw, TenantConfig)
+    fields = body.model_dump(mode="json", include=body.model_fields_set) | dict.fromkeys(resets)
     config = store.changed(tenant_id, fields, _known_models(request))
     _check_rules(request, config)
     return JSONResponse(await _save(request, tenant_id, config))
+
+
+def _without_nulls(raw: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The body without its ``null`` TenantConfig fields, and their names: null resets a field to its default, so
+    it is not validated against the field's type (``"blocked_models": null`` was a 422 though documented)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw, ()  # parse_body names what is wrong
+    if not isinstance(document, dict):
+        return raw, ()
+    resets = tuple(key for key, value in document.items() if value is None and key in TenantConfig.model_fields)
+    if not resets:
+        return raw, ()
+    kept = {key: value for key, value in document.items() if key not in resets}
+    return json.dumps(kept).encode(), resets
 
 
 async def disable_tenant(request: Request, tenant_id: TenantId) -> JSONResponse:

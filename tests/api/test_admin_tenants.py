@@ -283,3 +283,26 @@ async def test_an_api_tenant_names_only_rules_of_policy_json(fleet: SimFleet) ->
         changed = await client.patch("/admin/tenants/acme", json={"policy": ["nope"]}, headers=ADMIN)
         assert changed.status_code == 400
         assert (await client.get("/admin/tenants/acme", headers=ADMIN)).json()["policy"] == rules[:1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "default"),
+    [
+        ("blocked_models", ["openai/gpt-4o-mini"], []),
+        ("preferred_models", ["openai/gpt-4o-mini"], []),
+        ("policy", [], []),
+        ("disabled", True, False),
+        ("allowed_models", ["openai/gpt-4o-mini"], None),
+        ("rpm", 5, None),
+    ],
+)
+async def test_patch_null_puts_each_field_back_to_its_default(
+    fleet: SimFleet, field: str, value: object, default: object
+) -> None:
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=_settings()) as client:
+        await _tenant(client, "acme", name="Acme", **{field: value})
+        reset = await client.patch("/admin/tenants/acme", json={field: None}, headers=ADMIN)
+        assert reset.status_code == 200, reset.text
+        assert reset.json()[field] == default and reset.json()["name"] == "Acme"
+        unknown = await client.patch("/admin/tenants/acme", json={"nope": None}, headers=ADMIN)
+        assert unknown.status_code == 422

@@ -72,3 +72,13 @@ def test_a_tenant_brings_its_preferred_models_and_lists() -> None:
     request = police(_exchange(None, {}), _request(PolicySubject("k", tenant=tenant)))
     assert request.route.allowed == {("ollama", "llama")}
     assert request.route.preferred == (("ollama", "llama"),)
+
+
+def test_a_redact_rule_on_a_data_class_scans_and_redacts() -> None:
+    policy = {"rules": [{"name": "conf-redact", "match": {"data_class": "confidential"}, "action": "redact"}]}
+    headers = {"x-bkvy-data-class": "confidential"}
+    policed = police(_exchange(policy, headers), _request(text="mail jane@example.org"))
+    assert policed.messages[0].content == "mail [REDACTED:email]"
+    assert policy_headers(policed) == {"x-bkvy-policy": "redacted:email"}
+    clean = police(_exchange(policy, headers), _request(text="hello"))
+    assert clean.messages[0].content == "hello" and policy_headers(clean) == {}

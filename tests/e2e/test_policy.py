@@ -221,6 +221,61 @@ async def test_a_detected_value_appears_in_no_log_record_stat_or_metric(
     assert json.dumps(rows)  # rows parsed whole
 
 
+# Secret canaries (issue 19 review): their distinctive middles must appear in no byte bkvy keeps.
+SK_CANARY = "sk-proj-Canary7Xq2Lm9Pz4Rt6Vw8Yb3Nd5Hf1Jk0"
+PEM_CANARY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAACanaryBodyQ8Zx3Lp7Vt2Wm9\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
+SECRET_MARKS = ("Canary7Xq2Lm9Pz4Rt6Vw8Yb3Nd5Hf1Jk0", "CanaryBodyQ8Zx3Lp7Vt2Wm9")
+
+
+async def test_a_detected_secret_appears_in_no_log_record_stat_or_metric(
+    fleet: SimFleet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_prompt = [{"role": "user", "content": f"deploy with {SK_CANARY} and\n{PEM_CANARY}\nthanks"}]
+    arguments = json.dumps({"api_key": SK_CANARY, "ssh_key": PEM_CANARY, "note": f"key {SK_CANARY}"})
+    with_tool_call = [
+        {"role": "user", "content": "set up the server"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "deploy", "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+    ]
+    settings = load_settings({}, log_dir=tmp_path, transaction_logging=True, summary_stats=True, dashboard_enabled=True)
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as client:
+        for body in (
+            {"client_id": "c", "intelligence_level": "low", "messages": secret_prompt},
+            {"client_id": "c", "scenario": "research", "messages": secret_prompt},
+            {"client_id": "c", "scenario": "customer_support", "messages": secret_prompt},
+        ):
+            path = "/llm/intelligence" if "intelligence_level" in body else "/llm/scenario"
+            assert (await client.post(path, json=body)).status_code < 500
+        chat = await client.post("/v1/chat/completions", json={"model": "ollama/llama3.2", "messages": with_tool_call})
+        assert chat.status_code < 500, chat.text
+        pages = [
+            await client.get(path)
+            for path in ("/metrics", "/statistics/summary", "/statistics/aggregate", "/dashboard/data")
+        ]
+    assert [page.status_code for page in pages] == [200] * 4
+    rows = _csv_rows(tmp_path)
+    assert [(r["policy_action"], r["policy_rule"], r["pii_kinds"]) for r in rows] == [
+        ("block", "block-secrets", "secret"),
+        ("block", "no-pii-in-research", "secret"),
+        ("block", "block-secrets", "secret"),
+        ("block", "block-secrets", "secret"),  # found in the tool-call arguments only
+    ]
+    kept = [page.text for page in pages] + [caplog.text, chat.text]
+    kept += [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file()]
+    for text in kept:
+        for mark in SECRET_MARKS:
+            assert mark not in text
+
+
 async def test_explain_marks_what_policy_leaves_out(fleet: SimFleet) -> None:
     async with gateway(demo_config(fleet), clock=FakeClock()) as client:
         body = {"client_id": "c", "intelligence_level": "low", "messages": PROMPT}

@@ -85,3 +85,23 @@ async def test_a_tenant_budget_spent_on_a_stops_its_keys_on_b(
             for key in (first, second):
                 over = await replica.post("/v1/chat/completions", json=CHAT, headers=key)
                 assert over.status_code == 402 and over.json()["error"]["code"] == "budget_exceeded"
+
+
+async def test_two_creates_of_one_id_one_wins_and_the_other_gets_409(
+    fleet: SimFleet,
+    fake_clock: FakeClock,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    async with _two(fleet, fake_clock, redis_server.url) as (a, b):
+        body = {"id": "acme", "rpm": 3}
+        replies = await asyncio.gather(*(c.post("/admin/tenants", json=body, headers=ADMIN) for c in (a, b)))
+        assert sorted(r.status_code for r in replies) == [201, 409]
+        loser = next(r for r in replies if r.status_code == 409)
+        assert loser.json()["error"]["code"] == "tenant_exists"
+        # Stored by another replica, not yet heard of here: Redis still refuses the id.
+        shared = services_of(a).shared
+        assert shared is not None
+        await shared.client.hset(f"{shared.prefix}tn:all", "globex", '{"rpm":1}')
+        taken = await a.post("/admin/tenants", json={"id": "globex", "rpm": 5}, headers=ADMIN)
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "tenant_exists"
+        assert await shared.client.hget(f"{shared.prefix}tn:all", "globex") in ('{"rpm":1}', b'{"rpm":1}')

@@ -105,8 +105,11 @@ class TenantStore:
             raise UnknownTenant(f"no tenant {tenant_id!r}")
         return tenant
 
-    async def save(self, tenant_id: str, config: TenantConfig) -> Tenant:
-        """Create or replace an API tenant and write the file."""
+    async def save(self, tenant_id: str, config: TenantConfig, *, new: bool = False) -> Tenant:
+        """Create or replace an API tenant and write the file. ``new``: raises TenantExists (409) when the id is
+        taken by then (checked and adopted with no await between, so of two creates one wins)."""
+        if new:
+            self.check_new(tenant_id)
         tenant = self.adopt(tenant_id, config)
         async with self._write_lock:
             snapshot = {

@@ -166,10 +166,16 @@ def _redacted_arguments(arguments: str, tally: _Tally) -> str:
 
 
 def _redacted_values(value: Any, field_name: str | None, tally: _Tally) -> Any:
+    """Strings, numbers (``{"card": 4111111111111111}``; a number found becomes the ``"[REDACTED:card]"``
+    string) and keys (``{"ana@example.org": …}``) are scanned; booleans and null are not."""
     if isinstance(value, str):
         return tally.redact(value, field_name=field_name)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+        redacted = tally.redact(text, field_name=field_name)
+        return value if redacted == text else redacted
     if isinstance(value, list):
         return [_redacted_values(item, field_name, tally) for item in value]
     if isinstance(value, dict):
-        return {key: _redacted_values(item, str(key), tally) for key, item in value.items()}
+        return {tally.redact(str(key)): _redacted_values(item, str(key), tally) for key, item in value.items()}
     return value

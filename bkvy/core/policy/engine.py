@@ -23,7 +23,8 @@ def is_private_model(provider_type: ProviderType, private: bool | None) -> bool:
 class PolicyEngine:
     policy: PolicyConfig | None
     models: tuple[ModelPlace, ...]
-    needs_scan: bool = False  # some rule looks at what the detector finds (else a request is never scanned)
+    # some rule looks at what the detector finds or redacts it (else a request is never scanned)
+    needs_scan: bool = False
 
     @classmethod
     def compile(cls, config: GatewayConfig) -> PolicyEngine:
@@ -33,7 +34,8 @@ class PolicyEngine:
             for model_name, model in provider.models.items()
         )
         rules = config.policy.rules if config.policy is not None else ()
-        return cls(config.policy, places, any(rule.match.data_class is None for rule in rules))
+        needs_scan = any(rule.match.data_class is None or rule.action is PolicyAction.REDACT for rule in rules)
+        return cls(config.policy, places, needs_scan)
 
     def is_idle_for(self, subject: PolicySubject | None) -> bool:
         """Nothing to decide: no rules, no residency and no subject (the path of a gateway without policy)."""

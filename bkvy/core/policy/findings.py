@@ -3,6 +3,7 @@ different kinds are settled."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,9 +35,13 @@ def settle_overlaps(candidates: Iterable[Finding]) -> list[Finding]:
     ranked = sorted(candidates, key=lambda f: (_PRIORITY[f.kind], f.start - f.end, f.start))
     if len(ranked) < 2:
         return ranked
+    # Kept findings never overlap, so ordered by start they are ordered by end too: each candidate is checked
+    # against its two neighbours only (against every kept one, 4,000 findings in 100 KB cost ~0.5 s).
     kept: list[Finding] = []
+    starts: list[int] = []
     for finding in ranked:
-        if all(finding.end <= other.start or other.end <= finding.start for other in kept):
-            kept.append(finding)
-    kept.sort(key=lambda f: f.start)
+        at = bisect.bisect_right(starts, finding.start)
+        if (at == 0 or kept[at - 1].end <= finding.start) and (at == len(kept) or finding.end <= starts[at]):
+            kept.insert(at, finding)
+            starts.insert(at, finding.start)
     return kept

@@ -61,9 +61,9 @@ class PolicyDecision:
     def header_value(self) -> str | None:
         """``x-bkvy-policy``: what policy did to this request; None when it did nothing."""
         parts = []
-        if self.action is PolicyAction.REDACT:
+        if self.action is PolicyAction.REDACT and self.kinds:  # nothing found, nothing redacted: no "redacted:"
             parts.append("redacted:" + ",".join(sorted(kind.value for kind in self.kinds)))
-        elif self.rule is not None and self.action is not PolicyAction.ALLOW:
+        elif self.rule is not None and self.action not in (PolicyAction.ALLOW, PolicyAction.REDACT):
             parts.append(f"{self.action.value}:{self.rule}")
         shown = {self.rule} if parts else set()  # "require_private:<rule>" already names its rule
         parts += [f"restricted:{name}" for name in self.narrowed_by if name not in shown]
@@ -78,11 +78,17 @@ class PolicyDecision:
         return f"data class {self.data_class.value}" if self.data_class is not None else "no data class"
 
 
+_SENSITIVITY = (DataClass.PUBLIC, DataClass.INTERNAL, DataClass.CONFIDENTIAL, DataClass.RESTRICTED)
+
+
 def effective_data_class(inputs: PolicyInputs) -> DataClass | None:
-    """The request's data class, else its key's (the api layer puts a tenant's default there)."""
-    if inputs.data_class is not None:
-        return inputs.data_class
-    return inputs.subject.data_class if inputs.subject is not None else None
+    """The more sensitive of the request's data class and its key's (the api layer puts a tenant's default
+    there): the key's or tenant's class is a floor a client can raise but never lower."""
+    floor = inputs.subject.data_class if inputs.subject is not None else None
+    own = inputs.data_class
+    if own is None or floor is None:
+        return own if floor is None else floor
+    return max(own, floor, key=_SENSITIVITY.index)
 
 
 def decide(policy: PolicyConfig | None, models: Sequence[ModelPlace], inputs: PolicyInputs) -> PolicyDecision:
@@ -97,9 +103,14 @@ def decide(policy: PolicyConfig | None, models: Sequence[ModelPlace], inputs: Po
     constraints += _subject_constraints(inputs.subject, data_class)
     allowed = None
     if constraints:
-        allowed = frozenset((m.provider, m.model) for m in models if all(c.admits(m) for c in constraints))
+        remaining = list(models)
         for constraint in constraints:
-            lines.append(f"[{constraint.name}] PASS: {constraint.reason}")
+            admitted = [m for m in remaining if constraint.admits(m)]
+            # BLOCK: this constraint admits no model at all, or it is the one that empties the candidates
+            refuses = not any(constraint.admits(m) for m in models) or (bool(remaining) and not admitted)
+            lines.append(f"[{constraint.name}] {'BLOCK' if refuses else 'PASS'}: {constraint.reason}")
+            remaining = admitted
+        allowed = frozenset((m.provider, m.model) for m in remaining)
     return PolicyDecision(
         action,
         rule.name if rule is not None else None,
@@ -128,18 +139,18 @@ def _first_match(
 
 
 def _is_in_scope(rule: PolicyRule, inputs: PolicyInputs) -> bool:
-    """Absent scope fields match everything; a tenant's ``policy`` names bring a rule into scope for it."""
-    subject = inputs.subject
-    tenant = subject.tenant if subject is not None else None
-    if tenant is not None and rule.name in tenant.policy:
-        return True
+    """Absent scope fields match everything. A tenant's ``policy`` naming the rule satisfies the scope's
+    ``client_keys`` and ``tenants`` (who asks) only: its ``scenarios`` and ``levels`` still apply."""
     scope = rule.scope
     if scope is None:
         return True
+    subject = inputs.subject
+    tenant = subject.tenant if subject is not None else None
     client_key = subject.client_key if subject is not None else None
+    named = tenant is not None and rule.name in tenant.policy
     return (
-        (scope.client_keys is None or client_key in scope.client_keys)
-        and (scope.tenants is None or (tenant is not None and tenant.tenant_id in scope.tenants))
+        (named or scope.client_keys is None or client_key in scope.client_keys)
+        and (named or scope.tenants is None or (tenant is not None and tenant.tenant_id in scope.tenants))
         and (scope.scenarios is None or inputs.scenario in scope.scenarios)
         and (scope.levels is None or inputs.level in scope.levels)
     )

@@ -28,13 +28,19 @@ from bkvy.core.shared.bus import SharedBus
 from bkvy.core.shared.key_layout import ADMIT_SCRIPT
 from bkvy.core.shared.spend_queue import SpendQueue
 from bkvy.core.shared.state import SharedState, SharedStateDown
-from bkvy.models.errors import SharedStateUnavailable, TenantRateLimited
+from bkvy.models.errors import SharedStateUnavailable, TenantExists, TenantRateLimited
 
 __all__ = ["TENANTS_CHANNEL", "SharedTenants"]
 
 log = logging.getLogger(__name__)
 
 TENANTS_CHANNEL = "tenants"
+# Create: store the tenant only if its id is free, and announce it in the same atomic step (1: created, 0: taken).
+_CREATE_SCRIPT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1
+"""
 
 
 class SharedTenants:
@@ -45,6 +51,7 @@ class SharedTenants:
         self._bus = bus
         self._all = f"{state.prefix}tn:all"
         self._admit = state.client.register_script(ADMIT_SCRIPT)
+        self._create = state.client.register_script(_CREATE_SCRIPT)
         self._members = itertools.count()
         self._spend = SpendQueue(state, self._write_spend, task_name="bkvy-shared-tenant-spend")
 
@@ -106,6 +113,25 @@ class SharedTenants:
         pipe.hincrbyfloat(f"{self._tag(tenant_id)}:spend", month, usd)
 
     # -- admin, events, resync ----------------------------------------------------------------------------
+    async def create(self, tenant_id: str, tenant: TenantConfig) -> None:
+        """Store and announce a new API tenant (HSETNX: of two replicas creating one id, one wins), then keep it
+        here. Raises TenantExists (409) when Redis already holds the id, SharedStateUnavailable (503)."""
+        record = json.dumps(tenant.model_dump(mode="json", exclude_defaults=True), separators=(",", ":"))
+        channel, envelope = "", ""
+        if self._bus is not None:
+            channel = self._bus.channel_name(TENANTS_CHANNEL)
+            envelope = self._bus.envelope({"id": tenant_id, "tenant": json.loads(record)})
+        args = (tenant_id, record, channel, envelope)
+        try:
+            created = await self._state.call(lambda client: self._create(keys=[self._all], args=args, client=client))
+        except SharedStateDown:
+            raise SharedStateUnavailable(
+                "tenants are shared through Redis, which is unreachable: try again when it is back"
+            ) from None
+        if not int(created):
+            raise TenantExists(f"tenant {tenant_id!r} exists: change it with PATCH /admin/tenants/{tenant_id}")
+        await self._store.save(tenant_id, tenant)
+
     async def save(self, tenant_id: str, tenant: TenantConfig) -> None:
         """Store and announce an API tenant, then keep it here. Raises SharedStateUnavailable (503)."""
         record = tenant.model_dump(mode="json", exclude_defaults=True)

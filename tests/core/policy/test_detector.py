@@ -123,3 +123,54 @@ def test_entropy_threshold_separates_random_values_from_words_and_repeats() -> N
     assert shannon_entropy("abcdefgh") == pytest.approx(3.0)
     assert shannon_entropy("x7Yq2Lp9Vb4Nm8Kw") >= MIN_ENTROPY_BITS_PER_CHAR
     assert shannon_entropy("hunterhunter") < MIN_ENTROPY_BITS_PER_CHAR
+
+
+# Issue 19 review: crafted text made the secret patterns quadratic; every capture and look-ahead is now bounded.
+_RNG = random.Random(19)
+_RANDOM_VALUE = "".join(_RNG.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(600))
+
+
+def test_an_assigned_value_is_read_up_to_its_bound_only() -> None:
+    from bkvy.core.policy.pii_secrets import MAX_VALUE_CHARS
+
+    text = f"password={_RANDOM_VALUE} done"
+    assert _found(text) == [("secret", _RANDOM_VALUE[:MAX_VALUE_CHARS])]
+    assert redact_text(text, find_sensitive(text)) == (
+        f"password=[REDACTED:secret]{_RANDOM_VALUE[MAX_VALUE_CHARS:]} done"
+    )
+
+
+def test_a_bearer_token_is_read_up_to_its_bound_only() -> None:
+    from bkvy.core.policy.pii_secrets import MAX_VALUE_CHARS
+
+    assert _found(f"Bearer {_RANDOM_VALUE}") == [("secret", _RANDOM_VALUE[:MAX_VALUE_CHARS])]
+
+
+def test_an_sk_key_needs_its_digit_within_its_250_characters() -> None:
+    assert _found("sk-" + "a" * 300 + "1") == []
+    assert _found("sk-" * 2000) == []
+    assert _found("sk-" * 50 + " sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t") == [("secret", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t")]
+
+
+def test_a_begin_line_without_a_near_end_line_does_not_take_the_rest_of_the_text() -> None:
+    head = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+    text = head + "-- pasted: ana@example.org " + "." * 20_000 + " -----END PRIVATE KEY-----"
+    assert _found(text) == [("secret", head), ("email", "ana@example.org")]
+
+
+def test_each_cut_short_begin_line_is_its_own_block_and_a_later_key_is_found_whole() -> None:
+    block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAjhRJuuB1mk4X86dr\n-----END RSA PRIVATE KEY-----"
+    text = "-----BEGIN PRIVATE KEY----- (cut); " * 3 + block
+    assert _found(text) == [("secret", "-----BEGIN PRIVATE KEY----- ")] * 3 + [("secret", block)]
+
+
+def test_a_name_inside_a_value_just_read_is_part_of_that_value() -> None:
+    assert _found("pass=" * 2000) == []
+    assert _found("pass=" * 10 + " api_key=" + _RANDOM_VALUE[:40]) == [("secret", _RANDOM_VALUE[:40])]
+
+
+def test_many_overlapping_candidates_settle_to_the_same_findings() -> None:
+    text = "eyJaaaaaaaaaaaa." * 300
+    found = find_sensitive(text)
+    assert len(found) == 100 and all(f.kind is PiiKind.SECRET for f in found)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))

@@ -100,3 +100,30 @@ def test_deeply_nested_json_arguments_are_redacted_as_text_rather_than_raising()
     assert scan.count == 1 and "[REDACTED:email]" in redacted[0].tool_calls[0].arguments
     nested = "[" * 900 + '"ana@example.org"' + "]" * 900  # parses, but walking it may exhaust the stack
     assert scan_request((ChatMessage("assistant", "", (ToolCall("c", "f", nested),)),), GenerationOptions()).count == 1
+
+
+def test_numbers_and_keys_in_tool_arguments_are_scanned_and_redacted() -> None:
+    arguments = json.dumps(
+        {"card": 4111111111111111, "jane.doe@example.com": "x", "n": 2, "ok": True, "ratio": 1.5, "none": None}
+    )
+    messages = (ChatMessage("assistant", "", (ToolCall("c", "f", arguments),)),)
+    assert scan_request(messages, GenerationOptions()) == RequestScan(frozenset({PiiKind.CARD, PiiKind.EMAIL}), 2)
+    redacted, _, scan = redact_request(messages, GenerationOptions())
+    assert scan.count == 2
+    assert json.loads(redacted[0].tool_calls[0].arguments) == {
+        "card": "[REDACTED:card]",
+        "[REDACTED:email]": "x",
+        "n": 2,
+        "ok": True,
+        "ratio": 1.5,
+        "none": None,
+    }
+
+
+def test_a_number_in_a_nested_list_is_scanned_and_a_clean_one_keeps_its_exact_text() -> None:
+    arguments = '{"cards": [[4111111111111111]], "count": 12}'
+    messages = (ChatMessage("assistant", "", (ToolCall("c", "f", arguments),)),)
+    redacted, _, _ = redact_request(messages, GenerationOptions())
+    assert json.loads(redacted[0].tool_calls[0].arguments) == {"cards": [["[REDACTED:card]"]], "count": 12}
+    clean = (ChatMessage("assistant", "", (ToolCall("c", "f", '{"count":  12}'),)),)
+    assert redact_request(clean, GenerationOptions())[0][0].tool_calls[0].arguments == '{"count":  12}'

@@ -101,7 +101,8 @@ def test_data_class_comes_from_the_request_else_the_key() -> None:
     )
     key = PolicySubject(client_key="k", data_class=DataClass.RESTRICTED)
     assert decide(policy, MODELS, PolicyInputs(CLEAN, subject=key)).allowed == {("ollama", "llama3.2")}
-    own = PolicyInputs(CLEAN, data_class=DataClass.CONFIDENTIAL, subject=key)
+    internal_key = PolicySubject(client_key="k", data_class=DataClass.INTERNAL)
+    own = PolicyInputs(CLEAN, data_class=DataClass.CONFIDENTIAL, subject=internal_key)
     decision = decide(policy, MODELS, own)
     assert decision.allowed == {("gemini", "gemini-2.5-flash"), ("mistral", "mistral-large")}
     assert decision.data_class is DataClass.CONFIDENTIAL
@@ -140,9 +141,54 @@ def test_tenant_refuses_a_data_class_it_does_not_allow() -> None:
     inputs = PolicyInputs(CLEAN, data_class=DataClass.RESTRICTED, subject=PolicySubject(tenant=tenant))
     decision = decide(None, MODELS, inputs)
     assert decision.allowed == frozenset()
-    assert "[tenant:acme] PASS: data class restricted not allowed" in decision.lines
+    assert "[tenant:acme] BLOCK: data class restricted not allowed" in decision.lines
 
 
 def test_no_policy_and_no_subject_decides_nothing() -> None:
     decision = decide(None, MODELS, PolicyInputs(EMAIL))
     assert (decision.action, decision.allowed, decision.lines) == (PolicyAction.ALLOW, None, ())
+
+
+def test_a_client_cannot_lower_its_keys_data_class() -> None:
+    policy = _policy(_rule("restricted-private", {"data_class": "restricted"}, "require_private"))
+    key = PolicySubject(client_key="k", data_class=DataClass.RESTRICTED)
+    for own in DataClass:
+        decision = decide(policy, MODELS, PolicyInputs(CLEAN, data_class=own, subject=key))
+        assert (decision.data_class, decision.allowed) == (DataClass.RESTRICTED, {("ollama", "llama3.2")})
+    public_key = PolicySubject(client_key="k", data_class=DataClass.PUBLIC)
+    raised = decide(policy, MODELS, PolicyInputs(CLEAN, data_class=DataClass.RESTRICTED, subject=public_key))
+    assert raised.data_class is DataClass.RESTRICTED
+    assert decide(policy, MODELS, PolicyInputs(CLEAN, data_class=DataClass.INTERNAL)).data_class is DataClass.INTERNAL
+
+
+def test_a_tenants_policy_names_satisfy_who_asks_but_not_the_scenario_or_level() -> None:
+    scope = {"scenarios": ["research"], "levels": ["high"], "tenants": [], "client_keys": ["other"]}
+    policy = _policy(_rule("no-pii-in-research", {"pii": True}, "block", scope=scope))
+    subject = PolicySubject(client_key="k", tenant=TenantRules("acme", policy=("no-pii-in-research",)))
+    inside = PolicyInputs(EMAIL, level=IntelligenceLevel.HIGH, scenario="research", subject=subject)
+    assert decide(policy, MODELS, inside).rule == "no-pii-in-research"
+    for outside in (
+        PolicyInputs(EMAIL, level=IntelligenceLevel.HIGH, scenario="customer_support", subject=subject),
+        PolicyInputs(EMAIL, level=IntelligenceLevel.LOW, scenario="research", subject=subject),
+    ):
+        assert decide(policy, MODELS, outside).rule is None
+
+
+def test_a_constraint_that_refuses_every_model_says_block() -> None:
+    policy = _policy(_rule("nowhere", {"pii": True}, "allow", allowed_regions=["mars"]))
+    decision = decide(policy, MODELS, PolicyInputs(EMAIL))
+    assert decision.allowed == frozenset()
+    assert "[nowhere] BLOCK: model regions mars" in decision.lines
+    tenant = TenantRules("acme", allowed_regions=frozenset({"us"}))
+    subject = PolicySubject(client_key="k1", tenant=tenant, allowed_regions=frozenset({"eu-west-1"}))
+    emptied = decide(None, MODELS, PolicyInputs(CLEAN, subject=subject))
+    assert emptied.allowed == frozenset()
+    assert emptied.lines == ("[tenant:acme] PASS: model regions us", "[client_key:k1] BLOCK: model regions eu-west-1")
+
+
+def test_a_redact_rule_on_a_data_class_names_what_it_redacted_and_never_an_empty_list() -> None:
+    policy = _policy(_rule("conf-redact", {"data_class": "confidential"}, "redact"))
+    found = decide(policy, MODELS, PolicyInputs(EMAIL, data_class=DataClass.CONFIDENTIAL))
+    assert (found.action, found.header_value) == (PolicyAction.REDACT, "redacted:email")
+    clean = decide(policy, MODELS, PolicyInputs(CLEAN, data_class=DataClass.CONFIDENTIAL))
+    assert (clean.action, clean.header_value) == (PolicyAction.REDACT, None)
