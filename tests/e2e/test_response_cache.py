@@ -195,6 +195,19 @@ async def test_purge_whole_and_by_scope(fleet: SimFleet) -> None:
         assert gone.headers["x-bkvy-cache"] == "miss"
 
 
+async def test_purge_a_client_whose_name_has_a_slash(fleet: SimFleet) -> None:
+    """A client_id may hold "/" (``team/app``): its scope can be purged like any other."""
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), admin_api_key="admin-secret")
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as client:
+        stored = await client.post("/llm/direct", json=direct(client_id="team/app"), headers=ON)
+        assert stored.status_code == 200, stored.text
+        one = await client.delete("/admin/cache", params={"scope": "client:team/app"}, headers=ADMIN)
+        assert one.status_code == 200 and one.json() == {"purged": 1, "scope": "client:team/app"}
+        for bad in ("client:/app", "tenant:team/app", "client:" + "a" * 129):
+            refused = await client.delete("/admin/cache", params={"scope": bad}, headers=ADMIN)
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_cache_input"
+
+
 async def test_scopes_keep_clients_apart_unless_shared(fleet: SimFleet) -> None:
     async with gateway(demo_config(fleet), clock=FakeClock()) as client:
         await client.post("/llm/direct", json=direct(client_id="a"), headers=ON)
