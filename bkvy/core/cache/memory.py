@@ -44,10 +44,13 @@ class MemoryCache:
         self._slots.move_to_end((scope, key))
         return slot.reply
 
-    async def put(self, scope: str, key: str, reply: CachedReply) -> None:
+    async def put(self, scope: str, key: str, reply: CachedReply, encoded: bytes | None = None) -> None:
+        self.put_now(scope, key, reply, encoded)
+
+    def put_now(self, scope: str, key: str, reply: CachedReply, encoded: bytes | None = None) -> None:
         """Store ``reply`` (replacing an older one), then evict the least recently used past the bounds. A reply
-        larger than ``max_bytes`` on its own is not stored."""
-        size_bytes = len(encode_reply(reply))
+        larger than ``max_bytes`` on its own is not stored. ``encoded``: its bytes, when the caller has them."""
+        size_bytes = len(encoded if encoded is not None else encode_reply(reply))
         if size_bytes > self._max_bytes:
             return
         self._drop((scope, key))
