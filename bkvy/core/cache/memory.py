@@ -30,6 +30,16 @@ class MemoryCache:
         self._slots: OrderedDict[tuple[str, str], _Slot] = OrderedDict()
         self.size_bytes = 0
 
+    def configure(self, *, ttl_seconds: float, max_entries: int, max_bytes: int) -> None:
+        """New bounds (a reload): entries stored from now on live ``ttl_seconds``; past the new bounds the least
+        recently used go at once."""
+        self._ttl_seconds, self._max_entries, self._max_bytes = ttl_seconds, max_entries, max_bytes
+        self._evict()
+
+    def _evict(self) -> None:
+        while len(self._slots) > self._max_entries or self.size_bytes > self._max_bytes:
+            self._drop(next(iter(self._slots)))
+
     def __len__(self) -> int:
         return len(self._slots)
 
@@ -56,8 +66,7 @@ class MemoryCache:
         self._drop((scope, key))
         self._slots[(scope, key)] = _Slot(reply, size_bytes, self._clock.now() + self._ttl_seconds)
         self.size_bytes += size_bytes
-        while len(self._slots) > self._max_entries or self.size_bytes > self._max_bytes:
-            self._drop(next(iter(self._slots)))
+        self._evict()
 
     async def purge(self, scope: str | None = None) -> int:
         """Drop every entry (``scope`` None) or one scope's; how many were dropped."""

@@ -43,6 +43,10 @@ class RedisCache:
         self._ttl_ms = max(int(ttl_seconds * 1000), 1)
         self._is_unreadable_logged = False
 
+    def configure(self, *, ttl_seconds: float) -> None:
+        """A new TTL (a reload), for entries stored from now on; the instance's ``maxmemory`` bounds the total."""
+        self._ttl_ms = max(int(ttl_seconds * 1000), 1)
+
     async def get(self, scope: str, key: str) -> CachedReply | None:
         try:
             raw = await self._client.get(self._name(scope, key))

@@ -10,7 +10,9 @@ from bkvy.clock import Clock
 from bkvy.core.cache.entry import CachedReply, encode_reply
 from bkvy.core.cache.key import cache_key
 from bkvy.core.cache.memory import MemoryCache
+from bkvy.core.cache.redis_store import RedisCache
 from bkvy.core.cache.rules import is_cache_wanted, is_cacheable, may_store_model, scope_of
+from bkvy.core.config.cache_config import CacheSettings
 from bkvy.core.config.gateway import RoutingConfig
 from bkvy.core.execution.records import ExecutionRequest, ExecutionResult
 from bkvy.core.routing.plan import Candidate, RoutePlan
@@ -58,6 +60,16 @@ class ResponseCache:
             ),
             clock,
         )
+
+    def configure(self, settings: CacheSettings) -> None:
+        """A reload's ``"cache"`` bounds: ``ttl_seconds`` (new entries), and in memory ``max_entries`` and
+        ``max_bytes`` (evicting past them at once). The other settings are read from the config per request."""
+        if isinstance(self.store, MemoryCache):
+            self.store.configure(
+                ttl_seconds=settings.ttl_seconds, max_entries=settings.max_entries, max_bytes=settings.max_bytes
+            )
+        elif isinstance(self.store, RedisCache):
+            self.store.configure(ttl_seconds=settings.ttl_seconds)
 
     def probe(self, routing: RoutingConfig, request: ExecutionRequest, request_flag: bool | None) -> CacheProbe | None:
         """The request's place in the cache, or None when caching does not apply to it (not asked for, its route
