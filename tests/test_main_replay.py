@@ -129,3 +129,30 @@ def test_cache_hits_are_left_out_and_counted(demo_setup: tuple[Path, Path], tmp_
     result = run_main("replay", log, "--config", config)
     assert result.returncode == 0, result.stderr
     assert "3 cache hits left out" in result.stderr and "replayed 20 requests" in result.stdout
+
+
+def test_embeddings_and_client_caused_failures_are_left_out_and_counted(
+    demo_setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Replayed, an embeddings row became a failed chat request, and a client's own failure a success: the
+    success rate moved with no change of the config."""
+    config, _ = demo_setup
+    embeddings = [
+        _request("2026-11-30", 50 + i, routing_method="direct", requested_provider="openai",
+                 requested_model="text-embedding-3-small", provider_used="openai",
+                 model_used="text-embedding-3-small", cost_estimate=0.0000002)
+        for i in range(2)
+    ]  # fmt: skip
+    failed = [
+        TransactionRecord(f"2026-11-30T10:00:{55 + i}.000Z", f"gone-{i}", "ops", routing_method="intelligence",
+                          intelligence_level="high", success=False, error_type=code)
+        for i, code in enumerate(("client_disconnected", "client_stalled", "invalid_timeout"))
+    ]  # fmt: skip
+    log = write_log(tmp_path / "transactions.csv", _two_days() + embeddings + failed)
+    result = run_main("replay", log, "--config", config, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "2 embeddings requests left out" in result.stderr
+    assert "3 client-caused failures left out" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["log"]["requests"] == 20
+    assert report["total"]["recorded"]["success_rate"] == 1.0

@@ -73,7 +73,7 @@ async def cached_hit(exchange: Exchange, probe: CacheProbe, execution: Execution
 
 async def execute_cached(exchange: Exchange, execution: ExecutionRequest, body_flag: bool | None) -> Served:
     """``execute_then_report`` through the cache when it applies: a hit calls no upstream; a miss is executed,
-    then its reply kept (an error raises before anything is kept)."""
+    and its reply kept once it was sent (in its report; an error raises before anything is kept)."""
     services = exchange.services
     probe = probe_of(exchange, execution, body_flag)
     if probe is None:
@@ -83,9 +83,14 @@ async def execute_cached(exchange: Exchange, execution: ExecutionRequest, body_f
     if hit is not None:
         return Served(*hit)
     result, report = await services.executor.execute_then_report(execution)
-    assert services.cache is not None
-    await services.cache.keep(probe, services.config.routing, result)
-    return Served(result, report, MISS_HEADERS)
+    cache, routing = services.cache, services.config.routing
+    assert cache is not None
+
+    def report_then_keep() -> None:  # after_sending: the reply is on its way before anything is stored
+        report()
+        cache.keep_later(probe, routing, result)
+
+    return Served(result, report_then_keep, MISS_HEADERS)
 
 
 def _hit_headers(age_seconds: float) -> dict[str, str]:

@@ -42,7 +42,7 @@ class StreamKeeper:
                 for delta in batch:
                     self._add(delta)
             yield batch
-        await self._keep()  # only reached when the stream completed: ``batches`` raises otherwise
+        self._keep()  # only reached when the stream completed: ``batches`` raises otherwise
 
     def _add(self, delta: StreamDelta) -> None:
         self._size += len(delta.content) + sum(len(call.arguments) for call in delta.tool_calls)
@@ -57,13 +57,14 @@ class StreamKeeper:
             parts.name = piece.name or parts.name
             parts.arguments += piece.arguments
 
-    async def _keep(self) -> None:
+    def _keep(self) -> None:
+        """Stored in a task of its own: the stream's end is not held up by encoding, compressing or Redis."""
         result, cache = self._stream.result, self._services.cache
         if result is None or cache is None or self._is_over:
             return
         calls = tuple(ToolCall(p.call_id, p.name, p.arguments) for _, p in sorted(self._calls.items()))
         completion = result.completion._replace(content="".join(self._texts), tool_calls=calls, rate_limit_hint=None)
-        await cache.keep(self._probe, self._services.config.routing, result._replace(completion=completion))
+        cache.keep_later(self._probe, self._services.config.routing, result._replace(completion=completion))
 
 
 def relayed_batches(

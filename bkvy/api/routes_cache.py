@@ -11,12 +11,24 @@ from redis.exceptions import RedisError
 
 from bkvy.api.deps import services_of
 from bkvy.core.cache.rules import SHARED_SCOPE
+from bkvy.core.config.tenants import TENANT_ID_PATTERN
 from bkvy.models.errors import CacheUnavailable, InvalidCacheInput
+from bkvy.models.schemas import CLIENT_NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
-# What ``core.cache.rules.scope_of`` makes: tenant:ID, key:ID, client:NAME, or shared.
-_SCOPE = re.compile(r"^(?:(?:tenant|key|client):[A-Za-z0-9_.:@-]{1,128}|" + SHARED_SCOPE + r")$")
+
+def _body(pattern: str) -> str:
+    """An anchored pattern (``^...$``) as a part of another."""
+    return pattern.removeprefix("^").removesuffix("$")
+
+
+# What ``core.cache.rules.scope_of`` makes: tenant:ID, key:ID, client:NAME, or shared; the tenant and the client
+# name by the patterns their ids are accepted with (a client_id may hold "/": ``team/app``).
+_SCOPE = re.compile(
+    rf"^(?:tenant:{_body(TENANT_ID_PATTERN)}|key:[A-Za-z0-9_.:@-]{{1,128}}|client:(?=.{{1,128}}$){_body(CLIENT_NAME_PATTERN)}"
+    rf"|{SHARED_SCOPE})$"
+)
 
 
 async def purge_cache(request: Request) -> JSONResponse:

@@ -286,6 +286,8 @@ class Services:
             self.executor = self.executor.with_config(config)
             if config.routing.classifier != self.config.routing.classifier:  # another model's answers go
                 self.classifier_cache = LevelCache()
+            if self.cache is not None and config.routing.cache != self.config.routing.cache:
+                self.cache.configure(config.routing.cache)  # ttl (and in memory its bounds): the rest is per request
             self.config, self.config_hash, self.config_loaded_wall = config, config_hash(config), self.clock.wall()
             if self.tenants is not None:
                 self.tenants.configure(config.tenants)

@@ -10,7 +10,8 @@ from bkvy.models.optimize import Optimize
 from bkvy.models.policy import DataClass
 from bkvy.models.types import ChatMessage, GenerationOptions, IntelligenceLevel
 
-_Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")]
+CLIENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$"  # a client_id, a client key's name (1-128)
+_Name = Annotated[str, Field(min_length=1, max_length=128, pattern=CLIENT_NAME_PATTERN)]
 
 
 class _Body(BaseModel):

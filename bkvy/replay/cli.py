@@ -21,6 +21,7 @@ from bkvy.core.config.settings import Settings
 from bkvy.replay.fitting import FleetFit, fit_fleet
 from bkvy.replay.log_reader import ReplayInputError, parse_bound, read_logs
 from bkvy.replay.runner import replay_records
+from bkvy.replay.selection import select_replayable
 from bkvy.replay.summary import comparison, render_table
 from bkvy.utils.records import TransactionRecord
 
@@ -59,10 +60,16 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     except ReplayInputError as error:
         print(f"bkvy replay: {error}", file=sys.stderr)
         return 2
-    # A response-cache hit made no upstream call and holds no latency to fit: left out of both sides (counted).
-    recorded = [record for record in logged if not record.cache_hit]
-    if len(recorded) < len(logged):
-        print(f"bkvy replay: {len(logged) - len(recorded)} cache hits left out (no upstream call)", file=sys.stderr)
+    # Left out of both sides, each counted: cache hits, embeddings requests, client-caused failures (selection.py).
+    selection = select_replayable(logged, config)
+    recorded = selection.replayable
+    for count, why in (
+        (selection.cache_hits, "cache hits left out (no upstream call)"),
+        (selection.embeddings, "embeddings requests left out (a replay issues chat requests)"),
+        (selection.client_failures, "client-caused failures left out (the client left, stalled or sent a bad request)"),
+    ):
+        if count:
+            print(f"bkvy replay: {count} {why}", file=sys.stderr)
     if not recorded:
         print("bkvy replay: no request in these files and dates: nothing to replay", file=sys.stderr)
         return 2

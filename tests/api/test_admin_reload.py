@@ -209,3 +209,32 @@ async def test_lanes_circuits_and_latency_survive_a_reload_and_a_changed_key_get
 def _used(response: httpx.Response) -> int:
     (lane,) = [lane for lane in response.json()["lanes"] if lane["provider"] == "openai"]
     return lane["used"]["rpm"]
+
+
+async def test_a_reload_applies_the_new_cache_bounds(fleet: SimFleet, tmp_path: Path) -> None:
+    """routing.json's "cache" changed by a reload takes effect: ttl for new entries, max_entries at once."""
+    _write_config(tmp_path / "config", fleet)
+    on = {"x-bkvy-cache": "on"}
+
+    def ask(client: httpx.AsyncClient, text: str):
+        body = {
+            "client_id": "c",
+            "provider": "ollama",
+            "model": "llama3.2",
+            "messages": [{"role": "user", "content": text}],
+        }
+        return client.post("/llm/direct", json=body, headers=on)
+
+    async with _gateway(tmp_path) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        for text in ("one", "two"):
+            assert (await ask(client, text)).headers["x-bkvy-cache"] == "miss"
+        assert len(services.cache.store) == 2
+        cache = {"ttl_seconds": 10, "max_entries": 1}
+        (tmp_path / "config" / "routing.json").write_text(json.dumps({"cache": cache}), encoding="utf-8")
+        assert (await client.post("/admin/reload", headers=ADMIN)).status_code == 200
+        assert len(services.cache.store) == 1  # the least recently used went at once
+        assert (await ask(client, "two")).headers["x-bkvy-cache"] == "hit"
+        assert (await ask(client, "three")).headers["x-bkvy-cache"] == "miss"  # stored with the new 10 s ttl
+        services.clock.advance(11.0)
+        assert (await ask(client, "three")).headers["x-bkvy-cache"] == "miss"

@@ -195,6 +195,19 @@ async def test_purge_whole_and_by_scope(fleet: SimFleet) -> None:
         assert gone.headers["x-bkvy-cache"] == "miss"
 
 
+async def test_purge_a_client_whose_name_has_a_slash(fleet: SimFleet) -> None:
+    """A client_id may hold "/" (``team/app``): its scope can be purged like any other."""
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"), admin_api_key="admin-secret")
+    async with gateway(demo_config(fleet), clock=FakeClock(), settings=settings) as client:
+        stored = await client.post("/llm/direct", json=direct(client_id="team/app"), headers=ON)
+        assert stored.status_code == 200, stored.text
+        one = await client.delete("/admin/cache", params={"scope": "client:team/app"}, headers=ADMIN)
+        assert one.status_code == 200 and one.json() == {"purged": 1, "scope": "client:team/app"}
+        for bad in ("client:/app", "tenant:team/app", "client:" + "a" * 129):
+            refused = await client.delete("/admin/cache", params={"scope": bad}, headers=ADMIN)
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_cache_input"
+
+
 async def test_scopes_keep_clients_apart_unless_shared(fleet: SimFleet) -> None:
     async with gateway(demo_config(fleet), clock=FakeClock()) as client:
         await client.post("/llm/direct", json=direct(client_id="a"), headers=ON)
@@ -257,3 +270,37 @@ async def test_a_request_policy_now_blocks_is_refused_not_answered_from_the_cach
         refused = await client.post("/llm/direct", json=body)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "sensitive_data_blocked", refused.text
     assert "x-bkvy-cache" not in refused.headers and "ana@example.org" not in refused.text
+
+
+async def test_a_miss_is_sent_before_its_reply_is_stored(fleet: SimFleet) -> None:
+    """Storing a miss (encoding, compressing, a Redis SET) is not on its latency path: it happens in the reply's
+    report, once the reply was sent."""
+    from bkvy.api.app import create_app
+
+    events: list[str] = []
+    settings = load_settings({}, log_dir=tempfile.mkdtemp(prefix="bkvy-test-"))
+    app = create_app(settings, demo_config(fleet), clock=FakeClock())
+
+    async def recording(scope, receive, send) -> None:
+        async def logged(message) -> None:
+            if message["type"] == "http.response.body" and scope.get("path", "").startswith("/llm/"):
+                events.append("reply_sent")
+            await send(message)
+
+        await app(scope, receive, logged)
+
+    async with app.router.lifespan_context(app):
+        store = app.state.services.cache.store
+        put_now = store.put_now
+
+        def stored(*args: object) -> None:
+            events.append("stored")
+            put_now(*args)
+
+        store.put_now = stored
+        http = httpx.ASGITransport(app=recording, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=http, base_url="http://bkvy.test") as client:
+            miss = await client.post("/llm/direct", json=direct(), headers=ON)
+            hit = await client.post("/llm/direct", json=direct(), headers=ON)
+    assert miss.headers["x-bkvy-cache"] == "miss" and hit.headers["x-bkvy-cache"] == "hit"
+    assert events == ["reply_sent", "stored", "reply_sent"], events

@@ -29,6 +29,7 @@ async def test_two_replicas_share_hits_and_purge(
         gateway(config, clock=FakeClock(), settings=_settings(redis_server.url)) as two,
     ):
         miss = await one.post("/llm/direct", json=direct(), headers=ON)
+        await one.app.state.services.cache.drain()  # type: ignore[attr-defined]  # the SET runs after the reply
         calls = upstream_calls(fleet)
         hit = await two.post("/llm/direct", json=direct(), headers=ON)
         assert miss.headers["x-bkvy-cache"] == "miss" and hit.headers["x-bkvy-cache"] == "hit"

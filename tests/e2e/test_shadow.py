@@ -193,6 +193,36 @@ async def test_a_zero_budget_sends_no_shadow(fleet: SimFleet, tmp_path: Path) ->
     assert all(low[name]["calls"] == 0 and low[name]["skipped"] == {"budget": 1} for name in SHADOWS)
 
 
+async def test_a_zero_budget_sends_no_shadow_even_to_a_free_model(fleet: SimFleet, tmp_path: Path) -> None:
+    # ollama/llama3.2 costs 0 in the demo: its estimate is 0, and "0 + 0 > 0" used to let it through
+    settings = _settings(tmp_path, shadow_daily_budget_usd=0.0)
+    async with _gateway(_shadowed(fleet, ("ollama/llama3.2",)), settings) as client:
+        for _ in range(2):
+            await _ask(client)
+        await _drain(client)
+        row = (await client.get("/statistics/shadow")).json()["routes"]["low"]["ollama/llama3.2"]
+    assert row["calls"] == 0 and row["skipped"] == {"budget": 2}
+
+
+async def test_cache_hits_are_not_shadowed_or_tallied(fleet: SimFleet, tmp_path: Path) -> None:
+    """Only the miss (the one upstream call) is shadowed; hits, plain or streamed, reach no shadow model and do
+    not count as primary calls (their latency and cost 0 would skew the primary's numbers)."""
+    async with _gateway(_shadowed(fleet), _settings(tmp_path)) as client:
+        for _ in range(3):
+            response = await _ask(client, options={"cache": True})
+        assert response.headers["x-bkvy-cache"] == "hit"
+        body = {"model": "low", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+        body["bkvy"] = {"cache": True, "client_id": "shadow-test"}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as streamed:
+            assert streamed.status_code == 200 and streamed.headers["x-bkvy-cache"] == "hit"
+            async for _ in streamed.aiter_bytes():
+                pass
+        await _drain(client)
+        low = (await client.get("/statistics/shadow")).json()["routes"]["low"]
+    assert low["primary"]["calls"] == 1, low["primary"]
+    assert all(low[name]["calls"] == 1 for name in SHADOWS), low
+
+
 async def test_a_stream_is_shadowed_after_it_ends(fleet: SimFleet, tmp_path: Path) -> None:
     events: list[str] = []
     async with _gateway(_shadowed(fleet), _settings(tmp_path), _GatedTransport(events)) as client:

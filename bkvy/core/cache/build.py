@@ -17,7 +17,6 @@ def build_cache(settings: Settings, routing: RoutingConfig, clock: Clock) -> Res
         settings.cache_redis_url,
         prefix=settings.redis_prefix,
         ttl_seconds=routing.cache.ttl_seconds,
-        max_entry_bytes=routing.cache.max_entry_bytes,
         timeout_seconds=settings.redis_timeout_ms / 1000,
     )
     return ResponseCache(store, clock)

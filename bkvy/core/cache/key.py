@@ -1,7 +1,8 @@
 """A request's cache key: the sha256 of its normalised form (issue 20 §1).
 
 What makes two requests the same: the route (method, level, scenario, provider, model, key, policy's allowed
-models), the messages as sent upstream (after policy redaction), tools, the response format and the sampling
+models, the ``optimize`` weights, the domain, the tenant's preferred models: everything that picks the model),
+the messages as sent upstream (after policy redaction), tools, the response format and the sampling
 parameters. Text is whitespace-normalised (runs of whitespace are one space, the ends stripped); JSON objects
 (tools' schemas, content parts, a json_schema) are dumped with sorted keys, so their key order does not matter.
 """
@@ -18,7 +19,7 @@ from bkvy.core.routing.plan import RouteRequest
 from bkvy.models.types import ChatMessage, GenerationOptions
 
 _WHITESPACE = re.compile(r"\s+")
-_KEY_VERSION = "v1"  # bump when the normal form changes: old entries then simply miss
+_KEY_VERSION = "v2"  # bump when the normal form changes: old entries then simply miss
 
 
 def normal_text(text: str) -> str:
@@ -36,7 +37,20 @@ def cache_key(route: RouteRequest, messages: Sequence[ChatMessage], options: Gen
 def _route_part(route: RouteRequest) -> list[Any]:
     allowed = sorted(f"{p}/{m}" for p, m in route.allowed) if route.allowed is not None else None
     level = route.level.value if route.level is not None else None
-    return [route.method.value, level, route.scenario, route.provider, route.model, route.key_id, allowed]
+    weights = list(route.weights) if route.weights is not None else None
+    preferred = [f"{p}/{m}" for p, m in route.preferred]  # in order: the first fit wins
+    return [
+        route.method.value,
+        level,
+        route.scenario,
+        route.provider,
+        route.model,
+        route.key_id,
+        allowed,
+        weights,
+        route.domain,
+        preferred,
+    ]
 
 
 def _message_part(message: ChatMessage) -> list[Any]:

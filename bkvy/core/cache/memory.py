@@ -30,6 +30,16 @@ class MemoryCache:
         self._slots: OrderedDict[tuple[str, str], _Slot] = OrderedDict()
         self.size_bytes = 0
 
+    def configure(self, *, ttl_seconds: float, max_entries: int, max_bytes: int) -> None:
+        """New bounds (a reload): entries stored from now on live ``ttl_seconds``; past the new bounds the least
+        recently used go at once."""
+        self._ttl_seconds, self._max_entries, self._max_bytes = ttl_seconds, max_entries, max_bytes
+        self._evict()
+
+    def _evict(self) -> None:
+        while len(self._slots) > self._max_entries or self.size_bytes > self._max_bytes:
+            self._drop(next(iter(self._slots)))
+
     def __len__(self) -> int:
         return len(self._slots)
 
@@ -44,17 +54,19 @@ class MemoryCache:
         self._slots.move_to_end((scope, key))
         return slot.reply
 
-    async def put(self, scope: str, key: str, reply: CachedReply) -> None:
+    async def put(self, scope: str, key: str, reply: CachedReply, encoded: bytes | None = None) -> None:
+        self.put_now(scope, key, reply, encoded)
+
+    def put_now(self, scope: str, key: str, reply: CachedReply, encoded: bytes | None = None) -> None:
         """Store ``reply`` (replacing an older one), then evict the least recently used past the bounds. A reply
-        larger than ``max_bytes`` on its own is not stored."""
-        size_bytes = len(encode_reply(reply))
+        larger than ``max_bytes`` on its own is not stored. ``encoded``: its bytes, when the caller has them."""
+        size_bytes = len(encoded if encoded is not None else encode_reply(reply))
         if size_bytes > self._max_bytes:
             return
         self._drop((scope, key))
         self._slots[(scope, key)] = _Slot(reply, size_bytes, self._clock.now() + self._ttl_seconds)
         self.size_bytes += size_bytes
-        while len(self._slots) > self._max_entries or self.size_bytes > self._max_bytes:
-            self._drop(next(iter(self._slots)))
+        self._evict()
 
     async def purge(self, scope: str | None = None) -> int:
         """Drop every entry (``scope`` None) or one scope's; how many were dropped."""

@@ -3,13 +3,17 @@
 A client of its own, separate from ``REDIS_URL``'s state store: that store needs persistence and no eviction,
 a cache wants LRU eviction and, holding replies, no disk (docs/EVALUATION.md). Redis's own expiry (``PX``)
 keeps the TTL; the instance's ``maxmemory`` with an LRU policy bounds the total; ``max_entry_bytes`` bounds each
-value. Every call is bounded by ``timeout_seconds``; a failure is a miss (or a reply not stored), never a 500.
+reply before compression (``ResponseCache.keep``, as for the memory store). A value over ``THREAD_ABOVE_BYTES`` is
+compressed or decompressed in a thread, off the event loop. Every call is bounded by ``timeout_seconds``; a
+failure (or a value that is not zlib) is a miss, or a reply not stored, never a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import zlib
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -21,12 +25,13 @@ from bkvy.core.cache.entry import CachedReply, compress, decode_reply, decompres
 log = logging.getLogger(__name__)
 
 _SCAN_BATCH = 500
+THREAD_ABOVE_BYTES = 64 * 1024  # zlib level 6 takes ~6 ms per 256 KiB: larger values are (de)compressed in a thread
 
 
 class RedisCache:
     """``(scope, key) -> CachedReply`` under ``{prefix}cache:{scope hash}:{key}``."""
 
-    def __init__(self, url: str, *, prefix: str, ttl_seconds: float, max_entry_bytes: int, timeout_seconds: float):
+    def __init__(self, url: str, *, prefix: str, ttl_seconds: float, timeout_seconds: float):
         self._client: Redis = Redis.from_url(
             url,
             socket_timeout=timeout_seconds,
@@ -36,22 +41,33 @@ class RedisCache:
         )
         self._prefix = f"{prefix}cache:"
         self._ttl_ms = max(int(ttl_seconds * 1000), 1)
-        self._max_entry_bytes = max_entry_bytes
+        self._is_unreadable_logged = False
+
+    def configure(self, *, ttl_seconds: float) -> None:
+        """A new TTL (a reload), for entries stored from now on; the instance's ``maxmemory`` bounds the total."""
+        self._ttl_ms = max(int(ttl_seconds * 1000), 1)
 
     async def get(self, scope: str, key: str) -> CachedReply | None:
         try:
             raw = await self._client.get(self._name(scope, key))
             if raw is None:
                 return None
-            return decode_reply(decompress(raw if isinstance(raw, bytes) else raw.encode("latin-1")))
+            value = raw if isinstance(raw, bytes) else raw.encode("latin-1")
+            if len(value) > THREAD_ABOVE_BYTES:
+                return decode_reply(await asyncio.to_thread(decompress, value))
+            return decode_reply(decompress(value))
+        except zlib.error:  # not a value bkvy wrote (or a damaged one): a miss; said once, without the value
+            if not self._is_unreadable_logged:
+                self._is_unreadable_logged = True
+                log.warning("cache_value_unreadable", extra={"error": "zlib.error"})
+            return None
         except (RedisError, OSError, ValueError, KeyError, TypeError) as error:
             log.warning("cache_get_failed", extra={"error": type(error).__name__})
             return None
 
-    async def put(self, scope: str, key: str, reply: CachedReply) -> None:
-        value = compress(encode_reply(reply))
-        if len(value) > self._max_entry_bytes:
-            return
+    async def put(self, scope: str, key: str, reply: CachedReply, encoded: bytes | None = None) -> None:
+        raw = encoded if encoded is not None else encode_reply(reply)
+        value = await asyncio.to_thread(compress, raw) if len(raw) > THREAD_ABOVE_BYTES else compress(raw)
         try:
             await self._client.set(self._name(scope, key), value, px=self._ttl_ms)
         except (RedisError, OSError) as error:

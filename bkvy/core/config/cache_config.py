@@ -23,7 +23,8 @@ class CacheSettings(BaseModel):
     ttl_seconds: float = Field(default=300.0, gt=0.0, le=30 * 86400.0)
     max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=64 * 1024**3)  # the sum of the stored replies
-    max_entry_bytes: int = Field(default=1024 * 1024, ge=256)  # a larger reply is not stored
+    # a larger reply (its encoded size, before compression) is not stored; at most 8 MiB
+    max_entry_bytes: int = Field(default=1024 * 1024, ge=256, le=8 * 1024 * 1024)
     # "tenant": one scope per tenant (a key without one: its own); "key": per client key; "shared": one for all.
     scope: Literal["tenant", "key", "shared"] = "tenant"
     cache_sampled: bool = False  # true: requests with temperature > 0 are cached too

@@ -86,6 +86,8 @@ class ShadowRunner:
         config = self._config_of()
         if not config.routing.shadow or outcome.request.embedding is not None:
             return  # no shadow config: one attribute test per request
+        if outcome.cache_saved_usd is not None:
+            return  # a cache hit (streamed or not): its request was shadowed when it missed; no primary call to tally
         route = outcome.request.route
         key = route_key(route.level, route.scenario)
         shadow = config.routing.shadow.get(key) if key is not None else None
@@ -130,7 +132,8 @@ class ShadowRunner:
             model_config.output_price_per_1k,
         )
         self.book.roll(self._today())
-        if self.book.spent_usd + self._reserved_usd + estimate > self._caps.daily_budget_usd:
+        budget = self._caps.daily_budget_usd
+        if budget <= 0.0 or self.book.spent_usd + self._reserved_usd + estimate > budget:  # 0: none, even free
             tally.skip(ShadowSkip.BUDGET)
             return
         if len(self._tasks) >= self._caps.max_concurrency:

@@ -73,3 +73,20 @@ def test_route_and_text_change_the_key() -> None:
 
 def test_estimates_and_wait_do_not_change_the_key() -> None:
     assert key(route=ROUTE._replace(max_wait_seconds=5, input_tokens_estimate=99, affinity_key="s")) == key()
+
+
+def test_what_picks_the_model_changes_the_key() -> None:
+    """``optimize`` cost then quality (or another domain, another tenant's preferred models) may route to another
+    model: the second must not be a hit served by the first's model."""
+    from bkvy.core.routing.scoring import OPTIMIZE_PRESETS
+
+    routes = [
+        ROUTE,
+        ROUTE._replace(weights=OPTIMIZE_PRESETS["quality"]),
+        ROUTE._replace(weights=OPTIMIZE_PRESETS["latency"]),
+        ROUTE._replace(domain="code"),
+        ROUTE._replace(preferred=(("openai", "gpt-4o"),)),
+        ROUTE._replace(preferred=(("openai", "gpt-4o"), ("anthropic", "claude"))),
+        ROUTE._replace(preferred=(("anthropic", "claude"), ("openai", "gpt-4o"))),
+    ]
+    assert len({key(route=route) for route in routes}) == len(routes)
