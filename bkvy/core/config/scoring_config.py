@@ -33,10 +33,11 @@ def check_scoring_config(providers: dict[str, ProviderConfig], routing: RoutingC
         if domain not in DOMAINS:
             raise ValueError(f"domain_models.{domain}: unknown domain. Fix: use one of {list(DOMAINS)}")
         for index, name in enumerate(names):
-            _check_chat_model(providers, name, f"domain_models.{domain}.{index}")
+            check_chat_model(providers, name, f"domain_models.{domain}.{index}")
 
 
-def _check_chat_model(providers: dict[str, ProviderConfig], name: str, where: str) -> None:
+def check_chat_model(providers: dict[str, ProviderConfig], name: str, where: str) -> None:
+    """``name`` is a configured chat model as ``provider/model`` (``where``: its JSON path). Raises ValueError."""
     provider_name, _, model_name = name.partition("/")
     provider = providers.get(provider_name)
     model = provider.models.get(model_name) if provider is not None else None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bkvy.core.config.scoring_config import check_chat_model
 from bkvy.core.config.strategies import strategy_problem
 
 if TYPE_CHECKING:
@@ -36,17 +37,6 @@ def check_shadow_config(providers: dict[str, ProviderConfig], routing: RoutingCo
         if problem is not None:
             raise ValueError(f"shadow.{key}: {problem}")
         for index, name in enumerate(route.models):
-            _check_chat_model(providers, name, f"shadow.{key}.models.{index}")
+            check_chat_model(providers, name, f"shadow.{key}.models.{index}")
         if len(set(route.models)) != len(route.models):
             raise ValueError(f"shadow.{key}.models: a model is listed twice. Fix: list each model once")
-
-
-def _check_chat_model(providers: dict[str, ProviderConfig], name: str, where: str) -> None:
-    provider_name, _, model_name = name.partition("/")
-    provider = providers.get(provider_name)
-    model = provider.models.get(model_name) if provider is not None else None
-    if model is None:
-        configured = sorted(f"{p}/{m}" for p, c in providers.items() for m in c.models)
-        raise ValueError(f"{where}: {name!r} is not a configured model. Fix: use 'provider/model', one of {configured}")
-    if model.is_embedding_model:
-        raise ValueError(f"{where}: {name!r} is an embedding model. Fix: list chat models only")
