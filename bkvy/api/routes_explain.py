@@ -15,6 +15,7 @@ from bkvy.api.policy_gate import police
 from bkvy.api.tenancy import subject_of
 from bkvy.core.execution.executor import ExecutionRequest
 from bkvy.models.explain_schemas import LlmExplainIn
+from bkvy.models.policy import PolicyAction
 
 
 async def llm_explain(exchange: Exchange) -> JsonReply:
@@ -43,6 +44,10 @@ async def route_explain(exchange: Exchange) -> JsonReply:
 
 def _with_policy(reply: dict[str, Any], request: ExecutionRequest) -> dict[str, Any]:
     """The policy lines (``[rule] PASS/BLOCK: reason``) when policy decided on the request (issue 19 §4)."""
-    if request.policy is not None:
-        reply["policy"] = list(request.policy.lines)
+    decision = request.policy
+    if decision is not None:
+        reply["policy"] = list(decision.lines)
+        if decision.action is PolicyAction.BLOCK:  # the request would be refused (400) before any candidate
+            reply["chosen"] = None
+            reply["blocked_by"] = decision.rule
     return reply

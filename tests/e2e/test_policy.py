@@ -306,3 +306,16 @@ async def test_embeddings_and_messages_follow_policy(fleet: SimFleet) -> None:
     assert messages.status_code == 200, messages.text
     assert messages.headers["x-bkvy-provider"] in PRIVATE
     assert messages.headers["x-bkvy-policy"] == "require_private:pii-to-private"
+
+
+async def test_explain_of_a_request_policy_blocks_chooses_nothing(fleet: SimFleet) -> None:
+    # The demo's research scenario blocks any finding (no-pii-in-research): the request would get 400.
+    async with gateway(demo_config(fleet), clock=FakeClock()) as client:
+        body = {"client_id": "c", "scenario": "research", "messages": PROMPT}
+        explained = await client.post("/llm/explain", json=body)
+        served = await client.post("/llm/scenario", json=body)
+    assert served.status_code == 400 and served.json()["error"]["code"] == "sensitive_data_blocked"
+    reply = explained.json()
+    assert reply["chosen"] is None and reply["blocked_by"] == "no-pii-in-research", reply
+    assert any(line.startswith("[no-pii-in-research] BLOCK") for line in reply["policy"])
+    assert EMAIL not in explained.text
