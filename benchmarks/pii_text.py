@@ -32,7 +32,7 @@ FINDINGS = [
     "Card on file: 4111 1111 1111 1111, expiry 09/27.",
     "Wire it to DE89 3704 0044 0532 0130 00 today.",
     "His SSN is 123-45-6789, please verify.",
-    "The DB host is 10.20.30.40 and the API key is sk-proj-Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6.",
+    "The DB host is 10.20.30.40 and the API key is sk-proj-EXAMPLEfake0000notReal1111forBench22.",
     'api_key = "a8f5f167f44f4964e6c998dee827110c"',
 ]
 
