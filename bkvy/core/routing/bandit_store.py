@@ -7,33 +7,22 @@ start-up. With REDIS_URL the fleet's posteriors live in Redis instead (``core/sh
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
-from bkvy.utils.atomic_files import write_text_atomic
-
-log = logging.getLogger(__name__)
+from bkvy.utils.json_file import JsonFile
 
 
 class BanditStore:
     """One JSON file holding ``BanditBook.to_dict()``."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self._file = JsonFile(path, "bandit_state")
 
     async def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically in a thread; raises OSError when the disk refuses (the saver logs it)."""
-        await asyncio.to_thread(write_text_atomic, self._path, json.dumps(state, separators=(",", ":")))
+        await self._file.write(state)
 
     def load(self) -> object | None:
         """The saved JSON value, or None when missing, unreadable or corrupt (blocking: start-up only)."""
-        try:
-            return json.loads(self._path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            log.warning("bandit_state_unreadable", extra={"path": str(self._path)})
-            return None
+        return self._file.read()

@@ -7,13 +7,11 @@ checks every field, so a file of another version or shape loads nothing rather t
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from bkvy.utils.atomic_files import write_text_atomic
+from bkvy.utils.json_file import JsonFile
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +20,15 @@ class LatencyStore:
     """One JSON file; ``save`` never raises on a refusing disk (it logs), ``load`` never raises."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self._file = JsonFile(path, "latency")
 
     async def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically in a thread; a disk error is logged and the next save tries again."""
-        text = json.dumps(state, separators=(",", ":"))
         try:
-            await asyncio.to_thread(write_text_atomic, self._path, text)
+            await self._file.write(state)
         except OSError as error:
             log.warning("latency_save_failed", extra={"errno": error.errno})
 
     def load(self) -> object | None:
         """The saved JSON value, or None when missing, unreadable or corrupt (blocking: start-up only)."""
-        try:
-            text = self._path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError):
-            log.warning("latency_unreadable", extra={"path": str(self._path)})
-            return None
-        try:
-            saved: object = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            log.warning("latency_unreadable", extra={"path": str(self._path)})
-            return None
-        return saved
+        return self._file.read()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from bkvy.core.shadow.book import ShadowBook
-from bkvy.utils.atomic_files import write_text_atomic
+from bkvy.utils.json_file import JsonFile
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +18,15 @@ class ShadowStore:
     """One JSON file; ``save`` logs a refusing disk (the next save tries again), ``load`` never raises."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
+        self._file = JsonFile(path, "shadow_stats")
 
     async def save(self, state: dict[str, Any]) -> None:
-        text = json.dumps(state, separators=(",", ":"))
         try:
-            await asyncio.to_thread(write_text_atomic, self._path, text)
+            await self._file.write(state)
         except OSError as error:
             log.warning("shadow_stats_save_failed", extra={"errno": error.errno})
 
     def load(self) -> ShadowBook:
         """The saved book, or an empty one when missing, unreadable or corrupt (blocking: start-up only)."""
-        try:
-            return ShadowBook.from_dict(json.loads(self._path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return ShadowBook()
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            log.warning("shadow_stats_unreadable", extra={"path": str(self._path)})
-            return ShadowBook()
+        saved = self._file.read()
+        return ShadowBook() if saved is None else ShadowBook.from_dict(saved)
