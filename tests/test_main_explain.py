@@ -35,7 +35,8 @@ def _explain(*args: str, log_dir: Path, **env: str) -> subprocess.CompletedProce
 
 def _open_circuit_file(path: Path, provider: str, model: str, key_id: str) -> None:
     clock = MonotonicClock()
-    registry = CircuitBreakerRegistry(CircuitSettings(), clock)
+    # Open for 10 minutes: the default 10 s backoff could lapse before a CLI started on a busy machine reads it.
+    registry = CircuitBreakerRegistry(CircuitSettings(base_backoff_seconds=600.0), clock)
     guard = CircuitGuard(registry, RetryBudget(clock))
     for _ in range(3):
         guard.record_failure(provider, model, key_id, ErrorClass.SERVER, None)
